@@ -1,0 +1,3 @@
+from nbseal.cli import main
+
+raise SystemExit(main())

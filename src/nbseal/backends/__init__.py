@@ -1,0 +1,12 @@
+"""Backends turn an environment spec into a lock, and a lock into a built tree."""
+
+from nbseal.backends.base import Backend
+from nbseal.backends.uv import UvBackend
+
+__all__ = ["Backend", "UvBackend", "backend_for"]
+
+
+def backend_for(name: str) -> Backend:
+    if name == "uv":
+        return UvBackend()
+    raise ValueError(f"unknown backend {name!r}")

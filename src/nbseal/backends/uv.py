@@ -1,0 +1,86 @@
+"""The PyPI backend: uv resolves into a PEP 751 lock and installs it into a venv."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from nbseal import uv
+from nbseal.backends.base import Backend
+from nbseal.errors import BuildError
+from nbseal.lock import Lock
+from nbseal.plan import EnvironmentSpec, host_platform
+from nbseal.progress import Progress
+
+__all__ = ["UvBackend"]
+
+# uv's summary lines ("Resolved 30 packages in 1.2s") make good progress steps.
+_SUMMARY = re.compile(r"^(Resolved|Prepared|Installed|Downloading|Audited|Bytecode)\b")
+
+
+def _reporter(progress: Progress) -> uv.LineCallback:
+    def on_line(line: str) -> None:
+        if _SUMMARY.match(line.strip()):
+            progress.step(line.strip())
+
+    return on_line
+
+
+def python_version_of(python: str) -> str:
+    result = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BuildError(
+            f"the interpreter {python} does not run",
+            context=result.stderr.strip(),
+            hint="pass an existing Python with python=X.Y or install it",
+        )
+    return result.stdout.strip()
+
+
+class UvBackend(Backend):
+    name = "uv"
+
+    async def resolve(self, spec: EnvironmentSpec, workdir: Path, progress: Progress) -> Lock:
+        progress.step(f"resolving {' '.join(spec.requirements)} as of {spec.pin}")
+        pylock = await uv.compile_pylock(
+            spec.requirements,
+            python=spec.python,
+            exclude_newer=spec.pin,
+            workdir=workdir,
+            on_line=_reporter(progress),
+        )
+        return Lock(
+            backend=self.name,
+            requirements=spec.requirements,
+            python=python_version_of(spec.python),
+            platform=host_platform(),
+            exclude_newer=spec.pin,
+            pylock=pylock,
+        )
+
+    async def build(self, lock: Lock, dest: Path, progress: Progress) -> None:
+        progress.step("creating virtual environment")
+        python = _interpreter_for(lock)
+        await uv.create_venv(dest, python=python)
+        lockfile = dest / "pylock.toml"
+        lockfile.write_text(lock.pylock)
+        progress.step(f"installing {len(lock.packages())} packages")
+        await uv.sync_pylock(dest, lockfile, on_line=_reporter(progress))
+
+
+def _interpreter_for(lock: Lock) -> str:
+    from nbseal.plan import host_python, host_python_version
+
+    if host_python_version() != lock.python:
+        raise BuildError(
+            f"this lock was made for Python {lock.python}, but nbseal runs on "
+            f"Python {host_python_version()}",
+            hint="run nbseal with the Python the lock names, or re-lock with `nbseal lock`",
+        )
+    return host_python()

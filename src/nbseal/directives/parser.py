@@ -1,0 +1,288 @@
+"""Parse a cell's leading ``#seal`` lines. Pure: text in, typed directives out."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from datetime import datetime, timezone
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from nbseal.directives.model import (
+    AllowDirective,
+    DataDirective,
+    DescribeDirective,
+    Directive,
+    EnvDefineDirective,
+    EnvSwitchDirective,
+    HelpDirective,
+    ParsedCell,
+    PinDirective,
+    ScriptBlockDirective,
+    ShareDirective,
+)
+from nbseal.errors import DirectiveError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["HELP_TEXT", "parse_cell"]
+
+_PREFIX = re.compile(r"^\s*#seal(?=\s|$)(.*)$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_OPTION = re.compile(r"^(python|kernel|pin)=(?!=)(.+)$")
+_DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha256-[A-Za-z0-9+/=]{43,44})$")
+_SCRIPT_START = re.compile(r"^# /// script\s*$")
+_SCRIPT_END = re.compile(r"^# ///\s*$")
+
+FORMS = {
+    "env": "`#seal env NAME <- REQUIREMENT... [python=X.Y] [kernel=NAME] [pin=DATE]`"
+    " or `#seal env NAME`",
+    "pin": "`#seal pin YYYY-MM-DD` or `#seal pin YYYY-MM-DDTHH:MM:SSZ`",
+    "data": "`#seal data NAME <- URL sha256:HEX`",
+    "describe": "`#seal describe`",
+    "help": "`#seal help`",
+    "allow": "`#seal allow network`",
+    "share": "`#seal share PATH [ro|rw]`",
+}
+
+HELP_TEXT = """\
+nbseal directives: lines at the top of a cell, before any code.
+
+  #seal env NAME <- REQ...   define environment NAME from PEP 508 requirements
+                             options: python=X.Y  kernel=NAME  pin=DATE
+                             e.g. #seal env py <- numpy==2.* pandas
+  #seal env NAME             switch to an environment defined earlier
+  #seal pin DATE             resolve as the package index stood then
+                             e.g. #seal pin 2025-06-01
+  #seal data NAME <- URL sha256:HEX
+                             fetch once, verify, mount read-only as NAME
+  #seal allow network        let this notebook's kernels reach the network
+  #seal share PATH [ro|rw]   bind one host path into the sandbox
+  #seal describe             show environments, pins, kernels and versions
+  #seal help                 this text
+
+A PEP 723 block (# /// script ... # ///) declares the default environment.
+Code after the directive lines runs in the current environment."""
+
+
+def parse_cell(text: str) -> ParsedCell:
+    """Split ``text`` into its leading directives and the code that follows.
+
+    Raises :class:`DirectiveError` for a malformed directive or a ``#seal``
+    line after code; nothing else in the cell is interpreted.
+    """
+    lines = text.split("\n")
+    directives: list[Directive] = []
+    code_lines = list(lines)
+    index = 0
+    in_header = True
+    while index < len(lines):
+        line = lines[index]
+        number = index + 1
+        match = _PREFIX.match(line)
+        if in_header and _SCRIPT_START.match(line):
+            end = _find_script_end(lines, index)
+            directives.append(_parse_script_block(lines[index + 1 : end], number))
+            for blank in range(index, end + 1):
+                code_lines[blank] = ""
+            index = end + 1
+            continue
+        if match:
+            if not in_header:
+                raise DirectiveError(
+                    "#seal directives must come before any code in the cell",
+                    line=number,
+                    text=line,
+                    expected="directive lines at the top of the cell",
+                )
+            directives.append(_parse_directive(match.group(1), number, line))
+            code_lines[index] = ""
+        elif line.strip():
+            in_header = False
+        index += 1
+    code = "\n".join(code_lines)
+    return ParsedCell(tuple(directives), code if directives else text, bool(code.strip()))
+
+
+def _find_script_end(lines: list[str], start: int) -> int:
+    for index in range(start + 1, len(lines)):
+        if _SCRIPT_END.match(lines[index]):
+            return index
+    raise DirectiveError(
+        "the PEP 723 block is not closed",
+        line=start + 1,
+        text=lines[start],
+        expected="a closing `# ///` line",
+    )
+
+
+def _parse_script_block(body: list[str], number: int) -> ScriptBlockDirective:
+    toml_lines = []
+    for offset, line in enumerate(body, start=1):
+        if line == "#" or line.startswith("# "):
+            toml_lines.append(line[2:])
+        else:
+            raise DirectiveError(
+                "every line of a PEP 723 block must start with '# '",
+                line=number + offset,
+                text=line,
+                expected="`# ` followed by TOML",
+            )
+    try:
+        data = tomllib.loads("\n".join(toml_lines))
+    except tomllib.TOMLDecodeError as exc:
+        raise DirectiveError(
+            f"the PEP 723 block is not valid TOML ({exc})",
+            line=number,
+            text="# /// script",
+            expected="TOML such as dependencies = ['numpy']",
+        ) from exc
+    deps = data.get("dependencies", [])
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise DirectiveError(
+            "dependencies must be a list of strings",
+            line=number,
+            text="# /// script",
+            expected="dependencies = ['numpy', 'pandas>=2']",
+        )
+    for dep in deps:
+        _check_requirement(dep, number, "# /// script")
+    uv_table = data.get("tool", {}).get("uv", {})
+    exclude = uv_table.get("exclude-newer")
+    return ScriptBlockDirective(
+        line=number,
+        requirements=tuple(deps),
+        requires_python=data.get("requires-python"),
+        exclude_newer=_parse_instant(str(exclude), number, "# /// script")
+        if exclude is not None
+        else None,
+    )
+
+
+def _parse_directive(rest: str, number: int, line: str) -> Directive:
+    try:
+        words = shlex.split(rest, comments=False)
+    except ValueError as exc:
+        raise DirectiveError(
+            f"cannot split the directive ({exc})",
+            line=number,
+            text=line,
+            expected="words separated by spaces; quote a requirement that holds spaces",
+        ) from exc
+    if not words or words == ["help"]:
+        return HelpDirective(number)
+    verb, args = words[0], words[1:]
+    if verb == "env":
+        return _parse_env(args, number, line)
+    if verb == "pin":
+        if len(args) != 1:
+            raise _error("#seal pin takes one date or instant", number, line, "pin")
+        return PinDirective(number, _parse_instant(args[0], number, line))
+    if verb == "data":
+        return _parse_data(args, number, line)
+    if verb == "describe":
+        if args:
+            raise _error("#seal describe takes no arguments", number, line, "describe")
+        return DescribeDirective(number)
+    if verb == "allow":
+        if args != ["network"]:
+            raise _error("only `#seal allow network` is known", number, line, "allow")
+        return AllowDirective(number, "network")
+    if verb == "share":
+        return _parse_share(args, number, line)
+    known = ", ".join(sorted(FORMS))
+    raise DirectiveError(
+        f"unknown directive {verb!r}",
+        line=number,
+        text=line,
+        expected=f"one of: {known} (see `#seal help`)",
+    )
+
+
+def _error(message: str, number: int, line: str, form: str) -> DirectiveError:
+    return DirectiveError(message, line=number, text=line, expected=FORMS[form])
+
+
+def _parse_env(args: list[str], number: int, line: str) -> Directive:
+    if not args:
+        raise _error("#seal env needs an environment name", number, line, "env")
+    name = args[0]
+    if not _NAME.match(name):
+        raise _error(f"{name!r} is not a valid environment name", number, line, "env")
+    if len(args) == 1:
+        return EnvSwitchDirective(number, name)
+    if args[1] != "<-":
+        raise _error("expected `<-` after the environment name", number, line, "env")
+    options: dict[str, str] = {}
+    requirements: list[str] = []
+    for word in args[2:]:
+        option = _OPTION.match(word)
+        if option:
+            options[option.group(1)] = option.group(2)
+        else:
+            _check_requirement(word, number, line)
+            requirements.append(word)
+    if not requirements:
+        raise _error(f"environment {name!r} lists no requirements", number, line, "env")
+    python = options.get("python")
+    if python is not None and not re.match(r"^3\.\d+(\.\d+)?$", python):
+        raise _error(f"python={python} is not a Python version like 3.11", number, line, "env")
+    pin = options.get("pin")
+    return EnvDefineDirective(
+        line=number,
+        name=name,
+        requirements=tuple(requirements),
+        python=python,
+        kernel=options.get("kernel"),
+        pin=_parse_instant(pin, number, line) if pin is not None else None,
+    )
+
+
+def _check_requirement(text: str, number: int, line: str) -> None:
+    try:
+        Requirement(text)
+    except InvalidRequirement as exc:
+        raise DirectiveError(
+            f"{text!r} is not a valid requirement ({exc})",
+            line=number,
+            text=line,
+            expected="a PEP 508 requirement such as numpy==2.* or 'pandas>=2,<3'",
+        ) from exc
+
+
+def _parse_instant(text: str, number: int, line: str) -> str:
+    value = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            moment = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+    except ValueError as exc:
+        raise _error(f"{value!r} is not a date or an instant", number, line, "pin") from exc
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_data(args: list[str], number: int, line: str) -> Directive:
+    if len(args) != 4 or args[1] != "<-":
+        raise _error("malformed data directive", number, line, "data")
+    name, _, url, digest = args
+    if name.startswith("/") or ".." in name.split("/"):
+        raise _error(f"data name {name!r} may not start with / or contain ..", number, line, "data")
+    if not _DIGEST.match(digest):
+        raise _error(f"{digest!r} is not a SHA-256 digest", number, line, "data")
+    return DataDirective(number, name, url, digest)
+
+
+def _parse_share(args: list[str], number: int, line: str) -> Directive:
+    if not 1 <= len(args) <= 2:
+        raise _error("#seal share takes a path and an optional mode", number, line, "share")
+    mode = args[1] if len(args) == 2 else "ro"
+    if mode not in {"ro", "rw"}:
+        raise _error(f"mode {mode!r} is neither ro nor rw", number, line, "share")
+    return ShareDirective(number, args[0], mode)

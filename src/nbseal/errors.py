@@ -1,0 +1,93 @@
+"""The exceptions nbseal raises for problems a user can cause or fix.
+
+Every error carries three parts, in the manner of pip's diagnostic errors:
+what went wrong (``message``), where (``context``), and what to do (``hint``).
+Classes also inherit the matching built-in, as nbclient's do, so callers may
+catch ``ValueError`` or ``TimeoutError`` without knowing nbseal.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BuildError",
+    "DirectiveError",
+    "KernelDiedError",
+    "KernelStartError",
+    "NbsealError",
+    "NotebookError",
+    "ResolutionError",
+    "StoreError",
+    "UvError",
+]
+
+
+class NbsealError(Exception):
+    """Base of every error nbseal reports to a user."""
+
+    def __init__(self, message: str, *, context: str = "", hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+        self.hint = hint
+
+    @property
+    def ename(self) -> str:
+        return type(self).__name__
+
+    def render(self) -> str:
+        """Return the error as a few readable lines (no Python stack)."""
+        lines = [self.message]
+        if self.context:
+            lines.append(self.context)
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class DirectiveError(NbsealError, ValueError):
+    """A ``#seal`` line that does not parse; names the line and the expected form."""
+
+    def __init__(self, message: str, *, line: int, text: str, expected: str) -> None:
+        super().__init__(
+            f"line {line}: {message}",
+            context=f"    {text.strip()}",
+            hint=f"expected {expected}",
+        )
+        self.line = line
+        self.text = text
+        self.expected = expected
+
+
+class UvError(NbsealError, RuntimeError):
+    """uv failed; ``stderr`` holds what it said."""
+
+    def __init__(self, message: str, *, stderr: str, hint: str = "") -> None:
+        super().__init__(message, context=stderr.strip(), hint=hint)
+        self.stderr = stderr
+
+
+class ResolutionError(UvError):
+    """The resolver could not satisfy an environment's requirements."""
+
+
+class BuildError(NbsealError, RuntimeError):
+    """An environment could not be built from its lock."""
+
+
+class StoreError(NbsealError, OSError):
+    """The content-addressed store is unusable (permissions, disk, corruption)."""
+
+
+class KernelStartError(NbsealError, RuntimeError):
+    """A sub-kernel did not start or did not answer."""
+
+
+class KernelDiedError(NbsealError, RuntimeError):
+    """A sub-kernel exited while nbseal was waiting for it."""
+
+
+class NotebookError(NbsealError, ValueError):
+    """A notebook file cannot be read, executed or written."""

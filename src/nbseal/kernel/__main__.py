@@ -1,0 +1,36 @@
+"""Entry point of the nbseal kernel: ``python -m nbseal.kernel -f CONNECTION_FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+
+from nbseal.kernel.proxy import ProxyConfig, ProxyKernel, configure_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nbseal.kernel")
+    parser.add_argument("-f", "--connection-file", required=True)
+    args, _unknown = parser.parse_known_args(argv)
+    configure_logging()
+    with open(args.connection_file) as handle:
+        connection = json.load(handle)
+    # Interrupts arrive as interrupt_request messages; a stray SIGINT
+    # (Ctrl+C in a terminal) must not kill the proxy and its kernels.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kernel = ProxyKernel(connection, ProxyConfig())
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, kernel.request_stop)
+        await kernel.run()
+
+    asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

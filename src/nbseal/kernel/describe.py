@@ -1,0 +1,68 @@
+"""``#seal describe``: the notebook's environments as an HTML table and as text."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbseal.kernel.proxy import EnvironmentSlot
+
+__all__ = ["describe_bundle"]
+
+_COLUMNS = ("environment", "kernel", "language", "pin", "packages", "store key", "sandbox")
+
+
+def _row(name: str, slot: EnvironmentSlot, current: str) -> dict[str, Any]:
+    kernel = slot.kernel
+    language = ""
+    if kernel is not None:
+        language = str(kernel.kernel_info.get("language_info", {}).get("name", ""))
+    packages = []
+    if slot.built is not None:
+        packages = [f"{p.name}=={p.version}" for p in slot.built.lock.packages()]
+    return {
+        "environment": name + (" (current)" if name == current else ""),
+        "kernel": kernel.command.name if kernel is not None else "not started",
+        "language": language,
+        "pin": slot.spec.pin,
+        "packages": packages or list(slot.spec.requirements),
+        "store key": slot.built.key[:12] if slot.built is not None else "not built",
+        "sandbox": "sealed" if kernel is not None and kernel.launcher.sealed else "none",
+    }
+
+
+def describe_bundle(slots: Mapping[str, EnvironmentSlot], current: str) -> dict[str, Any]:
+    rows = [_row(name, slot, current) for name, slot in slots.items()]
+    text_lines = []
+    for row in rows:
+        text_lines.append(
+            f"{row['environment']}: kernel {row['kernel']} ({row['language'] or '?'}), "
+            f"pin {row['pin']}, {len(row['packages'])} packages, key {row['store key']}, "
+            f"sandbox {row['sandbox']}"
+        )
+        text_lines.extend(f"    {p}" for p in row["packages"])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in _COLUMNS)
+    body = []
+    for row in rows:
+        cells = []
+        for column in _COLUMNS:
+            value = row[column]
+            if column == "packages":
+                items = "<br>".join(html.escape(p) for p in value)
+                cells.append(
+                    f"<td><details><summary>{len(value)} packages</summary>{items}</details></td>"
+                )
+            else:
+                cells.append(f"<td>{html.escape(str(value))}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    table = (
+        f'<table class="nbseal-describe"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+    return {
+        "text/plain": "\n".join(text_lines),
+        "text/html": table,
+        "application/vnd.nbseal.describe+json": rows,
+    }

@@ -1,0 +1,57 @@
+"""What the proxy shows in a cell: progress, errors, tables. HTML with text fallback."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from nbseal.errors import NbsealError
+from nbseal.progress import ProgressEvent
+
+__all__ = ["PROGRESS_MIME", "error_content", "progress_bundle"]
+
+PROGRESS_MIME = "application/vnd.nbseal.progress+json"
+
+
+def progress_bundle(event: ProgressEvent) -> dict[str, Any]:
+    if event.failed:
+        mark = "✗"
+    elif event.done:
+        mark = "✓"
+    else:
+        mark = "…"
+    text = f"{mark} nbseal · {event.title}: {event.step}"
+    if not event.done:
+        text += f" ({event.elapsed:.1f} s)"
+    color = "#b00" if event.failed else ("#080" if event.done else "#555")
+    return {
+        "text/plain": text,
+        "text/html": (
+            f'<div style="font-family:monospace;color:{color}">{html.escape(text)}</div>'
+        ),
+        PROGRESS_MIME: {
+            "title": event.title,
+            "step": event.step,
+            "elapsed": round(event.elapsed, 3),
+            "done": event.done,
+            "failed": event.failed,
+        },
+    }
+
+
+def error_content(exc: NbsealError, execution_count: int | None = None) -> dict[str, Any]:
+    """An ``error`` message body: nbseal's class as ename, a short traceback."""
+    red, reset = "\x1b[31m", "\x1b[0m"
+    traceback = [f"{red}{exc.ename}{reset}: {exc.message}"]
+    if exc.context:
+        traceback.append(exc.context)
+    if exc.hint:
+        traceback.append(f"hint: {exc.hint}")
+    content: dict[str, Any] = {
+        "ename": exc.ename,
+        "evalue": exc.message,
+        "traceback": traceback,
+    }
+    if execution_count is not None:
+        content["execution_count"] = execution_count
+    return content

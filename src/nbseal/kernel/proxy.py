@@ -1,0 +1,741 @@
+"""The nbseal proxy kernel: speaks Jupyter to the frontend, relays to real kernels.
+
+Messages from the frontend are dispatched by type (as in ipykernel's
+``kernelbase``); most are forwarded as raw frames to the sub-kernel of the
+current environment, and its replies and iopub traffic come back unchanged
+except for the few fields the proxy owns (the execution count). A handler's
+exception is logged and answered; it never takes the proxy down, and every
+request the proxy answers itself is framed by ``busy`` and ``idle``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+from jupyter_client.session import Session
+
+from nbseal import __version__
+from nbseal.directives import (
+    HELP_TEXT,
+    DescribeDirective,
+    Directive,
+    HelpDirective,
+    parse_cell,
+)
+from nbseal.environments import realize
+from nbseal.errors import DirectiveError, KernelDiedError, KernelStartError, NbsealError
+from nbseal.kernel.display import error_content, progress_bundle
+from nbseal.kernel.kernelcmd import find_kernel_command
+from nbseal.kernel.provisioning import DirectLauncher, Launcher
+from nbseal.kernel.subkernel import SubKernel
+from nbseal.kernel.wire import RawMessage, split_frames
+from nbseal.plan import DEFAULT_ENV_NAME, EnvironmentSpec, default_environment
+from nbseal.progress import Progress, ProgressEvent
+from nbseal.store import BuiltEnvironment, EnvironmentStore
+
+__all__ = ["ProxyConfig", "ProxyKernel"]
+
+log = logging.getLogger("nbseal.kernel")
+
+PROTOCOL_VERSION = "5.3"
+
+# (channel, message, header) -> None; the dispatch tables hold these.
+Handler = Callable[[str, RawMessage, dict[str, Any]], None]
+
+_PYTHON_LANGUAGE_INFO: dict[str, Any] = {
+    "name": "python",
+    "version": platform.python_version(),
+    "mimetype": "text/x-python",
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "pygments_lexer": "ipython3",
+    "nbconvert_exporter": "python",
+    "file_extension": ".py",
+}
+
+# Empty answers for requests that arrive when no sub-kernel can answer them.
+_FALLBACK_REPLIES: dict[str, dict[str, Any]] = {
+    "complete_request": {"matches": [], "cursor_start": 0, "cursor_end": 0, "metadata": {}},
+    "inspect_request": {"found": False, "data": {}, "metadata": {}},
+    "is_complete_request": {"status": "unknown"},
+    "history_request": {"history": []},
+    "comm_info_request": {"comms": {}},
+}
+
+
+@dataclass
+class EnvironmentSlot:
+    """An environment of the notebook and, once started, its kernel."""
+
+    spec: EnvironmentSpec
+    built: BuiltEnvironment | None = None
+    kernel: SubKernel | None = None
+    starting: asyncio.Task[SubKernel] | None = None
+    progress: Progress | None = None
+
+
+@dataclass
+class Route:
+    """Where the reply to a forwarded request goes."""
+
+    idents: list[bytes]
+    channel: str
+    kernel: SubKernel
+    msg_type: str
+
+
+@dataclass
+class Execution:
+    """An execute_request the proxy is running or relaying outputs for."""
+
+    message: RawMessage
+    header: dict[str, Any]
+    content: dict[str, Any]
+    count: int
+    kernel: SubKernel | None = None
+    reply: asyncio.Future[RawMessage] | None = None
+    preparing: bool = True
+    idle_seen: bool = False
+
+
+@dataclass
+class ProxyConfig:
+    store: EnvironmentStore = field(default_factory=EnvironmentStore)
+    launcher: Launcher = field(default_factory=DirectLauncher)
+    notebook_path: str | None = None
+    prestart: bool = True
+
+
+class ProxyKernel:
+    def __init__(self, connection: dict[str, Any], config: ProxyConfig | None = None) -> None:
+        self.connection = connection
+        self.config = config or ProxyConfig()
+        self.session = Session(
+            key=str(connection.get("key", "")).encode(),
+            signature_scheme=str(connection.get("signature_scheme", "hmac-sha256")),
+            username="nbseal",
+        )
+        self.context = zmq.asyncio.Context()
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="nbseal-"))
+        self.workdir = Path.cwd()
+        self.environments: dict[str, EnvironmentSlot] = {
+            DEFAULT_ENV_NAME: EnvironmentSlot(default_environment())
+        }
+        self.current_env = DEFAULT_ENV_NAME
+        self.execution_count = 0
+        self._sockets: dict[str, zmq.asyncio.Socket] = {}
+        self._queue: asyncio.Queue[RawMessage] = asyncio.Queue()
+        self._routes: dict[str, Route] = {}
+        self._executions: dict[str, Execution] = {}
+        self._running: Execution | None = None
+        self._running_task: asyncio.Task[None] | None = None
+        self._comms: dict[str, SubKernel] = {}
+        self._stdin_owner: SubKernel | None = None
+        self._kernel_index = 0
+        self._stopping = asyncio.Event()
+        self._closing = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._shell_handlers: dict[str, Handler] = {
+            "execute_request": self._queue_execute,
+            "kernel_info_request": self._kernel_info,
+            "comm_open": self._comm_open,
+            "comm_msg": self._comm_route,
+            "comm_close": self._comm_route,
+            "shutdown_request": self._shutdown_request,
+        }
+        self._control_handlers: dict[str, Handler] = {
+            "kernel_info_request": self._kernel_info,
+            "interrupt_request": self._interrupt_request,
+            "shutdown_request": self._shutdown_request,
+        }
+
+    # ==================================================================
+    # start and stop
+    # ==================================================================
+    async def run(self) -> None:
+        self._bind()
+        readers = [
+            self._reader("shell", self._dispatch_shell),
+            self._reader("control", self._dispatch_control),
+            self._reader("stdin", self._dispatch_stdin),
+            self._executor(),
+        ]
+        self._tasks = [asyncio.create_task(coro) for coro in readers]
+        if self.config.prestart:
+            self._spawn(self._prestart())
+        await self._stopping.wait()
+        await self._stop_kernels()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.sleep(0.05)  # let the last replies leave
+        for sock in self._sockets.values():
+            sock.close(linger=500)
+        self.context.term()
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+    def _bind(self) -> None:
+        c = self.connection
+        transport, ip = c.get("transport", "tcp"), c.get("ip", "127.0.0.1")
+
+        def url(port: int) -> str:
+            return f"tcp://{ip}:{port}" if transport == "tcp" else f"ipc://{ip}-{port}"
+
+        kinds = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.PUB}
+        for channel, kind in kinds.items():
+            sock = self.context.socket(kind)
+            sock.linger = 1000
+            if kind == zmq.ROUTER:
+                sock.router_handover = 1
+            sock.bind(url(int(c[f"{channel}_port"])))
+            self._sockets[channel] = sock
+        threading.Thread(target=_heartbeat, args=(url(int(c["hb_port"])),), daemon=True).start()
+
+    def request_stop(self) -> None:
+        """Stop serving (SIGTERM): every sub-kernel is shut down on the way out."""
+        self._closing = True
+        self._stopping.set()
+
+    async def _prestart(self) -> None:
+        # No waiting for the first cell: build and start the default kernel now.
+        with contextlib.suppress(Exception):
+            await self._kernel_for(self.environments[self.current_env])
+
+    async def _stop_kernels(self) -> None:
+        slots = list(self.environments.values())
+        for slot in slots:
+            if slot.starting is not None and not slot.starting.done():
+                slot.starting.cancel()
+        kernels = [s.kernel for s in slots if s.kernel is not None]
+        await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
+        for slot in slots:
+            slot.kernel = None
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    # ==================================================================
+    # frontend side
+    # ==================================================================
+    async def _reader(self, channel: str, dispatch: Handler) -> None:
+        sock = self._sockets[channel]
+        while True:
+            frames = await sock.recv_multipart()
+            try:
+                message = split_frames(frames)
+                if not message.verify(self.session):
+                    log.warning("dropped a %s message with a bad signature", channel)
+                    continue
+                dispatch(channel, message, dict(message.header(self.session)))
+            except Exception:
+                log.exception("dropped a malformed %s message", channel)
+
+    def _dispatch_shell(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        handler = self._shell_handlers.get(header.get("msg_type", ""), self._forward_to_current)
+        handler(channel, message, header)
+
+    def _dispatch_control(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        handler = self._control_handlers.get(header.get("msg_type", ""), self._forward_to_current)
+        handler(channel, message, header)
+
+    def _dispatch_stdin(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        owner = self._stdin_owner
+        if owner is None or not owner.alive:
+            log.warning("dropped %s: no kernel is waiting for input", header.get("msg_type"))
+            return
+        owner.send("stdin", message.frames)
+
+    # -- sending -----------------------------------------------------------
+    def _send(
+        self,
+        channel: str,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: dict[str, Any] | None,
+        idents: list[bytes] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        msg = self.session.msg(msg_type, content, parent=parent, metadata=metadata)
+        if channel == "iopub":
+            idents = [f"kernel.nbseal.{msg_type}".encode()]
+        frames = self.session.serialize(msg, ident=idents)
+        self._sockets[channel].send_multipart(frames)
+
+    def _status(self, state: str, parent: dict[str, Any]) -> None:
+        self._send("iopub", "status", {"execution_state": state}, parent)
+
+    def _reply(
+        self, channel: str, message: RawMessage, header: dict[str, Any], content: dict[str, Any]
+    ) -> None:
+        reply_type = header["msg_type"].replace("_request", "_reply")
+        self._send(channel, reply_type, content, header, idents=message.idents)
+
+    def _answer(
+        self, channel: str, message: RawMessage, header: dict[str, Any], content: dict[str, Any]
+    ) -> None:
+        """Reply to a request the proxy handles itself, framed by busy and idle."""
+        self._status("busy", header)
+        self._reply(channel, message, header, content)
+        self._status("idle", header)
+
+    # -- requests the proxy answers ------------------------------------------
+    def _kernel_info(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        self._answer(channel, message, header, self.kernel_info())
+
+    def kernel_info(self) -> dict[str, Any]:
+        slot = self.environments[self.current_env]
+        info = slot.kernel.kernel_info if slot.kernel is not None else {}
+        language_info = info.get("language_info") or _PYTHON_LANGUAGE_INFO
+        implementation = info.get("implementation", "ipykernel")
+        return {
+            "status": "ok",
+            "protocol_version": PROTOCOL_VERSION,
+            "implementation": "nbseal",
+            "implementation_version": __version__,
+            "language_info": language_info,
+            "banner": (
+                f"nbseal {__version__}: reproducible environments. "
+                f"Current environment {self.current_env!r} runs {implementation}. "
+                "Type `#seal help` for the directives."
+            ),
+            "help_links": info.get("help_links", []),
+            "debugger": bool(info.get("debugger", False)),
+        }
+
+    def _shutdown_request(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        content = message.content(self.session)
+        restart = bool(content.get("restart", False))
+
+        async def shut() -> None:
+            self._closing = True
+            self._status("busy", header)
+            await self._stop_kernels()
+            self._reply(channel, message, header, {"status": "ok", "restart": restart})
+            self._send("iopub", "shutdown_reply", {"status": "ok", "restart": restart}, header)
+            self._status("idle", header)
+            self._stopping.set()
+
+        self._spawn(shut())
+
+    def _interrupt_request(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        async def interrupt() -> None:
+            await self.interrupt()
+            self._answer(channel, message, header, {"status": "ok"})
+
+        self._spawn(interrupt())
+
+    async def interrupt(self) -> None:
+        running = self._running
+        if running is not None and running.preparing and self._running_task is not None:
+            # Still building or starting: stop that work; the cell reports it.
+            slot = self.environments[self.current_env]
+            if slot.starting is not None and not slot.starting.done():
+                slot.starting.cancel()
+            self._running_task.cancel()
+            return
+        kernel = running.kernel if running is not None else self._current_kernel()
+        if kernel is not None:
+            await kernel.interrupt()
+
+    # -- routing to sub-kernels ----------------------------------------------
+    def _current_kernel(self) -> SubKernel | None:
+        kernel = self.environments[self.current_env].kernel
+        return kernel if kernel is not None and kernel.alive else None
+
+    def _forward_to_current(
+        self, channel: str, message: RawMessage, header: dict[str, Any]
+    ) -> None:
+        kernel = self._current_kernel()
+        if kernel is not None:
+            self._forward(channel, kernel, message, header)
+            return
+
+        async def later() -> None:
+            try:
+                started = await self._kernel_for(self.environments[self.current_env])
+            except Exception:
+                self._fallback_reply(channel, message, header)
+                return
+            self._forward(channel, started, message, header)
+
+        self._spawn(later())
+
+    def _forward(
+        self, channel: str, kernel: SubKernel, message: RawMessage, header: dict[str, Any]
+    ) -> None:
+        self._routes[header["msg_id"]] = Route(message.idents, channel, kernel, header["msg_type"])
+        kernel.send(channel, message.frames)
+
+    def _fallback_reply(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        msg_type = header.get("msg_type", "")
+        if not msg_type.endswith("_request"):
+            return
+        content = dict(_FALLBACK_REPLIES.get(msg_type, {}))
+        if msg_type not in _FALLBACK_REPLIES:
+            content.update(
+                status="error",
+                ename="KernelStartError",
+                evalue="no kernel is running in the current environment",
+                traceback=[],
+            )
+        else:
+            content["status"] = "ok"
+        self._answer(channel, message, header, content)
+
+    def _comm_open(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        kernel = self._current_kernel()
+        if kernel is None:
+            log.warning("dropped comm_open: no kernel is running")
+            return
+        comm_id = message.content(self.session).get("comm_id")
+        if comm_id:
+            self._comms[str(comm_id)] = kernel
+        kernel.send("shell", message.frames)
+
+    def _comm_route(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        # A comm lives in the kernel that opened it, even after a switch.
+        comm_id = str(message.content(self.session).get("comm_id", ""))
+        kernel = self._comms.get(comm_id) or self._current_kernel()
+        if kernel is None or not kernel.alive:
+            log.warning("dropped %s for comm %s: its kernel is gone", header["msg_type"], comm_id)
+            return
+        if header["msg_type"] == "comm_close":
+            self._comms.pop(comm_id, None)
+        kernel.send("shell", message.frames)
+
+    # ==================================================================
+    # sub-kernel side
+    # ==================================================================
+    def _from_kernel(self, kernel: SubKernel, channel: str, message: RawMessage) -> None:
+        if channel == "iopub":
+            self._relay_iopub(kernel, message)
+        elif channel == "stdin":
+            self._relay_input_request(kernel, message)
+        else:
+            self._relay_reply(kernel, channel, message)
+
+    def _relay_reply(self, kernel: SubKernel, channel: str, message: RawMessage) -> None:
+        parent_id = str(message.parent(self.session).get("msg_id", ""))
+        execution = self._executions.get(parent_id)
+        if channel == "shell" and execution is not None and execution.reply is not None:
+            if not execution.reply.done():
+                execution.reply.set_result(message)
+            return
+        route = self._routes.pop(parent_id, None)
+        if route is None:
+            log.debug("dropped a %s reply nobody waits for", channel)
+            return
+        message.idents = route.idents
+        self._sockets[route.channel].send_multipart(message.wire(), copy=False)
+
+    def _relay_input_request(self, kernel: SubKernel, message: RawMessage) -> None:
+        parent_id = str(message.parent(self.session).get("msg_id", ""))
+        execution = self._executions.get(parent_id)
+        if execution is None:
+            log.warning("dropped an input_request for an unknown request")
+            return
+        self._stdin_owner = kernel
+        message.idents = execution.message.idents
+        self._sockets["stdin"].send_multipart(message.wire(), copy=False)
+
+    def _relay_iopub(self, kernel: SubKernel, message: RawMessage) -> None:
+        header = message.header(self.session)
+        msg_type = header.get("msg_type", "")
+        if msg_type in {"status", "execute_input", "execute_result"}:
+            message = self._rewrite_iopub(msg_type, message)
+            if not message.frames:
+                return
+        elif msg_type == "comm_open":
+            comm_id = message.content(self.session).get("comm_id")
+            if comm_id:
+                self._comms[str(comm_id)] = kernel
+        elif msg_type == "comm_close":
+            self._comms.pop(str(message.content(self.session).get("comm_id", "")), None)
+        self._sockets["iopub"].send_multipart(message.wire(), copy=False)
+
+    def _rewrite_iopub(self, msg_type: str, message: RawMessage) -> RawMessage:
+        """Own the execution count; drop the sub-kernel's duplicate ``busy``."""
+        parent_id = str(message.parent(self.session).get("msg_id", ""))
+        execution = self._executions.get(parent_id)
+        if execution is None:
+            return message
+        content = message.content(self.session)
+        if msg_type == "status":
+            state = content.get("execution_state")
+            if state == "busy":
+                return RawMessage([], [])  # the proxy announced busy already
+            if state == "idle":
+                execution.idle_seen = True
+                if execution.reply is not None and execution.reply.done():
+                    self._executions.pop(parent_id, None)
+            return message
+        if msg_type == "execute_input":
+            return RawMessage([], [])  # the proxy published the cell's own code already
+        content["execution_count"] = execution.count
+        return message.with_part(self.session, 4, content)
+
+    # ==================================================================
+    # execution
+    # ==================================================================
+    def _queue_execute(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        self._queue.put_nowait(message)
+
+    async def _executor(self) -> None:
+        """Run execute requests one at a time, in the order they came."""
+        while True:
+            message = await self._queue.get()
+            task = asyncio.ensure_future(self._execute(message))
+            self._running_task = task
+            try:
+                await task
+            except asyncio.CancelledError:
+                if self._stopping.is_set():
+                    raise
+            except Exception:
+                log.exception("execute_request failed inside the proxy")
+            finally:
+                self._running_task = None
+                self._running = None
+
+    async def _execute(self, message: RawMessage) -> None:
+        header: dict[str, Any] = dict(message.header(self.session))
+        content = message.content(self.session)
+        code = str(content.get("code", ""))
+        silent = bool(content.get("silent", False))
+        if not silent and content.get("store_history", True) and code.strip():
+            self.execution_count += 1
+        execution = Execution(message, header, content, self.execution_count)
+        self._running = execution
+        self._executions[header["msg_id"]] = execution
+        self._status("busy", header)
+        try:
+            await self._run_cell(execution, code, silent)
+        except asyncio.CancelledError:
+            self._finish_with_error(execution, KernelStartError("interrupted before the cell ran"))
+            if self._stopping.is_set():
+                raise
+        except NbsealError as exc:
+            self._finish_with_error(execution, exc)
+        except Exception as exc:
+            log.exception("internal error while executing")
+            self._finish_with_error(execution, NbsealError(f"internal error in nbseal: {exc!r}"))
+
+    async def _run_cell(self, execution: Execution, code: str, silent: bool) -> None:
+        cell = parse_cell(code)
+        for directive in cell.directives:
+            self._check_supported(directive)
+        if not silent:
+            self._send(
+                "iopub",
+                "execute_input",
+                {"code": code, "execution_count": execution.count},
+                execution.header,
+            )
+        for directive in cell.directives:
+            self._apply(directive, execution)
+        if cell.directives and not cell.has_code:
+            self._finish_ok(execution)
+            return
+        slot = self.environments[self.current_env]
+        kernel = await self._kernel_for(slot, show_in=execution)
+        execution.kernel = kernel
+        execution.preparing = False
+        await self._relay_execution(execution, kernel, cell.code)
+
+    def _check_supported(self, directive: Directive) -> None:
+        if not isinstance(directive, (HelpDirective, DescribeDirective)):
+            name = type(directive).__name__.removesuffix("Directive").lower()
+            raise DirectiveError(
+                f"this nbseal ({__version__}) cannot apply this directive yet ({name})",
+                line=directive.line,
+                text=f"#seal {name}",
+                expected="`#seal help` or `#seal describe`",
+            )
+
+    def _apply(self, directive: Directive, execution: Execution) -> None:
+        if isinstance(directive, HelpDirective):
+            self._send(
+                "iopub", "stream", {"name": "stdout", "text": HELP_TEXT + "\n"}, execution.header
+            )
+        elif isinstance(directive, DescribeDirective):
+            self._send("iopub", "display_data", self._describe(), execution.header)
+
+    def _describe(self) -> dict[str, Any]:
+        from nbseal.kernel.describe import describe_bundle
+
+        bundle = describe_bundle(self.environments, self.current_env)
+        return {"data": bundle, "metadata": {}, "transient": {}}
+
+    async def _relay_execution(self, execution: Execution, kernel: SubKernel, code: str) -> None:
+        message = execution.message
+        if code != execution.content.get("code"):
+            message = message.with_part(self.session, 4, {**execution.content, "code": code})
+        waiter: asyncio.Future[RawMessage] = asyncio.get_running_loop().create_future()
+        execution.reply = waiter
+        kernel.send("shell", message.frames)
+        waiting: set[asyncio.Future[Any]] = {waiter, kernel.exited}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            raise KernelDiedError(
+                f"the kernel of environment {kernel.env_name!r} died while running this cell "
+                f"({kernel.exit_description()})",
+                hint="its variables are lost; the next cell starts a fresh kernel",
+            )
+        reply = waiter.result()
+        reply_content = reply.content(self.session)
+        reply_content["execution_count"] = execution.count
+        reply = reply.with_part(self.session, 4, reply_content)
+        reply.idents = execution.message.idents
+        self._sockets["shell"].send_multipart(reply.wire(), copy=False)
+        if execution.idle_seen:
+            self._executions.pop(str(execution.header["msg_id"]), None)
+        if reply_content.get("status") == "error" and execution.content.get("stop_on_error", True):
+            self._abort_queued()
+
+    def _finish_ok(self, execution: Execution) -> None:
+        content = {
+            "status": "ok",
+            "execution_count": execution.count,
+            "user_expressions": {},
+            "payload": [],
+        }
+        self._reply("shell", execution.message, execution.header, content)
+        self._end(execution)
+
+    def _finish_with_error(self, execution: Execution, exc: NbsealError) -> None:
+        self._send("iopub", "error", error_content(exc), execution.header)
+        content = {"status": "error", **error_content(exc, execution.count)}
+        self._reply("shell", execution.message, execution.header, content)
+        self._end(execution)
+        if execution.content.get("stop_on_error", True):
+            self._abort_queued()
+
+    def _end(self, execution: Execution) -> None:
+        self._status("idle", execution.header)
+        self._executions.pop(str(execution.header["msg_id"]), None)
+
+    def _abort_queued(self) -> None:
+        """After an error, queued cells are aborted, as ipykernel does."""
+        while not self._queue.empty():
+            message = self._queue.get_nowait()
+            header: dict[str, Any] = dict(message.header(self.session))
+            self._status("busy", header)
+            self._reply("shell", message, header, {"status": "aborted"})
+            self._status("idle", header)
+
+    # ==================================================================
+    # environments and their kernels
+    # ==================================================================
+    async def _kernel_for(
+        self, slot: EnvironmentSlot, show_in: Execution | None = None
+    ) -> SubKernel:
+        if slot.kernel is not None and slot.kernel.alive:
+            return slot.kernel
+        if slot.starting is None or slot.starting.done():
+            slot.progress = Progress(slot.spec.name)
+            slot.starting = asyncio.ensure_future(self._start_kernel(slot, slot.progress))
+        listener = self._show_progress(show_in) if show_in is not None else None
+        if listener is not None and slot.progress is not None:
+            slot.progress.subscribe(listener)
+        try:
+            return await asyncio.shield(slot.starting)
+        finally:
+            if listener is not None and slot.progress is not None:
+                slot.progress.unsubscribe(listener)
+
+    async def _start_kernel(self, slot: EnvironmentSlot, progress: Progress) -> SubKernel:
+        try:
+            if slot.built is None:
+                slot.built = await realize(slot.spec, self.config.store, progress)
+            command = find_kernel_command(slot.built.path, slot.spec.kernel)
+            self._kernel_index += 1
+            kernel = SubKernel(
+                env_name=slot.spec.name,
+                command=command,
+                env_path=slot.built.path,
+                session=self.session,
+                context=self.context,
+                runtime_dir=self.runtime_dir,
+                workdir=self.workdir,
+                launcher=self.config.launcher,
+                handler=self._from_kernel,
+                index=self._kernel_index,
+            )
+            await kernel.start()
+        except NbsealError as exc:
+            progress.fail(exc.message)
+            raise
+        slot.kernel = kernel
+        self._spawn(self._watch(slot, kernel))
+        return kernel
+
+    async def _watch(self, slot: EnvironmentSlot, kernel: SubKernel) -> None:
+        await asyncio.shield(kernel.exited)
+        if slot.kernel is kernel:
+            slot.kernel = None
+        for comm_id in [c for c, k in self._comms.items() if k is kernel]:
+            del self._comms[comm_id]
+        if self._stdin_owner is kernel:
+            self._stdin_owner = None
+        for msg_id, route in list(self._routes.items()):
+            if route.kernel is kernel:
+                del self._routes[msg_id]
+        await kernel.close()
+        if not (self._closing or self._stopping.is_set()):
+            log.warning("kernel of %s ended (%s)", kernel.env_name, kernel.exit_description())
+
+    def _show_progress(self, execution: Execution) -> Callable[[ProgressEvent], None]:
+        display_id = f"nbseal-progress-{uuid.uuid4().hex}"
+        shown = False
+
+        def on_event(event: ProgressEvent) -> None:
+            nonlocal shown
+            msg_type = "update_display_data" if shown else "display_data"
+            shown = True
+            self._send(
+                "iopub",
+                msg_type,
+                {
+                    "data": progress_bundle(event),
+                    "metadata": {},
+                    "transient": {"display_id": display_id},
+                },
+                execution.header,
+            )
+
+        return on_event
+
+
+def _heartbeat(url: str) -> None:
+    """Echo heartbeat pings, in a thread of its own, like ipykernel."""
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    sock = context.socket(zmq.ROUTER)
+    sock.linger = 0
+    sock.bind(url)
+    with contextlib.suppress(zmq.ZMQError):
+        zmq.proxy(sock, sock)
+
+
+def configure_logging() -> None:
+    level = os.environ.get("NBSEAL_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=level, format="[nbseal %(levelname)s] %(message)s")

@@ -1,0 +1,297 @@
+"""One real kernel behind the proxy: its process, its sockets, its lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+from jupyter_client.connect import write_connection_file
+from jupyter_client.session import Session
+
+from nbseal.errors import KernelStartError
+from nbseal.kernel.kernelcmd import KernelCommand
+from nbseal.kernel.provisioning import Launcher, LaunchRequest
+from nbseal.kernel.wire import RawMessage, split_frames
+
+__all__ = ["SubKernel"]
+
+log = logging.getLogger("nbseal.kernel")
+
+# (sub-kernel, channel, message) for messages the proxy must route.
+Handler = Callable[["SubKernel", str, RawMessage], None]
+
+_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "hb": 4, "control": 5}
+_SOCKET_TYPES = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER, "iopub": zmq.SUB}
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class SubKernel:
+    """A kernel process of one environment, reached over ipc sockets.
+
+    The kernel shares the proxy's HMAC key, so messages pass both ways as raw
+    frames. Requests the proxy makes on its own behalf (kernel_info at start,
+    interrupt, shutdown) are answered here and never reach the frontend.
+    """
+
+    def __init__(
+        self,
+        *,
+        env_name: str,
+        command: KernelCommand,
+        env_path: Path,
+        session: Session,
+        context: zmq.asyncio.Context,
+        runtime_dir: Path,
+        workdir: Path,
+        launcher: Launcher,
+        handler: Handler,
+        index: int,
+    ) -> None:
+        self.env_name = env_name
+        self.command = command
+        self.env_path = env_path
+        self.session = session
+        self.context = context
+        self.launcher = launcher
+        self.handler = handler
+        self.workdir = workdir
+        self.socket_dir = runtime_dir / f"k{index}"
+        self.identity = f"nbseal-{os.getpid()}-{index}".encode()
+        self.process: asyncio.subprocess.Process | None = None
+        self.kernel_info: dict[str, Any] = {}
+        self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._sockets: dict[str, zmq.asyncio.Socket] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._internal: dict[str, asyncio.Future[RawMessage]] = {}
+        # Status messages of the proxy's own requests may trail their reply.
+        self._recent_internal: list[str] = []
+        self._iopub_ready = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and not self.exited.done()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.socket_dir / "kernel.log"
+
+    async def start(self, timeout: float = 60.0) -> None:
+        self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        connection_file = self.socket_dir / "connection.json"
+        write_connection_file(
+            str(connection_file),
+            ip=str(self.socket_dir / "s"),
+            transport="ipc",
+            key=self.session.key,
+            signature_scheme=self.session.signature_scheme,
+            kernel_name=self.command.name,
+            shell_port=_PORTS["shell"],
+            iopub_port=_PORTS["iopub"],
+            stdin_port=_PORTS["stdin"],
+            hb_port=_PORTS["hb"],
+            control_port=_PORTS["control"],
+        )
+        self._connect()
+        request = LaunchRequest(
+            self.command.render(str(connection_file)),
+            env=self.command.env,
+            cwd=self.workdir,
+            env_path=self.env_path,
+            socket_dir=self.socket_dir,
+            log_path=self.log_path,
+        )
+        try:
+            self.process = await self.launcher.launch(request)
+        except OSError as exc:
+            await self.close()
+            raise KernelStartError(
+                f"cannot start the kernel {self.command.name!r} of environment "
+                f"{self.env_name!r}: {exc}",
+                hint="the environment may be damaged; remove it with `nbseal env gc`",
+            ) from exc
+        self._tasks.append(asyncio.create_task(self._watch_process()))
+        try:
+            await self._handshake(timeout)
+        except BaseException:
+            await self.shutdown(grace=0.5)
+            raise
+
+    async def _handshake(self, timeout: float) -> None:
+        """Wait until the kernel answers kernel_info and its iopub delivers."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            reply_task = asyncio.ensure_future(self.request("shell", "kernel_info_request", {}))
+            waiting: set[asyncio.Future[Any]] = {reply_task, self.exited}
+            done, _ = await asyncio.wait(waiting, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            if reply_task in done:
+                self.kernel_info = reply_task.result().content(self.session)
+                break
+            reply_task.cancel()
+            if self.exited.done():
+                raise KernelStartError(
+                    f"the kernel {self.command.name!r} of environment {self.env_name!r} "
+                    f"exited at start ({_describe_exit(self.exited.result())})",
+                    context=self._log_tail(),
+                    hint="the output above is the kernel's own; fix the environment's spec",
+                )
+            if asyncio.get_running_loop().time() > deadline:
+                raise KernelStartError(
+                    f"the kernel {self.command.name!r} of environment {self.env_name!r} "
+                    f"did not answer within {timeout:.0f} s",
+                    context=self._log_tail(),
+                )
+        # The reply's busy/idle on iopub proves the subscription is live.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._iopub_ready.wait(), timeout=2.0)
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    async def _watch_process(self) -> None:
+        assert self.process is not None
+        code = await self.process.wait()
+        if not self.exited.done():
+            self.exited.set_result(code)
+
+    def exit_description(self) -> str:
+        return _describe_exit(self.exited.result() if self.exited.done() else None)
+
+    async def interrupt(self) -> None:
+        if not self.alive:
+            return
+        if self.command.interrupt_mode == "message":
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.request("control", "interrupt_request", {}), 5.0)
+        elif self.process is not None:
+            # The kernel's own pid: its process group may hold a sandbox supervisor.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGINT)
+
+    async def shutdown(self, grace: float = 3.0) -> None:
+        """Ask the kernel to stop, then kill what is left; never raises."""
+        if self.alive:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self.request("control", "shutdown_request", {"restart": False}), grace
+                )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.exited), grace)
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+        if not self.exited.done() and self.process is not None:
+            self.exited.set_result(self.process.returncode or 0)
+        await self.close()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for sock in self._sockets.values():
+            sock.close(linger=0)
+        self._sockets.clear()
+        for waiter in self._internal.values():
+            if not waiter.done():
+                waiter.cancel()
+        for path in self.socket_dir.glob("s-*"):
+            path.unlink(missing_ok=True)
+
+    # -- sockets ------------------------------------------------------------
+    def _connect(self) -> None:
+        base = f"ipc://{self.socket_dir / 's'}"
+        for channel, kind in _SOCKET_TYPES.items():
+            sock = self.context.socket(kind)
+            sock.linger = 0
+            if kind == zmq.DEALER:
+                # shell and stdin must share one identity: input_request is
+                # addressed to the identity that sent the execute_request.
+                sock.setsockopt(zmq.IDENTITY, self.identity)
+            else:
+                sock.setsockopt(zmq.SUBSCRIBE, b"")
+            sock.connect(f"{base}-{_PORTS[channel]}")
+            self._sockets[channel] = sock
+            self._tasks.append(asyncio.create_task(self._read(channel, sock)))
+
+    def send(self, channel: str, frames: list[bytes]) -> None:
+        sock = self._sockets.get(channel)
+        if sock is None:
+            raise KernelStartError(f"the kernel of environment {self.env_name!r} is closed")
+        sock.send_multipart([b"<IDS|MSG>", *frames], copy=False)
+
+    async def request(self, channel: str, msg_type: str, content: dict[str, Any]) -> RawMessage:
+        """Send a request of the proxy's own and wait for its reply."""
+        msg = self.session.msg(msg_type, content)
+        waiter: asyncio.Future[RawMessage] = asyncio.get_running_loop().create_future()
+        msg_id = msg["header"]["msg_id"]
+        self._internal[msg_id] = waiter
+        frames = self.session.serialize(msg)
+        try:
+            self._sockets[channel].send_multipart(frames)
+            return await waiter
+        finally:
+            self._internal.pop(msg_id, None)
+
+    async def _read(self, channel: str, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            frames = await sock.recv_multipart()
+            try:
+                message = split_frames(frames)
+                if not self._consume_internal(channel, message):
+                    self.handler(self, channel, message)
+            except Exception:
+                log.exception("dropped a malformed message from kernel %s", self.env_name)
+
+    def _consume_internal(self, channel: str, message: RawMessage) -> bool:
+        if channel == "iopub":
+            header = message.header(self.session)
+            if header.get("msg_type") == "iopub_welcome":
+                self._iopub_ready.set()
+                return True
+            if header.get("msg_type") == "status":
+                parent_id = message.parent(self.session).get("msg_id", "")
+                if parent_id in self._internal or parent_id in self._recent_internal:
+                    self._iopub_ready.set()
+                    return True
+            return False
+        parent_id = message.parent(self.session).get("msg_id", "")
+        waiter = self._internal.get(parent_id)
+        if waiter is None:
+            return False
+        self._recent_internal.append(parent_id)
+        del self._recent_internal[:-16]
+        if not waiter.done():
+            waiter.set_result(message)
+        return True

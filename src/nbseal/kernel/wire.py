@@ -1,0 +1,81 @@
+"""Jupyter wire-format helpers: split, verify and re-sign raw multipart messages.
+
+The proxy forwards most messages as the raw frames it received; only the few
+it must change (execution counts, stripped directive lines) are decoded and
+re-signed with the shared key.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from jupyter_client.session import Session
+
+__all__ = ["DELIM", "Header", "RawMessage", "resign", "split_frames"]
+
+DELIM = b"<IDS|MSG>"
+
+
+class Header(TypedDict, total=False):
+    msg_id: str
+    msg_type: str
+    session: str
+    username: str
+    date: str
+    version: str
+    subshell_id: str | None
+
+
+@dataclass
+class RawMessage:
+    """A message as frames: routing identities, then signature and body parts."""
+
+    idents: list[bytes]
+    frames: list[bytes]  # [signature, header, parent, metadata, content, *buffers]
+
+    @property
+    def signature(self) -> bytes:
+        return self.frames[0]
+
+    def part(self, session: Session, index: int) -> dict[str, Any]:
+        value = session.unpack(self.frames[index])
+        return value if isinstance(value, dict) else {}
+
+    def header(self, session: Session) -> Header:
+        return self.part(session, 1)  # type: ignore[return-value]
+
+    def parent(self, session: Session) -> Header:
+        return self.part(session, 2)  # type: ignore[return-value]
+
+    def content(self, session: Session) -> dict[str, Any]:
+        return self.part(session, 4)
+
+    def verify(self, session: Session) -> bool:
+        if len(self.frames) < 5:
+            return False
+        if not session.key:
+            return True
+        expected = session.sign(self.frames[1:5])
+        return hmac.compare_digest(expected, self.signature)
+
+    def with_part(self, session: Session, index: int, value: dict[str, Any]) -> RawMessage:
+        frames = list(self.frames)
+        frames[index] = session.pack(value)
+        return RawMessage(list(self.idents), resign(session, frames))
+
+    def wire(self) -> list[bytes]:
+        return [*self.idents, DELIM, *self.frames]
+
+
+def split_frames(frames: list[bytes]) -> RawMessage:
+    try:
+        at = frames.index(DELIM)
+    except ValueError as exc:
+        raise ValueError("not a Jupyter message: no delimiter frame") from exc
+    return RawMessage(frames[:at], frames[at + 1 :])
+
+
+def resign(session: Session, frames: list[bytes]) -> list[bytes]:
+    return [session.sign(frames[1:5]), *frames[1:]]

@@ -1,0 +1,138 @@
+"""Headless execution of a notebook through the nbseal kernel (nbclient underneath)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+from nbseal.errors import NotebookError
+from nbseal.kernel.display import PROGRESS_MIME
+from nbseal.kernel.kernelspec import KERNEL_NAME, InMemoryKernelSpecManager
+from nbseal.notebook import mark_kernel, read_notebook, write_notebook
+
+__all__ = ["CellFailedError", "RunEvent", "RunResult", "run_notebook"]
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Something a reporter may show: a cell started or ended, or a build progressed."""
+
+    kind: str  # "cell-start" | "cell-done" | "cell-error" | "progress"
+    cell: int  # 1-based index in the notebook
+    total: int
+    text: str = ""
+    seconds: float = 0.0
+
+
+Reporter = Callable[[RunEvent], None]
+
+
+class CellFailedError(NotebookError):
+    """A cell raised; carries what the kernel said, as nbclient's error does."""
+
+    def __init__(self, cell: int, ename: str, evalue: str, traceback: str) -> None:
+        super().__init__(
+            f"cell {cell} failed: {ename}: {evalue}",
+            context=traceback,
+            hint="fix the cell, or tag it raises-exception if the error is expected",
+        )
+        self.cell = cell
+        self.error_name = ename
+        self.evalue = evalue
+        self.traceback = traceback
+
+
+@dataclass
+class RunResult:
+    output: Path
+    cells_run: int
+    seconds: float
+    failed: CellFailedError | None = None
+    timings: list[float] = field(default_factory=list)
+
+
+class _Client(NotebookClient):
+    """nbclient with nbseal's progress displays passed to a reporter."""
+
+    def __init__(self, notebook: Any, reporter: Reporter, **kwargs: Any) -> None:
+        super().__init__(notebook, **kwargs)
+        self._reporter = reporter
+        self._total = len(notebook.cells)
+        self._started = 0.0
+        self.current_cell = 0
+        self.timings: list[float] = []
+        self.on_cell_start = self._cell_start
+        self.on_cell_executed = self._cell_executed
+
+    def _cell_start(self, cell: Any, cell_index: int) -> None:
+        self._started = time.monotonic()
+        self.current_cell = cell_index + 1
+        self._reporter(RunEvent("cell-start", cell_index + 1, self._total))
+
+    def _cell_executed(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
+        seconds = time.monotonic() - self._started
+        self.timings.append(seconds)
+        status = execute_reply.get("content", {}).get("status", "ok")
+        kind = "cell-done" if status == "ok" else "cell-error"
+        self._reporter(RunEvent(kind, cell_index + 1, self._total, status, seconds))
+
+    def output(self, outs: Any, msg: Any, display_id: Any, cell_index: int) -> Any:
+        data = msg.get("content", {}).get("data", {})
+        if PROGRESS_MIME in data:
+            self._reporter(
+                RunEvent("progress", cell_index + 1, self._total, data.get("text/plain", ""))
+            )
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def run_notebook(
+    path: Path,
+    output: Path | None = None,
+    *,
+    timeout: float | None = None,
+    reporter: Reporter | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> RunResult:
+    """Execute ``path`` with the nbseal kernel and write it (with outputs) to ``output``."""
+    path = path.resolve()
+    output = (output or path).resolve()
+    notebook = read_notebook(path)
+    mark_kernel(notebook)
+    manager = AsyncKernelManager(
+        kernel_name=KERNEL_NAME, kernel_spec_manager=InMemoryKernelSpecManager()
+    )
+    client = _Client(
+        notebook,
+        reporter or (lambda event: None),
+        km=manager,
+        timeout=timeout,
+        kernel_name=KERNEL_NAME,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    env = dict(os.environ)
+    env["JPY_SESSION_NAME"] = str(path)
+    env.update(extra_env or {})
+    started = time.monotonic()
+    failed: CellFailedError | None = None
+    try:
+        client.execute(env=env)
+    except CellExecutionError as exc:
+        failed = CellFailedError(
+            client.current_cell, exc.ename, exc.evalue, str(exc.traceback or "")
+        )
+    except CellTimeoutError as exc:
+        failed = CellFailedError(client.current_cell, "CellTimeoutError", str(exc), "")
+    except DeadKernelError as exc:
+        failed = CellFailedError(client.current_cell, "DeadKernelError", str(exc), "")
+    write_notebook(notebook, output)
+    return RunResult(
+        output, len(client.timings), time.monotonic() - started, failed, client.timings
+    )

@@ -1,0 +1,220 @@
+"""The content-addressed environment store.
+
+Layout under ``<cache root>/envs``::
+
+    <key>/                  a complete environment (never modified again)
+    <key>/nbseal-env.json   its manifest, written before the rename
+    .build-<key>-<rand>/    a build in progress; never used, removed on failure
+    .locks/<key>.lock       serialises builds of one key across processes
+    .usage/<key>            mtime = last time a kernel used the entry
+
+An entry becomes visible only by ``rename`` of a finished build directory, so
+a crash or a killed build can never leave something that looks complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from nbseal.backends.base import Backend
+from nbseal.errors import BuildError, StoreError
+from nbseal.fsutil import atomic_write_text, make_tree_readonly, remove_tree, tree_size
+from nbseal.lock import Lock
+from nbseal.paths import cache_root
+from nbseal.plan import EnvironmentSpec
+from nbseal.progress import Progress
+
+__all__ = ["BuiltEnvironment", "EnvironmentStore", "StoreEntry"]
+
+MANIFEST = "nbseal-env.json"
+
+
+@dataclass(frozen=True)
+class BuiltEnvironment:
+    key: str
+    path: Path
+    lock: Lock
+    reused: bool
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    key: str
+    path: Path
+    size: int
+    last_used: float
+    packages: int
+
+
+class EnvironmentStore:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or cache_root()) / "envs"
+
+    # -- layout -------------------------------------------------------------
+    def path_for(self, key: str) -> Path:
+        return self.root / key
+
+    def _lockfile(self, key: str) -> Path:
+        return self.root / ".locks" / f"{key}.lock"
+
+    def _usage(self, key: str) -> Path:
+        return self.root / ".usage" / key
+
+    def _resolution(self, resolution_key: str) -> Path:
+        return self.root / ".resolutions" / f"{resolution_key}.json"
+
+    # -- lookups ------------------------------------------------------------
+    def lookup(self, lock: Lock) -> BuiltEnvironment | None:
+        path = self.path_for(lock.key)
+        if (path / MANIFEST).is_file():
+            return BuiltEnvironment(lock.key, path, lock, reused=True)
+        return None
+
+    def cached_resolution(self, spec: EnvironmentSpec, python: str, platform: str) -> Lock | None:
+        path = self._resolution(spec.resolution_key(python, platform))
+        try:
+            return Lock.from_json(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def save_resolution(self, spec: EnvironmentSpec, lock: Lock) -> None:
+        path = self._resolution(spec.resolution_key(lock.python, lock.platform))
+        atomic_write_text(path, lock.dumps())
+
+    def touch(self, key: str) -> None:
+        usage = self._usage(key)
+        usage.parent.mkdir(parents=True, exist_ok=True)
+        usage.touch()
+
+    # -- building -----------------------------------------------------------
+    async def ensure(self, lock: Lock, backend: Backend, progress: Progress) -> BuiltEnvironment:
+        """Return the built environment of ``lock``, building it once if needed."""
+        found = self.lookup(lock)
+        if found is not None:
+            self.touch(lock.key)
+            return found
+        self._prepare_dirs()
+        filelock = FileLock(str(self._lockfile(lock.key)))
+        await self._acquire(filelock, progress)
+        try:
+            found = self.lookup(lock)  # another process may have built it meanwhile
+            if found is not None:
+                self.touch(lock.key)
+                return found
+            built = await self._build(lock, backend, progress)
+            self.touch(lock.key)
+            return built
+        finally:
+            filelock.release()
+
+    def _prepare_dirs(self) -> None:
+        try:
+            for sub in (self.root, self.root / ".locks", self.root / ".usage"):
+                sub.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the environment store at {self.root}: {exc.strerror}",
+                hint="set NBSEAL_CACHE_DIR to a writable directory",
+            ) from exc
+
+    async def _acquire(self, filelock: FileLock, progress: Progress) -> None:
+        waited = False
+        while True:
+            try:
+                filelock.acquire(timeout=0)
+                return
+            except Timeout:
+                if not waited:
+                    progress.step("waiting for another process building the same environment")
+                    waited = True
+                await asyncio.sleep(0.2)
+
+    async def _build(self, lock: Lock, backend: Backend, progress: Progress) -> BuiltEnvironment:
+        final = self.path_for(lock.key)
+        staging = self.root / f".build-{lock.key}-{uuid.uuid4().hex[:8]}"
+        try:
+            await backend.build(lock, staging, progress)
+            manifest = {
+                "key": lock.key,
+                "created": time.time(),
+                "lock": lock.to_json(),
+            }
+            atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=1))
+            make_tree_readonly(staging)
+            os.rename(staging, final)
+        except BaseException as exc:
+            remove_tree(staging)
+            if isinstance(exc, OSError) and not isinstance(exc, StoreError):
+                raise BuildError(
+                    f"building environment {lock.key} failed: {exc}",
+                    hint="check free disk space and permissions of the store",
+                ) from exc
+            raise
+        return BuiltEnvironment(lock.key, final, lock, reused=False)
+
+    # -- maintenance --------------------------------------------------------
+    def entries(self) -> list[StoreEntry]:
+        if not self.root.is_dir():
+            return []
+        result = []
+        for path in sorted(self.root.iterdir()):
+            manifest = path / MANIFEST
+            if path.name.startswith(".") or not manifest.is_file():
+                continue
+            try:
+                lock = Lock.from_json(json.loads(manifest.read_text())["lock"])
+                packages = len(lock.packages())
+            except (OSError, ValueError, KeyError):
+                packages = 0
+            usage = self._usage(path.name)
+            last_used = usage.stat().st_mtime if usage.exists() else manifest.stat().st_mtime
+            result.append(StoreEntry(path.name, path, tree_size(path), last_used, packages))
+        return result
+
+    def gc(self, older_than_seconds: float) -> list[StoreEntry]:
+        """Remove entries unused for ``older_than_seconds`` and leftover failed builds."""
+        cutoff = time.time() - older_than_seconds
+        removed = []
+        for entry in self.entries():
+            if entry.last_used >= cutoff:
+                continue
+            filelock = FileLock(str(self._lockfile(entry.key)))
+            try:
+                filelock.acquire(timeout=0)
+            except Timeout:
+                continue  # being built or used by a build right now
+            try:
+                remove_tree(entry.path)
+                self._usage(entry.key).unlink(missing_ok=True)
+                removed.append(entry)
+            finally:
+                filelock.release()
+        self._remove_abandoned_builds()
+        return removed
+
+    def _remove_abandoned_builds(self) -> None:
+        if not self.root.is_dir():
+            return
+        for path in self.root.glob(".build-*"):
+            key = path.name.split("-")[1]
+            filelock = FileLock(str(self._lockfile(key)))
+            try:
+                filelock.acquire(timeout=0)
+            except Timeout:
+                continue
+            try:
+                remove_tree(path)
+            finally:
+                filelock.release()
