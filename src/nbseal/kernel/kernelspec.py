@@ -40,7 +40,7 @@ def install_kernelspec(
         (Path(tmp) / "kernel.json").write_text(json.dumps(kernelspec_dict(python), indent=1))
         return str(
             KernelSpecManager().install_kernel_spec(
-                tmp, KERNEL_NAME, user=user, prefix=prefix, replace=True
+                tmp, KERNEL_NAME, user=user, prefix=prefix
             )
         )
 

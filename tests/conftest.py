@@ -1,0 +1,46 @@
+"""Test set-up shared by every layer.
+
+Kernels started by the tests find nbseal's store and kernelspec through the
+environment, so both are set here, before any test or kernel starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(tempfile.mkdtemp(prefix="nbseal-tests-"))
+os.environ["NBSEAL_CACHE_DIR"] = os.environ.get("NBSEAL_TEST_CACHE_DIR", str(_ROOT / "cache"))
+os.environ["JUPYTER_PATH"] = str(_ROOT / "share" / "jupyter")
+os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+
+from nbseal.kernel.kernelspec import install_kernelspec  # noqa: E402
+
+install_kernelspec(prefix=str(_ROOT))
+
+
+@pytest.fixture(scope="session")
+def default_env() -> Path:
+    """The default environment, built once so kernel tests see no build progress."""
+    from nbseal.environments import realize
+    from nbseal.plan import default_environment
+    from nbseal.progress import Progress
+    from nbseal.store import EnvironmentStore
+
+    built = asyncio.run(realize(default_environment(), EnvironmentStore(), Progress("default")))
+    return built.path
+
+
+@pytest.fixture
+def tmp_notebook_dir(tmp_path: Path) -> Iterator[Path]:
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(cwd)
