@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 import jupyter_kernel_test as jkt
+import pytest
 
 
 @pytest.mark.usefixtures("default_env")

@@ -39,9 +39,7 @@ def install_kernelspec(
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "kernel.json").write_text(json.dumps(kernelspec_dict(python), indent=1))
         return str(
-            KernelSpecManager().install_kernel_spec(
-                tmp, KERNEL_NAME, user=user, prefix=prefix
-            )
+            KernelSpecManager().install_kernel_spec(tmp, KERNEL_NAME, user=user, prefix=prefix)
         )
 
 

@@ -108,7 +108,7 @@ class Execution:
     kernel: SubKernel | None = None
     reply: asyncio.Future[RawMessage] | None = None
     preparing: bool = True
-    idle_seen: bool = False
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -485,9 +485,7 @@ class ProxyKernel:
             if state == "busy":
                 return RawMessage([], [])  # the proxy announced busy already
             if state == "idle":
-                execution.idle_seen = True
-                if execution.reply is not None and execution.reply.done():
-                    self._executions.pop(parent_id, None)
+                execution.idle.set()
             return message
         if msg_type == "execute_input":
             return RawMessage([], [])  # the proxy published the cell's own code already
@@ -607,8 +605,10 @@ class ProxyKernel:
         reply = reply.with_part(self.session, 4, reply_content)
         reply.idents = execution.message.idents
         self._sockets["shell"].send_multipart(reply.wire(), copy=False)
-        if execution.idle_seen:
-            self._executions.pop(str(execution.header["msg_id"]), None)
+        # The next request starts after this one's idle, as in a single kernel.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(execution.idle.wait(), timeout=5.0)
+        self._executions.pop(str(execution.header["msg_id"]), None)
         if reply_content.get("status") == "error" and execution.content.get("stop_on_error", True):
             self._abort_queued()
 
@@ -710,6 +710,8 @@ class ProxyKernel:
 
         def on_event(event: ProgressEvent) -> None:
             nonlocal shown
+            if not shown and event.done and not event.failed:
+                return  # nothing was built: a reused environment needs no display
             msg_type = "update_display_data" if shown else "display_data"
             shown = True
             self._send(

@@ -1,0 +1,84 @@
+"""A small client for driving a real kernel in tests."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+
+@dataclass
+class Result:
+    reply: dict[str, Any]
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return str(self.reply["content"]["status"])
+
+    @property
+    def stdout(self) -> str:
+        return "".join(
+            m["content"]["text"]
+            for m in self.outputs
+            if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
+        )
+
+    def of_type(self, msg_type: str) -> list[dict[str, Any]]:
+        return [m for m in self.outputs if m["msg_type"] == msg_type]
+
+
+def collect(kc: BlockingKernelClient, msg_id: str, timeout: float = 60) -> Result:
+    outputs = []
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status":
+            if msg["content"]["execution_state"] == "idle":
+                break
+            continue
+        outputs.append(msg)
+    reply = kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+    assert reply["parent_header"]["msg_id"] == msg_id
+    return Result(reply, outputs)
+
+
+def execute(kc: BlockingKernelClient, code: str, timeout: float = 60, **kw: Any) -> Result:
+    return collect(kc, kc.execute(code, **kw), timeout)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def wait_gone(pid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def start(kernel_name: str = "nbseal") -> tuple[KernelManager, BlockingKernelClient]:
+    km = KernelManager(kernel_name=kernel_name)
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=120)
+    return km, kc
