@@ -59,6 +59,14 @@ class RunResult:
     timings: list[float] = field(default_factory=list)
 
 
+class _KernelManager(AsyncKernelManager):
+    """Starts ``nbseal`` whether or not its kernelspec is installed."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("kernel_spec_manager", InMemoryKernelSpecManager())
+        super().__init__(**kwargs)
+
+
 class _Client(NotebookClient):
     """nbclient with nbseal's progress displays passed to a reporter."""
 
@@ -106,13 +114,10 @@ def run_notebook(
     output = (output or path).resolve()
     notebook = read_notebook(path)
     mark_kernel(notebook)
-    manager = AsyncKernelManager(
-        kernel_name=KERNEL_NAME, kernel_spec_manager=InMemoryKernelSpecManager()
-    )
     client = _Client(
         notebook,
         reporter or (lambda event: None),
-        km=manager,
+        kernel_manager_class=_KernelManager,
         timeout=timeout,
         kernel_name=KERNEL_NAME,
         resources={"metadata": {"path": str(path.parent)}},

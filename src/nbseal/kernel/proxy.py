@@ -176,6 +176,7 @@ class ProxyKernel:
         self._tasks = [asyncio.create_task(coro) for coro in readers]
         if self.config.prestart:
             self._spawn(self._prestart())
+        self._spawn(self._watch_parent())
         await self._stopping.wait()
         await self._stop_kernels()
         for task in self._tasks:
@@ -207,6 +208,16 @@ class ProxyKernel:
         """Stop serving (SIGTERM): every sub-kernel is shut down on the way out."""
         self._closing = True
         self._stopping.set()
+
+    async def _watch_parent(self) -> None:
+        """Stop when the process that started us is gone, as ipykernel does."""
+        parent = int(os.environ.get("JPY_PARENT_PID", "0") or 0)
+        if parent <= 1:
+            return
+        while os.getppid() == parent:
+            await asyncio.sleep(1.0)
+        log.warning("parent process %d exited; shutting down", parent)
+        self.request_stop()
 
     async def _prestart(self) -> None:
         # No waiting for the first cell: build and start the default kernel now.

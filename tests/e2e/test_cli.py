@@ -1,0 +1,108 @@
+"""End to end: the nbseal command, nbclient and papermill with the nbseal kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from nbclient import NotebookClient
+
+pytestmark = pytest.mark.usefixtures("default_env")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def nbseal(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nbseal", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def notebook(*sources: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+def test_run_the_quickstart_example(tmp_path: Path) -> None:
+    out = tmp_path / "out.ipynb"
+    proc = nbseal("run", str(ROOT / "examples" / "quickstart.ipynb"), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "3 cells ran" in proc.stderr
+    executed = nbformat.read(out, as_version=4)
+    result = executed.cells[3].outputs[0]
+    assert result["data"]["text/plain"] == "285"
+    assert executed.cells[3].execution_count == 3
+    assert executed.metadata.kernelspec.name == "nbseal"
+
+
+def test_run_names_the_failing_cell_and_keeps_outputs(tmp_path: Path) -> None:
+    path = tmp_path / "bad.ipynb"
+    nbformat.write(notebook("print('one')", "1/0", "print('never')"), path)
+    proc = nbseal("run", str(path))
+    assert proc.returncode == 1
+    assert "FAILED at cell 2" in proc.stderr
+    assert "ZeroDivisionError" in proc.stderr
+    written = nbformat.read(path, as_version=4)
+    assert written.cells[0].outputs[0]["text"] == "one\n"
+    assert written.cells[2].outputs == []
+
+
+def test_run_reports_a_missing_or_broken_notebook(tmp_path: Path) -> None:
+    missing = nbseal("run", str(tmp_path / "nope.ipynb"))
+    assert missing.returncode == 2
+    assert "no notebook at" in missing.stderr
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{not json")
+    proc = nbseal("run", str(broken))
+    assert proc.returncode == 2
+    assert "not valid JSON" in proc.stderr
+    assert broken.read_text() == "{not json"
+
+
+def test_kernel_install_and_remove(tmp_path: Path) -> None:
+    prefix = tmp_path / "prefix"
+    proc = nbseal("kernel", "install", "--prefix", str(prefix))
+    assert proc.returncode == 0, proc.stderr
+    spec = json.loads((prefix / "share/jupyter/kernels/nbseal/kernel.json").read_text())
+    assert spec["display_name"] == "nbseal (reproducible)"
+    assert spec["interrupt_mode"] == "message"
+    kernels = prefix / "share/jupyter/kernels"
+    assert "nbseal" in KernelSpecManager(kernel_dirs=[str(kernels)]).find_kernel_specs()
+    env = dict(os.environ, JUPYTER_PATH=str(prefix / "share/jupyter"))
+    removed = nbseal("kernel", "remove", env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert not (kernels / "nbseal").exists()
+
+
+def test_nbclient_executes_through_the_installed_kernel() -> None:
+    nb = notebook("x = 6 * 7", "print(x)")
+    NotebookClient(nb, kernel_name="nbseal", timeout=120).execute()
+    assert nb.cells[1].outputs[0]["text"] == "42\n"
+
+
+def test_papermill_executes_with_parameters(tmp_path: Path) -> None:
+    import papermill
+
+    nb = notebook("n = 1", "print(n * 2)")
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "nbseal", "display_name": "nbseal", "language": "python"}
+    src = tmp_path / "in.ipynb"
+    nbformat.write(nb, src)
+    out = tmp_path / "out.ipynb"
+    papermill.execute_notebook(
+        str(src), str(out), parameters={"n": 21}, kernel_name="nbseal", progress_bar=False
+    )
+    executed = nbformat.read(out, as_version=4)
+    assert executed.cells[-1].outputs[0]["text"] == "42\n"
