@@ -21,19 +21,24 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import zmq
 import zmq.asyncio
 from jupyter_client.session import Session
+from packaging.requirements import Requirement
 
 from nbseal import __version__
 from nbseal.directives import (
     HELP_TEXT,
     DescribeDirective,
     Directive,
+    EnvDefineDirective,
+    EnvSwitchDirective,
     HelpDirective,
+    PinDirective,
     parse_cell,
 )
 from nbseal.environments import realize
@@ -43,7 +48,12 @@ from nbseal.kernel.kernelcmd import find_kernel_command
 from nbseal.kernel.provisioning import DirectLauncher, Launcher
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage, split_frames
-from nbseal.plan import DEFAULT_ENV_NAME, EnvironmentSpec, default_environment
+from nbseal.plan import (
+    DEFAULT_ENV_NAME,
+    EnvironmentSpec,
+    default_environment,
+    host_python_version,
+)
 from nbseal.progress import Progress, ProgressEvent
 from nbseal.store import BuiltEnvironment, EnvironmentStore
 
@@ -85,6 +95,8 @@ class EnvironmentSlot:
     kernel: SubKernel | None = None
     starting: asyncio.Task[SubKernel] | None = None
     progress: Progress | None = None
+    # What the notebook wrote, to tell a redefinition from a re-run.
+    declared: tuple[object, ...] = ()
 
 
 @dataclass
@@ -135,6 +147,7 @@ class ProxyKernel:
             DEFAULT_ENV_NAME: EnvironmentSlot(default_environment())
         }
         self.current_env = DEFAULT_ENV_NAME
+        self.pin: str | None = None
         self.execution_count = 0
         self._sockets: dict[str, zmq.asyncio.Socket] = {}
         self._queue: asyncio.Queue[RawMessage] = asyncio.Queue()
@@ -551,8 +564,7 @@ class ProxyKernel:
 
     async def _run_cell(self, execution: Execution, code: str, silent: bool) -> None:
         cell = parse_cell(code)
-        for directive in cell.directives:
-            self._check_supported(directive)
+        self._validate(cell.directives)
         if not silent:
             self._send(
                 "iopub",
@@ -561,7 +573,7 @@ class ProxyKernel:
                 execution.header,
             )
         for directive in cell.directives:
-            self._apply(directive, execution)
+            await self._apply(directive, execution)
         if cell.directives and not cell.has_code:
             self._finish_ok(execution)
             return
@@ -572,22 +584,90 @@ class ProxyKernel:
         await self._relay_execution(execution, kernel, cell.code)
 
     def _check_supported(self, directive: Directive) -> None:
-        if not isinstance(directive, (HelpDirective, DescribeDirective)):
+        supported = (
+            HelpDirective,
+            DescribeDirective,
+            PinDirective,
+            EnvDefineDirective,
+            EnvSwitchDirective,
+        )
+        if not isinstance(directive, supported):
             name = type(directive).__name__.removesuffix("Directive").lower()
             raise DirectiveError(
                 f"this nbseal ({__version__}) cannot apply this directive yet ({name})",
                 line=directive.line,
                 text=f"#seal {name}",
-                expected="`#seal help` or `#seal describe`",
+                expected="`#seal env`, `#seal pin`, `#seal describe` or `#seal help`",
             )
 
-    def _apply(self, directive: Directive, execution: Execution) -> None:
+    def _validate(self, directives: tuple[Directive, ...]) -> None:
+        """Check a cell's directives against the notebook before any takes effect."""
+        known = set(self.environments)
+        for directive in directives:
+            self._check_supported(directive)
+            if isinstance(directive, EnvDefineDirective):
+                known.add(directive.name)
+                wanted = directive.python
+                if wanted is not None and not host_python_version().startswith(wanted):
+                    raise DirectiveError(
+                        f"Python {wanted} is not available here "
+                        f"(nbseal runs on {host_python_version()})",
+                        line=directive.line,
+                        text=f"#seal env {directive.name} <- ... python={wanted}",
+                        expected=f"python={host_python_version().rsplit('.', 1)[0]}"
+                        " or no python= option",
+                    )
+            elif isinstance(directive, EnvSwitchDirective) and directive.name not in known:
+                raise DirectiveError(
+                    f"no environment named {directive.name!r} is defined",
+                    line=directive.line,
+                    text=f"#seal env {directive.name}",
+                    expected="`#seal env NAME <- REQUIREMENT...` before switching to NAME"
+                    f" (defined: {', '.join(sorted(known))})",
+                )
+
+    async def _apply(self, directive: Directive, execution: Execution) -> None:
         if isinstance(directive, HelpDirective):
-            self._send(
-                "iopub", "stream", {"name": "stdout", "text": HELP_TEXT + "\n"}, execution.header
-            )
+            self._print(execution, HELP_TEXT)
         elif isinstance(directive, DescribeDirective):
             self._send("iopub", "display_data", self._describe(), execution.header)
+        elif isinstance(directive, PinDirective):
+            self.pin = directive.instant
+        elif isinstance(directive, EnvSwitchDirective):
+            self.current_env = directive.name
+        elif isinstance(directive, EnvDefineDirective):
+            await self._define(directive, execution)
+
+    async def _define(self, directive: EnvDefineDirective, execution: Execution) -> None:
+        declared = (directive.requirements, directive.kernel, directive.pin or self.pin)
+        slot = self.environments.get(directive.name)
+        self.current_env = directive.name
+        if slot is not None and slot.declared == declared:
+            return
+        pin = directive.pin or self.pin
+        if pin is None:
+            pin = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._print(
+                execution,
+                f"nbseal: environment {directive.name!r} is resolved as of {pin}; "
+                f"add `#seal pin {pin}` to freeze it",
+            )
+        requirements = directive.requirements
+        if directive.kernel is None and not any(
+            Requirement(r).name.lower() == "ipykernel" for r in requirements
+        ):
+            requirements = (*requirements, "ipykernel")
+        spec = EnvironmentSpec(directive.name, requirements, pin, kernel=directive.kernel)
+        if slot is not None and slot.kernel is not None:
+            await slot.kernel.shutdown()
+            self._print(
+                execution,
+                f"nbseal: environment {directive.name!r} changed; its kernel was restarted",
+            )
+        self.environments[directive.name] = EnvironmentSlot(spec, declared=declared)
+
+    def _print(self, execution: Execution, text: str) -> None:
+        self._send("iopub", "stream", {"name": "stdout", "text": text + "\n"}, execution.header)
 
     def _describe(self) -> dict[str, Any]:
         from nbseal.kernel.describe import describe_bundle

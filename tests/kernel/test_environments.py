@@ -1,0 +1,111 @@
+"""Declared environments with real uv against the package index."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+from tests.kernel.helpers import execute, start
+
+pytestmark = pytest.mark.usefixtures("default_env")
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    km, kc = start()
+    try:
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+
+
+def test_two_pins_hold_two_versions(kernel) -> None:
+    _, kc = kernel
+    old = execute(
+        kc,
+        "#seal pin 2024-06-01\n#seal env old <- six\nimport six; print(six.__version__)",
+        timeout=300,
+    )
+    assert old.status == "ok", old.reply["content"]
+    assert old.stdout.strip().endswith("1.16.0")
+    new = execute(
+        kc, "#seal env new <- six pin=2025-06-01\nimport six; print(six.__version__)", timeout=300
+    )
+    assert new.status == "ok", new.reply["content"]
+    assert new.stdout.strip().endswith("1.17.0")
+    progress = [m for m in new.outputs if m["msg_type"] in ("display_data", "update_display_data")]
+    assert progress, "a build shows progress in the cell"
+    assert "packages" in progress[-1]["content"]["data"]["text/plain"]
+    back = execute(kc, "#seal env old\nimport six; print(six.__version__)")
+    assert back.stdout.strip() == "1.16.0"
+    described = execute(kc, "#seal describe")
+    text = described.of_type("display_data")[0]["content"]["data"]["text/plain"]
+    assert "six==1.16.0" in text
+    assert "six==1.17.0" in text
+
+
+def test_bad_directives_change_nothing(kernel) -> None:
+    _, kc = kernel
+    before = execute(kc, "#seal env old\nx = 'kept'")
+    assert before.status == "ok"
+    bad = execute(kc, "#seal env new\n#seal env nowhere\nprint('ran')")
+    assert bad.reply["content"]["ename"] == "DirectiveError"
+    assert "line 2" in bad.reply["content"]["evalue"]
+    assert bad.stdout == ""
+    # still in "old": the valid first line did not take effect
+    assert execute(kc, "print(x)").stdout == "kept\n"
+
+
+def test_unknown_package_shows_the_resolver_reason(kernel) -> None:
+    _, kc = kernel
+    result = execute(kc, "#seal env nope <- nbseal-no-such-package-xyz==1.0\n1", timeout=120)
+    assert result.status == "error"
+    assert result.reply["content"]["ename"] == "ResolutionError"
+    assert "nbseal-no-such-package-xyz" in "\n".join(result.reply["content"]["traceback"])
+
+
+def test_ipywidgets_slider_drives_a_dependent_output(kernel) -> None:
+    _, kc = kernel
+    made = execute(
+        kc,
+        "#seal env w <- ipywidgets==8.1.5 pin=2025-06-01\n"
+        "import ipywidgets as w\n"
+        "s = w.IntSlider(value=1)\n"
+        "s.observe(lambda ch: print('doubled', 2 * ch['new']), names='value')\n"
+        "display(s)",
+        timeout=300,
+    )
+    assert made.status == "ok", made.reply["content"]
+    opens = made.of_type("comm_open")
+    slider = next(
+        m for m in opens if m["content"]["data"]["state"]["_model_name"] == "IntSliderModel"
+    )
+    comm_id = slider["content"]["comm_id"]
+    assert any(
+        "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+        for m in made.of_type("display_data")
+    )
+    msg = kc.session.msg(
+        "comm_msg",
+        {
+            "comm_id": comm_id,
+            "data": {"method": "update", "state": {"value": 21}, "buffer_paths": []},
+        },
+    )
+    kc.shell_channel.send(msg)
+    deadline = time.monotonic() + 30
+    seen = ""
+    while time.monotonic() < deadline and "doubled 42" not in seen:
+        out = kc.get_iopub_msg(timeout=30)
+        if (
+            out["msg_type"] == "stream"
+            and out["parent_header"].get("msg_id") == msg["header"]["msg_id"]
+        ):
+            seen += out["content"]["text"]
+    assert "doubled 42" in seen
+    assert execute(kc, "print(s.value)").stdout == "21\n"
