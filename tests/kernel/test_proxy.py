@@ -206,3 +206,24 @@ def test_many_clients_messages_interleave(kernel) -> None:
 
 def test_pid_helper_sees_itself() -> None:
     assert pid_alive(os.getpid())
+
+
+def test_sub_kernel_startup_status_does_not_reach_the_frontend(kernel) -> None:
+    _, kc = kernel
+    pid = sub_pid(kc)
+    os.kill(pid, signal.SIGKILL)
+    assert wait_gone(pid)
+    time.sleep(1.0)  # let the proxy reap it; a cell sent at the instant of death fails
+    # the next cell starts a fresh sub-kernel, which announces "starting"
+    result = execute(kc, "'fresh'")
+    assert result.status == "ok"
+    deadline = time.monotonic() + 2
+    states = []
+    while time.monotonic() < deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=0.2)
+        except Exception:
+            continue
+        if msg["msg_type"] == "status":
+            states.append(msg["content"]["execution_state"])
+    assert "starting" not in states

@@ -502,6 +502,10 @@ class ProxyKernel:
         parent_id = str(message.parent(self.session).get("msg_id", ""))
         execution = self._executions.get(parent_id)
         if execution is None:
+            if msg_type == "status" and not parent_id:
+                # A sub-kernel's own "starting" is not the frontend's business:
+                # the proxy started long ago.
+                return RawMessage([], [])
             return message
         content = message.content(self.session)
         if msg_type == "status":
