@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,3 +84,15 @@ def start(kernel_name: str = "nbseal") -> tuple[KernelManager, BlockingKernelCli
     kc.start_channels()
     kc.wait_for_ready(timeout=120)
     return km, kc
+
+
+@contextmanager
+def running_kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    """An nbseal kernel for the block; shut down (if still alive) afterwards."""
+    km, kc = start()
+    try:
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        if km.is_alive():
+            km.shutdown_kernel(now=False)

@@ -9,19 +9,15 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from tests.kernel.helpers import execute, start
+from tests.kernel.helpers import execute, running_kernel
 
 pytestmark = pytest.mark.usefixtures("default_env")
 
 
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
-    km, kc = start()
-    try:
-        yield km, kc
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=False)
+    with running_kernel() as pair:
+        yield pair
 
 
 def test_two_pins_hold_two_versions(kernel) -> None:

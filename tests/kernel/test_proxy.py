@@ -11,20 +11,15 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from tests.kernel.helpers import collect, execute, pid_alive, start, wait_gone
+from tests.kernel.helpers import collect, execute, pid_alive, running_kernel, wait_gone
 
 pytestmark = pytest.mark.usefixtures("default_env")
 
 
 @pytest.fixture
 def kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
-    km, kc = start()
-    try:
-        yield km, kc
-    finally:
-        kc.stop_channels()
-        if km.is_alive():
-            km.shutdown_kernel(now=False)
+    with running_kernel() as pair:
+        yield pair
 
 
 def sub_pid(kc: BlockingKernelClient) -> int:
