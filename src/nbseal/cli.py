@@ -10,6 +10,8 @@ from pathlib import Path
 
 from nbseal import __version__
 from nbseal.errors import NbsealError
+from nbseal.locking import LockStatus
+from nbseal.progress import Progress
 from nbseal.runner import RunEvent, run_notebook
 from nbseal.store import EnvironmentStore
 
@@ -45,6 +47,48 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"nbseal run: {result.cells_run} cells ran in {result.seconds:.1f} s; "
         f"outputs written to {result.output}"
     )
+    return 0
+
+
+def _describe_lock(status: LockStatus) -> str:
+    detail = status.reason
+    if status.lock is not None and status.state in {"kept", "locked"}:
+        lock = status.lock
+        detail = (
+            f"{len(lock.packages())} packages as of {lock.exclude_newer} "
+            f"(key {lock.key[:12]}); {status.reason}"
+        )
+    return f"  {status.name:<12} {status.state:<7} {detail}"
+
+
+def _cmd_lock(args: argparse.Namespace) -> int:
+    from nbseal.locking import check_locks, lock_notebook
+
+    notebook = Path(args.notebook)
+    if args.check:
+        statuses = check_locks(notebook)
+        for status in statuses:
+            print(_describe_lock(status))
+        bad = [s.name for s in statuses if not s.ok]
+        if bad:
+            _err(
+                f"nbseal lock --check: {notebook}: {len(bad)} lock(s) missing or stale "
+                f"({', '.join(bad)})\nhint: run `nbseal lock {notebook}` and commit the result"
+            )
+            return 1
+        print(f"{notebook}: all {len(statuses)} locks are current")
+        return 0
+
+    def progress_for(name: str) -> Progress:
+        progress = Progress(name)
+        progress.subscribe(lambda event: _err(f"    {name}: {event.step}"))
+        return progress
+
+    statuses = lock_notebook(notebook, progress_for=progress_for)
+    for status in statuses:
+        print(_describe_lock(status))
+    locked = sum(1 for s in statuses if s.lock is not None)
+    print(f"{notebook}: {locked} environment lock(s) in metadata.nbseal")
     return 0
 
 
@@ -91,6 +135,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", help="write the executed notebook here (default: in place)")
     run.add_argument("--timeout", type=float, default=None, help="seconds per cell")
     run.set_defaults(func=_cmd_run)
+
+    lock = sub.add_parser(
+        "lock", help="resolve every environment and store the locks in the notebook"
+    )
+    lock.add_argument("notebook")
+    lock.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when a lock is missing or stale; change nothing",
+    )
+    lock.set_defaults(func=_cmd_lock)
 
     kernel = sub.add_parser("kernel", help="install or remove the nbseal kernelspec")
     kernel_sub = kernel.add_subparsers(dest="action", required=True)

@@ -16,6 +16,7 @@ __all__ = [
     "NbsealError",
     "NotebookError",
     "ResolutionError",
+    "SandboxUnavailableError",
     "StoreError",
     "UvError",
 ]
@@ -50,15 +51,24 @@ class NbsealError(Exception):
 class DirectiveError(NbsealError, ValueError):
     """A ``#seal`` line that does not parse; names the line and the expected form."""
 
-    def __init__(self, message: str, *, line: int, text: str, expected: str) -> None:
+    def __init__(
+        self, message: str, *, line: int, text: str, expected: str, cell: int | None = None
+    ) -> None:
+        where = f"cell {cell}, line {line}" if cell is not None else f"line {line}"
         super().__init__(
-            f"line {line}: {message}",
-            context=f"    {text.strip()}",
-            hint=f"expected {expected}",
+            f"{where}: {message}", context=f"    {text.strip()}", hint=f"expected {expected}"
         )
+        self.reason = message
         self.line = line
         self.text = text
         self.expected = expected
+        self.cell = cell
+
+    def in_cell(self, cell: int) -> DirectiveError:
+        """The same error, saying which cell of a notebook it is in."""
+        return DirectiveError(
+            self.reason, line=self.line, text=self.text, expected=self.expected, cell=cell
+        )
 
 
 class UvError(NbsealError, RuntimeError):
@@ -91,3 +101,7 @@ class KernelDiedError(NbsealError, RuntimeError):
 
 class NotebookError(NbsealError, ValueError):
     """A notebook file cannot be read, executed or written."""
+
+
+class SandboxUnavailableError(NbsealError, RuntimeError):
+    """Kernels cannot be sealed here: no bubblewrap, or the kernel forbids its namespaces."""

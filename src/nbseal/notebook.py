@@ -5,6 +5,7 @@ This module is the only one that touches ``metadata.nbseal``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,21 @@ import nbformat
 from nbseal.errors import NotebookError
 from nbseal.fsutil import atomic_write_text
 from nbseal.kernel.kernelspec import DISPLAY_NAME, KERNEL_NAME
+from nbseal.lock import Lock
 
-__all__ = ["mark_kernel", "read_notebook", "seal_metadata", "write_notebook"]
+__all__ = [
+    "LOCK_MIME",
+    "code_sources",
+    "lock_output",
+    "mark_kernel",
+    "metadata_locks",
+    "output_locks",
+    "read_notebook",
+    "seal_metadata",
+    "set_locks",
+    "stored_locks",
+    "write_notebook",
+]
 
 
 def read_notebook(path: Path) -> Any:
@@ -55,3 +69,73 @@ def seal_metadata(notebook: Any) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise NotebookError("metadata.nbseal of this notebook is not an object")
     return section
+
+
+LOCK_MIME = "application/vnd.nbseal.lock+json"
+METADATA_FORMAT = 1
+
+
+def lock_output(name: str, lock: Lock) -> dict[str, Any]:
+    """The MIME entry a kernel puts beside a build summary, so the lock is saved."""
+    return {LOCK_MIME: {"environment": name, "lock": lock.to_json()}}
+
+
+def _lock_from(data: Any, where: str) -> Lock:
+    try:
+        return Lock.from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NotebookError(
+            f"the lock in {where} is damaged ({exc!r})",
+            hint="run `nbseal lock NOTEBOOK` to write it again",
+        ) from exc
+
+
+def metadata_locks(notebook: Any) -> dict[str, Lock]:
+    """The locks ``nbseal lock`` wrote into ``metadata.nbseal``."""
+    section = notebook.metadata.get("nbseal", {})
+    if not isinstance(section, dict):
+        raise NotebookError(
+            "metadata.nbseal of this notebook is not an object",
+            hint="remove it and run `nbseal lock NOTEBOOK`",
+        )
+    environments = section.get("environments", {})
+    if not isinstance(environments, dict):
+        raise NotebookError("metadata.nbseal.environments is not an object")
+    return {
+        str(name): _lock_from(data, f"metadata.nbseal.environments.{name}")
+        for name, data in environments.items()
+    }
+
+
+def output_locks(notebook: Any) -> dict[str, list[Lock]]:
+    """Locks that kernels left in cell outputs, newest (last cell) first."""
+    found: dict[str, list[Lock]] = {}
+    for cell in reversed(notebook.cells):
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            entry = output.get("data", {}).get(LOCK_MIME)
+            if isinstance(entry, dict) and "environment" in entry and "lock" in entry:
+                with contextlib.suppress(NotebookError):
+                    lock = _lock_from(entry["lock"], "a cell output")
+                    found.setdefault(str(entry["environment"]), []).append(lock)
+    return found
+
+
+def stored_locks(notebook: Any) -> dict[str, list[Lock]]:
+    """Every lock the file holds per environment: ``metadata.nbseal`` first, then outputs."""
+    candidates: dict[str, list[Lock]] = {
+        name: [lock] for name, lock in metadata_locks(notebook).items()
+    }
+    for name, locks in output_locks(notebook).items():
+        candidates.setdefault(name, []).extend(locks)
+    return candidates
+
+
+def set_locks(notebook: Any, locks: dict[str, Lock]) -> None:
+    """Replace the environments' locks in ``metadata.nbseal``; other keys are kept."""
+    section = seal_metadata(notebook)
+    section["format"] = METADATA_FORMAT
+    section["environments"] = {name: locks[name].to_json() for name in sorted(locks)}
+
+
+def code_sources(notebook: Any) -> list[str]:
+    return [str(cell.source) for cell in notebook.cells if cell.get("cell_type") == "code"]

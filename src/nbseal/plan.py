@@ -1,7 +1,8 @@
-"""A notebook's environments: what each declares, before anything is resolved.
+"""A notebook's plan: which environments it declares, at which pins, with what.
 
-Issue-level scope today: the default Python environment that holds only
-ipykernel, pinned by nbseal. Declared environments plug in here.
+Everything here is pure (no I/O): the kernel and ``nbseal lock`` both turn
+the same directives into the same :class:`Declaration`, so a lock written by
+one is recognised by the other.
 """
 
 from __future__ import annotations
@@ -10,16 +11,40 @@ import hashlib
 import platform
 import sys
 import sysconfig
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from nbseal.directives import (
+    AllowDirective,
+    DataDirective,
+    EnvDefineDirective,
+    EnvSwitchDirective,
+    PinDirective,
+    ScriptBlockDirective,
+    ShareDirective,
+    parse_cell,
+)
+from nbseal.errors import DirectiveError
+from nbseal.lock import Lock
 
 __all__ = [
     "DEFAULT_ENV_NAME",
     "DEFAULT_IPYKERNEL",
     "DEFAULT_PIN",
+    "Declaration",
     "EnvironmentSpec",
+    "NotebookPlan",
+    "declare_env",
+    "declare_script",
+    "default_declaration",
     "default_environment",
     "host_platform",
     "host_python",
+    "host_python_version",
+    "plan_notebook",
 ]
 
 DEFAULT_ENV_NAME = "default"
@@ -44,6 +69,8 @@ def host_platform() -> str:
 
 @dataclass(frozen=True)
 class EnvironmentSpec:
+    """An environment ready to resolve: requirements at a definite instant."""
+
     name: str
     requirements: tuple[str, ...]
     pin: str
@@ -59,9 +86,166 @@ class EnvironmentSpec:
         return digest.hexdigest()[:32]
 
 
-def default_environment() -> EnvironmentSpec:
-    return EnvironmentSpec(
-        name=DEFAULT_ENV_NAME,
-        requirements=(DEFAULT_IPYKERNEL,),
-        pin=DEFAULT_PIN,
+@dataclass(frozen=True)
+class Declaration:
+    """One environment as the notebook declares it, before a pin is chosen.
+
+    ``pin`` is None for an unpinned environment: it is resolved "now", or
+    taken from a lock stored in the notebook that still fits.
+    """
+
+    name: str
+    requirements: tuple[str, ...]
+    pin: str | None
+    kernel: str | None = None
+    source: str = "#seal env"
+
+    def spec(self, instant: str | None = None) -> EnvironmentSpec:
+        pin = self.pin or instant
+        if pin is None:
+            raise ValueError(f"environment {self.name!r} is unpinned; pass the instant")
+        return EnvironmentSpec(self.name, self.requirements, pin, kernel=self.kernel)
+
+    def staleness(self, lock: Lock) -> str | None:
+        """Why ``lock`` no longer fits this declaration, or None when it does."""
+        if sorted(lock.requirements) != sorted(self.requirements):
+            return (
+                f"requirements changed: locked {' '.join(sorted(lock.requirements))}, "
+                f"declared {' '.join(sorted(self.requirements))}"
+            )
+        if self.pin is not None and lock.exclude_newer != self.pin:
+            return f"pin changed: locked as of {lock.exclude_newer}, declared {self.pin}"
+        if lock.python != host_python_version():
+            return f"locked for Python {lock.python}, this is Python {host_python_version()}"
+        if lock.platform != host_platform():
+            return f"locked for platform {lock.platform}, this is {host_platform()}"
+        return None
+
+    def fitting(self, candidates: Iterable[Lock]) -> Lock | None:
+        return next((lock for lock in candidates if self.staleness(lock) is None), None)
+
+
+def _with_kernel(requirements: tuple[str, ...], kernel: str | None) -> tuple[str, ...]:
+    # A spec that names no kernel runs Python, so it gets ipykernel.
+    if kernel is None and not any(Requirement(r).name.lower() == "ipykernel" for r in requirements):
+        return (*requirements, "ipykernel")
+    return requirements
+
+
+def declare_env(directive: EnvDefineDirective, notebook_pin: str | None) -> Declaration:
+    """The declaration of ``#seal env NAME <- ...``; raises for an unusable python=."""
+    wanted = directive.python
+    here = host_python_version()
+    if wanted is not None and not (here == wanted or here.startswith(wanted + ".")):
+        raise DirectiveError(
+            f"Python {wanted} is not available here (nbseal runs on {here})",
+            line=directive.line,
+            text=f"#seal env {directive.name} <- ... python={wanted}",
+            expected=f"python={here.rsplit('.', 1)[0]} or no python= option",
+        )
+    return Declaration(
+        name=directive.name,
+        requirements=_with_kernel(directive.requirements, directive.kernel),
+        pin=directive.pin or notebook_pin,
+        kernel=directive.kernel,
     )
+
+
+def declare_script(directive: ScriptBlockDirective, notebook_pin: str | None) -> Declaration:
+    """The default environment as a PEP 723 block (juv, marimo, uv) declares it."""
+    if directive.requires_python:
+        try:
+            allowed = SpecifierSet(directive.requires_python)
+        except InvalidSpecifier as exc:
+            raise DirectiveError(
+                f"requires-python {directive.requires_python!r} is not a version specifier",
+                line=directive.line,
+                text="# /// script",
+                expected='requires-python = ">=3.11"',
+            ) from exc
+        if host_python_version() not in allowed:
+            raise DirectiveError(
+                f"this notebook requires Python {directive.requires_python}, "
+                f"but nbseal runs on Python {host_python_version()}",
+                line=directive.line,
+                text=f'requires-python = "{directive.requires_python}"',
+                expected=f"a range that holds {host_python_version()}, or run nbseal on a Python"
+                " that fits",
+            )
+    return Declaration(
+        name=DEFAULT_ENV_NAME,
+        requirements=_with_kernel(directive.requirements, None),
+        pin=directive.exclude_newer or notebook_pin,
+        source="PEP 723 block",
+    )
+
+
+def default_declaration() -> Declaration:
+    return Declaration(DEFAULT_ENV_NAME, (DEFAULT_IPYKERNEL,), DEFAULT_PIN, source="nbseal")
+
+
+def default_environment() -> EnvironmentSpec:
+    return default_declaration().spec()
+
+
+@dataclass
+class NotebookPlan:
+    """What a whole notebook declares, in cell order (the last definition wins)."""
+
+    environments: dict[str, Declaration] = field(default_factory=dict)
+    # Environments some code cell runs in.
+    used: set[str] = field(default_factory=set)
+    data: list[DataDirective] = field(default_factory=list)
+    network: bool = False
+    shares: list[ShareDirective] = field(default_factory=list)
+
+    def locked_environments(self) -> dict[str, Declaration]:
+        """The environments a lock must cover: every declared one, and the default if used."""
+        wanted = dict(self.environments)
+        if DEFAULT_ENV_NAME in self.used and DEFAULT_ENV_NAME not in wanted:
+            wanted[DEFAULT_ENV_NAME] = default_declaration()
+        return wanted
+
+
+def plan_notebook(sources: Iterable[str]) -> NotebookPlan:
+    """Plan a notebook from its code cells' sources, in order.
+
+    A malformed directive raises :class:`DirectiveError` naming the cell
+    (1-based, counting code cells only) and the line.
+    """
+    plan = NotebookPlan()
+    pin: str | None = None
+    current = DEFAULT_ENV_NAME
+    for number, source in enumerate(sources, start=1):
+        try:
+            cell = parse_cell(source)
+            for directive in cell.directives:
+                if isinstance(directive, PinDirective):
+                    pin = directive.instant
+                elif isinstance(directive, EnvDefineDirective):
+                    plan.environments[directive.name] = declare_env(directive, pin)
+                    current = directive.name
+                elif isinstance(directive, ScriptBlockDirective):
+                    plan.environments[DEFAULT_ENV_NAME] = declare_script(directive, pin)
+                    current = DEFAULT_ENV_NAME
+                elif isinstance(directive, EnvSwitchDirective):
+                    known = {*plan.environments, DEFAULT_ENV_NAME}
+                    if directive.name not in known:
+                        raise DirectiveError(
+                            f"no environment named {directive.name!r} is defined",
+                            line=directive.line,
+                            text=f"#seal env {directive.name}",
+                            expected="`#seal env NAME <- REQUIREMENT...` in an earlier cell",
+                        )
+                    current = directive.name
+                elif isinstance(directive, DataDirective):
+                    plan.data.append(directive)
+                elif isinstance(directive, AllowDirective):
+                    plan.network = True
+                elif isinstance(directive, ShareDirective):
+                    plan.shares.append(directive)
+        except DirectiveError as exc:
+            raise exc.in_cell(number) from None
+        if cell.has_code:
+            plan.used.add(current)
+    return plan

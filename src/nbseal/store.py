@@ -143,6 +143,10 @@ class EnvironmentStore:
 
     async def _build(self, lock: Lock, backend: Backend, progress: Progress) -> BuiltEnvironment:
         final = self.path_for(lock.key)
+        # We hold the key's lock, so any staging folder of this key was
+        # abandoned by a killed build: remove it before starting afresh.
+        for abandoned in self.root.glob(f".build-{lock.key}-*"):
+            remove_tree(abandoned)
         staging = self.root / f".build-{lock.key}-{uuid.uuid4().hex[:8]}"
         try:
             await backend.build(lock, staging, progress)

@@ -65,6 +65,30 @@ def test_unknown_package_shows_the_resolver_reason(kernel) -> None:
     assert "nbseal-no-such-package-xyz" in "\n".join(result.reply["content"]["traceback"])
 
 
+def test_unsatisfiable_pin_shows_the_resolver_reason_and_changes_nothing(kernel) -> None:
+    _, kc = kernel
+    execute(kc, "#seal env old\nmarker = 'still here'")
+    # six 1.17.0 was released in December 2024: it does not exist as of 2020.
+    result = execute(kc, "#seal env future <- six>=1.17 pin=2020-01-01\n1", timeout=120)
+    assert result.reply["content"]["ename"] == "ResolutionError"
+    assert "six" in "\n".join(result.reply["content"]["traceback"])
+    assert execute(kc, "#seal env old\nprint(marker)").stdout == "still here\n"
+
+
+def test_the_define_cell_ends_with_a_summary_and_the_lock(kernel) -> None:
+    _, kc = kernel
+    first = execute(kc, "#seal env old <- six pin=2024-06-01", timeout=120)
+    again = execute(kc, "#seal env old <- six pin=2024-06-01")
+    for result in (first, again):
+        shown = [m["content"]["data"] for m in result.outputs if "data" in m["content"]]
+        assert shown, "a define cell always ends with its summary"
+        assert "packages" in shown[-1]["text/plain"]
+        lock = shown[-1]["application/vnd.nbseal.lock+json"]
+        assert lock["environment"] == "old"
+        assert lock["lock"]["exclude_newer"] == "2024-06-01T00:00:00Z"
+        assert 'name = "six"' in lock["lock"]["pylock"]
+
+
 def test_ipywidgets_slider_drives_a_dependent_output(kernel) -> None:
     _, kc = kernel
     made = execute(

@@ -28,7 +28,6 @@ from typing import Any
 import zmq
 import zmq.asyncio
 from jupyter_client.session import Session
-from packaging.requirements import Requirement
 
 from nbseal import __version__
 from nbseal.directives import (
@@ -39,20 +38,26 @@ from nbseal.directives import (
     EnvSwitchDirective,
     HelpDirective,
     PinDirective,
+    ScriptBlockDirective,
     parse_cell,
 )
-from nbseal.environments import realize
+from nbseal.environments import realize, resolve
 from nbseal.errors import DirectiveError, KernelDiedError, KernelStartError, NbsealError
 from nbseal.kernel.display import error_content, progress_bundle
 from nbseal.kernel.kernelcmd import find_kernel_command
 from nbseal.kernel.provisioning import DirectLauncher, Launcher
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage, split_frames
+from nbseal.lock import Lock
+from nbseal.notebook import code_sources, lock_output, read_notebook, stored_locks
 from nbseal.plan import (
     DEFAULT_ENV_NAME,
+    Declaration,
     EnvironmentSpec,
-    default_environment,
-    host_python_version,
+    declare_env,
+    declare_script,
+    default_declaration,
+    plan_notebook,
 )
 from nbseal.progress import Progress, ProgressEvent
 from nbseal.store import BuiltEnvironment, EnvironmentStore
@@ -90,13 +95,16 @@ _FALLBACK_REPLIES: dict[str, dict[str, Any]] = {
 class EnvironmentSlot:
     """An environment of the notebook and, once started, its kernel."""
 
+    # What the notebook wrote, to tell a redefinition from a re-run.
+    declaration: Declaration
     spec: EnvironmentSpec
+    lock: Lock | None = None
     built: BuiltEnvironment | None = None
     kernel: SubKernel | None = None
     starting: asyncio.Task[SubKernel] | None = None
     progress: Progress | None = None
-    # What the notebook wrote, to tell a redefinition from a re-run.
-    declared: tuple[object, ...] = ()
+    # Whether any cell ran in its kernel (a restart then loses state).
+    ran: bool = False
 
 
 @dataclass
@@ -143,8 +151,14 @@ class ProxyKernel:
         self.context = zmq.asyncio.Context()
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="nbseal-"))
         self.workdir = Path.cwd()
+        # Locks the notebook file holds (metadata.nbseal, then cell outputs).
+        self.stored: dict[str, list[Lock]] = {}
+        # Start the default kernel at once unless the notebook never uses it.
+        self.prestart_default = True
+        default = self._read_notebook()
+        spec, lock = self._fitting(default)
         self.environments: dict[str, EnvironmentSlot] = {
-            DEFAULT_ENV_NAME: EnvironmentSlot(default_environment())
+            DEFAULT_ENV_NAME: EnvironmentSlot(default, spec or default.spec(), lock)
         }
         self.current_env = DEFAULT_ENV_NAME
         self.pin: str | None = None
@@ -176,6 +190,46 @@ class ProxyKernel:
         }
 
     # ==================================================================
+    # the notebook file
+    # ==================================================================
+    def notebook_path(self) -> Path | None:
+        """The notebook this kernel runs: ``nbseal run``'s path or ``JPY_SESSION_NAME``."""
+        name = self.config.notebook_path or os.environ.get("JPY_SESSION_NAME", "")
+        if not name:
+            return None
+        path = Path(name)
+        # jupyter_server passes the path relative to its root; the kernel's
+        # cwd is the notebook's folder.
+        for candidate in (path, self.workdir / path, self.workdir / path.name):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def _read_notebook(self) -> Declaration:
+        """Load the file's stored locks; return the default environment it declares."""
+        path = self.notebook_path()
+        if path is None:
+            return default_declaration()
+        try:
+            notebook = read_notebook(path)
+            self.stored = stored_locks(notebook)
+            plan = plan_notebook(code_sources(notebook))
+        except NbsealError as exc:
+            # The cell that holds the problem reports it when it runs.
+            log.warning("reading %s: %s", path, exc.message)
+            return default_declaration()
+        log.info("notebook %s holds locks for %s", path, ", ".join(self.stored) or "nothing")
+        self.prestart_default = DEFAULT_ENV_NAME in plan.used
+        return plan.environments.get(DEFAULT_ENV_NAME) or default_declaration()
+
+    def _fitting(self, declaration: Declaration) -> tuple[EnvironmentSpec | None, Lock | None]:
+        """The spec and lock to use when the notebook holds a lock that still fits."""
+        lock = declaration.fitting(self.stored.get(declaration.name, []))
+        if lock is None:
+            return None, None
+        return declaration.spec(lock.exclude_newer), lock
+
+    # ==================================================================
     # start and stop
     # ==================================================================
     async def run(self) -> None:
@@ -187,7 +241,7 @@ class ProxyKernel:
             self._executor(),
         ]
         self._tasks = [asyncio.create_task(coro) for coro in readers]
-        if self.config.prestart:
+        if self.config.prestart and self.prestart_default:
             self._spawn(self._prestart())
         self._spawn(self._watch_parent())
         await self._stopping.wait()
@@ -583,6 +637,7 @@ class ProxyKernel:
             return
         slot = self.environments[self.current_env]
         kernel = await self._kernel_for(slot, show_in=execution)
+        slot.ran = True
         execution.kernel = kernel
         execution.preparing = False
         await self._relay_execution(execution, kernel, cell.code)
@@ -594,6 +649,7 @@ class ProxyKernel:
             PinDirective,
             EnvDefineDirective,
             EnvSwitchDirective,
+            ScriptBlockDirective,
         )
         if not isinstance(directive, supported):
             name = type(directive).__name__.removesuffix("Directive").lower()
@@ -611,16 +667,9 @@ class ProxyKernel:
             self._check_supported(directive)
             if isinstance(directive, EnvDefineDirective):
                 known.add(directive.name)
-                wanted = directive.python
-                if wanted is not None and not host_python_version().startswith(wanted):
-                    raise DirectiveError(
-                        f"Python {wanted} is not available here "
-                        f"(nbseal runs on {host_python_version()})",
-                        line=directive.line,
-                        text=f"#seal env {directive.name} <- ... python={wanted}",
-                        expected=f"python={host_python_version().rsplit('.', 1)[0]}"
-                        " or no python= option",
-                    )
+                declare_env(directive, self.pin)  # raises for an unusable python=
+            elif isinstance(directive, ScriptBlockDirective):
+                declare_script(directive, self.pin)  # raises for requires-python
             elif isinstance(directive, EnvSwitchDirective) and directive.name not in known:
                 raise DirectiveError(
                     f"no environment named {directive.name!r} is defined",
@@ -640,35 +689,52 @@ class ProxyKernel:
         elif isinstance(directive, EnvSwitchDirective):
             self.current_env = directive.name
         elif isinstance(directive, EnvDefineDirective):
-            await self._define(directive, execution)
+            await self._define(declare_env(directive, self.pin), execution)
+        elif isinstance(directive, ScriptBlockDirective):
+            await self._define(declare_script(directive, self.pin), execution)
 
-    async def _define(self, directive: EnvDefineDirective, execution: Execution) -> None:
-        declared = (directive.requirements, directive.kernel, directive.pin or self.pin)
-        slot = self.environments.get(directive.name)
-        self.current_env = directive.name
-        if slot is not None and slot.declared == declared:
-            return
-        pin = directive.pin or self.pin
-        if pin is None:
-            pin = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    async def _define(self, declaration: Declaration, execution: Execution) -> None:
+        """Make ``declaration`` current; build and start it, showing progress here."""
+        name = declaration.name
+        slot = self.environments.get(name)
+        self.current_env = name
+        if slot is None or slot.declaration != declaration:
+            spec, lock = self._choose_lock(declaration, execution)
+            if slot is not None and slot.kernel is not None:
+                await slot.kernel.shutdown()
+                if slot.ran:
+                    self._print(
+                        execution, f"nbseal: environment {name!r} changed; its kernel was restarted"
+                    )
+            slot = EnvironmentSlot(declaration, spec, lock)
+            self.environments[name] = slot
+        await self._kernel_for(slot, show_in=execution, summary=True)
+
+    def _choose_lock(
+        self, declaration: Declaration, execution: Execution
+    ) -> tuple[EnvironmentSpec, Lock | None]:
+        """Use the notebook's lock while it fits; say why when it does not."""
+        spec, lock = self._fitting(declaration)
+        if spec is not None:
+            return spec, lock
+        name = declaration.name
+        candidates = self.stored.get(name, [])
+        if candidates:
             self._print(
                 execution,
-                f"nbseal: environment {directive.name!r} is resolved as of {pin}; "
-                f"add `#seal pin {pin}` to freeze it",
+                f"nbseal: the lock stored in this notebook for {name!r} is stale "
+                f"({declaration.staleness(candidates[0])}); it is not used. "
+                "Run `nbseal lock NOTEBOOK` to store a new one.",
             )
-        requirements = directive.requirements
-        if directive.kernel is None and not any(
-            Requirement(r).name.lower() == "ipykernel" for r in requirements
-        ):
-            requirements = (*requirements, "ipykernel")
-        spec = EnvironmentSpec(directive.name, requirements, pin, kernel=directive.kernel)
-        if slot is not None and slot.kernel is not None:
-            await slot.kernel.shutdown()
-            self._print(
-                execution,
-                f"nbseal: environment {directive.name!r} changed; its kernel was restarted",
-            )
-        self.environments[directive.name] = EnvironmentSlot(spec, declared=declared)
+        if declaration.pin is not None:
+            return declaration.spec(), None
+        instant = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self._print(
+            execution,
+            f"nbseal: environment {name!r} is resolved as of {instant}; "
+            f"add `#seal pin {instant}` to freeze it",
+        )
+        return declaration.spec(instant), None
 
     def _print(self, execution: Execution, text: str) -> None:
         self._send("iopub", "stream", {"name": "stdout", "text": text + "\n"}, execution.header)
@@ -697,6 +763,12 @@ class ProxyKernel:
         reply = waiter.result()
         reply_content = reply.content(self.session)
         reply_content["execution_count"] = execution.count
+        # Abort what was queued when the cell failed, not what the frontend
+        # sends after it has seen the error (as ipykernel does).
+        failed = reply_content.get("status") == "error"
+        doomed = (
+            self._take_queued() if failed and execution.content.get("stop_on_error", True) else []
+        )
         reply = reply.with_part(self.session, 4, reply_content)
         reply.idents = execution.message.idents
         self._sockets["shell"].send_multipart(reply.wire(), copy=False)
@@ -704,8 +776,7 @@ class ProxyKernel:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(execution.idle.wait(), timeout=5.0)
         self._executions.pop(str(execution.header["msg_id"]), None)
-        if reply_content.get("status") == "error" and execution.content.get("stop_on_error", True):
-            self._abort_queued()
+        self._abort(doomed)
 
     def _finish_ok(self, execution: Execution) -> None:
         content = {
@@ -729,10 +800,18 @@ class ProxyKernel:
         self._status("idle", execution.header)
         self._executions.pop(str(execution.header["msg_id"]), None)
 
+    def _take_queued(self) -> list[RawMessage]:
+        taken = []
+        while not self._queue.empty():
+            taken.append(self._queue.get_nowait())
+        return taken
+
     def _abort_queued(self) -> None:
         """After an error, queued cells are aborted, as ipykernel does."""
-        while not self._queue.empty():
-            message = self._queue.get_nowait()
+        self._abort(self._take_queued())
+
+    def _abort(self, messages: list[RawMessage]) -> None:
+        for message in messages:
             header: dict[str, Any] = dict(message.header(self.session))
             self._status("busy", header)
             self._reply("shell", message, header, {"status": "aborted"})
@@ -742,26 +821,42 @@ class ProxyKernel:
     # environments and their kernels
     # ==================================================================
     async def _kernel_for(
-        self, slot: EnvironmentSlot, show_in: Execution | None = None
+        self, slot: EnvironmentSlot, show_in: Execution | None = None, summary: bool = False
     ) -> SubKernel:
-        if slot.kernel is not None and slot.kernel.alive:
-            return slot.kernel
-        if slot.starting is None or slot.starting.done():
-            slot.progress = Progress(slot.spec.name)
-            slot.starting = asyncio.ensure_future(self._start_kernel(slot, slot.progress))
-        listener = self._show_progress(show_in) if show_in is not None else None
-        if listener is not None and slot.progress is not None:
-            slot.progress.subscribe(listener)
-        try:
-            return await asyncio.shield(slot.starting)
-        finally:
-            if listener is not None and slot.progress is not None:
-                slot.progress.unsubscribe(listener)
+        """The running kernel of ``slot``, built and started if need be.
+
+        With ``show_in``, a build's progress is shown in that cell; with
+        ``summary`` the cell always ends with the one-line summary and the
+        lock (saved with the notebook, where the kernel and ``nbseal lock``
+        find it again).
+        """
+        display = _ProgressDisplay(self, show_in) if show_in is not None else None
+        if slot.kernel is None or not slot.kernel.alive:
+            if slot.starting is None or slot.starting.done():
+                slot.progress = Progress(slot.spec.name)
+                slot.starting = asyncio.ensure_future(self._start_kernel(slot, slot.progress))
+            if display is not None and slot.progress is not None:
+                slot.progress.subscribe(display.on_event)
+            try:
+                await asyncio.shield(slot.starting)
+            finally:
+                if display is not None and slot.progress is not None:
+                    slot.progress.unsubscribe(display.on_event)
+        kernel = slot.kernel
+        if kernel is None:
+            raise KernelStartError(f"the kernel of environment {slot.spec.name!r} did not start")
+        if display is not None and summary and slot.progress is not None and slot.lock:
+            last = slot.progress.last
+            if last is not None and last.done:
+                display.show(last, lock_output(slot.spec.name, slot.lock))
+        return kernel
 
     async def _start_kernel(self, slot: EnvironmentSlot, progress: Progress) -> SubKernel:
         try:
+            if slot.lock is None:
+                slot.lock = await resolve(slot.spec, self.config.store, progress)
             if slot.built is None:
-                slot.built = await realize(slot.spec, self.config.store, progress)
+                slot.built = await realize(slot.spec, self.config.store, progress, lock=slot.lock)
             command = find_kernel_command(slot.built.path, slot.spec.kernel)
             self._kernel_index += 1
             kernel = SubKernel(
@@ -799,28 +894,30 @@ class ProxyKernel:
         if not (self._closing or self._stopping.is_set()):
             log.warning("kernel of %s ended (%s)", kernel.env_name, kernel.exit_description())
 
-    def _show_progress(self, execution: Execution) -> Callable[[ProgressEvent], None]:
-        display_id = f"nbseal-progress-{uuid.uuid4().hex}"
-        shown = False
 
-        def on_event(event: ProgressEvent) -> None:
-            nonlocal shown
-            if not shown and event.done and not event.failed:
-                return  # nothing was built: a reused environment needs no display
-            msg_type = "update_display_data" if shown else "display_data"
-            shown = True
-            self._send(
-                "iopub",
-                msg_type,
-                {
-                    "data": progress_bundle(event),
-                    "metadata": {},
-                    "transient": {"display_id": display_id},
-                },
-                execution.header,
-            )
+class _ProgressDisplay:
+    """One display in a cell that a build's progress updates in place."""
 
-        return on_event
+    def __init__(self, proxy: ProxyKernel, execution: Execution) -> None:
+        self.proxy = proxy
+        self.execution = execution
+        self.display_id = f"nbseal-progress-{uuid.uuid4().hex}"
+        self.shown = False
+
+    def on_event(self, event: ProgressEvent) -> None:
+        if not self.shown and event.done and not event.failed:
+            return  # nothing was built: a reused environment needs no display
+        self.show(event)
+
+    def show(self, event: ProgressEvent, extra: dict[str, Any] | None = None) -> None:
+        msg_type = "update_display_data" if self.shown else "display_data"
+        self.shown = True
+        content = {
+            "data": {**progress_bundle(event), **(extra or {})},
+            "metadata": {},
+            "transient": {"display_id": self.display_id},
+        }
+        self.proxy._send("iopub", msg_type, content, self.execution.header)
 
 
 def _heartbeat(url: str) -> None:
