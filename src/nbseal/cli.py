@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -32,10 +33,37 @@ def _report(event: RunEvent) -> None:
         _err(f"[{event.cell}/{event.total}] cell {event.cell}: {mark} ({event.seconds:.2f} s)")
 
 
+def _sandbox_line(notebook: Path, *, sealed: bool) -> str:
+    """What the sandbox grants this notebook, from its own directives."""
+    from nbseal.notebook import code_sources, read_notebook
+    from nbseal.plan import plan_notebook
+
+    if not sealed:
+        return "UNSEALED (--no-sandbox): kernels see the network and your files"
+    plan = plan_notebook(code_sources(read_notebook(notebook)))
+    grants = (["network (#seal allow network)"] if plan.network else []) + [
+        f"share {s.path} ({s.mode})" for s in plan.shares
+    ]
+    if not grants:
+        return "sealed: no network, no host files"
+    return "sealed; exceptions: " + ", ".join(grants)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     notebook = Path(args.notebook)
     output = Path(args.output) if args.output else None
-    result = run_notebook(notebook, output, timeout=args.timeout, reporter=_report)
+    _err(f"nbseal run: {notebook}: {_sandbox_line(notebook, sealed=not args.no_sandbox)}")
+    keep = Path(args.keep_workdir) if args.keep_workdir else None
+    result = run_notebook(
+        notebook,
+        output,
+        timeout=args.timeout,
+        reporter=_report,
+        sandbox=not args.no_sandbox,
+        keep_workdir=keep,
+    )
+    if keep is not None:
+        _err(f"nbseal run: the kernels' working directory is kept in {keep}")
     if result.failed is not None:
         _err(result.failed.render())
         _err(
@@ -79,12 +107,7 @@ def _cmd_lock(args: argparse.Namespace) -> int:
         print(f"{notebook}: all {len(statuses)} locks are current")
         return 0
 
-    def progress_for(name: str) -> Progress:
-        progress = Progress(name)
-        progress.subscribe(lambda event: _err(f"    {name}: {event.step}"))
-        return progress
-
-    statuses = lock_notebook(notebook, progress_for=progress_for)
+    statuses = lock_notebook(notebook, progress_for=_progress_to_stderr)
     for status in statuses:
         print(_describe_lock(status))
     locked = sum(1 for s in statuses if s.lock is not None)
@@ -95,12 +118,13 @@ def _cmd_lock(args: argparse.Namespace) -> int:
 def _cmd_kernel(args: argparse.Namespace) -> int:
     from nbseal.kernel.kernelspec import install_kernelspec, remove_kernelspec
 
+    sandbox = not args.no_sandbox
     if args.action == "install":
         prefix = args.prefix if args.prefix else (sys.prefix if args.sys_prefix else None)
-        where = install_kernelspec(user=args.user, prefix=prefix)
-        print(f"installed kernelspec nbseal in {where}")
+        where = install_kernelspec(user=args.user, prefix=prefix, sandbox=sandbox)
+        print(f"installed kernelspec {Path(where).name} in {where}")
     else:
-        print(f"removed kernelspec nbseal from {remove_kernelspec()}")
+        print(f"removed kernelspec from {remove_kernelspec(sandbox=sandbox)}")
     return 0
 
 
@@ -123,6 +147,61 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_to_stderr(title: str) -> Progress:
+    progress = Progress(title)
+    progress.subscribe(lambda event: _err(f"    {title}: {event.step}"))
+    return progress
+
+
+def _data_name(url: str, wanted: str | None) -> str:
+    from urllib.parse import unquote, urlparse
+
+    name = wanted or Path(unquote(urlparse(url).path) or url).name
+    if not name or name.startswith("/") or ".." in name.split("/") or " " in name:
+        raise NbsealError(
+            f"cannot use {name!r} as the data's name",
+            hint="pass --name NAME (no spaces, no '..', not absolute)",
+        )
+    return name
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from nbseal.datastore import DataStore
+    from nbseal.notebook import insert_directive, read_notebook, write_notebook
+
+    store = DataStore()
+    if args.action == "add":
+        notebook_path = Path(args.notebook)
+        notebook = read_notebook(notebook_path)  # fail on a bad notebook before downloading
+        remote = "://" in args.url or args.url.startswith("doi:")
+        fetch_from = args.url if remote else str(Path(args.url).resolve())
+        # A local file is written relative to the notebook, as the kernel reads it.
+        url = args.url if remote else os.path.relpath(fetch_from, notebook_path.resolve().parent)
+        name = _data_name(args.url, args.name)
+        stored = asyncio.run(store.add(fetch_from, _progress_to_stderr(name)))
+        line = f"#seal data {name} <- {url} sha256:{stored.sha256}"
+        cell = insert_directive(notebook, line)
+        write_notebook(notebook, notebook_path)
+        print(
+            f"{line}\n  added to cell {cell} of {notebook_path} ({stored.size / 1e6:.1f} MB stored)"
+        )
+        return 0
+    if args.action == "list":
+        entries = store.entries()
+        if not entries:
+            print(f"no data in {store.root}")
+        for entry in entries:
+            age = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
+            print(f"{entry.sha256[:16]}  {entry.size / 1e6:10.1f} MB  last used {age}  {entry.url}")
+        return 0
+    removed = store.gc(args.older_than * 86400)
+    freed = sum(e.size for e in removed)
+    print(f"removed {len(removed)} data files, freed {freed / 1e6:.1f} MB")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nbseal", description="Reproducible Jupyter notebooks, sealed environments."
@@ -134,6 +213,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("notebook")
     run.add_argument("-o", "--output", help="write the executed notebook here (default: in place)")
     run.add_argument("--timeout", type=float, default=None, help="seconds per cell")
+    run.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run kernels without the sandbox (explicit opt-out; the notebook records it)",
+    )
+    run.add_argument(
+        "--keep-workdir",
+        metavar="DIR",
+        help="keep what the notebook wrote in its working directory (figures, results) in DIR",
+    )
     run.set_defaults(func=_cmd_run)
 
     lock = sub.add_parser(
@@ -154,7 +243,13 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--user", action="store_true", help="for this user only")
     where.add_argument("--sys-prefix", action="store_true", help="into this Python's prefix")
     where.add_argument("--prefix", help="into this prefix")
-    kernel_sub.add_parser("remove", help="unregister the kernel")
+    install.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="install the explicit opt-out kernel 'nbseal-unsealed' instead",
+    )
+    remove = kernel_sub.add_parser("remove", help="unregister the kernel")
+    remove.add_argument("--no-sandbox", action="store_true", help="remove 'nbseal-unsealed'")
     kernel.set_defaults(func=_cmd_kernel)
 
     env = sub.add_parser("env", help="the environment store")
@@ -163,6 +258,19 @@ def _parser() -> argparse.ArgumentParser:
     gc = env_sub.add_parser("gc", help="remove environments unused for a while")
     gc.add_argument("--older-than", type=float, default=30, metavar="DAYS")
     env.set_defaults(func=_cmd_env)
+
+    data = sub.add_parser("data", help="declared data and its store")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    add = data_sub.add_parser(
+        "add", help="download URL, compute its hash, add a `#seal data` line to the notebook"
+    )
+    add.add_argument("notebook")
+    add.add_argument("url", help="https://, http://, file://, a local path, or doi:DOI/FILE")
+    add.add_argument("--name", help="the file name inside the notebook's working directory")
+    data_sub.add_parser("list", help="show stored data")
+    data_gc = data_sub.add_parser("gc", help="remove data unused for a while")
+    data_gc.add_argument("--older-than", type=float, default=30, metavar="DAYS")
+    data.set_defaults(func=_cmd_data)
     return parser
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 __all__ = [
     "BuildError",
+    "DataFetchError",
+    "DataHashError",
     "DirectiveError",
     "KernelDiedError",
     "KernelStartError",
@@ -105,3 +107,22 @@ class NotebookError(NbsealError, ValueError):
 
 class SandboxUnavailableError(NbsealError, RuntimeError):
     """Kernels cannot be sealed here: no bubblewrap, or the kernel forbids its namespaces."""
+
+
+class DataFetchError(NbsealError, ConnectionError):
+    """Declared data could not be fetched (host, HTTP status, truncation, disk)."""
+
+
+class DataHashError(NbsealError, ValueError):
+    """Fetched bytes do not have the declared SHA-256; nothing was stored."""
+
+    def __init__(self, *, url: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"the data from {url} does not have the declared hash",
+            context=f"expected sha256:{expected}\nactual   sha256:{actual}",
+            hint="if the source changed on purpose, update the hash in the `#seal data` line "
+            "(`nbseal data add` computes it); otherwise the download was altered",
+        )
+        self.url = url
+        self.expected = expected
+        self.actual = actual

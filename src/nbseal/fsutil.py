@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "make_tree_readonly", "remove_tree", "tree_size"]
+from filelock import FileLock, Timeout
+
+from nbseal.progress import Progress
+
+__all__ = [
+    "acquire_polling",
+    "atomic_write_text",
+    "make_tree_readonly",
+    "remove_tree",
+    "tree_size",
+]
 
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
@@ -67,3 +78,17 @@ def tree_size(root: Path) -> int:
                 seen.add(ident)
                 total += info.st_size
     return total
+
+
+async def acquire_polling(filelock: FileLock, progress: Progress, waiting: str) -> None:
+    """Take ``filelock`` without blocking the event loop; say once that we wait."""
+    waited = False
+    while True:
+        try:
+            filelock.acquire(timeout=0)
+            return
+        except Timeout:
+            if not waited:
+                progress.step(waiting)
+                waited = True
+            await asyncio.sleep(0.2)

@@ -13,8 +13,10 @@ from nbseal.environments import resolve
 from nbseal.lock import Lock
 from nbseal.notebook import (
     code_sources,
+    metadata_data,
     metadata_locks,
     read_notebook,
+    set_data,
     set_locks,
     stored_locks,
     write_notebook,
@@ -48,14 +50,16 @@ def now_instant() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _declarations(path: Path) -> tuple[Any, dict[str, Declaration]]:
+def _declarations(path: Path) -> tuple[Any, dict[str, Declaration], dict[str, dict[str, str]]]:
     notebook = read_notebook(path)
-    return notebook, plan_notebook(code_sources(notebook)).locked_environments()
+    plan = plan_notebook(code_sources(notebook))
+    data = {d.name: {"url": d.url, "sha256": d.sha256} for d in plan.data}
+    return notebook, plan.locked_environments(), data
 
 
 def check_locks(path: Path) -> list[LockStatus]:
     """Compare ``metadata.nbseal`` with what the notebook declares; resolves nothing."""
-    notebook, declared = _declarations(path)
+    notebook, declared, data = _declarations(path)
     locks = metadata_locks(notebook)
     statuses = []
     for name, declaration in declared.items():
@@ -70,6 +74,13 @@ def check_locks(path: Path) -> list[LockStatus]:
         for name, lock in locks.items()
         if name not in declared
     )
+    recorded = metadata_data(notebook)
+    for name in sorted(set(data) | set(recorded)):
+        if data.get(name) == recorded.get(name):
+            statuses.append(LockStatus(f"data {name}", "kept", f"sha256 {data[name]['sha256']}"))
+        else:
+            why = "not recorded" if name not in recorded else "differs from the notebook"
+            statuses.append(LockStatus(f"data {name}", "stale", f"metadata.nbseal.data {why}"))
     return statuses
 
 
@@ -110,7 +121,7 @@ def lock_notebook(
     A lock already in the file (metadata or a cell output) that still fits its
     declaration is kept, so re-locking changes nothing that did not change.
     """
-    notebook, declared = _declarations(path)
+    notebook, declared, data = _declarations(path)
     statuses = asyncio.run(
         _lock_all(
             declared,
@@ -122,8 +133,14 @@ def lock_notebook(
     )
     locks = {s.name: s.lock for s in statuses if s.lock is not None}
     before = {name: lock.to_json() for name, lock in metadata_locks(notebook).items()}
-    if before != {name: lock.to_json() for name, lock in locks.items()}:
+    changed = before != {name: lock.to_json() for name, lock in locks.items()}
+    if changed or metadata_data(notebook) != data:
         set_locks(notebook, locks)
+        set_data(notebook, data)
         write_notebook(notebook, path)
     removed = [LockStatus(n, "unused", "removed: no longer declared") for n in before]
-    return statuses + [s for s in removed if s.name not in locks]
+    recorded = [
+        LockStatus(f"data {name}", "kept", f"sha256 {entry['sha256']}")
+        for name, entry in data.items()
+    ]
+    return statuses + [s for s in removed if s.name not in locks] + recorded

@@ -10,22 +10,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 from nbseal.errors import NotebookError
 from nbseal.fsutil import atomic_write_text
-from nbseal.kernel.kernelspec import DISPLAY_NAME, KERNEL_NAME
 from nbseal.lock import Lock
 
 __all__ = [
     "LOCK_MIME",
     "code_sources",
+    "insert_directive",
     "lock_output",
     "mark_kernel",
+    "metadata_data",
     "metadata_locks",
     "output_locks",
     "read_notebook",
+    "record_run",
     "seal_metadata",
+    "set_data",
     "set_locks",
     "stored_locks",
     "write_notebook",
@@ -33,6 +34,8 @@ __all__ = [
 
 
 def read_notebook(path: Path) -> Any:
+    import nbformat  # about 100 ms; the kernel only pays it when it has a notebook
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -52,11 +55,15 @@ def read_notebook(path: Path) -> Any:
 
 def write_notebook(notebook: Any, path: Path) -> None:
     """Write atomically: an interrupted write never leaves a truncated notebook."""
+    import nbformat
+
     text: str = nbformat.writes(notebook)  # type: ignore[no-untyped-call]
     atomic_write_text(path, text + "\n")
 
 
 def mark_kernel(notebook: Any) -> None:
+    from nbseal.kernel.kernelspec import DISPLAY_NAME, KERNEL_NAME
+
     notebook.metadata["kernelspec"] = {
         "name": KERNEL_NAME,
         "display_name": DISPLAY_NAME,
@@ -135,6 +142,49 @@ def set_locks(notebook: Any, locks: dict[str, Lock]) -> None:
     section = seal_metadata(notebook)
     section["format"] = METADATA_FORMAT
     section["environments"] = {name: locks[name].to_json() for name in sorted(locks)}
+
+
+def record_run(notebook: Any, *, sealed: bool) -> None:
+    """Say in the file how it was last executed: sealed, or explicitly not."""
+    from nbseal import __version__
+
+    seal_metadata(notebook)["last_run"] = {"sealed": sealed, "nbseal": __version__}
+
+
+def metadata_data(notebook: Any) -> dict[str, dict[str, str]]:
+    """The data hashes ``nbseal lock`` recorded: NAME -> {"url", "sha256"}."""
+    section = notebook.metadata.get("nbseal", {})
+    data = section.get("data", {}) if isinstance(section, dict) else {}
+    return {str(k): dict(v) for k, v in data.items() if isinstance(v, dict)}
+
+
+def set_data(notebook: Any, data: dict[str, dict[str, str]]) -> None:
+    section = seal_metadata(notebook)
+    section["format"] = METADATA_FORMAT
+    if data:
+        section["data"] = {name: data[name] for name in sorted(data)}
+    else:
+        section.pop("data", None)
+
+
+def insert_directive(notebook: Any, line: str) -> int:
+    """Put a directive line at the top of the first code cell's directive block.
+
+    A notebook whose first code cell holds code gets a new first cell for it.
+    Returns the 1-based index of the cell that holds the line.
+    """
+    import nbformat
+
+    for index, cell in enumerate(notebook.cells):
+        if cell.get("cell_type") != "code":
+            continue
+        first = next((x.strip() for x in str(cell.source).splitlines() if x.strip()), "")
+        if first.startswith("#seal") or first == "# /// script":
+            cell.source = f"{line}\n{cell.source}"
+            return index + 1
+        break
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(line))  # type: ignore[no-untyped-call]
+    return 1
 
 
 def code_sources(notebook: Any) -> list[str]:

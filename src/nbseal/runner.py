@@ -16,7 +16,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from nbseal.errors import NotebookError
 from nbseal.kernel.display import PROGRESS_MIME
 from nbseal.kernel.kernelspec import KERNEL_NAME, InMemoryKernelSpecManager
-from nbseal.notebook import mark_kernel, read_notebook, write_notebook
+from nbseal.notebook import mark_kernel, read_notebook, record_run, write_notebook
 
 __all__ = ["CellFailedError", "RunEvent", "RunResult", "run_notebook"]
 
@@ -108,8 +108,14 @@ def run_notebook(
     timeout: float | None = None,
     reporter: Reporter | None = None,
     extra_env: dict[str, str] | None = None,
+    sandbox: bool = True,
+    keep_workdir: Path | None = None,
 ) -> RunResult:
-    """Execute ``path`` with the nbseal kernel and write it (with outputs) to ``output``."""
+    """Execute ``path`` with the nbseal kernel and write it (with outputs) to ``output``.
+
+    Kernels run sealed unless ``sandbox`` is False; what they write in their
+    working directory is kept in ``keep_workdir`` when given, else removed.
+    """
     path = path.resolve()
     output = (output or path).resolve()
     notebook = read_notebook(path)
@@ -124,6 +130,10 @@ def run_notebook(
     )
     env = dict(os.environ)
     env["JPY_SESSION_NAME"] = str(path)
+    env["NBSEAL_NO_SANDBOX"] = "0" if sandbox else "1"
+    if keep_workdir is not None:
+        keep_workdir.mkdir(parents=True, exist_ok=True)
+        env["NBSEAL_KEEP_WORKDIR"] = str(keep_workdir.resolve())
     env.update(extra_env or {})
     started = time.monotonic()
     failed: CellFailedError | None = None
@@ -137,6 +147,7 @@ def run_notebook(
         failed = CellFailedError(client.current_cell, "CellTimeoutError", str(exc), "")
     except DeadKernelError as exc:
         failed = CellFailedError(client.current_cell, "DeadKernelError", str(exc), "")
+    record_run(notebook, sealed=sandbox)
     write_notebook(notebook, output)
     return RunResult(
         output, len(client.timings), time.monotonic() - started, failed, client.timings

@@ -14,7 +14,6 @@ a crash or a killed build can never leave something that looks complete.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -26,7 +25,13 @@ from filelock import FileLock, Timeout
 
 from nbseal.backends.base import Backend
 from nbseal.errors import BuildError, StoreError
-from nbseal.fsutil import atomic_write_text, make_tree_readonly, remove_tree, tree_size
+from nbseal.fsutil import (
+    acquire_polling,
+    atomic_write_text,
+    make_tree_readonly,
+    remove_tree,
+    tree_size,
+)
 from nbseal.lock import Lock
 from nbseal.paths import cache_root
 from nbseal.plan import EnvironmentSpec
@@ -107,7 +112,9 @@ class EnvironmentStore:
             return found
         self._prepare_dirs()
         filelock = FileLock(str(self._lockfile(lock.key)))
-        await self._acquire(filelock, progress)
+        await acquire_polling(
+            filelock, progress, "waiting for another process building the same environment"
+        )
         try:
             found = self.lookup(lock)  # another process may have built it meanwhile
             if found is not None:
@@ -128,18 +135,6 @@ class EnvironmentStore:
                 f"cannot create the environment store at {self.root}: {exc.strerror}",
                 hint="set NBSEAL_CACHE_DIR to a writable directory",
             ) from exc
-
-    async def _acquire(self, filelock: FileLock, progress: Progress) -> None:
-        waited = False
-        while True:
-            try:
-                filelock.acquire(timeout=0)
-                return
-            except Timeout:
-                if not waited:
-                    progress.step("waiting for another process building the same environment")
-                    waited = True
-                await asyncio.sleep(0.2)
 
     async def _build(self, lock: Lock, backend: Backend, progress: Progress) -> BuiltEnvironment:
         final = self.path_for(lock.key)

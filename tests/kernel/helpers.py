@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from jupyter_client.blocking.client import BlockingKernelClient
@@ -66,6 +67,30 @@ def pid_alive(pid: int) -> bool:
             return handle.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def host_pid_of_kernel(kc: BlockingKernelClient) -> int:
+    """The host pid of the sub-kernel answering ``kc``.
+
+    Inside the sandbox the kernel sees its own pid namespace, so it prints
+    its connection file instead, and the host process is found by that.
+    """
+    result = execute(kc, "import sys; print(sys.argv[sys.argv.index('-f') + 1])")
+    connection_file = result.stdout.strip()
+    assert connection_file, result.reply["content"]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            connection_file.encode() in argv
+            and b"bwrap" not in Path(argv[0].decode()).name.encode()
+        ):
+            return int(entry.name)
+    raise AssertionError(f"no host process holds {connection_file}")
 
 
 def wait_gone(pid: int, timeout: float = 10) -> bool:

@@ -11,7 +11,14 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from tests.kernel.helpers import collect, execute, pid_alive, running_kernel, wait_gone
+from tests.kernel.helpers import (
+    collect,
+    execute,
+    host_pid_of_kernel,
+    pid_alive,
+    running_kernel,
+    wait_gone,
+)
 
 pytestmark = pytest.mark.usefixtures("default_env")
 
@@ -23,8 +30,7 @@ def kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
 
 
 def sub_pid(kc: BlockingKernelClient) -> int:
-    result = execute(kc, "import os; print(os.getpid())")
-    return int(result.stdout.strip())
+    return host_pid_of_kernel(kc)
 
 
 def test_kernel_info_describes_the_sub_kernel(kernel) -> None:
@@ -146,9 +152,9 @@ def test_killed_sub_kernel_fails_the_cell_and_the_next_one_starts_fresh(kernel) 
     (error,) = result.of_type("error")
     assert "next cell starts a fresh kernel" in "\n".join(error["content"]["traceback"])
     assert km.is_alive()
-    after = execute(kc, "import os; print(os.getpid())")
+    after = execute(kc, "'fresh'")
     assert after.status == "ok"
-    assert int(after.stdout) != pid
+    assert sub_pid(kc) != pid
     assert after.reply["content"]["execution_count"] == 3  # the count goes on
 
 

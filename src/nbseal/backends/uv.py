@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import platform
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from nbseal import uv
@@ -27,7 +30,11 @@ def _reporter(progress: Progress) -> uv.LineCallback:
     return on_line
 
 
+@functools.lru_cache(maxsize=8)
 def python_version_of(python: str) -> str:
+    """The version of the interpreter at ``python`` (no subprocess for our own)."""
+    if python == sys.executable:
+        return platform.python_version()
     result = subprocess.run(
         [python, "-c", "import platform; print(platform.python_version())"],
         capture_output=True,

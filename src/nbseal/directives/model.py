@@ -46,7 +46,8 @@ class DataDirective:
     line: int
     name: str
     url: str
-    digest: str
+    digest: str  # as written
+    sha256: str = ""  # the same, as lowercase hex
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from nbseal.digests import sha256_hex
 from nbseal.directives.model import (
     AllowDirective,
     DataDirective,
@@ -34,7 +35,6 @@ __all__ = ["HELP_TEXT", "parse_cell"]
 _PREFIX = re.compile(r"^\s*#seal(?=\s|$)(.*)$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _OPTION = re.compile(r"^(python|kernel|pin)=(?!=)(.+)$")
-_DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha256-[A-Za-z0-9+/=]{43,44})$")
 _SCRIPT_START = re.compile(r"^# /// script\s*$")
 _SCRIPT_END = re.compile(r"^# ///\s*$")
 
@@ -42,7 +42,7 @@ FORMS = {
     "env": "`#seal env NAME <- REQUIREMENT... [python=X.Y] [kernel=NAME] [pin=DATE]`"
     " or `#seal env NAME`",
     "pin": "`#seal pin YYYY-MM-DD` or `#seal pin YYYY-MM-DDTHH:MM:SSZ`",
-    "data": "`#seal data NAME <- URL sha256:HEX`",
+    "data": "`#seal data NAME <- URL sha256:HEX` (or sha256-BASE64, or a Guix nix-base32 hash)",
     "describe": "`#seal describe`",
     "help": "`#seal help`",
     "allow": "`#seal allow network`",
@@ -274,9 +274,13 @@ def _parse_data(args: list[str], number: int, line: str) -> Directive:
     name, _, url, digest = args
     if name.startswith("/") or ".." in name.split("/"):
         raise _error(f"data name {name!r} may not start with / or contain ..", number, line, "data")
-    if not _DIGEST.match(digest):
+    if not digest.startswith("sha256"):
         raise _error(f"{digest!r} is not a SHA-256 digest", number, line, "data")
-    return DataDirective(number, name, url, digest)
+    try:
+        sha256 = sha256_hex(digest)
+    except ValueError as exc:
+        raise _error(str(exc), number, line, "data") from exc
+    return DataDirective(number, name, url, digest, sha256)
 
 
 def _parse_share(args: list[str], number: int, line: str) -> Directive:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
+from pathlib import Path
 
 from nbseal.kernel.proxy import ProxyConfig, ProxyKernel, configure_logging
 
@@ -14,6 +16,17 @@ from nbseal.kernel.proxy import ProxyConfig, ProxyKernel, configure_logging
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nbseal.kernel")
     parser.add_argument("-f", "--connection-file", required=True)
+    parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        default=os.environ.get("NBSEAL_NO_SANDBOX", "") not in ("", "0"),
+        help="run kernels unsealed (explicit opt-out; outputs record it)",
+    )
+    parser.add_argument(
+        "--keep-workdir",
+        default=os.environ.get("NBSEAL_KEEP_WORKDIR") or None,
+        help="keep the kernels' working directory here instead of removing it",
+    )
     args, _unknown = parser.parse_known_args(argv)
     configure_logging()
     with open(args.connection_file) as handle:
@@ -21,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     # Interrupts arrive as interrupt_request messages; a stray SIGINT
     # (Ctrl+C in a terminal) must not kill the proxy and its kernels.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    kernel = ProxyKernel(connection, ProxyConfig())
+    config = ProxyConfig(
+        sandbox=not args.no_sandbox,
+        keep_workdir=Path(args.keep_workdir) if args.keep_workdir else None,
+    )
+    kernel = ProxyKernel(connection, config)
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()

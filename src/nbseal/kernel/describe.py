@@ -14,7 +14,7 @@ __all__ = ["describe_bundle"]
 _COLUMNS = ("environment", "kernel", "language", "pin", "packages", "store key", "sandbox")
 
 
-def _row(name: str, slot: EnvironmentSlot, current: str) -> dict[str, Any]:
+def _row(name: str, slot: EnvironmentSlot, current: str, sandbox: str) -> dict[str, Any]:
     kernel = slot.kernel
     language = ""
     if kernel is not None:
@@ -29,12 +29,15 @@ def _row(name: str, slot: EnvironmentSlot, current: str) -> dict[str, Any]:
         "pin": slot.spec.pin,
         "packages": packages or list(slot.spec.requirements),
         "store key": slot.built.key[:12] if slot.built is not None else "not built",
-        "sandbox": "sealed" if kernel is not None and kernel.launcher.sealed else "none",
+        "sandbox": sandbox,
     }
 
 
-def describe_bundle(slots: Mapping[str, EnvironmentSlot], current: str) -> dict[str, Any]:
-    rows = [_row(name, slot, current) for name, slot in slots.items()]
+def describe_bundle(
+    slots: Mapping[str, EnvironmentSlot], current: str, sandbox: str
+) -> dict[str, Any]:
+    """The table of ``#seal describe``; ``sandbox`` is the session's policy in one line."""
+    rows = [_row(name, slot, current, sandbox) for name, slot in slots.items()]
     text_lines = []
     for row in rows:
         text_lines.append(

@@ -12,6 +12,7 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
 __all__ = [
     "KERNEL_NAME",
+    "UNSEALED_KERNEL_NAME",
     "InMemoryKernelSpecManager",
     "install_kernelspec",
     "kernelspec_dict",
@@ -20,12 +21,16 @@ __all__ = [
 
 KERNEL_NAME = "nbseal"
 DISPLAY_NAME = "nbseal (reproducible)"
+# The explicit opt-out: same kernel, no sandbox, and it says so in the launcher.
+UNSEALED_KERNEL_NAME = "nbseal-unsealed"
+UNSEALED_DISPLAY_NAME = "nbseal (UNSEALED: no sandbox)"
 
 
-def kernelspec_dict(python: str | None = None) -> dict[str, Any]:
+def kernelspec_dict(python: str | None = None, *, sandbox: bool = True) -> dict[str, Any]:
+    argv = [python or sys.executable, "-m", "nbseal.kernel", "-f", "{connection_file}"]
     return {
-        "argv": [python or sys.executable, "-m", "nbseal.kernel", "-f", "{connection_file}"],
-        "display_name": DISPLAY_NAME,
+        "argv": argv if sandbox else [*argv, "--no-sandbox"],
+        "display_name": DISPLAY_NAME if sandbox else UNSEALED_DISPLAY_NAME,
         "language": "python",
         # Signals to the proxy would not reach kernels in a sandbox.
         "interrupt_mode": "message",
@@ -34,24 +39,30 @@ def kernelspec_dict(python: str | None = None) -> dict[str, Any]:
 
 
 def install_kernelspec(
-    *, user: bool = False, prefix: str | None = None, python: str | None = None
+    *,
+    user: bool = False,
+    prefix: str | None = None,
+    python: str | None = None,
+    sandbox: bool = True,
 ) -> str:
+    name = KERNEL_NAME if sandbox else UNSEALED_KERNEL_NAME
+    spec = kernelspec_dict(python, sandbox=sandbox)
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "kernel.json").write_text(json.dumps(kernelspec_dict(python), indent=1))
-        return str(
-            KernelSpecManager().install_kernel_spec(tmp, KERNEL_NAME, user=user, prefix=prefix)
-        )
+        (Path(tmp) / "kernel.json").write_text(json.dumps(spec, indent=1))
+        return str(KernelSpecManager().install_kernel_spec(tmp, name, user=user, prefix=prefix))
 
 
-def remove_kernelspec() -> str:
-    return str(KernelSpecManager().remove_kernel_spec(KERNEL_NAME))
+def remove_kernelspec(*, sandbox: bool = True) -> str:
+    name = KERNEL_NAME if sandbox else UNSEALED_KERNEL_NAME
+    return str(KernelSpecManager().remove_kernel_spec(name))
 
 
 class InMemoryKernelSpecManager(KernelSpecManager):
     """Finds ``nbseal`` without an installed kernelspec (used by ``nbseal run``)."""
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
-        if kernel_name == KERNEL_NAME:
-            return KernelSpec(resource_dir="", **kernelspec_dict())
+        if kernel_name in (KERNEL_NAME, UNSEALED_KERNEL_NAME):
+            sandbox = kernel_name == KERNEL_NAME
+            return KernelSpec(resource_dir="", **kernelspec_dict(sandbox=sandbox))
         spec: KernelSpec = super().get_kernel_spec(kernel_name)
         return spec

@@ -27,11 +27,13 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
-from jupyter_client.session import Session
 
 from nbseal import __version__
+from nbseal.datastore import DataStore
 from nbseal.directives import (
     HELP_TEXT,
+    AllowDirective,
+    DataDirective,
     DescribeDirective,
     Directive,
     EnvDefineDirective,
@@ -39,6 +41,7 @@ from nbseal.directives import (
     HelpDirective,
     PinDirective,
     ScriptBlockDirective,
+    ShareDirective,
     parse_cell,
 )
 from nbseal.environments import realize, resolve
@@ -46,6 +49,7 @@ from nbseal.errors import DirectiveError, KernelDiedError, KernelStartError, Nbs
 from nbseal.kernel.display import error_content, progress_bundle
 from nbseal.kernel.kernelcmd import find_kernel_command
 from nbseal.kernel.provisioning import DirectLauncher, Launcher
+from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage, split_frames
 from nbseal.lock import Lock
@@ -60,6 +64,8 @@ from nbseal.plan import (
     plan_notebook,
 )
 from nbseal.progress import Progress, ProgressEvent
+from nbseal.sandbox import BwrapLauncher, SandboxPolicy, Share
+from nbseal.sandbox.policy import ShareMode
 from nbseal.store import BuiltEnvironment, EnvironmentStore
 
 __all__ = ["ProxyConfig", "ProxyKernel"]
@@ -67,6 +73,7 @@ __all__ = ["ProxyConfig", "ProxyKernel"]
 log = logging.getLogger("nbseal.kernel")
 
 PROTOCOL_VERSION = "5.3"
+UNSEALED_MIME = "application/vnd.nbseal.unsealed+json"
 
 # (channel, message, header) -> None; the dispatch tables hold these.
 Handler = Callable[[str, RawMessage, dict[str, Any]], None]
@@ -105,6 +112,8 @@ class EnvironmentSlot:
     progress: Progress | None = None
     # Whether any cell ran in its kernel (a restart then loses state).
     ran: bool = False
+    # The sandbox policy its kernel was started under.
+    policy: SandboxPolicy | None = None
 
 
 @dataclass
@@ -134,23 +143,35 @@ class Execution:
 @dataclass
 class ProxyConfig:
     store: EnvironmentStore = field(default_factory=EnvironmentStore)
-    launcher: Launcher = field(default_factory=DirectLauncher)
+    data_store: DataStore = field(default_factory=DataStore)
     notebook_path: str | None = None
     prestart: bool = True
+    # Run kernels under bubblewrap; False only by explicit opt-out (--no-sandbox).
+    sandbox: bool = True
+    # Keep the kernels' working directory here instead of a removed scratch dir.
+    keep_workdir: Path | None = None
 
 
 class ProxyKernel:
     def __init__(self, connection: dict[str, Any], config: ProxyConfig | None = None) -> None:
         self.connection = connection
         self.config = config or ProxyConfig()
-        self.session = Session(
-            key=str(connection.get("key", "")).encode(),
-            signature_scheme=str(connection.get("signature_scheme", "hmac-sha256")),
+        self.session = WireSession(
+            str(connection.get("key", "")).encode(),
+            str(connection.get("signature_scheme", "hmac-sha256")),
             username="nbseal",
         )
         self.context = zmq.asyncio.Context()
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="nbseal-"))
-        self.workdir = Path.cwd()
+        # jupyter_server starts kernels in the notebook's folder.
+        self.notebook_dir = Path.cwd()
+        self.workdir = (self.config.keep_workdir or self.runtime_dir / "work").resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.network = False
+        self.shares: dict[Path, ShareMode] = {}
+        # Declared data: NAME in the working directory -> its file in the data store.
+        self.data: dict[str, Path] = {}
+        self._unsealed_noted = False
         # Locks the notebook file holds (metadata.nbseal, then cell outputs).
         self.stored: dict[str, list[Lock]] = {}
         # Start the default kernel at once unless the notebook never uses it.
@@ -200,7 +221,7 @@ class ProxyKernel:
         path = Path(name)
         # jupyter_server passes the path relative to its root; the kernel's
         # cwd is the notebook's folder.
-        for candidate in (path, self.workdir / path, self.workdir / path.name):
+        for candidate in (path, self.notebook_dir / path, self.notebook_dir / path.name):
             if candidate.is_file():
                 return candidate
         return None
@@ -220,6 +241,14 @@ class ProxyKernel:
             return default_declaration()
         log.info("notebook %s holds locks for %s", path, ", ".join(self.stored) or "nothing")
         self.prestart_default = DEFAULT_ENV_NAME in plan.used
+        # Data already stored is in place before the first kernel starts, so
+        # the pre-started kernel need not restart when its cell runs.
+        for data in plan.data:
+            stored = self.config.data_store.lookup(data.sha256)
+            if stored is not None:
+                self.data[data.name] = stored
+                if not self.config.sandbox:
+                    self._link_data(data.name, stored)
         return plan.environments.get(DEFAULT_ENV_NAME) or default_declaration()
 
     def _fitting(self, declaration: Declaration) -> tuple[EnvironmentSpec | None, Lock | None]:
@@ -228,6 +257,48 @@ class ProxyKernel:
         if lock is None:
             return None, None
         return declaration.spec(lock.exclude_newer), lock
+
+    # ==================================================================
+    # the sandbox
+    # ==================================================================
+    def sandbox_policy(self) -> SandboxPolicy:
+        shares = tuple(Share(path, mode) for path, mode in sorted(self.shares.items()))
+        binds = tuple((path, self.workdir / name) for name, path in sorted(self.data.items()))
+        return SandboxPolicy(
+            workdir=self.workdir, network=self.network, shares=shares, readonly_binds=binds
+        )
+
+    def policy_summary(self) -> str:
+        """One line for ``#seal describe`` and logs: sealed or not, and every exception."""
+        if not self.config.sandbox:
+            return "UNSEALED (--no-sandbox): kernels see the network and the user's files"
+        grants = (["network"] if self.network else []) + [
+            f"share {path} ({mode})" for path, mode in sorted(self.shares.items())
+        ]
+        if not grants:
+            return "sealed: no network, no host files"
+        return "sealed; exceptions: " + ", ".join(grants)
+
+    def _launcher(self) -> Launcher:
+        if not self.config.sandbox:
+            return DirectLauncher()
+        return BwrapLauncher(self.sandbox_policy())
+
+    def _note_unsealed(self, execution: Execution) -> None:
+        """An unsealed run says so in the notebook's outputs, once per session."""
+        if self.config.sandbox or self._unsealed_noted:
+            return
+        self._unsealed_noted = True
+        text = (
+            "nbseal: this session runs WITHOUT the sandbox (--no-sandbox): kernels can "
+            "reach the network and the user's files, so outputs may depend on them"
+        )
+        content = {
+            "data": {"text/plain": text, UNSEALED_MIME: {"sealed": False}},
+            "metadata": {},
+            "transient": {},
+        }
+        self._send("iopub", "display_data", content, execution.header)
 
     # ==================================================================
     # start and stop
@@ -252,7 +323,16 @@ class ProxyKernel:
         for sock in self._sockets.values():
             sock.close(linger=500)
         self.context.term()
-        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        self._clear_data_mounts()
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)  # holds the scratch workdir
+
+    def _clear_data_mounts(self) -> None:
+        """A kept working directory keeps what the notebook wrote, not the data's mount points."""
+        for name in self.data:
+            path = self.workdir / name
+            with contextlib.suppress(OSError):
+                if path.is_symlink() or (path.is_file() and path.stat().st_size == 0):
+                    path.unlink()
 
     def _bind(self) -> None:
         c = self.connection
@@ -650,6 +730,9 @@ class ProxyKernel:
             EnvDefineDirective,
             EnvSwitchDirective,
             ScriptBlockDirective,
+            AllowDirective,
+            ShareDirective,
+            DataDirective,
         )
         if not isinstance(directive, supported):
             name = type(directive).__name__.removesuffix("Directive").lower()
@@ -670,6 +753,8 @@ class ProxyKernel:
                 declare_env(directive, self.pin)  # raises for an unusable python=
             elif isinstance(directive, ScriptBlockDirective):
                 declare_script(directive, self.pin)  # raises for requires-python
+            elif isinstance(directive, ShareDirective):
+                self._share_path(directive)  # raises for a missing path
             elif isinstance(directive, EnvSwitchDirective) and directive.name not in known:
                 raise DirectiveError(
                     f"no environment named {directive.name!r} is defined",
@@ -692,6 +777,54 @@ class ProxyKernel:
             await self._define(declare_env(directive, self.pin), execution)
         elif isinstance(directive, ScriptBlockDirective):
             await self._define(declare_script(directive, self.pin), execution)
+        elif isinstance(directive, AllowDirective):
+            self.network = True
+        elif isinstance(directive, ShareDirective):
+            self.shares[self._share_path(directive)] = "rw" if directive.mode == "rw" else "ro"
+        elif isinstance(directive, DataDirective):
+            await self._fetch_data(directive, execution)
+
+    async def _fetch_data(self, directive: DataDirective, execution: Execution) -> None:
+        """Fetch (or reuse) declared data and put it in every kernel's working directory."""
+        url = directive.url
+        if "://" not in url and not url.startswith("doi:"):
+            url = str((self.notebook_dir / Path(url).expanduser()).resolve())
+        progress = Progress(f"data {directive.name}")
+        display = _ProgressDisplay(self, execution)
+        progress.subscribe(display.on_event)
+        try:
+            stored = await self.config.data_store.ensure(url, directive.sha256, progress)
+        except NbsealError as exc:
+            progress.fail(exc.message)
+            raise
+        how = "from the store" if stored.reused else "fetched, verified and stored"
+        progress.finish(
+            f"{stored.size / 1e6:.1f} MB, {how} in {progress.elapsed():.1f} s "
+            f"(sha256 {stored.sha256[:12]})"
+        )
+        self.data[directive.name] = stored.path
+        if not self.config.sandbox:
+            self._link_data(directive.name, stored.path)
+
+    def _link_data(self, name: str, stored: Path) -> None:
+        # Unsealed kernels see the store file through a symlink (read-only file).
+        link = self.workdir / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(stored)
+
+    def _share_path(self, directive: ShareDirective) -> Path:
+        # Relative to the notebook's folder, as the author wrote it.
+        path = (self.notebook_dir / Path(directive.path).expanduser()).resolve()
+        if not path.exists():
+            raise DirectiveError(
+                f"{directive.path} does not exist (as {path})",
+                line=directive.line,
+                text=f"#seal share {directive.path} {directive.mode}",
+                expected="an existing file or folder, absolute or relative to the notebook",
+            )
+        return path
 
     async def _define(self, declaration: Declaration, execution: Execution) -> None:
         """Make ``declaration`` current; build and start it, showing progress here."""
@@ -742,7 +875,7 @@ class ProxyKernel:
     def _describe(self) -> dict[str, Any]:
         from nbseal.kernel.describe import describe_bundle
 
-        bundle = describe_bundle(self.environments, self.current_env)
+        bundle = describe_bundle(self.environments, self.current_env, self.policy_summary())
         return {"data": bundle, "metadata": {}, "transient": {}}
 
     async def _relay_execution(self, execution: Execution, kernel: SubKernel, code: str) -> None:
@@ -831,6 +964,9 @@ class ProxyKernel:
         find it again).
         """
         display = _ProgressDisplay(self, show_in) if show_in is not None else None
+        if show_in is not None:
+            self._note_unsealed(show_in)
+        await self._apply_policy(slot, show_in)
         if slot.kernel is None or not slot.kernel.alive:
             if slot.starting is None or slot.starting.done():
                 slot.progress = Progress(slot.spec.name)
@@ -851,6 +987,23 @@ class ProxyKernel:
                 display.show(last, lock_output(slot.spec.name, slot.lock))
         return kernel
 
+    async def _apply_policy(self, slot: EnvironmentSlot, show_in: Execution | None) -> None:
+        """A kernel started under other grants is restarted before it runs more code."""
+        kernel = slot.kernel
+        if kernel is None or not kernel.alive or not self.config.sandbox:
+            return
+        if slot.policy == self.sandbox_policy():
+            return
+        await kernel.shutdown()
+        slot.kernel = None
+        if slot.ran and show_in is not None:
+            self._print(
+                show_in,
+                f"nbseal: the sandbox of {slot.spec.name!r} changed "
+                f"({self.policy_summary()}); its kernel was restarted",
+            )
+        slot.ran = False
+
     async def _start_kernel(self, slot: EnvironmentSlot, progress: Progress) -> SubKernel:
         try:
             if slot.lock is None:
@@ -858,6 +1011,7 @@ class ProxyKernel:
             if slot.built is None:
                 slot.built = await realize(slot.spec, self.config.store, progress, lock=slot.lock)
             command = find_kernel_command(slot.built.path, slot.spec.kernel)
+            slot.policy = self.sandbox_policy()
             self._kernel_index += 1
             kernel = SubKernel(
                 env_name=slot.spec.name,
@@ -867,7 +1021,7 @@ class ProxyKernel:
                 context=self.context,
                 runtime_dir=self.runtime_dir,
                 workdir=self.workdir,
-                launcher=self.config.launcher,
+                launcher=self._launcher(),
                 handler=self._from_kernel,
                 index=self._kernel_index,
             )

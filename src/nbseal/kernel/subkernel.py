@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -13,12 +14,11 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
-from jupyter_client.connect import write_connection_file
-from jupyter_client.session import Session
 
 from nbseal.errors import KernelStartError
 from nbseal.kernel.kernelcmd import KernelCommand
 from nbseal.kernel.provisioning import Launcher, LaunchRequest
+from nbseal.kernel.session import WireSession
 from nbseal.kernel.wire import RawMessage, split_frames
 
 __all__ = ["SubKernel"]
@@ -32,14 +32,21 @@ _PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "hb": 4, "control": 5}
 _SOCKET_TYPES = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER, "iopub": zmq.SUB}
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
 def _describe_exit(code: int | None) -> str:
     if code is None:
         return "still running"
     if code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
+        return f"killed by signal {_signal_name(-code)}"
+    if code > 128:
+        # A sandbox's launcher reports its kernel's death by signal N as 128+N.
+        return f"killed by signal {_signal_name(code - 128)} (exit code {code})"
     return f"exit code {code}"
 
 
@@ -57,7 +64,7 @@ class SubKernel:
         env_name: str,
         command: KernelCommand,
         env_path: Path,
-        session: Session,
+        session: WireSession,
         context: zmq.asyncio.Context,
         runtime_dir: Path,
         workdir: Path,
@@ -101,19 +108,18 @@ class SubKernel:
     async def start(self, timeout: float = 60.0) -> None:
         self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         connection_file = self.socket_dir / "connection.json"
-        write_connection_file(
-            str(connection_file),
-            ip=str(self.socket_dir / "s"),
-            transport="ipc",
-            key=self.session.key,
-            signature_scheme=self.session.signature_scheme,
-            kernel_name=self.command.name,
-            shell_port=_PORTS["shell"],
-            iopub_port=_PORTS["iopub"],
-            stdin_port=_PORTS["stdin"],
-            hb_port=_PORTS["hb"],
-            control_port=_PORTS["control"],
-        )
+        info = {
+            "transport": "ipc",
+            "ip": str(self.socket_dir / "s"),
+            "key": self.session.key.decode(),
+            "signature_scheme": self.session.signature_scheme,
+            "kernel_name": self.command.name,
+            **{f"{channel}_port": port for channel, port in _PORTS.items()},
+        }
+        # Private: the file holds the HMAC key.
+        fd = os.open(connection_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(info, handle, indent=1)
         self._connect()
         request = LaunchRequest(
             self.command.render(str(connection_file)),

@@ -11,11 +11,9 @@ import hmac
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from jupyter_client.session import Session
+from nbseal.kernel.session import DELIM, WireSession
 
 __all__ = ["DELIM", "Header", "RawMessage", "resign", "split_frames"]
-
-DELIM = b"<IDS|MSG>"
 
 
 class Header(TypedDict, total=False):
@@ -39,20 +37,20 @@ class RawMessage:
     def signature(self) -> bytes:
         return self.frames[0]
 
-    def part(self, session: Session, index: int) -> dict[str, Any]:
+    def part(self, session: WireSession, index: int) -> dict[str, Any]:
         value = session.unpack(self.frames[index])
         return value if isinstance(value, dict) else {}
 
-    def header(self, session: Session) -> Header:
+    def header(self, session: WireSession) -> Header:
         return self.part(session, 1)  # type: ignore[return-value]
 
-    def parent(self, session: Session) -> Header:
+    def parent(self, session: WireSession) -> Header:
         return self.part(session, 2)  # type: ignore[return-value]
 
-    def content(self, session: Session) -> dict[str, Any]:
+    def content(self, session: WireSession) -> dict[str, Any]:
         return self.part(session, 4)
 
-    def verify(self, session: Session) -> bool:
+    def verify(self, session: WireSession) -> bool:
         if len(self.frames) < 5:
             return False
         if not session.key:
@@ -60,7 +58,7 @@ class RawMessage:
         expected = session.sign(self.frames[1:5])
         return hmac.compare_digest(expected, self.signature)
 
-    def with_part(self, session: Session, index: int, value: dict[str, Any]) -> RawMessage:
+    def with_part(self, session: WireSession, index: int, value: dict[str, Any]) -> RawMessage:
         frames = list(self.frames)
         frames[index] = session.pack(value)
         return RawMessage(list(self.idents), resign(session, frames))
@@ -77,5 +75,5 @@ def split_frames(frames: list[bytes]) -> RawMessage:
     return RawMessage(frames[:at], frames[at + 1 :])
 
 
-def resign(session: Session, frames: list[bytes]) -> list[bytes]:
+def resign(session: WireSession, frames: list[bytes]) -> list[bytes]:
     return [session.sign(frames[1:5]), *frames[1:]]

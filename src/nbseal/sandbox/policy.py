@@ -1,0 +1,69 @@
+"""What a sealed kernel may see and do, as plain data.
+
+A policy says only what is *granted* beyond the default seal (no network, no
+host files except the runtime the kernel needs); the launcher turns it into
+namespaces and mounts. Keeping it data lets ``#seal describe`` show it and
+lets a notebook's directives build it without knowing bubblewrap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["SandboxPolicy", "Share", "ShareMode"]
+
+ShareMode = Literal["ro", "rw"]
+
+
+def _require_absolute(path: Path, what: str) -> None:
+    # Binds happen at the same path inside; a relative path would depend on
+    # the launcher's cwd and could silently bind something else.
+    if not path.is_absolute():
+        raise ValueError(f"{what} must be an absolute path, got {str(path)!r}")
+
+
+@dataclass(frozen=True)
+class Share:
+    """A host path the kernel sees at the same path, read-only or writable."""
+
+    host_path: Path
+    mode: ShareMode = "ro"
+
+    def __post_init__(self) -> None:
+        _require_absolute(self.host_path, "a shared path")
+        if self.mode not in ("ro", "rw"):
+            raise ValueError(f"a share's mode is 'ro' or 'rw', got {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class SandboxPolicy:
+    """Everything a sealed kernel is granted.
+
+    ``workdir`` is a host scratch directory, writable, bound at the same path
+    so paths the kernel prints name the same files on the host; it becomes
+    the kernel's cwd. ``readonly_binds`` maps host paths to paths inside
+    (for data files named by hash, shown under a friendly name).
+    """
+
+    workdir: Path
+    network: bool = False
+    shares: tuple[Share, ...] = ()
+    readonly_binds: tuple[tuple[Path, Path], ...] = ()
+
+    def __post_init__(self) -> None:
+        _require_absolute(self.workdir, "the sandbox working directory")
+        for host, inside in self.readonly_binds:
+            _require_absolute(host, "a read-only bind's host path")
+            _require_absolute(inside, "a read-only bind's path inside the sandbox")
+
+    def describe(self) -> list[str]:
+        """One line per grant, for ``#seal describe`` and logs."""
+        lines = [
+            f"network: {'allowed' if self.network else 'none'}",
+            f"working directory (writable): {self.workdir}",
+        ]
+        lines += [f"shared ({share.mode}): {share.host_path}" for share in self.shares]
+        lines += [f"read-only: {inside} <- {host}" for host, inside in self.readonly_binds]
+        return lines

@@ -1,0 +1,212 @@
+"""A sealed kernel cannot reach what the policy does not grant.
+
+Each test runs code that would succeed in an unsealed kernel and asserts the
+exact failure the sandbox gives instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbseal.kernel.provisioning import LaunchRequest
+from nbseal.paths import cache_root
+from nbseal.sandbox.bwrap import SANDBOX_HOME, base_python_prefixes
+from tests.sandbox.conftest import FAKE_SECRETS
+from tests.sandbox.helpers import SealedKernel
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def inside(kernel: SealedKernel, expression: str) -> Any:
+    """Evaluate ``expression`` in the kernel and bring the value back as JSON."""
+    return json.loads(kernel.value(f"__import__('json').dumps({expression})"))
+
+
+@pytest.fixture(scope="module")
+def secrets_outside(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """Files the kernel must not read: in a temp dir, in the real home, in the repo."""
+    secret_dir = tmp_path_factory.mktemp("secret")
+    in_tmp = secret_dir / "id_rsa"
+    in_tmp.write_text("not for the kernel")
+    in_home = Path.home() / f".nbseal-sandbox-test-{uuid.uuid4().hex}"
+    in_home.write_text("not for the kernel")
+    try:
+        yield {"tmp": in_tmp, "home": in_home, "repo": REPO / "pyproject.toml"}
+    finally:
+        in_home.unlink()
+
+
+@pytest.mark.parametrize("where", ["tmp", "home", "repo"])
+def test_host_files_are_absent(
+    sealed: SealedKernel, secrets_outside: dict[str, Path], where: str
+) -> None:
+    path = secrets_outside[where]
+    assert path.read_text()  # the host can read it
+    assert inside(sealed, f"_read({str(path)!r})") == "FileNotFoundError ENOENT"
+
+
+def test_home_holds_only_the_way_to_the_base_python(
+    sealed: SealedKernel, default_env: Path
+) -> None:
+    home = Path.home()
+    needed = {
+        prefix.relative_to(home).parts[0]
+        for prefix in base_python_prefixes(default_env)
+        if home in prefix.parents
+    }
+    if needed:
+        assert set(inside(sealed, f"sorted(_os.listdir({str(home)!r}))")) == needed
+    else:
+        assert inside(sealed, f"_read({str(home)!r})") == "FileNotFoundError ENOENT"
+    assert inside(sealed, "_os.environ['HOME']") == SANDBOX_HOME
+    # A fresh, empty home: IPython creates its profile there at start.
+    assert set(inside(sealed, "_os.listdir(_os.environ['HOME'])")) <= {".ipython"}
+
+
+def test_base_python_site_packages_are_hidden(sealed: SealedKernel, default_env: Path) -> None:
+    for prefix in base_python_prefixes(default_env):
+        for site in prefix.glob("lib/python3*/site-packages"):
+            assert inside(sealed, f"_os.listdir({str(site)!r})") == []
+
+
+def test_environment_is_read_only(sealed: SealedKernel, default_env: Path) -> None:
+    site = inside(sealed, "__import__('site').getsitepackages()[0]")
+    assert isinstance(site, str)
+    assert site.startswith(str(default_env))
+    assert inside(sealed, f"_write({site + '/evil.py'!r})") == "OSError EROFS"
+    assert inside(sealed, f"_outcome(lambda: _os.mkdir({site + '/evil'!r}))") == "OSError EROFS"
+    cfg = str(default_env / "pyvenv.cfg")
+    assert inside(sealed, f"_outcome(lambda: _os.unlink({cfg!r}))") == "OSError EROFS"
+    assert inside(sealed, f"_outcome(lambda: _os.chmod({cfg!r}, 0o666))") == "OSError EROFS"
+    assert inside(sealed, f"_write({cfg!r})") == "OSError EROFS"
+
+
+def test_system_files_are_read_only(sealed: SealedKernel) -> None:
+    assert inside(sealed, "_write('/usr/lib/evil')") == "OSError EROFS"
+    assert inside(sealed, "_write('/evil')") == "OSError EROFS"
+    assert inside(sealed, "_write('/etc/passwd')") == "OSError EROFS"
+
+
+def test_etc_holds_only_what_a_kernel_needs(sealed: SealedKernel) -> None:
+    expected = {"passwd", "group", "hosts", "hostname"}
+    expected |= {name for name in ("ld.so.cache", "localtime") if Path("/etc", name).exists()}
+    assert set(inside(sealed, "_os.listdir('/etc')")) == expected
+    passwd = inside(sealed, "open('/etc/passwd').read()")
+    assert isinstance(passwd, str)
+    assert "nbseal:x:" in passwd
+    assert passwd != Path("/etc/passwd").read_text()
+
+
+def test_store_shows_only_the_kernel_s_environment(sealed: SealedKernel, default_env: Path) -> None:
+    store = default_env.parent
+    assert len(os.listdir(store)) > 1  # the host's store holds more: locks, usage, ...
+    assert inside(sealed, f"_os.listdir({str(store)!r})") == [default_env.name]
+    assert inside(sealed, f"_os.listdir({str(cache_root())!r})") == ["envs"]
+
+
+def test_host_mounts_are_exactly_the_granted_ones(sealed: SealedKernel, default_env: Path) -> None:
+    """Every mount backed by a host file system, read from the kernel's mountinfo."""
+    lines = inside(sealed, "open('/proc/self/mountinfo').read().splitlines()")
+    assert isinstance(lines, list)
+    host_backed = {}
+    for line in lines:
+        fields, _, tail = line.partition(" - ")
+        fstype = tail.split()[0]
+        if fstype in {"tmpfs", "proc", "devtmpfs", "devpts", "mqueue"}:
+            continue
+        parts = fields.split()
+        host_backed[parts[4]] = "ro" if "ro" in parts[5].split(",") else "rw"
+    expected = {"/usr": "ro", str(default_env): "ro"}
+    for name in ("/etc/ld.so.cache", "/etc/localtime"):
+        if Path(name).exists():
+            expected[name] = "ro"
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if Path(top).is_dir() and not Path(top).is_symlink():
+            expected[top] = "ro"
+    for prefix in base_python_prefixes(default_env):
+        expected[str(prefix)] = "ro"
+    expected[str(sealed.policy.workdir)] = "rw"
+    expected[str(sealed.sub.socket_dir)] = "rw"
+    assert host_backed == expected
+
+
+def test_host_loopback_is_not_the_sandbox_s(sealed: SealedKernel, host_server: str) -> None:
+    with urllib.request.urlopen(host_server, timeout=5) as response:  # the server works
+        assert response.read() == b"hello from the host"
+    port = int(host_server.rsplit(":", 1)[1].strip("/"))
+    code = (
+        "_outcome(lambda: __import__('socket').create_connection"
+        f"(('127.0.0.1', {port}), timeout=5))"
+    )
+    assert inside(sealed, code) == "ConnectionRefusedError ECONNREFUSED"
+
+
+def test_no_route_out(sealed: SealedKernel) -> None:
+    # 192.0.2.1 is TEST-NET-1: never routed, but only a missing route fails at once.
+    code = "_outcome(lambda: __import__('socket').create_connection(('192.0.2.1', 80), timeout=5))"
+    assert inside(sealed, code) == "OSError ENETUNREACH"
+
+
+def test_name_resolution_fails(sealed: SealedKernel) -> None:
+    out = sealed.execute("import socket\nsocket.getaddrinfo('pypi.org', 443)")
+    assert out.status == "error"
+    assert out.ename == "gaierror"
+
+
+def test_host_environment_variables_do_not_leak(sealed: SealedKernel) -> None:
+    env = inside(sealed, "dict(_os.environ)")
+    assert isinstance(env, dict)
+    for name, value in FAKE_SECRETS.items():
+        assert name not in env
+        assert all(value not in v for v in env.values())
+    launcher_set = set(sealed.launcher.environment(_request(sealed)))
+    # Set by bwrap (PWD) and by ipykernel itself at start.
+    kernel_set = {"PWD", "CLICOLOR", "CLICOLOR_FORCE", "FORCE_COLOR", "GIT_PAGER", "PAGER"}
+    kernel_set |= {"MPLBACKEND", "PYDEVD_USE_FRAME_EVAL", "TERM"}
+    assert set(env) - launcher_set - kernel_set == set()
+
+
+def _request(kernel: SealedKernel) -> LaunchRequest:
+    return LaunchRequest(
+        [],
+        env=kernel.sub.command.env,
+        cwd=kernel.policy.workdir,
+        env_path=kernel.env_path,
+        socket_dir=kernel.sub.socket_dir,
+        log_path=kernel.sub.log_path,
+    )
+
+
+def test_host_processes_are_invisible(sealed: SealedKernel) -> None:
+    assert inside(sealed, "_os.getpid()") == 2
+    assert inside(sealed, "sorted(int(p) for p in _os.listdir('/proc') if p.isdigit())") == [1, 2]
+    me = os.getpid()
+    assert me > 2
+    assert inside(sealed, f"_outcome(lambda: _os.kill({me}, 0))") == "ProcessLookupError ESRCH"
+
+
+def test_kernel_runs_without_privileges(sealed: SealedKernel) -> None:
+    assert inside(sealed, "_os.getuid()") != 0
+    status = inside(sealed, "open('/proc/self/status').read()")
+    assert isinstance(status, str)
+    caps = dict(line.split(":\t") for line in status.splitlines() if line.startswith("Cap"))
+    assert caps["CapEff"] == "0000000000000000"
+    # No nested user namespace in which to gain capabilities back. Tried in a
+    # single-threaded child: unshare(CLONE_NEWUSER) refuses threaded callers.
+    probe = (
+        "import ctypes, errno; libc = ctypes.CDLL(None, use_errno=True); "
+        "print(libc.unshare(0x10000000), errno.errorcode[ctypes.get_errno()])"
+    )
+    code = (
+        "__import__('subprocess').run([__import__('sys').executable, '-c', "
+        f"{probe!r}], capture_output=True, text=True).stdout.split()"
+    )
+    assert inside(sealed, code) == ["-1", "ENOSPC"]
