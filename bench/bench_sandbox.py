@@ -21,11 +21,11 @@ import uuid
 from pathlib import Path
 
 import zmq.asyncio
-from jupyter_client.session import Session
 
 from nbseal.environments import realize
 from nbseal.kernel.kernelcmd import find_kernel_command
 from nbseal.kernel.provisioning import DirectLauncher, Launcher
+from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage
 from nbseal.plan import default_environment
@@ -41,7 +41,7 @@ def _ignore(kernel: SubKernel, channel: str, message: RawMessage) -> None:
 async def start_times(
     env_path: Path, launcher: Launcher, workdir: Path, rounds: int
 ) -> list[float]:
-    session = Session(key=uuid.uuid4().hex.encode())
+    session = WireSession(key=uuid.uuid4().hex.encode())
     context = zmq.asyncio.Context()
     runtime = Path(tempfile.mkdtemp(prefix="nbseal-"))
     command = find_kernel_command(env_path)

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import zmq.asyncio
-from jupyter_client.session import Session
 
 from nbseal.kernel.kernelcmd import find_kernel_command
+from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage
 from nbseal.sandbox import BwrapLauncher, SandboxPolicy
@@ -78,7 +78,7 @@ class SealedKernel:
         self.policy = policy
         self.runtime_dir = runtime_dir
         self.launcher = BwrapLauncher(policy)
-        self.session = Session(key=uuid.uuid4().hex.encode(), username="test")
+        self.session = WireSession(key=uuid.uuid4().hex.encode(), username="test")
         self._pending: dict[str, _Pending] = {}
         self.kernel: SubKernel | None = None
         self._context: zmq.asyncio.Context | None = None

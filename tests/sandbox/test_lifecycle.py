@@ -42,6 +42,20 @@ def test_sigint_to_the_kernel_pid_interrupts(start_sealed: Start, workdir: Path)
     assert kernel.value("40 + 2") == "42"
 
 
+def test_kernel_pid_is_the_kernel_s_even_beside_orphans(start_sealed: Start, workdir: Path) -> None:
+    kernel = start_sealed(SandboxPolicy(workdir=workdir))
+    # The shell exits at once; its sleep is re-parented to the sandbox's pid 1.
+    kernel.execute("import subprocess\nsubprocess.run(['/bin/sh', '-c', 'sleep 60 & echo'])")
+    parents = kernel.value(
+        "[open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[1]"
+        " for p in _os.listdir('/proc') if p.isdigit() and int(p) > 2]"
+    )
+    assert parents == "['1']"  # one orphan, child of the sandbox's pid 1
+    pid = kernel.kernel_pid()
+    assert pid is not None
+    assert str(kernel.connection_file) in Path(f"/proc/{pid}/cmdline").read_text()
+
+
 def test_sigint_to_bwrap_kills_the_kernel(start_sealed: Start, workdir: Path) -> None:
     """Why signal-mode interrupts must not go to the launched process's pid."""
     kernel = start_sealed(SandboxPolicy(workdir=workdir))

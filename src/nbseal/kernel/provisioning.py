@@ -43,6 +43,10 @@ class Launcher(abc.ABC):
     @abc.abstractmethod
     async def launch(self, request: LaunchRequest) -> asyncio.subprocess.Process: ...
 
+    def kernel_pid(self, process: asyncio.subprocess.Process) -> int | None:
+        """The kernel's own host pid (signals go there); the process itself by default."""
+        return process.pid if process.returncode is None else None
+
 
 class DirectLauncher(Launcher):
     """Run the kernel as a plain child process (no isolation)."""

@@ -322,6 +322,7 @@ class ProxyKernel:
         await asyncio.sleep(0.05)  # let the last replies leave
         for sock in self._sockets.values():
             sock.close(linger=500)
+        await asyncio.sleep(0)  # let the loop drop the closed sockets' readers
         self.context.term()
         self._clear_data_mounts()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)  # holds the scratch workdir
@@ -802,6 +803,8 @@ class ProxyKernel:
             f"{stored.size / 1e6:.1f} MB, {how} in {progress.elapsed():.1f} s "
             f"(sha256 {stored.sha256[:12]})"
         )
+        if not display.shown and progress.last is not None:
+            display.show(progress.last)  # a data cell always ends with its summary
         self.data[directive.name] = stored.path
         if not self.config.sandbox:
             self._link_data(directive.name, stored.path)
@@ -981,6 +984,9 @@ class ProxyKernel:
         kernel = slot.kernel
         if kernel is None:
             raise KernelStartError(f"the kernel of environment {slot.spec.name!r} did not start")
+        if self.config.sandbox and slot.policy != self.sandbox_policy():
+            # Started (by the pre-start) before this cell's grants or data existed.
+            return await self._kernel_for(slot, show_in, summary)
         if display is not None and summary and slot.progress is not None and slot.lock:
             last = slot.progress.last
             if last is not None and last.done:
@@ -1045,7 +1051,7 @@ class ProxyKernel:
             if route.kernel is kernel:
                 del self._routes[msg_id]
         await kernel.close()
-        if not (self._closing or self._stopping.is_set()):
+        if not (self._closing or self._stopping.is_set() or kernel.stopping):
             log.warning("kernel of %s ended (%s)", kernel.env_name, kernel.exit_description())
 
 

@@ -91,6 +91,8 @@ class SubKernel:
         # Status messages of the proxy's own requests may trail their reply.
         self._recent_internal: list[str] = []
         self._iopub_ready = asyncio.Event()
+        # Set when nbseal itself stops the kernel (its exit is then no news).
+        self.stopping = False
 
     # -- lifecycle ----------------------------------------------------------
     @property
@@ -138,6 +140,9 @@ class SubKernel:
                 f"{self.env_name!r}: {exc}",
                 hint="the environment may be damaged; remove it with `nbseal env gc`",
             ) from exc
+        except BaseException:
+            await self.close()  # open sockets would make context.term() hang
+            raise
         self._tasks.append(asyncio.create_task(self._watch_process()))
         try:
             await self._handshake(timeout)
@@ -196,12 +201,17 @@ class SubKernel:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.request("control", "interrupt_request", {}), 5.0)
         elif self.process is not None:
-            # The kernel's own pid: its process group may hold a sandbox supervisor.
+            # The kernel's own host pid: SIGINT to a sandbox's launcher kills it.
+            pid = self.launcher.kernel_pid(self.process)
+            if pid is None:
+                log.warning("cannot interrupt %s: its kernel pid is unknown", self.env_name)
+                return
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGINT)
+                os.kill(pid, signal.SIGINT)
 
     async def shutdown(self, grace: float = 3.0) -> None:
         """Ask the kernel to stop, then kill what is left; never raises."""
+        self.stopping = True
         if self.alive:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -231,7 +241,8 @@ class SubKernel:
         self._sockets.clear()
         for waiter in self._internal.values():
             if not waiter.done():
-                waiter.cancel()
+                # Not cancel(): the waiting task is not being cancelled, its kernel is gone.
+                waiter.set_exception(KernelStartError(f"the kernel of {self.env_name!r} closed"))
         for path in self.socket_dir.glob("s-*"):
             path.unlink(missing_ok=True)
 

@@ -502,13 +502,28 @@ class BwrapLauncher(Launcher):
         """The kernel's own host pid, for signals; ``None`` once it is gone.
 
         The sandbox's pid 1 is bwrap's reaper, which ignores SIGINT; the
-        kernel is its only child.
+        kernel is the first process it forked, pid 2 inside. Orphans of the
+        kernel become the reaper's children too, so the pid inside decides.
         """
         reaper = self._reapers.get(process)
         if reaper is None or process.returncode is not None:
             return None
-        children = _children(reaper)
-        return children[0] if children else None
+        for child in _children(reaper):
+            if _pid_inside(child) == 2:
+                return child
+        return None
+
+
+def _pid_inside(pid: int) -> int | None:
+    """A process's pid in its own (innermost) pid namespace."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("NSpid:"):
+            return int(line.split()[-1])
+    return None
 
 
 def _children(pid: int) -> list[int]:
