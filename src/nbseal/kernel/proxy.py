@@ -1030,6 +1030,9 @@ class ProxyKernel:
                 launcher=self._launcher(),
                 handler=self._from_kernel,
                 index=self._kernel_index,
+                # With the network, a kernel could reach the frontend's ports:
+                # it must not hold the key that signs the frontend's requests.
+                private_key=self.network,
             )
             await kernel.start()
         except NbsealError as exc:

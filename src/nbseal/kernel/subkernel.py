@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from nbseal.errors import KernelStartError
 from nbseal.kernel.kernelcmd import KernelCommand
 from nbseal.kernel.provisioning import Launcher, LaunchRequest
 from nbseal.kernel.session import WireSession
-from nbseal.kernel.wire import RawMessage, split_frames
+from nbseal.kernel.wire import RawMessage, resign, split_frames
 
 __all__ = ["SubKernel"]
 
@@ -71,11 +72,20 @@ class SubKernel:
         launcher: Launcher,
         handler: Handler,
         index: int,
+        private_key: bool = False,
     ) -> None:
         self.env_name = env_name
         self.command = command
         self.env_path = env_path
         self.session = session
+        # The key on the kernel's own sockets. Shared with the proxy, messages
+        # pass as raw frames; a kernel that may reach the network (and so the
+        # frontend's TCP ports) gets its own key, and frames are re-signed.
+        self.wire_session = (
+            WireSession(secrets.token_hex(32).encode(), session.signature_scheme, "nbseal")
+            if private_key
+            else session
+        )
         self.context = context
         self.launcher = launcher
         self.handler = handler
@@ -113,8 +123,8 @@ class SubKernel:
         info = {
             "transport": "ipc",
             "ip": str(self.socket_dir / "s"),
-            "key": self.session.key.decode(),
-            "signature_scheme": self.session.signature_scheme,
+            "key": self.wire_session.key.decode(),
+            "signature_scheme": self.wire_session.signature_scheme,
             "kernel_name": self.command.name,
             **{f"{channel}_port": port for channel, port in _PORTS.items()},
         }
@@ -266,15 +276,17 @@ class SubKernel:
         sock = self._sockets.get(channel)
         if sock is None:
             raise KernelStartError(f"the kernel of environment {self.env_name!r} is closed")
+        if self.wire_session is not self.session:
+            frames = resign(self.wire_session, frames)
         sock.send_multipart([b"<IDS|MSG>", *frames], copy=False)
 
     async def request(self, channel: str, msg_type: str, content: dict[str, Any]) -> RawMessage:
         """Send a request of the proxy's own and wait for its reply."""
-        msg = self.session.msg(msg_type, content)
+        msg = self.wire_session.msg(msg_type, content)
         waiter: asyncio.Future[RawMessage] = asyncio.get_running_loop().create_future()
         msg_id = msg["header"]["msg_id"]
         self._internal[msg_id] = waiter
-        frames = self.session.serialize(msg)
+        frames = self.wire_session.serialize(msg)
         try:
             self._sockets[channel].send_multipart(frames)
             return await waiter
@@ -286,6 +298,11 @@ class SubKernel:
             frames = await sock.recv_multipart()
             try:
                 message = split_frames(frames)
+                if self.wire_session is not self.session:
+                    if not message.verify(self.wire_session):
+                        log.warning("dropped a badly signed message from %s", self.env_name)
+                        continue
+                    message = RawMessage(message.idents, resign(self.session, message.frames))
                 if not self._consume_internal(channel, message):
                     self.handler(self, channel, message)
             except Exception:

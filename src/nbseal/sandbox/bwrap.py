@@ -304,6 +304,10 @@ def _synthetic_files(uid: int, gid: int, *, network: bool) -> dict[str, bytes]:
     return files
 
 
+# Top-level directories the runtime mounts read-only (or bwrap makes itself).
+_SYSTEM_TOPS = frozenset({"usr", "bin", "sbin", "lib", "lib64", "lib32", "etc", "proc", "dev"})
+
+
 def _depth(path: str) -> int:
     return len(PurePosixPath(path).parts)
 
@@ -318,13 +322,39 @@ class _Mounts:
 
     def __init__(self) -> None:
         self._ops: list[tuple[int, int, list[str]]] = []
+        self._binds: set[PurePosixPath] = set()  # destinations backed by host paths
+        self._dests: set[PurePosixPath] = set()
 
     def add(self, dest: str, *args: str) -> None:
         self._ops.append((_depth(dest), len(self._ops), list(args)))
+        self._dests.add(PurePosixPath(dest))
+        if args and args[0] != "--tmpfs":
+            self._binds.add(PurePosixPath(dest))
+
+    def _hidden_parents(self) -> list[tuple[int, int, list[str]]]:
+        """Parents of mount points as traverse-only directories (mode 0111).
+
+        A path like /root/.cache/nbseal/envs/KEY must be reachable, but
+        listing /root must not show what lies on the way: bwrap would create
+        those parents readable, and owned by the kernel's uid. Without the
+        read bit (and on a root remounted read-only, so no chmod) they can
+        only be traversed.
+        """
+        parents: set[PurePosixPath] = set()
+        for dest in self._dests:
+            parents.update(p for p in dest.parents if len(p.parts) > 1)
+        ops = []
+        for parent in sorted(parents - self._dests):
+            if str(parent.parts[1]) in _SYSTEM_TOPS:
+                continue  # already a read-only system mount
+            if any(_is_within(parent, bind) for bind in self._binds):
+                continue  # inside a host bind: never create anything there
+            ops.append((_depth(str(parent)), -1, ["--perms", "0111", "--dir", str(parent)]))
+        return ops
 
     def args(self) -> list[str]:
         out: list[str] = []
-        for _, _, args in sorted(self._ops):
+        for _, _, args in sorted(self._ops + self._hidden_parents()):
             out += args
         return out
 
