@@ -8,7 +8,7 @@ re-signed with the shared key.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from nbseal.kernel.session import DELIM, WireSession
@@ -32,14 +32,21 @@ class RawMessage:
 
     idents: list[bytes]
     frames: list[bytes]  # [signature, header, parent, metadata, content, *buffers]
+    # Parts already decoded: the relay looks at a header several times.
+    _decoded: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def signature(self) -> bytes:
         return self.frames[0]
 
     def part(self, session: WireSession, index: int) -> dict[str, Any]:
-        value = session.unpack(self.frames[index])
-        return value if isinstance(value, dict) else {}
+        """The decoded part (shared: callers that change it re-encode with ``with_part``)."""
+        decoded = self._decoded.get(index)
+        if decoded is None:
+            value = session.unpack(self.frames[index])
+            decoded = value if isinstance(value, dict) else {}
+            self._decoded[index] = decoded
+        return decoded
 
     def header(self, session: WireSession) -> Header:
         return self.part(session, 1)  # type: ignore[return-value]
