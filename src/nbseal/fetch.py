@@ -42,7 +42,8 @@ class _Meter:
         now = time.monotonic()
         if now - self._last >= _REPORT_EVERY:
             self._last = now
-            self.progress.step(self.text())
+            fraction = min(self.done / self.total, 1.0) if self.total else None
+            self.progress.step(self.text(), fraction)
 
     def text(self) -> str:
         rate = self.done / max(time.monotonic() - self.started, 1e-6)

@@ -21,6 +21,8 @@ class ProgressEvent:
     elapsed: float
     done: bool = False
     failed: bool = False
+    # Share of the work done (0..1) when it is known, e.g. bytes of a download.
+    fraction: float | None = None
 
 
 Listener = Callable[[ProgressEvent], None]
@@ -45,8 +47,8 @@ class Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def step(self, text: str) -> None:
-        self._emit(text)
+    def step(self, text: str, fraction: float | None = None) -> None:
+        self._emit(text, fraction=fraction)
 
     def finish(self, summary: str) -> None:
         self._emit(summary, done=True)
@@ -54,10 +56,11 @@ class Progress:
     def fail(self, summary: str) -> None:
         self._emit(summary, done=True, failed=True)
 
-    def _emit(self, text: str, *, done: bool = False, failed: bool = False) -> None:
-        event = ProgressEvent(
-            self.title, text, time.monotonic() - self.started, done=done, failed=failed
-        )
+    def _emit(
+        self, text: str, *, done: bool = False, failed: bool = False, fraction: float | None = None
+    ) -> None:
+        elapsed = time.monotonic() - self.started
+        event = ProgressEvent(self.title, text, elapsed, done, failed, fraction)
         self.last = event
         for listener in list(self._listeners):
             listener(event)

@@ -276,3 +276,40 @@ def test_data_add_then_lock_records_the_hash(tmp_path: Path) -> None:
         tmp_path, source + "\nprint(open('inputs/added.bin','rb').read() == " + repr(content) + ")"
     )
     assert "True" in out
+
+
+def test_a_download_shows_a_progress_bar_with_bytes_and_rate(tmp_path: Path) -> None:
+    content = os.urandom(64 * 1024 * 12)  # 1.2 s through the slow path
+    with serve() as server, running_kernel() as (_, kc):
+        server.add("p.bin", content)
+        result = execute(kc, f"#seal data p.bin <- {server.url}slow/p.bin sha256:{sha256(content)}")
+    assert result.status == "ok", result.reply["content"]
+    updates = [m["content"]["data"] for m in result.outputs if "data" in m["content"]]
+    moving = [u for u in updates if "<progress" in u["text/html"]]
+    assert moving, "a bar while it downloads"
+    assert "MB of 0.8 MB at" in moving[0]["text/plain"]
+    assert "MB/s" in moving[0]["text/plain"]
+    assert "fetched, verified and stored" in updates[-1]["text/plain"]
+    ids = {
+        m["content"]["transient"]["display_id"] for m in result.outputs if "data" in m["content"]
+    }
+    assert len(ids) == 1, "one display, updated in place"
+
+
+def test_data_gc_removes_unused_files_and_abandoned_downloads(tmp_path: Path) -> None:
+    env = {**os.environ, "NBSEAL_CACHE_DIR": str(tmp_path / "cache")}
+    source = tmp_path / "x.bin"
+    source.write_bytes(os.urandom(1000))
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook("x = 1"), path)
+    assert nbseal("data", "add", str(path), str(source), env=env).returncode == 0
+    root = tmp_path / "cache" / "data"
+    abandoned = root / f".partial-{'a' * 64}-deadbeef"
+    abandoned.write_bytes(b"half")
+    assert len(list((root / "sha256").iterdir())) == 1
+    kept = nbseal("data", "gc", "--older-than", "1", env=env)
+    assert "removed 0 data files" in kept.stdout
+    assert not abandoned.exists()
+    gone = nbseal("data", "gc", "--older-than", "0", env=env)
+    assert "removed 1 data files" in gone.stdout
+    assert list((root / "sha256").iterdir()) == []

@@ -96,6 +96,15 @@ def test_lock_writes_metadata_and_rebuilds_it_from_a_cleared_store(tmp_path: Pat
     saved = [o for o in nbformat.read(out, as_version=4).cells[0].outputs if "data" in o]
     assert saved[-1]["data"][LOCK_MIME]["lock"]["key"] == lock["key"]
 
+    # Run again: nothing is built (the entry is the same directory, untouched).
+    entry = store_envs(env) / lock["key"]
+    before = entry.stat()
+    again = nbseal("run", str(path), "-o", str(out), env=env)
+    assert again.returncode == 0, again.stderr
+    assert complete_entries(env) == [lock["key"]]
+    assert (entry.stat().st_ino, entry.stat().st_ctime_ns) == (before.st_ino, before.st_ctime_ns)
+    assert staging_dirs(env) == []
+
 
 def test_a_stale_lock_is_reported_and_not_used(tmp_path: Path) -> None:
     path = write(tmp_path / "nb.ipynb", SIX_CELL)

@@ -24,10 +24,15 @@ def progress_bundle(event: ProgressEvent) -> dict[str, Any]:
     if not event.done:
         text += f" ({event.elapsed:.1f} s)"
     color = "#b00" if event.failed else ("#080" if event.done else "#555")
+    bar = ""
+    if event.fraction is not None and not event.done:
+        percent = round(100 * event.fraction)
+        bar = f'<progress value="{percent}" max="100" style="width:20em"></progress> {percent}% '
+        text = f"{text} [{percent}%]"
     return {
         "text/plain": text,
         "text/html": (
-            f'<div style="font-family:monospace;color:{color}">{html.escape(text)}</div>'
+            f'<div style="font-family:monospace;color:{color}">{bar}{html.escape(text)}</div>'
         ),
         PROGRESS_MIME: {
             "title": event.title,
@@ -35,6 +40,7 @@ def progress_bundle(event: ProgressEvent) -> dict[str, Any]:
             "elapsed": round(event.elapsed, 3),
             "done": event.done,
             "failed": event.failed,
+            "fraction": event.fraction,
         },
     }
 
