@@ -93,7 +93,11 @@ def _kernel_manager(kind: str, python: str) -> KernelManager:
 
 def start_to_result(kind: str, python: str, log: Path) -> tuple[float, float]:
     """Seconds from start_kernel to ready (kernel_info reply) and to 1+1's execute_result."""
-    km = _kernel_manager(kind, python)
+    return time_first_result(_kernel_manager(kind, python), log, kind)
+
+
+def time_first_result(km: KernelManager, log: Path, kind: str) -> tuple[float, float]:
+    """Start ``km``'s kernel; seconds to ready and to the execute_result of ``1+1``."""
     kc: BlockingKernelClient | None = None
     started = time.perf_counter()
     try:

@@ -15,6 +15,7 @@ from nbseal.locking import LockStatus
 from nbseal.progress import Progress
 from nbseal.runner import RunEvent, run_notebook
 from nbseal.store import EnvironmentStore
+from nbseal.verify import NotebookReport
 
 __all__ = ["main"]
 
@@ -89,29 +90,36 @@ def _describe_lock(status: LockStatus) -> str:
     return f"  {status.name:<12} {status.state:<7} {detail}"
 
 
-def _cmd_lock(args: argparse.Namespace) -> int:
-    from nbseal.locking import check_locks, lock_notebook
+def _check_lock(notebook: Path) -> bool:
+    from nbseal.locking import check_locks
 
-    notebook = Path(args.notebook)
-    if args.check:
-        statuses = check_locks(notebook)
-        for status in statuses:
-            print(_describe_lock(status))
-        bad = [s.name for s in statuses if not s.ok]
-        if bad:
-            _err(
-                f"nbseal lock --check: {notebook}: {len(bad)} lock(s) missing or stale "
-                f"({', '.join(bad)})\nhint: run `nbseal lock {notebook}` and commit the result"
-            )
-            return 1
-        print(f"{notebook}: all {len(statuses)} locks are current")
-        return 0
-
-    statuses = lock_notebook(notebook, progress_for=_progress_to_stderr)
+    statuses = check_locks(notebook)
     for status in statuses:
         print(_describe_lock(status))
-    locked = sum(1 for s in statuses if s.lock is not None)
-    print(f"{notebook}: {locked} environment lock(s) in metadata.nbseal")
+    bad = [s.name for s in statuses if not s.ok]
+    if bad:
+        _err(
+            f"nbseal lock --check: {notebook}: {len(bad)} lock(s) missing or stale "
+            f"({', '.join(bad)})\nhint: run `nbseal lock {notebook}` and commit the result"
+        )
+        return False
+    print(f"{notebook}: all {len(statuses)} locks are current")
+    return True
+
+
+def _cmd_lock(args: argparse.Namespace) -> int:
+    from nbseal.locking import lock_notebook
+
+    notebooks = [Path(n) for n in args.notebooks]
+    if args.check:
+        results = [_check_lock(notebook) for notebook in notebooks]
+        return 0 if all(results) else 1
+    for notebook in notebooks:
+        statuses = lock_notebook(notebook, progress_for=_progress_to_stderr)
+        for status in statuses:
+            print(_describe_lock(status))
+        locked = sum(1 for s in statuses if s.lock is not None)
+        print(f"{notebook}: {locked} environment lock(s) in metadata.nbseal")
     return 0
 
 
@@ -202,6 +210,68 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_verification(report: NotebookReport) -> None:
+    for cell in report.cells:
+        note = f" ({cell.note})" if cell.note else ""
+        print(f"  cell {cell.cell}: {cell.status}{note}")
+        for line in cell.diff:
+            print(f"      {line}")
+    if report.problem is not None:
+        print(f"  {report.problem.render()}".replace("\n", "\n  "))
+    counts = ", ".join(f"{n} {status}" for status, n in report.counts().items())
+    verdict = "verified" if report.ok else "NOT verified"
+    print(f"{report.path}: {verdict} ({counts}; {report.seconds:.1f} s)")
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from nbseal.compare import DEFAULT_SANITIZERS, Sanitizer, load_sanitizers
+    from nbseal.report import render_html
+    from nbseal.verify import VerifyOptions, verify_notebooks
+
+    sanitizers: tuple[Sanitizer, ...] = DEFAULT_SANITIZERS
+    if args.sanitize_with:
+        sanitizers = (*sanitizers, *load_sanitizers(Path(args.sanitize_with)))
+    options = VerifyOptions(
+        relock=args.relock,
+        lax=args.lax,
+        sanitizers=tuple(sanitizers),
+        sandbox=not args.no_sandbox,
+        timeout=args.timeout,
+        images=args.compare_images,
+    )
+    paths = [Path(p) for p in args.notebooks]
+    reports = verify_notebooks(paths, options, jobs=args.jobs)
+    if args.json:
+        print(json.dumps([r.to_json() for r in reports], indent=1))
+    else:
+        for report in reports:
+            _print_verification(report)
+    if args.report:
+        from nbseal.fsutil import atomic_write_text
+
+        atomic_write_text(Path(args.report), render_html(reports))
+        _err(f"nbseal verify: report written to {args.report}")
+    if any(r.problem is not None for r in reports):
+        return 2
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from nbseal.export import export_notebook
+
+    text = export_notebook(Path(args.notebook), args.to)
+    if args.output:
+        from nbseal.fsutil import atomic_write_text
+
+        atomic_write_text(Path(args.output), text)
+        _err(f"nbseal export: wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nbseal", description="Reproducible Jupyter notebooks, sealed environments."
@@ -228,13 +298,46 @@ def _parser() -> argparse.ArgumentParser:
     lock = sub.add_parser(
         "lock", help="resolve every environment and store the locks in the notebook"
     )
-    lock.add_argument("notebook")
+    lock.add_argument("notebooks", nargs="+", metavar="notebook")
     lock.add_argument(
         "--check",
         action="store_true",
         help="exit 1 when a lock is missing or stale; change nothing",
     )
     lock.set_defaults(func=_cmd_lock)
+
+    verify = sub.add_parser(
+        "verify", help="re-execute notebooks from their locks and compare their outputs"
+    )
+    verify.add_argument("notebooks", nargs="+")
+    verify.add_argument(
+        "--relock", action="store_true", help="resolve afresh when a lock is missing or stale"
+    )
+    verify.add_argument("-j", "--jobs", type=int, default=1, help="notebooks verified at once")
+    verify.add_argument("--json", action="store_true", help="print the results as JSON")
+    verify.add_argument("--report", metavar="FILE", help="write an HTML report")
+    verify.add_argument(
+        "--sanitize-with", metavar="FILE", help="regex sanitisers in nbval's format"
+    )
+    verify.add_argument(
+        "--lax", action="store_true", help="compare only cells marked NBVAL_CHECK_OUTPUT"
+    )
+    verify.add_argument(
+        "--compare-images",
+        action="store_true",
+        help="compare image outputs too, reporting the share of pixels that differ",
+    )
+    verify.add_argument("--no-sandbox", action="store_true", help="run kernels unsealed")
+    verify.add_argument("--timeout", type=float, default=None, help="seconds per cell")
+    verify.set_defaults(func=_cmd_verify)
+
+    export = sub.add_parser(
+        "export", help="the notebook's environments as a script, requirements or lock"
+    )
+    export.add_argument("notebook")
+    export.add_argument("--to", required=True, choices=["script", "requirements", "lock"])
+    export.add_argument("-o", "--output", help="write here instead of stdout")
+    export.set_defaults(func=_cmd_export)
 
     kernel = sub.add_parser("kernel", help="install or remove the nbseal kernelspec")
     kernel_sub = kernel.add_subparsers(dest="action", required=True)

@@ -18,7 +18,7 @@ from nbseal.kernel.display import PROGRESS_MIME
 from nbseal.kernel.kernelspec import KERNEL_NAME, InMemoryKernelSpecManager
 from nbseal.notebook import mark_kernel, read_notebook, record_run, write_notebook
 
-__all__ = ["CellFailedError", "RunEvent", "RunResult", "run_notebook"]
+__all__ = ["CellFailedError", "RunEvent", "RunResult", "execute_notebook", "run_notebook"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,37 @@ def run_notebook(
     path = path.resolve()
     output = (output or path).resolve()
     notebook = read_notebook(path)
+    result = execute_notebook(
+        notebook,
+        path,
+        timeout=timeout,
+        reporter=reporter,
+        extra_env=extra_env,
+        sandbox=sandbox,
+        keep_workdir=keep_workdir,
+    )
+    record_run(notebook, sealed=sandbox)
+    write_notebook(notebook, output)
+    result.output = output
+    return result
+
+
+def execute_notebook(
+    notebook: Any,
+    path: Path,
+    *,
+    timeout: float | None = None,
+    reporter: Reporter | None = None,
+    extra_env: dict[str, str] | None = None,
+    sandbox: bool = True,
+    keep_workdir: Path | None = None,
+    allow_errors: bool = False,
+) -> RunResult:
+    """Execute ``notebook`` (in memory, outputs filled in) as the file at ``path``.
+
+    The kernel reads locks from ``path`` and starts in its folder; with
+    ``allow_errors`` every cell runs even after one raised.
+    """
     mark_kernel(notebook)
     client = _Client(
         notebook,
@@ -126,6 +157,7 @@ def run_notebook(
         kernel_manager_class=_KernelManager,
         timeout=timeout,
         kernel_name=KERNEL_NAME,
+        allow_errors=allow_errors,
         resources={"metadata": {"path": str(path.parent)}},
     )
     env = dict(os.environ)
@@ -147,8 +179,4 @@ def run_notebook(
         failed = CellFailedError(client.current_cell, "CellTimeoutError", str(exc), "")
     except DeadKernelError as exc:
         failed = CellFailedError(client.current_cell, "DeadKernelError", str(exc), "")
-    record_run(notebook, sealed=sandbox)
-    write_notebook(notebook, output)
-    return RunResult(
-        output, len(client.timings), time.monotonic() - started, failed, client.timings
-    )
+    return RunResult(path, len(client.timings), time.monotonic() - started, failed, client.timings)

@@ -1,0 +1,215 @@
+"""`nbseal verify` and `nbseal export`, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.e2e.test_cli import nbseal, notebook
+
+pytestmark = pytest.mark.usefixtures("default_env")
+
+PINNED = "#seal pin 2025-06-01\n#seal env py <- six==1.16.0\nimport six\nprint(six.__version__)"
+STEADY = [
+    PINNED,
+    "print(object())  # a memory address",
+    "%time total = sum(range(1000))",
+    "total",
+    "# NBVAL_RAISES_EXCEPTION\nraise ValueError('expected')",
+    "# NBVAL_SKIP\nimport random\nprint(random.random())",
+    "from IPython.display import HTML\nHTML('<b>bold</b>   <i>x</i>')",
+]
+
+
+def locked_and_run(tmp_path: Path, *sources: str, name: str = "nb.ipynb") -> Path:
+    path = tmp_path / name
+    nb = notebook(*sources)
+    nb.cells[4 if len(sources) > 4 else 0].metadata["tags"] = []
+    nbformat.write(nb, path)
+    assert nbseal("lock", str(path)).returncode == 0
+    run = nbseal("run", str(path))
+    assert run.returncode in (0, 1), run.stderr
+    return path
+
+
+def test_a_run_notebook_verifies_and_the_original_is_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    nb = notebook(*STEADY)
+    nb.cells[4].metadata["tags"] = ["raises-exception"]  # so `nbseal run` goes on
+    nbformat.write(nb, path)
+    assert nbseal("lock", str(path)).returncode == 0
+    run = nbseal("run", str(path))
+    assert run.returncode == 0, run.stderr
+    before = path.read_bytes()
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "verified (6 reproduced, 0 differs, 0 error, 1 skipped" in verify.stdout
+    for cell in (1, 2, 3, 4, 5, 7):
+        assert f"cell {cell}: reproduced" in verify.stdout
+    assert "cell 6: skipped (NBVAL_SKIP)" in verify.stdout
+    assert path.read_bytes() == before, "verify never modifies the notebook"
+
+
+def test_a_changed_output_fails_and_the_diff_names_the_cell(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(PINNED, "print('forty-two')"), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path)).returncode == 0
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs[0]["text"] = "forty-three\n"
+    nbformat.write(nb, path)
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 1
+    assert "cell 1: reproduced" in verify.stdout
+    assert "cell 2: differs" in verify.stdout
+    assert "-forty-three" in verify.stdout
+    assert "+forty-two" in verify.stdout
+    report = tmp_path / "report.html"
+    as_json = nbseal("verify", "--json", "--report", str(report), str(path))
+    (result,) = json.loads(as_json.stdout)
+    assert result["ok"] is False
+    assert [c["status"] for c in result["cells"]] == ["reproduced", "differs"]
+    assert "forty-three" in report.read_text()
+
+
+@pytest.mark.parametrize(("marker", "code"), [("", 1), ("# NBVAL_IGNORE_OUTPUT\n", 0)])
+def test_an_unseeded_random_number_needs_the_ignore_marker(
+    tmp_path: Path, marker: str, code: int
+) -> None:
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(PINNED, f"{marker}import random\nprint(random.random())"), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path)).returncode == 0
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == code, verify.stdout
+
+
+def test_a_missing_lock_is_refused_unless_relock(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(PINNED), path)
+    assert nbseal("run", str(path)).returncode == 0  # run, never locked
+    refused = nbseal("verify", str(path))
+    assert refused.returncode == 2
+    assert "its lock is missing or stale" in refused.stdout
+    assert "py: missing" in refused.stdout
+    assert "--relock" in refused.stdout
+    relocked = nbseal("verify", "--relock", str(path))
+    assert relocked.returncode == 0, relocked.stdout
+    assert not list(tmp_path.glob(".nb.verify-*")), "the locked copy is removed"
+    assert "metadata" not in json.loads(path.read_text())["metadata"].get("nbseal", {}).get(
+        "environments", {}
+    )
+
+
+def test_sanitisers_in_nbval_format_and_parallel_notebooks(tmp_path: Path) -> None:
+    sanitize = tmp_path / "sanitize.cfg"
+    sanitize.write_text("[stamp]\nregex: \\d{4}-\\d{2}-\\d{2}T[\\d:.]+\nreplace: STAMP\n")
+    paths = []
+    for index in range(2):
+        path = tmp_path / f"nb{index}.ipynb"
+        nbformat.write(
+            notebook(PINNED, "import datetime\nprint(datetime.datetime.now().isoformat())"), path
+        )
+        assert nbseal("lock", str(path)).returncode == 0
+        assert nbseal("run", str(path)).returncode == 0
+        paths.append(str(path))
+    assert nbseal("verify", *paths).returncode == 1, "the time differs without a sanitiser"
+    verified = nbseal("verify", "-j", "2", "--sanitize-with", str(sanitize), *paths)
+    assert verified.returncode == 0, verified.stdout
+    assert verified.stdout.count(": verified") == 2
+
+
+@pytest.fixture(scope="session")
+def nbval_samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample notebooks of nbval's source distribution, from PyPI."""
+    where = tmp_path_factory.mktemp("nbval")
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "download", "-q", "--no-deps"),
+            *("--no-binary", ":all:", "-d", str(where), "nbval==0.11.0"),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (sdist,) = where.glob("nbval-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        members = [m for m in archive.getmembers() if "/tests/ipynb-test-samples/" in m.name]
+        archive.extractall(where, members=members, filter="data")
+    (samples,) = where.glob("nbval-*/tests/ipynb-test-samples")
+    return samples
+
+
+DEFAULT_ENV = """# /// script
+# dependencies = ["sympy"]
+# [tool.uv]
+# exclude-newer = "2025-06-01T00:00:00Z"
+# ///"""
+
+
+def test_nbval_samples_pass_or_fail_as_named(nbval_samples: Path, tmp_path: Path) -> None:
+    samples = sorted(nbval_samples.glob("*.ipynb"))
+    assert len(samples) >= 6
+    paths = []
+    for sample in samples:
+        nb = nbformat.read(sample, as_version=4)
+        # "given a default environment": a PEP 723 cell in front, as juv writes it.
+        nb.cells.insert(0, nbformat.v4.new_code_cell(DEFAULT_ENV))
+        path = tmp_path / sample.name
+        nbformat.write(nb, path)
+        paths.append(path)
+    proc = nbseal("verify", "--relock", "--json", "-j", "2", *map(str, paths))
+    results = {Path(r["notebook"]).name: r for r in json.loads(proc.stdout)}
+    for name, result in results.items():
+        expected = "-pass-" in name
+        assert result["problem"] is None, (name, result["problem"])
+        assert result["ok"] is expected, (name, result["cells"])
+    assert proc.returncode == 1
+
+
+def test_pep723_export_runs_with_uv_and_prints_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(PINNED, "%env NBSEAL_EXAMPLE=1", "print(six.PY3)"), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path)).returncode == 0
+    script = tmp_path / "nb.py"
+    exported = nbseal("export", str(path), "--to", "script", "-o", str(script))
+    assert exported.returncode == 0, exported.stderr
+    text = script.read_text()
+    assert 'exclude-newer = "2025-06-01T00:00:00Z"' in text
+    assert '"six==1.16.0"' in text
+    assert "What this script loses: the sandbox" in text
+    from uv import find_uv_bin
+
+    ran = subprocess.run(
+        [find_uv_bin(), "run", "--no-project", "--python", sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    executed = nbformat.read(path, as_version=4)
+    # The magic's cell is left out of the script (and says so); the rest prints alike.
+    assert "# nbseal export: IPython-only line left out: %env" in text
+    cells = [executed.cells[0], executed.cells[2]]
+    printed = "".join(o.get("text", "") for c in cells for o in c.outputs)
+    assert ran.stdout == printed == "1.16.0\nTrue\n"
+
+
+def test_requirements_and_lock_exports_keep_every_hash(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(PINNED), path)
+    assert nbseal("export", str(path), "--to", "lock").returncode == 2, "no lock yet"
+    assert nbseal("lock", str(path)).returncode == 0
+    requirements = nbseal("export", str(path), "--to", "requirements").stdout
+    assert "# environment py: Python" in requirements
+    assert "six==1.16.0 \\\n    --hash=sha256:" in requirements
+    lock = json.loads(nbseal("export", str(path), "--to", "lock").stdout)
+    meta = nbformat.read(path, as_version=4).metadata["nbseal"]["environments"]
+    assert lock["environments"]["py"]["pylock"] == meta["py"]["pylock"]
