@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import platform
 import re
@@ -79,6 +80,33 @@ class UvBackend(Backend):
         lockfile.write_text(lock.pylock)
         progress.step(f"installing {len(lock.packages())} packages")
         await uv.sync_pylock(dest, lockfile, on_line=_reporter(progress))
+        await _install_kernelspecs(lock, dest, progress)
+
+
+# Kernels whose wheel carries no kernelspec: their own install step writes it
+# into the environment's prefix (share/jupyter/kernels/NAME), at build time.
+KERNEL_INSTALL_STEPS: dict[str, tuple[str, ...]] = {
+    "bash-kernel": ("-m", "bash_kernel.install", "--prefix", "{prefix}"),
+}
+
+
+async def _install_kernelspecs(lock: Lock, dest: Path, progress: Progress) -> None:
+    installed = {p.name.lower().replace("_", "-") for p in lock.packages()}
+    for package, args in KERNEL_INSTALL_STEPS.items():
+        if package not in installed:
+            continue
+        progress.step(f"installing the kernelspec of {package}")
+        argv = [str(dest / "bin" / "python"), *(a.replace("{prefix}", str(dest)) for a in args)]
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await process.communicate()
+        if process.returncode != 0:
+            raise BuildError(
+                f"the kernelspec of {package} could not be installed",
+                context=output.decode(errors="replace").strip()[-2000:],
+                hint="pin another version of the kernel package",
+            )
 
 
 def _interpreter_for(lock: Lock) -> str:
