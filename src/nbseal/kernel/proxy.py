@@ -47,8 +47,8 @@ from nbseal.directives import (
 from nbseal.environments import realize, resolve
 from nbseal.errors import DirectiveError, KernelDiedError, KernelStartError, NbsealError
 from nbseal.kernel.display import error_content, progress_bundle
+from nbseal.kernel.grants import Grants
 from nbseal.kernel.kernelcmd import find_kernel_command
-from nbseal.kernel.provisioning import DirectLauncher, Launcher
 from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage, split_frames
@@ -64,8 +64,7 @@ from nbseal.plan import (
     plan_notebook,
 )
 from nbseal.progress import Progress, ProgressEvent
-from nbseal.sandbox import BwrapLauncher, SandboxPolicy, Share
-from nbseal.sandbox.policy import ShareMode
+from nbseal.sandbox import SandboxPolicy
 from nbseal.store import BuiltEnvironment, EnvironmentStore
 
 __all__ = ["ProxyConfig", "ProxyKernel"]
@@ -167,10 +166,7 @@ class ProxyKernel:
         self.notebook_dir = Path.cwd()
         self.workdir = (self.config.keep_workdir or self.runtime_dir / "work").resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.network = False
-        self.shares: dict[Path, ShareMode] = {}
-        # Declared data: NAME in the working directory -> its file in the data store.
-        self.data: dict[str, Path] = {}
+        self.grants = Grants(self.workdir, self.notebook_dir, sealed=self.config.sandbox)
         self._unsealed_noted = False
         # Locks the notebook file holds (metadata.nbseal, then cell outputs).
         self.stored: dict[str, list[Lock]] = {}
@@ -246,9 +242,7 @@ class ProxyKernel:
         for data in plan.data:
             stored = self.config.data_store.lookup(data.sha256)
             if stored is not None:
-                self.data[data.name] = stored
-                if not self.config.sandbox:
-                    self._link_data(data.name, stored)
+                self.grants.add_data(data.name, stored)
         return plan.environments.get(DEFAULT_ENV_NAME) or default_declaration()
 
     def _fitting(self, declaration: Declaration) -> tuple[EnvironmentSpec | None, Lock | None]:
@@ -261,29 +255,6 @@ class ProxyKernel:
     # ==================================================================
     # the sandbox
     # ==================================================================
-    def sandbox_policy(self) -> SandboxPolicy:
-        shares = tuple(Share(path, mode) for path, mode in sorted(self.shares.items()))
-        binds = tuple((path, self.workdir / name) for name, path in sorted(self.data.items()))
-        return SandboxPolicy(
-            workdir=self.workdir, network=self.network, shares=shares, readonly_binds=binds
-        )
-
-    def policy_summary(self) -> str:
-        """One line for ``#seal describe`` and logs: sealed or not, and every exception."""
-        if not self.config.sandbox:
-            return "UNSEALED (--no-sandbox): kernels see the network and the user's files"
-        grants = (["network"] if self.network else []) + [
-            f"share {path} ({mode})" for path, mode in sorted(self.shares.items())
-        ]
-        if not grants:
-            return "sealed: no network, no host files"
-        return "sealed; exceptions: " + ", ".join(grants)
-
-    def _launcher(self) -> Launcher:
-        if not self.config.sandbox:
-            return DirectLauncher()
-        return BwrapLauncher(self.sandbox_policy())
-
     def _note_unsealed(self, execution: Execution) -> None:
         """An unsealed run says so in the notebook's outputs, once per session."""
         if self.config.sandbox or self._unsealed_noted:
@@ -324,16 +295,8 @@ class ProxyKernel:
             sock.close(linger=500)
         await asyncio.sleep(0)  # let the loop drop the closed sockets' readers
         self.context.term()
-        self._clear_data_mounts()
+        self.grants.clear_data_mounts()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)  # holds the scratch workdir
-
-    def _clear_data_mounts(self) -> None:
-        """A kept working directory keeps what the notebook wrote, not the data's mount points."""
-        for name in self.data:
-            path = self.workdir / name
-            with contextlib.suppress(OSError):
-                if path.is_symlink() or (path.is_file() and path.stat().st_size == 0):
-                    path.unlink()
 
     def _bind(self) -> None:
         c = self.connection
@@ -755,7 +718,7 @@ class ProxyKernel:
             elif isinstance(directive, ScriptBlockDirective):
                 declare_script(directive, self.pin)  # raises for requires-python
             elif isinstance(directive, ShareDirective):
-                self._share_path(directive)  # raises for a missing path
+                self.grants.share_path(directive)  # raises for a missing path
             elif isinstance(directive, EnvSwitchDirective) and directive.name not in known:
                 raise DirectiveError(
                     f"no environment named {directive.name!r} is defined",
@@ -779,9 +742,9 @@ class ProxyKernel:
         elif isinstance(directive, ScriptBlockDirective):
             await self._define(declare_script(directive, self.pin), execution)
         elif isinstance(directive, AllowDirective):
-            self.network = True
+            self.grants.network = True
         elif isinstance(directive, ShareDirective):
-            self.shares[self._share_path(directive)] = "rw" if directive.mode == "rw" else "ro"
+            self.grants.share(directive)
         elif isinstance(directive, DataDirective):
             await self._fetch_data(directive, execution)
 
@@ -805,29 +768,7 @@ class ProxyKernel:
         )
         if not display.shown and progress.last is not None:
             display.show(progress.last)  # a data cell always ends with its summary
-        self.data[directive.name] = stored.path
-        if not self.config.sandbox:
-            self._link_data(directive.name, stored.path)
-
-    def _link_data(self, name: str, stored: Path) -> None:
-        # Unsealed kernels see the store file through a symlink (read-only file).
-        link = self.workdir / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(stored)
-
-    def _share_path(self, directive: ShareDirective) -> Path:
-        # Relative to the notebook's folder, as the author wrote it.
-        path = (self.notebook_dir / Path(directive.path).expanduser()).resolve()
-        if not path.exists():
-            raise DirectiveError(
-                f"{directive.path} does not exist (as {path})",
-                line=directive.line,
-                text=f"#seal share {directive.path} {directive.mode}",
-                expected="an existing file or folder, absolute or relative to the notebook",
-            )
-        return path
+        self.grants.add_data(directive.name, stored.path)
 
     async def _define(self, declaration: Declaration, execution: Execution) -> None:
         """Make ``declaration`` current; build and start it, showing progress here."""
@@ -878,7 +819,7 @@ class ProxyKernel:
     def _describe(self) -> dict[str, Any]:
         from nbseal.kernel.describe import describe_bundle
 
-        bundle = describe_bundle(self.environments, self.current_env, self.policy_summary())
+        bundle = describe_bundle(self.environments, self.current_env, self.grants.summary())
         return {"data": bundle, "metadata": {}, "transient": {}}
 
     async def _relay_execution(self, execution: Execution, kernel: SubKernel, code: str) -> None:
@@ -984,7 +925,7 @@ class ProxyKernel:
         kernel = slot.kernel
         if kernel is None:
             raise KernelStartError(f"the kernel of environment {slot.spec.name!r} did not start")
-        if self.config.sandbox and slot.policy != self.sandbox_policy():
+        if self.config.sandbox and slot.policy != self.grants.policy():
             # Started (by the pre-start) before this cell's grants or data existed.
             return await self._kernel_for(slot, show_in, summary)
         if display is not None and summary and slot.progress is not None and slot.lock:
@@ -998,7 +939,7 @@ class ProxyKernel:
         kernel = slot.kernel
         if kernel is None or not kernel.alive or not self.config.sandbox:
             return
-        if slot.policy == self.sandbox_policy():
+        if slot.policy == self.grants.policy():
             return
         await kernel.shutdown()
         slot.kernel = None
@@ -1006,7 +947,7 @@ class ProxyKernel:
             self._print(
                 show_in,
                 f"nbseal: the sandbox of {slot.spec.name!r} changed "
-                f"({self.policy_summary()}); its kernel was restarted",
+                f"({self.grants.summary()}); its kernel was restarted",
             )
         slot.ran = False
 
@@ -1017,7 +958,7 @@ class ProxyKernel:
             if slot.built is None:
                 slot.built = await realize(slot.spec, self.config.store, progress, lock=slot.lock)
             command = find_kernel_command(slot.built.path, slot.spec.kernel)
-            slot.policy = self.sandbox_policy()
+            slot.policy = self.grants.policy()
             self._kernel_index += 1
             kernel = SubKernel(
                 env_name=slot.spec.name,
@@ -1027,12 +968,12 @@ class ProxyKernel:
                 context=self.context,
                 runtime_dir=self.runtime_dir,
                 workdir=self.workdir,
-                launcher=self._launcher(),
+                launcher=self.grants.launcher(),
                 handler=self._from_kernel,
                 index=self._kernel_index,
                 # With the network, a kernel could reach the frontend's ports:
                 # it must not hold the key that signs the frontend's requests.
-                private_key=self.network,
+                private_key=self.grants.network,
             )
             await kernel.start()
         except NbsealError as exc:

@@ -1,0 +1,88 @@
+"""What a notebook's kernels may see: the sandbox's grants and the declared data.
+
+The notebook opens its sandbox only through directives (``#seal allow
+network``, ``#seal share``) and puts data in it with ``#seal data``; this
+module keeps that state and turns it into a :class:`SandboxPolicy` and a
+launcher. A kernel started under other grants is restarted by the proxy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbseal.directives import ShareDirective
+from nbseal.errors import DirectiveError
+from nbseal.kernel.provisioning import DirectLauncher, Launcher
+from nbseal.sandbox import BwrapLauncher, SandboxPolicy, Share
+from nbseal.sandbox.policy import ShareMode
+
+__all__ = ["Grants"]
+
+
+@dataclass
+class Grants:
+    # The kernels' shared, writable working directory (their cwd).
+    workdir: Path
+    # Where relative paths in directives start: the notebook's folder.
+    notebook_dir: Path
+    sealed: bool = True
+    network: bool = False
+    shares: dict[Path, ShareMode] = field(default_factory=dict)
+    # NAME in the working directory -> its file in the data store.
+    data: dict[str, Path] = field(default_factory=dict)
+
+    def policy(self) -> SandboxPolicy:
+        shares = tuple(Share(path, mode) for path, mode in sorted(self.shares.items()))
+        binds = tuple((path, self.workdir / name) for name, path in sorted(self.data.items()))
+        return SandboxPolicy(
+            workdir=self.workdir, network=self.network, shares=shares, readonly_binds=binds
+        )
+
+    def summary(self) -> str:
+        """One line for ``#seal describe`` and logs: sealed or not, and every exception."""
+        if not self.sealed:
+            return "UNSEALED (--no-sandbox): kernels see the network and the user's files"
+        grants = (["network"] if self.network else []) + [
+            f"share {path} ({mode})" for path, mode in sorted(self.shares.items())
+        ]
+        if not grants:
+            return "sealed: no network, no host files"
+        return "sealed; exceptions: " + ", ".join(grants)
+
+    def launcher(self) -> Launcher:
+        return BwrapLauncher(self.policy()) if self.sealed else DirectLauncher()
+
+    def share_path(self, directive: ShareDirective) -> Path:
+        """The host path ``#seal share`` names; raises when it does not exist."""
+        path = (self.notebook_dir / Path(directive.path).expanduser()).resolve()
+        if not path.exists():
+            raise DirectiveError(
+                f"{directive.path} does not exist (as {path})",
+                line=directive.line,
+                text=f"#seal share {directive.path} {directive.mode}",
+                expected="an existing file or folder, absolute or relative to the notebook",
+            )
+        return path
+
+    def share(self, directive: ShareDirective) -> None:
+        self.shares[self.share_path(directive)] = "rw" if directive.mode == "rw" else "ro"
+
+    def add_data(self, name: str, stored: Path) -> None:
+        self.data[name] = stored
+        if not self.sealed:
+            # Unsealed kernels see the store file through a symlink (a read-only file).
+            link = self.workdir / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(stored)
+
+    def clear_data_mounts(self) -> None:
+        """A kept working directory keeps what the notebook wrote, not the data's mount points."""
+        for name in self.data:
+            path = self.workdir / name
+            with contextlib.suppress(OSError):
+                if path.is_symlink() or (path.is_file() and path.stat().st_size == 0):
+                    path.unlink()
