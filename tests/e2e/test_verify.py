@@ -213,3 +213,14 @@ def test_requirements_and_lock_exports_keep_every_hash(tmp_path: Path) -> None:
     lock = json.loads(nbseal("export", str(path), "--to", "lock").stdout)
     meta = nbformat.read(path, as_version=4).metadata["nbseal"]["environments"]
     assert lock["environments"]["py"]["pylock"] == meta["py"]["pylock"]
+
+
+def test_the_examples_verify(tmp_path: Path) -> None:
+    """What a newcomer runs first must itself reproduce, from its own locks."""
+    examples = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.ipynb"))
+    assert len(examples) >= 3
+    before = [e.read_bytes() for e in examples]
+    verify = nbseal("verify", "-j", "2", *map(str, examples))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify.stdout.count(": verified") == len(examples)
+    assert [e.read_bytes() for e in examples] == before
