@@ -8,7 +8,7 @@ from pathlib import Path
 from nbseal.backends import backend_for
 from nbseal.backends.uv import python_version_of
 from nbseal.lock import Lock
-from nbseal.plan import EnvironmentSpec, host_platform
+from nbseal.plan import EnvironmentSpec, host_platform, is_debian
 from nbseal.progress import Progress
 from nbseal.store import BuiltEnvironment, EnvironmentStore
 
@@ -17,11 +17,13 @@ __all__ = ["realize", "resolve"]
 
 async def resolve(spec: EnvironmentSpec, store: EnvironmentStore, progress: Progress) -> Lock:
     """Return the lock of ``spec``; a pinned spec is resolved once and remembered."""
-    python = python_version_of(spec.python)
+    name = "deb" if is_debian(spec.requirements) else "uv"
+    # A root file system brings its own interpreters: the host's is not part of it.
+    python = "" if name == "deb" else python_version_of(spec.python)
     cached = store.cached_resolution(spec, python, host_platform())
     if cached is not None:
         return cached
-    backend = backend_for("uv")
+    backend = backend_for(name)
     with tempfile.TemporaryDirectory(prefix="nbseal-resolve-") as tmp:
         lock = await backend.resolve(spec, Path(tmp), progress)
     store.save_resolution(spec, lock)

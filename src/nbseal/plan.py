@@ -44,6 +44,7 @@ __all__ = [
     "host_platform",
     "host_python",
     "host_python_version",
+    "is_debian",
     "plan_notebook",
 ]
 
@@ -115,7 +116,7 @@ class Declaration:
             )
         if self.pin is not None and lock.exclude_newer != self.pin:
             return f"pin changed: locked as of {lock.exclude_newer}, declared {self.pin}"
-        if lock.python != host_python_version():
+        if lock.python and lock.python != host_python_version():
             return f"locked for Python {lock.python}, this is Python {host_python_version()}"
         if lock.platform != host_platform():
             return f"locked for platform {lock.platform}, this is {host_platform()}"
@@ -125,7 +126,14 @@ class Declaration:
         return next((lock for lock in candidates if self.staleness(lock) is None), None)
 
 
+def is_debian(requirements: tuple[str, ...]) -> bool:
+    """A Debian environment: every requirement is a ``deb:`` package."""
+    return bool(requirements) and all(r.startswith("deb:") for r in requirements)
+
+
 def _with_kernel(requirements: tuple[str, ...], kernel: str | None) -> tuple[str, ...]:
+    if is_debian(requirements):
+        return requirements  # the root file system brings its own kernel
     # A spec that names no kernel runs Python, so it gets ipykernel.
     if kernel is None and not any(Requirement(r).name.lower() == "ipykernel" for r in requirements):
         return (*requirements, "ipykernel")
@@ -142,6 +150,14 @@ def declare_env(directive: EnvDefineDirective, notebook_pin: str | None) -> Decl
             line=directive.line,
             text=f"#seal env {directive.name} <- ... python={wanted}",
             expected=f"python={here.rsplit('.', 1)[0]} or no python= option",
+        )
+    debs = [r.startswith("deb:") for r in directive.requirements]
+    if any(debs) and not all(debs):
+        raise DirectiveError(
+            "an environment holds either Debian packages (deb:NAME) or Python packages",
+            line=directive.line,
+            text=f"#seal env {directive.name} <- {' '.join(directive.requirements)}",
+            expected="two environments: one of deb: packages, one of PyPI packages",
         )
     return Declaration(
         name=directive.name,

@@ -116,8 +116,12 @@ def test_comm_round_trip_both_ways(kernel) -> None:
 
 def test_interrupt_stops_a_busy_loop(kernel) -> None:
     km, kc = kernel
-    msg_id = kc.execute("while True: pass")
-    time.sleep(1.0)
+    msg_id = kc.execute("print('looping', flush=True)\nwhile True: pass")
+    # Interrupt once the loop runs in the kernel (not while the proxy prepares it).
+    while True:
+        msg = kc.get_iopub_msg(timeout=60)
+        if msg["msg_type"] == "stream" and "looping" in msg["content"]["text"]:
+            break
     km.interrupt_kernel()
     result = collect(kc, msg_id, timeout=30)
     assert result.status == "error"

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import zmq.asyncio
 
-from nbseal.kernel.kernelcmd import find_kernel_command
+from nbseal.kernel.kernelcmd import KernelCommand, find_kernel_command
 from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage
@@ -101,11 +101,14 @@ class SealedKernel:
             self._context.destroy(linger=0)
             self._context = None
 
+    def command(self) -> KernelCommand:
+        return find_kernel_command(self.env_path)
+
     async def _start(self) -> None:
         self._context = zmq.asyncio.Context()
         self.kernel = SubKernel(
             env_name="sealed",
-            command=find_kernel_command(self.env_path),
+            command=self.command(),
             env_path=self.env_path,
             session=self.session,
             context=self._context,

@@ -9,4 +9,8 @@ __all__ = ["Backend", "UvBackend", "backend_for"]
 def backend_for(name: str) -> Backend:
     if name == "uv":
         return UvBackend()
+    if name == "deb":
+        from nbseal.backends.debian import DebianBackend  # only Debian specs need it
+
+        return DebianBackend()
     raise ValueError(f"unknown backend {name!r}")

@@ -242,7 +242,20 @@ def _parse_env(args: list[str], number: int, line: str) -> Directive:
     )
 
 
+_DEB = re.compile(r"^deb:[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
+
+
 def _check_requirement(text: str, number: int, line: str) -> None:
+    if text.startswith("deb:"):
+        # A Debian package, optionally at an exact version: deb:r-base-core=4.2.2-1
+        if not _DEB.match(text):
+            raise DirectiveError(
+                f"{text!r} is not a Debian package",
+                line=number,
+                text=line,
+                expected="deb:NAME or deb:NAME=VERSION, e.g. deb:r-base-core",
+            )
+        return
     try:
         Requirement(text)
     except InvalidRequirement as exc:

@@ -51,7 +51,24 @@ class Grants:
             return "sealed: no network, no host files"
         return "sealed; exceptions: " + ", ".join(grants)
 
-    def launcher(self) -> Launcher:
+    def launcher(self, *, rootfs: bool = False) -> Launcher:
+        """How to start a kernel: sealed, or plainly when the user opted out.
+
+        A root file system (a Debian environment) is always entered through
+        bubblewrap; unsealed, it keeps the host's network.
+        """
+        if rootfs:
+            from nbseal.sandbox.rootfs import RootfsLauncher
+
+            policy = self.policy()
+            if not self.sealed:
+                policy = SandboxPolicy(
+                    workdir=policy.workdir,
+                    network=True,
+                    shares=policy.shares,
+                    readonly_binds=policy.readonly_binds,
+                )
+            return RootfsLauncher(policy)
         return BwrapLauncher(self.policy()) if self.sealed else DirectLauncher()
 
     def share_path(self, directive: ShareDirective) -> Path:

@@ -9,7 +9,7 @@ from typing import Any
 
 from nbseal.errors import KernelStartError
 
-__all__ = ["KernelCommand", "find_kernel_command"]
+__all__ = ["KernelCommand", "command_from_spec", "find_kernel_command", "pick_kernelspec"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,21 @@ def find_kernel_command(env_path: Path, wanted: str | None = None) -> KernelComm
             f"the environment at {env_path} holds no Jupyter kernel",
             hint="add a kernel package to the environment (ipykernel, bash_kernel, ...)",
         )
+    name, spec, argv = pick_kernelspec(specs, wanted)
+    if Path(argv[0]).name in {"python", "python3", "python3.exe"} or argv[0] == "{python}":
+        argv[0] = str(env_path / "bin" / "python")
+    if name == "python3" and "ipykernel_launcher" in argv:
+        # ipykernel answers interrupt_request; signals cannot cross a sandbox.
+        interrupt_mode = "message"
+    else:
+        interrupt_mode = str(spec.get("interrupt_mode", "signal"))
+    return command_from_spec(name, spec, argv, interrupt_mode)
+
+
+def pick_kernelspec(
+    specs: dict[str, dict[str, Any]], wanted: str | None
+) -> tuple[str, dict[str, Any], list[str]]:
+    """The kernelspec ``kernel=wanted`` names (python3 first by default), and its argv."""
     if wanted is None:
         name = "python3" if "python3" in specs else next(iter(sorted(specs)))
     elif wanted in specs:
@@ -62,18 +77,17 @@ def find_kernel_command(env_path: Path, wanted: str | None = None) -> KernelComm
     argv = [str(a) for a in spec.get("argv", [])]
     if not argv:
         raise KernelStartError(f"the kernelspec {name!r} has an empty argv")
-    if Path(argv[0]).name in {"python", "python3", "python3.exe"} or argv[0] == "{python}":
-        argv[0] = str(env_path / "bin" / "python")
-    if name == "python3" and "ipykernel_launcher" in argv:
-        # ipykernel answers interrupt_request; signals cannot cross a sandbox.
-        interrupt_mode = "message"
-    else:
-        interrupt_mode = str(spec.get("interrupt_mode", "signal"))
+    return name, spec, argv
+
+
+def command_from_spec(
+    name: str, spec: dict[str, Any], argv: list[str], interrupt_mode: str | None = None
+) -> KernelCommand:
     return KernelCommand(
         name=name,
         argv=tuple(argv),
         display_name=str(spec.get("display_name", name)),
         language=str(spec.get("language", "")),
-        interrupt_mode=interrupt_mode,
+        interrupt_mode=interrupt_mode or str(spec.get("interrupt_mode", "signal")),
         env={str(k): str(v) for k, v in spec.get("env", {}).items()},
     )

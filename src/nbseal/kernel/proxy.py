@@ -957,7 +957,13 @@ class ProxyKernel:
                 slot.lock = await resolve(slot.spec, self.config.store, progress)
             if slot.built is None:
                 slot.built = await realize(slot.spec, self.config.store, progress, lock=slot.lock)
-            command = find_kernel_command(slot.built.path, slot.spec.kernel)
+            rootfs = slot.lock.backend == "deb"
+            if rootfs:
+                from nbseal.sandbox.rootfs import find_rootfs_kernel_command
+
+                command = find_rootfs_kernel_command(slot.built.path, slot.spec.kernel)
+            else:
+                command = find_kernel_command(slot.built.path, slot.spec.kernel)
             slot.policy = self.grants.policy()
             self._kernel_index += 1
             kernel = SubKernel(
@@ -968,7 +974,7 @@ class ProxyKernel:
                 context=self.context,
                 runtime_dir=self.runtime_dir,
                 workdir=self.workdir,
-                launcher=self.grants.launcher(),
+                launcher=self.grants.launcher(rootfs=rootfs),
                 handler=self._from_kernel,
                 index=self._kernel_index,
                 # With the network, a kernel could reach the frontend's ports:

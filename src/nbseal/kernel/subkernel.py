@@ -184,9 +184,15 @@ class SubKernel:
                     f"did not answer within {timeout:.0f} s",
                     context=self._log_tail(),
                 )
-        # The reply's busy/idle on iopub proves the subscription is live.
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._iopub_ready.wait(), timeout=2.0)
+        # The reply's busy/idle on iopub proves the subscription is live. Kernels
+        # without an iopub_welcome (IRkernel) may have published them before
+        # we subscribed: ask again until one arrives.
+        for _ in range(10):
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._iopub_ready.wait(), timeout=0.2)
+                return
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.request("shell", "kernel_info_request", {}), 1.0)
 
     def _log_tail(self, lines: int = 15) -> str:
         try:

@@ -386,10 +386,13 @@ class BwrapLauncher(Launcher):
             self._bwrap = find_bwrap()
         return self._bwrap
 
+    def search_path(self, request: LaunchRequest) -> str:
+        return f"{request.env_path / 'bin'}:/usr/local/bin:/usr/bin:/bin"
+
     def environment(self, request: LaunchRequest) -> dict[str, str]:
         """The kernel's whole environment: nothing is inherited from the host."""
         env = {
-            "PATH": f"{request.env_path / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            "PATH": self.search_path(request),
             "HOME": SANDBOX_HOME,
             "USER": SANDBOX_USER,
             "LOGNAME": SANDBOX_USER,

@@ -1,0 +1,885 @@
+"""The Debian backend: a root file system built by mmdebstrap from exact .debs.
+
+``#seal env r <- deb:r-base-core deb:r-cran-irkernel`` resolves by building a
+root file system with ``mmdebstrap --mode=unshare --variant=apt`` from the
+configured mirror (no recommends, eatmydata, no man pages, docs or
+translations), keeping the .debs and apt's package lists the build used. The
+lock names every installed package exactly: name, version, architecture,
+SHA-256 and pool file name of its .deb (see :mod:`.debian_lock`). The .debs go
+into the content-addressed ``<cache root>/debs``.
+
+``build(lock)`` makes the same tree again *offline*: the lock's .debs (from
+that cache, downloaded and verified only when missing) become a flat
+``file://`` repository, and ``mmdebstrap --variant=custom
+--include=name=version,...`` installs exactly those. The tree the resolution
+built is reused instead when it is still there and holds exactly the lock's
+packages, so a first use builds once, not twice.
+
+The mirror comes from the host's apt sources (entries for the host's suite
+and its ``-updates``/``-security`` suites), or from ``$NBSEAL_DEBIAN_MIRROR``:
+a URL, or ``snapshot`` for snapshot.debian.org at the environment's pin.
+
+This prototype runs mmdebstrap as root (``--mode=unshare`` then unshares the
+mount namespace but not the user namespace, and the tree gets real owners).
+Unprivileged, mmdebstrap works too, but its directory output belongs to
+sub-uids the user cannot chmod, move or delete; that needs tar output
+extracted with ``--no-same-owner`` and is not done here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import fnmatch
+import functools
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nbseal.backends.base import Backend
+from nbseal.backends.debian_lock import (
+    DebCache,
+    DebianLockData,
+    DebianPackage,
+    DebianSource,
+    IndexEntry,
+    read_packages_index,
+    sha256_file,
+)
+from nbseal.errors import BuildError, ResolutionError
+from nbseal.fsutil import remove_tree
+from nbseal.lock import Lock
+from nbseal.paths import cache_root
+from nbseal.plan import EnvironmentSpec, host_platform
+from nbseal.progress import Progress
+
+__all__ = [
+    "DEB_PREFIX",
+    "DEFAULT_DPKG_OPTIONS",
+    "MIRROR_ENV_VAR",
+    "SUITE_ENV_VAR",
+    "DebianBackend",
+    "DebianUnavailableError",
+    "check_mmdebstrap",
+    "debian_packages",
+    "disk_usage",
+    "host_sources",
+    "installed_packages",
+    "is_debian_spec",
+    "mirror_sources",
+    "prune_excluded",
+    "share_identical_files",
+    "snapshot_timestamp",
+]
+
+DEB_PREFIX = "deb:"
+MIRROR_ENV_VAR = "NBSEAL_DEBIAN_MIRROR"
+SUITE_ENV_VAR = "NBSEAL_DEBIAN_SUITE"
+SNAPSHOT = "snapshot"
+SNAPSHOT_URL = "https://snapshot.debian.org/archive/{archive}/{stamp}/"
+HOOKS = Path("/usr/share/mmdebstrap/hooks")
+APT_SOURCES = Path("/etc/apt")
+
+# Smaller trees: what a kernel never reads. Recorded in the lock (part of the key).
+DEFAULT_DPKG_OPTIONS = (
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/info/*",
+)
+APT_OPTIONS = ('APT::Install-Recommends "false"', 'Acquire::Languages "none"')
+# The eatmydata hook downloads these at build time; an offline build needs them too.
+BUILD_TOOLS = ("eatmydata", "libeatmydata1")
+# Resolved trees waiting for their build are dropped after this long.
+PREBUILT_MAX_AGE = 24 * 3600
+
+# Debian policy 5.6.1: lower case letters, digits, + - . ; two characters at least.
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_VERSION = re.compile(r"^[A-Za-z0-9.+~:-]+$")
+_INSTALL_HINT = "install it with `apt-get install mmdebstrap uidmap` (Debian, Ubuntu)"
+
+
+class DebianUnavailableError(BuildError):
+    """mmdebstrap is missing or cannot run here; says why and what to do."""
+
+
+# ---------------------------------------------------------------------------
+# specs
+# ---------------------------------------------------------------------------
+def is_debian_spec(requirements: Sequence[str]) -> bool:
+    """Whether a spec is for this backend: every requirement starts with ``deb:``."""
+    return bool(requirements) and all(r.startswith(DEB_PREFIX) for r in requirements)
+
+
+def debian_packages(requirements: Sequence[str]) -> tuple[str, ...]:
+    """``deb:NAME`` or ``deb:NAME=VERSION`` → what apt gets; raises for anything else."""
+    packages = []
+    for requirement in requirements:
+        if not requirement.startswith(DEB_PREFIX):
+            raise ResolutionError(
+                f"{requirement!r} is not a Debian package requirement",
+                stderr="",
+                hint="a Debian environment takes only deb:NAME (or deb:NAME=VERSION); "
+                "Python packages go into an environment of their own",
+            )
+        body = requirement[len(DEB_PREFIX) :]
+        name, sep, version = body.partition("=")
+        if not _PACKAGE.match(name) or (sep and not _VERSION.match(version)):
+            raise ResolutionError(
+                f"{requirement!r} is not a Debian package name",
+                stderr="",
+                hint="use deb:NAME with a name as `apt-cache search` shows it, "
+                "e.g. deb:r-base-core",
+            )
+        packages.append(body)
+    if not packages:
+        raise ResolutionError("a Debian environment names no package", stderr="")
+    return tuple(packages)
+
+
+# ---------------------------------------------------------------------------
+# the mirror
+# ---------------------------------------------------------------------------
+def host_suite() -> str:
+    """``$NBSEAL_DEBIAN_SUITE``, else the host's codename (/etc/os-release)."""
+    override = os.environ.get(SUITE_ENV_VAR)
+    if override:
+        return override
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key == "VERSION_CODENAME" and value.strip('"'):
+                return value.strip('"')
+    raise DebianUnavailableError(
+        "cannot tell which Debian release to build: the host names no codename",
+        hint=f"set {SUITE_ENV_VAR} (e.g. bookworm) and {MIRROR_ENV_VAR} (a Debian mirror URL)",
+    )
+
+
+def _deb822(text: str) -> list[dict[str, str]]:
+    entries: list[dict[str, str]] = []
+    entry: dict[str, str] = {}
+    key = ""
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if entry:
+                entries.append(entry)
+            entry, key = {}, ""
+        elif line[0] in " \t" and key:
+            entry[key] += " " + line.strip()
+        else:
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            entry[key] = value.strip()
+    return entries
+
+
+def _one_line(line: str) -> tuple[str, str, list[str]] | None:
+    """``deb [opts] URI SUITE COMP...`` → (uri, suite, components)."""
+    line = line.split("#", 1)[0].strip()
+    if not line.startswith("deb "):
+        return None
+    rest = line[4:].strip()
+    if rest.startswith("["):
+        rest = rest.partition("]")[2].strip()
+    parts = rest.split()
+    if len(parts) < 3:
+        return None
+    return parts[0], parts[1], parts[2:]
+
+
+def host_sources(suite: str, apt_dir: Path = APT_SOURCES) -> list[DebianSource]:
+    """The host's binary sources for ``suite`` and ``suite-*`` (others are skipped).
+
+    Third-party repositories use suites of their own ("nodistro",
+    "cloud-sdk-bookworm") and so are left out.
+    """
+    found: list[tuple[str, str, list[str]]] = []
+    files = [apt_dir / "sources.list", *sorted((apt_dir / "sources.list.d").glob("*.list"))]
+    for path in files:
+        with contextlib.suppress(OSError):
+            for line in path.read_text().splitlines():
+                parsed = _one_line(line)
+                if parsed is not None:
+                    found.append(parsed)
+    for path in sorted((apt_dir / "sources.list.d").glob("*.sources")):
+        with contextlib.suppress(OSError):
+            for entry in _deb822(path.read_text()):
+                if "deb" not in entry.get("types", "").split():
+                    continue
+                if entry.get("enabled", "yes").lower() == "no":
+                    continue
+                for uri in entry.get("uris", "").split():
+                    for each in entry.get("suites", "").split():
+                        found.append((uri, each, entry.get("components", "main").split()))
+    sources = []
+    for uri, each, components in found:
+        if each != suite and not each.startswith(f"{suite}-"):
+            continue
+        source = DebianSource(uri.rstrip("/"), each, tuple(components))
+        if source not in sources:
+            sources.append(source)
+    return sources
+
+
+def snapshot_timestamp(pin: str) -> str:
+    """A pin (RFC 3339 instant or date) as snapshot.debian.org names it: 20250601T000000Z."""
+    text = pin.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ResolutionError(f"the pin {pin!r} is not a date or instant", stderr="") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def mirror_sources(suite: str, pin: str) -> tuple[list[DebianSource], bool]:
+    """The sources to resolve from, and whether they honour ``pin``.
+
+    ``$NBSEAL_DEBIAN_MIRROR``: unset → the host's apt sources (the pin is
+    recorded but not enforced: a regular mirror has only its newest
+    packages); ``snapshot`` → snapshot.debian.org at the pin; a URL → that
+    mirror for ``suite``.
+    """
+    override = os.environ.get(MIRROR_ENV_VAR, "").strip()
+    if override == SNAPSHOT:
+        stamp = snapshot_timestamp(pin)
+        main = SNAPSHOT_URL.format(archive="debian", stamp=stamp).rstrip("/")
+        security = SNAPSHOT_URL.format(archive="debian-security", stamp=stamp).rstrip("/")
+        opts = "check-valid-until=no"
+        return [
+            DebianSource(main, suite, ("main",), opts),
+            DebianSource(main, f"{suite}-updates", ("main",), opts),
+            DebianSource(security, f"{suite}-security", ("main",), opts),
+        ], True
+    if override:
+        return [DebianSource(override.rstrip("/"), suite, ("main",))], False
+    sources = host_sources(suite)
+    if not sources:
+        raise DebianUnavailableError(
+            f"the host's apt sources name no mirror for Debian {suite}",
+            hint=f"set {MIRROR_ENV_VAR} to a Debian mirror URL (or to `snapshot`)",
+        )
+    return sources, False
+
+
+@functools.lru_cache(maxsize=1)
+def host_architecture() -> str:
+    done = subprocess.run(
+        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise DebianUnavailableError("dpkg is not installed: this is not a Debian-based host")
+    return done.stdout.strip()
+
+
+# ---------------------------------------------------------------------------
+# mmdebstrap
+# ---------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def check_mmdebstrap() -> str:
+    """The mmdebstrap to use; raises :class:`DebianUnavailableError` saying why not."""
+    found = shutil.which("mmdebstrap")
+    if found is None:
+        raise DebianUnavailableError(
+            "cannot build Debian environments: mmdebstrap is not installed",
+            hint=_INSTALL_HINT,
+        )
+    for tool in ("dpkg", "dpkg-query", "dpkg-scanpackages"):
+        if shutil.which(tool) is None:
+            raise DebianUnavailableError(
+                f"cannot build Debian environments: {tool} is not installed",
+                hint="install dpkg-dev (`apt-get install dpkg-dev`)",
+            )
+    if os.geteuid() != 0:
+        raise DebianUnavailableError(
+            "cannot build Debian environments as a regular user yet: this prototype "
+            "runs mmdebstrap as root only",
+            context="unprivileged mmdebstrap (--mode=unshare) works where /etc/subuid and "
+            "/etc/subgid name the user, but its directory output belongs to sub-uids",
+            hint="run nbseal as root for Debian environments",
+        )
+    # The same namespaces a build uses (as root: mount, pid, uts, ipc).
+    done = subprocess.run(
+        [found, "--unshare-helper", "/bin/true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise DebianUnavailableError(
+            "mmdebstrap cannot create the namespaces it needs here",
+            context=done.stderr.strip(),
+            hint="mmdebstrap --mode=unshare needs to unshare mount namespaces "
+            "(CAP_SYS_ADMIN as root; in a container, a seccomp profile that allows unshare)",
+        )
+    return found
+
+
+@dataclass
+class _Run:
+    returncode: int
+    output: str
+
+
+async def _run_mmdebstrap(argv: Sequence[str], progress: Progress, log_path: Path) -> _Run:
+    """Run mmdebstrap, its ``I:`` lines as progress steps; keep everything in ``log_path``."""
+    env = dict(os.environ)
+    env["LC_ALL"] = "C.UTF-8"
+    env.pop("TMPDIR", None)  # the unshared user must reach it; /tmp always works
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    try:
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write("$ " + shlex.join(argv) + "\n")
+            while raw := await process.stdout.readline():
+                line = raw.decode(errors="replace").rstrip()
+                log.write(line + "\n")
+                lines.append(line)
+                # Hook invocations are long shell lines; the stages make better steps.
+                if line.startswith("I: ") and not line.startswith("I: running "):
+                    progress.step(line[3:])
+        code = await process.wait()
+    except BaseException:
+        # Cancelled (interrupt) or failed: mmdebstrap and its children go too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 9)
+        await process.wait()
+        raise
+    return _Run(code, "\n".join(lines))
+
+
+_UNKNOWN = (
+    re.compile(r"E: Unable to locate package (\S+)"),
+    re.compile(r"E: Package '([^']+)' has no installation candidate"),
+    re.compile(r"E: Version '[^']+' for '([^']+)' was not found"),
+)
+
+
+def _failure(run: _Run, what: str, suite: str, log_path: Path) -> Exception:
+    tail = "\n".join(line for line in run.output.splitlines() if line.strip())[-3000:]
+    for pattern in _UNKNOWN:
+        match = pattern.search(run.output)
+        if match:
+            return ResolutionError(
+                f"Debian {suite} has no package {match.group(1)!r}",
+                stderr=tail,
+                hint="check the name with `apt-cache search NAME`, or set "
+                f"{MIRROR_ENV_VAR} to a mirror that has it",
+            )
+    if "Could not resolve" in run.output or "Failed to fetch" in run.output:
+        return BuildError(
+            f"{what}: the Debian mirror could not be reached",
+            context=tail,
+            hint=f"check the network, or set {MIRROR_ENV_VAR} to a reachable mirror",
+        )
+    return BuildError(
+        f"{what}: mmdebstrap failed (exit code {run.returncode})",
+        context=tail,
+        hint=f"the whole output is in {log_path}",
+    )
+
+
+def _dpkg_options(options: Sequence[str], scratch: Path) -> list[str]:
+    """dpkg's path filters, as a config file put in place before anything is installed.
+
+    Not ``--dpkgopt``: with path filters there, mmdebstrap pipes every .deb it
+    extracts itself through mmtarfilter (Perl), which took 78 s of a 108 s
+    offline build here; dpkg applies the same filters natively when it
+    installs. What the extraction put down unfiltered is removed afterwards
+    (:func:`prune_excluded`).
+    """
+    if not options:
+        return []
+    config = scratch / "dpkg-path-filters.cfg"
+    config.write_text("".join(f"{option}\n" for option in options))
+    os.chmod(config, 0o644)
+    script = (
+        'mkdir -p "$1/etc/dpkg/dpkg.cfg.d" && '
+        f'cp {shlex.quote(str(config))} "$1/etc/dpkg/dpkg.cfg.d/99nbseal-path-filters"'
+    )
+    return [f"--setup-hook={script}"]
+
+
+def _path_filters(options: Sequence[str]) -> list[tuple[bool, str]]:
+    filters = []
+    for option in options:
+        key, _, pattern = option.partition("=")
+        if key in ("path-exclude", "path-include"):
+            filters.append((key == "path-exclude", pattern))
+    return filters
+
+
+def _excluded(path: str, filters: Sequence[tuple[bool, str]]) -> bool:
+    # dpkg: the last filter that matches decides; fnmatch(3) without
+    # FNM_PATHNAME, so * also matches "/", as fnmatchcase does.
+    verdict = False
+    for exclude, pattern in filters:
+        if fnmatch.fnmatchcase(path, pattern):
+            verdict = exclude
+    return verdict
+
+
+def prune_excluded(root: Path, options: Sequence[str]) -> int:
+    """Remove what dpkg's path filters exclude but mmdebstrap's extraction put down.
+
+    Returns the number of entries removed. Directories go only when they
+    end up empty and are excluded themselves.
+    """
+    filters = _path_filters(options)
+    if not filters:
+        return 0
+    removed = 0
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        inside = "/" + os.path.relpath(dirpath, root) if dirpath != str(root) else ""
+        for name in filenames:
+            if _excluded(f"{inside}/{name}", filters):
+                os.unlink(os.path.join(dirpath, name))
+                removed += 1
+        for name in dirnames:
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                if _excluded(f"{inside}/{name}", filters):
+                    os.unlink(full)
+                    removed += 1
+            elif _excluded(f"{inside}/{name}", filters) and not os.listdir(full):
+                os.rmdir(full)
+                removed += 1
+    return removed
+
+
+def _normalise_hook(sources: Sequence[DebianSource], scratch: Path) -> list[str]:
+    """Hooks that make the tree independent of the host and of the build's mirror.
+
+    The tree's sources.list names the lock's sources (an offline build would
+    leave its file:// repository there), and /etc/hosts, /etc/hostname and
+    /etc/resolv.conf are fixed text instead of the host's copies.
+    """
+    sources_list = scratch / "sources.list"
+    sources_list.write_text("".join(s.line() + "\n" for s in sources))
+    os.chmod(sources_list, 0o644)
+    script = (
+        f'cp {shlex.quote(str(sources_list))} "$1/etc/apt/sources.list" && '
+        "printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost\\n' > \"$1/etc/hosts\" && "
+        "printf 'nbseal\\n' > \"$1/etc/hostname\" && "
+        ': > "$1/etc/resolv.conf"'
+    )
+    return [f"--customize-hook={script}"]
+
+
+# ---------------------------------------------------------------------------
+# what a tree holds
+# ---------------------------------------------------------------------------
+def installed_packages(root: Path) -> set[tuple[str, str, str]]:
+    """(name, version, architecture) of every package dpkg installed in ``root``."""
+    done = subprocess.run(
+        [
+            "dpkg-query",
+            "-W",
+            f"--admindir={root / 'var/lib/dpkg'}",
+            "-f",
+            "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BuildError(f"cannot list the packages of {root}", context=done.stderr.strip())
+    result = set()
+    for line in done.stdout.splitlines():
+        status, name, version, arch = line.split("\t")
+        if status.startswith("ii"):
+            result.add((name, version, arch))
+    return result
+
+
+def _apt_quote(text: str) -> str:
+    # apt's URItoFileName: these characters are %-escaped, then / becomes _.
+    bad = '\\|{}[]<>"^~_=!@#$%^&*'
+    return "".join(f"%{ord(c):02x}" if c in bad or not c.isprintable() else c for c in text)
+
+
+def _list_prefix(source: DebianSource) -> str:
+    uri = source.uri.rstrip("/")
+    uri = re.sub(r"^[a-z+]+:(//)?", "", uri)
+    uri = re.sub(r"^[^/@]*@", "", uri)  # user:password@
+    return _apt_quote(f"{uri}/dists/{source.suite}/").replace("/", "_")
+
+
+def _index(
+    lists: Path, sources: Sequence[DebianSource], names: set[str]
+) -> dict[tuple[str, str, str], tuple[IndexEntry, int]]:
+    """(name, version, arch) → (entry, source number), from the build's apt lists."""
+    found: dict[tuple[str, str, str], tuple[IndexEntry, int]] = {}
+    for path in sorted(lists.glob("*_Packages")):
+        number = 0
+        for i, source in enumerate(sources):
+            if path.name.startswith(_list_prefix(source)):
+                number = i
+                break
+        for entry in read_packages_index(path, names):
+            found.setdefault((entry.name, entry.version, entry.architecture), (entry, number))
+    return found
+
+
+def _locked(entry: IndexEntry, source: int) -> DebianPackage:
+    return DebianPackage(
+        entry.name,
+        entry.version,
+        entry.architecture,
+        entry.sha256,
+        entry.size,
+        entry.filename,
+        source,
+    )
+
+
+def _kernelspecs(root: Path) -> list[Path]:
+    found: list[Path] = []
+    for base in ("usr/local/share/jupyter/kernels", "usr/share/jupyter/kernels"):
+        found += sorted((root / base).glob("*/kernel.json"))
+    return found
+
+
+def _uris_for(data: DebianLockData) -> dict[int, list[str]]:
+    """Where a missing .deb may be downloaded: the override first, then its own source."""
+    override = os.environ.get(MIRROR_ENV_VAR, "").strip()
+    extra = [override] if override and override != SNAPSHOT else []
+    all_uris = [s.uri for s in data.sources]
+    result = {}
+    for number, source in enumerate(data.sources):
+        ordered = [*extra, source.uri, *(u for u in all_uris if u != source.uri)]
+        result[number] = list(dict.fromkeys(ordered))
+    return result
+
+
+# ---------------------------------------------------------------------------
+# sharing files between trees
+# ---------------------------------------------------------------------------
+def disk_usage(paths: Sequence[Path]) -> int:
+    """Bytes allocated by ``paths`` together; a hard-linked file counts once (like du)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root in paths:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in [*filenames, *dirnames]:
+                info = os.lstat(os.path.join(dirpath, name))
+                ident = (info.st_dev, info.st_ino)
+                if ident not in seen:
+                    seen.add(ident)
+                    total += info.st_blocks * 512
+    return total
+
+
+def share_identical_files(trees: Sequence[Path]) -> str:
+    """Hard-link identical files (same content, mode, owner, mtime) across ``trees``.
+
+    util-linux ``hardlink`` in its default mode; returns its summary. Only
+    regular files are linked, so device nodes, sockets and symlinks stay.
+    """
+    tool = shutil.which("hardlink")
+    if tool is None:
+        raise BuildError(
+            "hardlink (util-linux) is not installed", hint="apt-get install util-linux"
+        )
+    done = subprocess.run([tool, *map(str, trees)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BuildError("hardlink failed", context=done.stderr.strip())
+    return done.stdout.strip()
+
+
+# ---------------------------------------------------------------------------
+# the backend
+# ---------------------------------------------------------------------------
+class DebianBackend(Backend):
+    """Debian packages into a root file system; see the module's docstring."""
+
+    name = "deb"
+
+    def __init__(
+        self,
+        *,
+        debs: DebCache | None = None,
+        work_root: Path | None = None,
+        dpkg_options: Sequence[str] = DEFAULT_DPKG_OPTIONS,
+        eatmydata: bool = True,
+        require_kernel: bool = True,
+    ) -> None:
+        self.debs = debs if debs is not None else DebCache()
+        # Resolved trees and build scratch live beside the store, on its file
+        # system, so a resolved tree moves into the store by rename.
+        self.work_root = work_root if work_root is not None else cache_root() / "debian"
+        self.dpkg_options = tuple(dpkg_options)
+        self.eatmydata = eatmydata
+        self.require_kernel = require_kernel
+
+    @property
+    def prebuilt_root(self) -> Path:
+        return self.work_root / "resolved"
+
+    @staticmethod
+    def _hook_dirs(*, file_mirror: bool, eatmydata: bool) -> list[str]:
+        dirs = []
+        if file_mirror:
+            dirs.append(HOOKS / "file-mirror-automount")
+        if eatmydata:
+            dirs.append(HOOKS / "eatmydata")
+        return [f"--hook-dir={d}" for d in dirs]
+
+    # -- resolve ------------------------------------------------------------
+    async def resolve(self, spec: EnvironmentSpec, workdir: Path, progress: Progress) -> Lock:
+        mmdebstrap = await asyncio.to_thread(check_mmdebstrap)
+        packages = debian_packages(spec.requirements)
+        suite = host_suite()
+        arch = host_architecture()
+        sources, enforced = mirror_sources(suite, spec.pin)
+        progress.step(
+            f"resolving {' '.join(packages)} from Debian {suite} ({sources[0].uri})"
+            + (f" as of {spec.pin}" if enforced else "")
+        )
+        workdir.mkdir(parents=True, exist_ok=True)
+        kept_debs, kept_lists = workdir / "debs", workdir / "lists"
+        for folder in (kept_debs, kept_lists):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.prebuilt_root.mkdir(parents=True, exist_ok=True)
+        self._prune_prebuilt()
+        tree = self.prebuilt_root / f".resolve-{uuid.uuid4().hex[:12]}"
+        tools_hook = (
+            'chroot "$1" sh -c "cd /var/cache/apt/archives && '
+            f'apt-get download -q {" ".join(BUILD_TOOLS)} >/dev/null"'
+        )
+        argv = [
+            mmdebstrap,
+            "--mode=unshare",
+            "--variant=apt",
+            f"--architectures={arch}",
+            f"--include={','.join(packages)}",
+            *(f"--aptopt={o}" for o in APT_OPTIONS),
+            *(['--aptopt=Acquire::Check-Valid-Until "false"'] if enforced else []),
+            *self._hook_dirs(file_mirror=False, eatmydata=self.eatmydata),
+            *_dpkg_options(self.dpkg_options, workdir),
+            # Keep every .deb (also the essential ones) for the lock and the cache.
+            "--skip=essential/unlink",
+            *([f"--customize-hook={tools_hook}"] if self.eatmydata else []),
+            f"--customize-hook=sync-out /var/cache/apt/archives {kept_debs}",
+            f"--customize-hook=sync-out /var/lib/apt/lists {kept_lists}",
+            *_normalise_hook(sources, workdir),
+            suite,
+            str(tree),
+            *(s.line() for s in sources),
+        ]
+        log_path = self.work_root / "logs" / f"{tree.name.lstrip('.')}.log"
+        started = time.monotonic()
+        try:
+            run = await _run_mmdebstrap(argv, progress, log_path)
+            if run.returncode != 0:
+                raise _failure(run, f"resolving {' '.join(packages)}", suite, log_path)
+            progress.step(f"root file system built in {time.monotonic() - started:.1f} s")
+            await asyncio.to_thread(prune_excluded, tree, self.dpkg_options)
+            data = await asyncio.to_thread(
+                self._lock_data, tree, kept_debs, kept_lists, sources, suite, arch, packages
+            )
+            data = dataclasses.replace(data, pin_enforced=enforced)
+            if self.require_kernel and not _kernelspecs(tree):
+                raise BuildError(
+                    f"the Debian environment {spec.name!r} holds no Jupyter kernel",
+                    context=f"packages: {' '.join(packages)}",
+                    hint="add a kernel package, e.g. deb:r-cran-irkernel (R), "
+                    "deb:python3-ipykernel (Python), deb:python3-octave-kernel (Octave)",
+                )
+        except BaseException:
+            await asyncio.to_thread(remove_tree, tree)
+            raise
+        lock = Lock(
+            backend=self.name,
+            requirements=spec.requirements,
+            # A root file system brings its own interpreters: no host Python in the key.
+            python="",
+            platform=host_platform(),
+            exclude_newer=spec.pin,
+            pylock=data.dumps(),
+        )
+        final = self.prebuilt_root / lock.key
+        try:
+            os.rename(tree, final)
+        except OSError:  # an identical resolution is waiting already
+            await asyncio.to_thread(remove_tree, tree)
+        progress.step(f"locked {len(data.packages)} Debian packages")
+        return lock
+
+    def _lock_data(
+        self,
+        tree: Path,
+        kept_debs: Path,
+        kept_lists: Path,
+        sources: Sequence[DebianSource],
+        suite: str,
+        arch: str,
+        include: Sequence[str],
+    ) -> DebianLockData:
+        installed = installed_packages(tree)
+        names = {name for name, _, _ in installed} | set(BUILD_TOOLS)
+        index = _index(kept_lists, sources, names)
+        by_hash = {sha256_file(deb): deb for deb in kept_debs.glob("*.deb")}
+        locked: list[DebianPackage] = []
+        unknown = []
+        for key in sorted(installed):
+            if key not in index:
+                unknown.append("=".join(key[:2]))
+                continue
+            entry, number = index[key]
+            locked.append(_locked(entry, number))
+        if unknown:
+            raise BuildError(
+                "installed packages are missing from the mirror's index",
+                context=", ".join(unknown),
+                hint="the mirror changed during the build; resolve again",
+            )
+        tools = []
+        if self.eatmydata:
+            for entry, number in index.values():
+                if entry.name in BUILD_TOOLS and entry.sha256 in by_hash:
+                    tools.append(_locked(entry, number))
+        for package in [*locked, *tools]:
+            deb = by_hash.get(package.sha256)
+            if deb is not None:
+                self.debs.add_file(deb, package.sha256)
+        uris = _uris_for(DebianLockData(suite, arch, tuple(include), tuple(sources), tuple(locked)))
+        for package in self.debs.missing([*locked, *tools]):
+            self.debs.fetch(package, uris.get(package.source, []))
+        return DebianLockData(
+            suite=suite,
+            architecture=arch,
+            include=tuple(include),
+            sources=tuple(sources),
+            packages=tuple(locked),
+            build_tools=tuple(tools),
+            dpkg_options=self.dpkg_options,
+            resolved_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+    def _prune_prebuilt(self) -> None:
+        cutoff = time.time() - PREBUILT_MAX_AGE
+        for path in self.prebuilt_root.iterdir():
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    remove_tree(path)
+
+    # -- build --------------------------------------------------------------
+    async def build(self, lock: Lock, dest: Path, progress: Progress) -> None:
+        data = DebianLockData.loads(lock.pylock)
+        wanted = data.installed_set()
+        prebuilt = self.prebuilt_root / lock.key
+        if prebuilt.is_dir():
+            matches = await asyncio.to_thread(installed_packages, prebuilt)
+            if matches == wanted:
+                try:
+                    os.rename(prebuilt, dest)
+                    progress.step("using the root file system the resolution built")
+                    return
+                except OSError:
+                    pass  # another file system: build it again
+        await self.build_offline(data, dest, progress)
+
+    async def build_offline(self, data: DebianLockData, dest: Path, progress: Progress) -> None:
+        """Build ``data``'s tree from stored .debs only (missing ones are fetched first)."""
+        mmdebstrap = await asyncio.to_thread(check_mmdebstrap)
+        await self.ensure_debs(data, progress)
+        everything = [*data.packages, *data.build_tools]
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        repo = Path(tempfile.mkdtemp(prefix="repo-", dir=self.work_root))
+        try:
+            progress.step(f"indexing {len(everything)} stored .debs")
+            await asyncio.to_thread(self._flat_repo, repo, everything)
+            argv = [
+                mmdebstrap,
+                "--mode=unshare",
+                "--variant=custom",
+                f"--architectures={data.architecture}",
+                f"--include={','.join(p.pin for p in data.packages)}",
+                *(f"--aptopt={o}" for o in APT_OPTIONS),
+                # eatmydata only when the lock names its .debs (the hook installs them).
+                *self._hook_dirs(
+                    file_mirror=True,
+                    eatmydata={t.name for t in data.build_tools} >= set(BUILD_TOOLS),
+                ),
+                *_dpkg_options(data.dpkg_options, repo),
+                *_normalise_hook(data.sources, repo),
+                data.suite,
+                str(dest),
+                f"deb [trusted=yes] file://{repo} ./",
+            ]
+            log_path = self.work_root / "logs" / f"build-{repo.name}.log"
+            run = await _run_mmdebstrap(argv, progress, log_path)
+            if run.returncode != 0:
+                raise _failure(run, "building from the lock", data.suite, log_path)
+            await asyncio.to_thread(prune_excluded, dest, data.dpkg_options)
+        finally:
+            await asyncio.to_thread(remove_tree, repo)
+        got = await asyncio.to_thread(installed_packages, dest)
+        if got != data.installed_set():
+            extra = sorted("=".join(p[:2]) for p in got - data.installed_set())
+            lacking = sorted("=".join(p[:2]) for p in data.installed_set() - got)
+            raise BuildError(
+                "the rebuilt root file system does not hold exactly the locked packages",
+                context=f"not in the lock: {', '.join(extra) or '-'}\n"
+                f"missing: {', '.join(lacking) or '-'}",
+            )
+        progress.step(f"{len(got)} packages installed from stored .debs")
+
+    async def ensure_debs(self, data: DebianLockData, progress: Progress) -> None:
+        """Put every .deb of ``data`` into the local store, downloading what is missing."""
+        everything = [*data.packages, *data.build_tools]
+        missing = self.debs.missing(everything)
+        if missing:
+            progress.step(f"downloading {len(missing)} .debs missing from the local store")
+            await self.debs.fetch_all(everything, _uris_for(data))
+
+    def _flat_repo(self, repo: Path, packages: Sequence[DebianPackage]) -> None:
+        """A ``file://`` repository: links to the cached .debs and their Packages index."""
+        os.chmod(repo, 0o755)
+        for package in packages:
+            link = repo / f"{package.sha256}.deb"
+            try:
+                os.link(self.debs.path(package.sha256), link)
+            except OSError:
+                shutil.copyfile(self.debs.path(package.sha256), link)
+        with open(repo / "Packages", "wb") as out:
+            done = subprocess.run(
+                ["dpkg-scanpackages", "-m", ".", "/dev/null"],
+                cwd=repo,
+                stdout=out,
+                stderr=subprocess.PIPE,
+                check=False,
+            )
+        if done.returncode != 0:
+            raise BuildError(
+                "cannot index the stored .debs",
+                context=done.stderr.decode(errors="replace").strip()[-2000:],
+            )

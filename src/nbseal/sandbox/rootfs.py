@@ -1,0 +1,276 @@
+"""Start a kernel inside a root file system (a Debian tree) under bubblewrap.
+
+:class:`~nbseal.sandbox.bwrap.BwrapLauncher` runs a venv's kernel on the
+host's own ``/usr``. A root file system brings its own ``/usr``, ``/etc`` and
+everything else, so here the tree *is* the sandbox's ``/``, read-only, and the
+host contributes only what the policy grants: the kernel's ipc socket
+directory and the working directory (writable, at the same paths as on the
+host), shares and read-only data binds, fresh tmpfs ``/tmp`` and ``$HOME``,
+``/proc`` and a minimal ``/dev``. No network unless the policy allows it;
+then the host's resolver files are bound over the tree's. ``/etc/passwd``,
+``/etc/group``, ``/etc/hosts`` and ``/etc/hostname`` are written for the
+sandbox, as for venv kernels.
+
+The tree is not bound as ``/`` in one piece: a read-only bind at ``/`` would
+leave nowhere to create mount points for paths the tree lacks (the socket
+directory, say ``/root/.cache/...``, or a working directory under
+``/work``). Instead bwrap's root stays a tmpfs, each top-level entry of the
+tree is bound (or symlinked) onto it read-only, and a top-level directory
+that must hold a mount point is rebuilt one level deeper, along the path to
+it only. The tmpfs root is remounted read-only at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from nbseal.errors import KernelStartError
+from nbseal.kernel.kernelcmd import KernelCommand, command_from_spec, pick_kernelspec
+from nbseal.kernel.provisioning import LaunchRequest
+from nbseal.sandbox.bwrap import (
+    SANDBOX_HOME,
+    BwrapLauncher,
+    _namespace_args,
+)
+
+__all__ = [
+    "KERNEL_DIRS",
+    "RootfsLauncher",
+    "find_rootfs_kernel_command",
+    "rootfs_kernelspecs",
+]
+
+# Where Jupyter looks for system-wide kernelspecs, in its order of precedence.
+KERNEL_DIRS = ("usr/local/share/jupyter/kernels", "usr/share/jupyter/kernels")
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Provided by bwrap itself or by the launcher, never taken from the tree.
+_OWN_TOPS = frozenset({"proc", "dev", "sys", "tmp", "run"})
+# With network allowed, the host's resolver replaces the tree's copy.
+_NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf")
+# Files the store writes into an entry; not part of the tree the kernel sees.
+_HIDDEN_TOP_FILES = frozenset({"nbseal-env.json"})
+
+
+# ---------------------------------------------------------------------------
+# kernelspecs inside a tree
+# ---------------------------------------------------------------------------
+def rootfs_kernelspecs(rootfs: Path) -> dict[str, dict[str, Any]]:
+    """Kernelspecs of ``rootfs`` by name; /usr/local wins over /usr, as in Jupyter."""
+    found: dict[str, dict[str, Any]] = {}
+    for base in KERNEL_DIRS:
+        for spec_file in sorted((rootfs / base).glob("*/kernel.json")):
+            name = spec_file.parent.name
+            if name in found:
+                continue
+            try:
+                found[name] = json.loads(spec_file.read_text())
+            except (OSError, ValueError):
+                continue
+    return found
+
+
+def _inside_exists(rootfs: Path, path: str) -> bool:
+    """Whether ``path`` (absolute inside the tree) exists there; follows the tree's links."""
+    current = PurePosixPath("/")
+    parts = list(PurePosixPath(path).parts[1:])
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        candidate = current / part
+        host = rootfs / str(candidate).lstrip("/")
+        if host.is_symlink():
+            hops += 1
+            if hops > 40:
+                return False
+            target = PurePosixPath(os.readlink(host))
+            base = target if target.is_absolute() else current / target
+            parts = list(base.parts[1:]) + parts
+            current = PurePosixPath("/")
+            continue
+        if not host.exists():
+            return False
+        current = candidate
+    return True
+
+
+def _which_inside(rootfs: Path, program: str) -> str | None:
+    if program.startswith("/"):
+        return program if _inside_exists(rootfs, program) else None
+    for folder in _PATH.split(":"):
+        if _inside_exists(rootfs, f"{folder}/{program}"):
+            return f"{folder}/{program}"
+    return None
+
+
+def find_rootfs_kernel_command(rootfs: Path, wanted: str | None = None) -> KernelCommand:
+    """The kernel of the root file system at ``rootfs`` (paths in argv are inside it).
+
+    A spec naming ``python`` gets ``python3`` when the tree has no ``python``
+    (Debian ships only ``python3``; octave_kernel's spec says ``python``).
+    """
+    specs = rootfs_kernelspecs(rootfs)
+    if not specs:
+        raise KernelStartError(
+            f"the root file system at {rootfs} holds no Jupyter kernel",
+            context=f"looked in /{KERNEL_DIRS[0]} and /{KERNEL_DIRS[1]}",
+            hint="add a kernel package to the environment, e.g. deb:r-cran-irkernel",
+        )
+    name, spec, argv = pick_kernelspec(specs, wanted)
+    if argv[0] in {"python", "{python}"} and _which_inside(rootfs, "python") is None:
+        argv[0] = "python3"
+    if _which_inside(rootfs, argv[0]) is None:
+        raise KernelStartError(
+            f"the kernelspec {name!r} starts {argv[0]!r}, which the root file system lacks",
+            context=f"argv: {' '.join(argv)}",
+            hint="add the package that provides it to the environment",
+        )
+    return command_from_spec(name, spec, argv)
+
+
+# ---------------------------------------------------------------------------
+# the mount plan
+# ---------------------------------------------------------------------------
+def _on_path_to(path: PurePosixPath, dests: Sequence[PurePosixPath]) -> bool:
+    """Whether some destination lies strictly below ``path``."""
+    return any(path in dest.parents for dest in dests)
+
+
+@dataclass(frozen=True)
+class _Tree:
+    rootfs: Path
+
+    def host(self, inside: PurePosixPath) -> Path:
+        return self.rootfs / str(inside).lstrip("/")
+
+    def graft(self, dests: Sequence[PurePosixPath]) -> list[str]:
+        """bwrap options putting the tree on a tmpfs root, split along ``dests``."""
+        return self._level(PurePosixPath("/"), dests, top=True)
+
+    def _level(self, inside: PurePosixPath, dests: Sequence[PurePosixPath], top: bool) -> list[str]:
+        args: list[str] = []
+        with os.scandir(self.host(inside)) as entries:
+            children = sorted(entries, key=lambda e: e.name)
+        for entry in children:
+            child = inside / entry.name
+            if top and (entry.name in _OWN_TOPS or entry.name in _HIDDEN_TOP_FILES):
+                continue
+            if child in dests:
+                continue  # the mount itself covers it
+            if entry.is_symlink():
+                if _on_path_to(child, dests):
+                    raise KernelStartError(
+                        f"cannot bind {child}/... into the root file system: "
+                        f"{child} is a symbolic link there",
+                        hint="choose a working directory or share outside that path",
+                    )
+                args += ["--symlink", os.readlink(entry.path), str(child)]
+            elif entry.is_dir(follow_symlinks=False) and _on_path_to(child, dests):
+                mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
+                args += ["--perms", f"{mode | 0o111:04o}", "--dir", str(child)]
+                args += self._level(child, dests, top=False)
+            elif entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
+                args += ["--ro-bind", entry.path, str(child)]
+            # sockets, fifos and device nodes of the tree are left out
+        return args
+
+
+def _depth(path: str) -> int:
+    return len(PurePosixPath(path).parts)
+
+
+def _hidden_parents(rootfs: Path, dests: Sequence[PurePosixPath]) -> list[tuple[str, list[str]]]:
+    """Parents of mount points that neither the tree nor another mount provides.
+
+    Created traverse-only (mode 0111), as the venv launcher does, so that
+    listing e.g. /root/.cache inside shows nothing of the host's layout.
+    """
+    parents: set[PurePosixPath] = set()
+    for dest in dests:
+        parents.update(p for p in dest.parents if len(p.parts) > 1)
+    result = []
+    for parent in sorted(parents - set(dests)):
+        if any(d in parent.parents for d in dests):
+            continue  # inside another mount: bwrap creates it there
+        if (rootfs / str(parent).lstrip("/")).exists():
+            continue  # the tree has it (split by the graft)
+        result.append((str(parent), ["--perms", "0111", "--dir", str(parent)]))
+    return result
+
+
+# ---------------------------------------------------------------------------
+# the launcher
+# ---------------------------------------------------------------------------
+class RootfsLauncher(BwrapLauncher):
+    """Like :class:`BwrapLauncher`, but the environment is a whole root file system.
+
+    ``request.env_path`` is the tree. Namespaces, the uid, the synthetic
+    /etc files, ``--die-with-parent``, the info-fd and the kernel-pid lookup
+    for signal interrupts are the venv launcher's own.
+    """
+
+    def search_path(self, request: LaunchRequest) -> str:
+        return _PATH  # the tree's own programs
+
+    def build_argv(
+        self, request: LaunchRequest, *, files: Mapping[str, int], info_fd: int | None = None
+    ) -> list[str]:
+        policy = self.policy
+        rootfs = request.env_path
+        if not (rootfs / "usr").is_dir():
+            raise KernelStartError(
+                f"{rootfs} is not a root file system (it has no /usr)",
+                hint="rebuild the environment",
+            )
+        # (destination, options) of everything mounted over the tree.
+        mounts: list[tuple[str, list[str]]] = [
+            ("/tmp", ["--tmpfs", "/tmp"]),
+            ("/run", ["--tmpfs", "/run"]),
+            (SANDBOX_HOME, ["--tmpfs", SANDBOX_HOME]),
+        ]
+        for host, inside in policy.readonly_binds:
+            mounts.append((str(inside), ["--ro-bind", str(host), str(inside)]))
+        for share in policy.shares:
+            option = "--bind" if share.mode == "rw" else "--ro-bind"
+            at = str(share.host_path)
+            mounts.append((at, [option, at, at]))
+        workdir = str(policy.workdir)
+        mounts.append((workdir, ["--bind", workdir, workdir]))
+        socket_dir = str(request.socket_dir)
+        mounts.append((socket_dir, ["--bind", socket_dir, socket_dir]))
+        # Files bound over the tree's /etc; a missing one needs /etc split.
+        etc_files: list[tuple[str, list[str]]] = [
+            (dest, ["--ro-bind-data", str(fd), dest]) for dest, fd in files.items()
+        ]
+        if policy.network:
+            for path in _NETWORK_FILES:
+                if os.path.exists(path):
+                    etc_files.append((path, ["--ro-bind", path, path]))
+        dests = [PurePosixPath(d) for d, _ in mounts]
+        dests += [
+            PurePosixPath(d)
+            for d, _ in etc_files
+            if not (rootfs / d.lstrip("/")).exists() and not os.path.islink(rootfs / d.lstrip("/"))
+        ]
+
+        argv = [self.bwrap, *_namespace_args(network=policy.network), "--clearenv"]
+        for key, value in self.environment(request).items():
+            argv += ["--setenv", key, value]
+        argv += _Tree(rootfs).graft(dests)
+        argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
+        mounts += _hidden_parents(rootfs, [PurePosixPath(d) for d, _ in mounts])
+        # Parents first: a share inside /tmp lands on the tmpfs, not under it.
+        for _, options in sorted(mounts, key=lambda m: _depth(m[0])):
+            argv += options
+        for _, options in etc_files:
+            argv += options
+        argv += ["--remount-ro", "/"]
+        argv += ["--chdir", workdir]
+        if info_fd is not None:
+            argv += ["--info-fd", str(info_fd)]
+        return [*argv, "--", *request.argv]

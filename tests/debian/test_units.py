@@ -1,0 +1,311 @@
+"""The Debian backend's pure parts: lock text, specs, mirrors, path filters, mounts."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from nbseal.backends.debian import (
+    DebianBackend,
+    _list_prefix,
+    debian_packages,
+    host_sources,
+    is_debian_spec,
+    mirror_sources,
+    prune_excluded,
+    snapshot_timestamp,
+)
+from nbseal.backends.debian_lock import DebCache, DebianLockData, DebianPackage, DebianSource
+from nbseal.errors import BuildError, KernelStartError, ResolutionError
+from nbseal.kernel.provisioning import LaunchRequest
+from nbseal.lock import Lock
+from nbseal.progress import Progress
+from nbseal.sandbox import SandboxPolicy
+from nbseal.sandbox.rootfs import RootfsLauncher, find_rootfs_kernel_command
+from tests.dataserver import serve
+
+SHA = "a" * 64
+
+
+def _package(name: str, version: str = "1.0-1", sha: str = SHA, source: int = 0) -> DebianPackage:
+    return DebianPackage(name, version, "amd64", sha, 10, f"pool/main/{name}_{version}.deb", source)
+
+
+def _data(**changes: object) -> DebianLockData:
+    base = {
+        "suite": "bookworm",
+        "architecture": "amd64",
+        "include": ("r-base-core",),
+        "sources": (DebianSource("http://deb.debian.org/debian", "bookworm"),),
+        "packages": (_package("r-base-core", "4.2.2.20221110-2"), _package("zlib1g", "1:1.2")),
+        "build_tools": (_package("eatmydata", "130-2"),),
+        "dpkg_options": ("path-exclude=/usr/share/man/*",),
+        "resolved_at": "2026-11-29T03:00:00Z",
+    }
+    base.update(changes)
+    return DebianLockData(**base)  # type: ignore[arg-type]
+
+
+def _lock(data: DebianLockData) -> Lock:
+    return Lock("deb", ("deb:r-base-core",), "", "linux-x86_64", "2026-11-01", data.dumps())
+
+
+# -- the lock -----------------------------------------------------------------
+def test_lock_text_round_trips_and_lists_packages() -> None:
+    data = _data()
+    again = DebianLockData.loads(data.dumps())
+    assert again == data
+    lock = Lock.from_json(json.loads(_lock(data).dumps()))
+    # Lock.packages() reads [[packages]] and skips [[build-tools]].
+    assert [(p.name, p.version) for p in lock.packages()] == [
+        ("r-base-core", "4.2.2.20221110-2"),
+        ("zlib1g", "1:1.2"),
+    ]
+    assert lock.version_of("zlib1g") == "1:1.2"
+
+
+def test_lock_key_ignores_resolution_time_but_not_content() -> None:
+    key = _lock(_data()).key
+    assert _lock(_data(resolved_at="2030-01-01T00:00:00Z")).key == key
+    changed = (_package("r-base-core", "4.2.2.20221110-2"), _package("zlib1g", "1:1.2", "b" * 64))
+    assert _lock(_data(packages=changed)).key != key
+    assert _lock(_data(dpkg_options=())).key != key
+
+
+def test_lock_of_another_format_is_refused() -> None:
+    text = _data().dumps().replace("lock-version = 1", "lock-version = 99")
+    with pytest.raises(BuildError, match="format 99"):
+        DebianLockData.loads(text)
+
+
+# -- specs and mirrors --------------------------------------------------------
+def test_requirements_are_debian_package_names() -> None:
+    assert is_debian_spec(("deb:r-base-core", "deb:r-cran-irkernel"))
+    assert not is_debian_spec(("numpy", "deb:r-base-core"))
+    assert debian_packages(("deb:r-base-core", "deb:g++=4:12.2.0-3")) == (
+        "r-base-core",
+        "g++=4:12.2.0-3",
+    )
+    for bad in ("numpy", "deb:R-Base", "deb:", "deb:a b", "deb:x=1;rm"):
+        with pytest.raises(ResolutionError):
+            debian_packages((bad,))
+
+
+def test_pins_map_to_snapshot_timestamps() -> None:
+    assert snapshot_timestamp("2025-06-01") == "20250601T000000Z"
+    assert snapshot_timestamp("2025-06-01T12:30:05Z") == "20250601T123005Z"
+    assert snapshot_timestamp("2025-06-01T12:30:00+02:00") == "20250601T103000Z"
+    with pytest.raises(ResolutionError):
+        snapshot_timestamp("last tuesday")
+
+
+def test_mirror_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBSEAL_DEBIAN_MIRROR", "snapshot")
+    sources, enforced = mirror_sources("bookworm", "2025-06-01")
+    assert enforced
+    assert [s.line() for s in sources] == [
+        "deb [check-valid-until=no] https://snapshot.debian.org/archive/debian/"
+        "20250601T000000Z bookworm main",
+        "deb [check-valid-until=no] https://snapshot.debian.org/archive/debian/"
+        "20250601T000000Z bookworm-updates main",
+        "deb [check-valid-until=no] https://snapshot.debian.org/archive/debian-security/"
+        "20250601T000000Z bookworm-security main",
+    ]
+    monkeypatch.setenv("NBSEAL_DEBIAN_MIRROR", "http://mirror.example/debian/")
+    sources, enforced = mirror_sources("bookworm", "2025-06-01")
+    assert not enforced
+    assert [s.line() for s in sources] == ["deb http://mirror.example/debian bookworm main"]
+
+
+def test_host_sources_read_both_formats_and_skip_third_parties(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list").write_text(
+        "# comment\ndeb [arch=amd64] http://ftp.de.debian.org/debian bookworm main contrib\n"
+        "deb-src http://ftp.de.debian.org/debian bookworm main\n"
+    )
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\n# a comment\nURIs: http://deb.debian.org/debian\n"
+        "Suites: bookworm bookworm-updates\nComponents: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+        "Types: deb\nURIs: http://deb.debian.org/debian-security\n"
+        "Suites: bookworm-security\nComponents: main\n\n"
+        "Types: deb\nURIs: http://off.example\nSuites: bookworm\nEnabled: no\n"
+    )
+    (tmp_path / "sources.list.d" / "nodesource.list").write_text(
+        "deb https://deb.nodesource.com/node_20.x nodistro main\n"
+    )
+    (tmp_path / "sources.list.d" / "gcloud.list").write_text(
+        "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n"
+    )
+    lines = [s.line() for s in host_sources("bookworm", tmp_path)]
+    assert lines == [
+        "deb http://ftp.de.debian.org/debian bookworm main contrib",
+        "deb http://deb.debian.org/debian bookworm main",
+        "deb http://deb.debian.org/debian bookworm-updates main",
+        "deb http://deb.debian.org/debian-security bookworm-security main",
+    ]
+
+
+def test_apt_list_names_map_back_to_sources() -> None:
+    source = DebianSource("http://deb.debian.org/debian-security", "bookworm-security")
+    assert _list_prefix(source) == "deb.debian.org_debian-security_dists_bookworm-security_"
+
+
+# -- dpkg path filters ----------------------------------------------------------
+def test_prune_excluded_follows_dpkg_filter_order(tmp_path: Path) -> None:
+    for rel in (
+        "usr/share/doc/r-base/copyright",
+        "usr/share/doc/r-base/NEWS.gz",
+        "usr/share/doc/gone/README",
+        "usr/share/man/man1/R.1.gz",
+        "usr/share/locale/locale.alias",
+        "usr/share/locale/de/LC_MESSAGES/R.mo",
+        "usr/bin/R",
+    ):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    (tmp_path / "usr/share/man/man1/open.1.gz").symlink_to("/etc/alternatives/open.1.gz")
+    options = (
+        "path-exclude=/usr/share/man/*",
+        "path-exclude=/usr/share/locale/*",
+        "path-include=/usr/share/locale/locale.alias",
+        "path-exclude=/usr/share/doc/*",
+        "path-include=/usr/share/doc/*/copyright",
+    )
+    assert prune_excluded(tmp_path, options) > 0
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if not p.is_dir())
+    assert left == [
+        "usr/bin/R",
+        "usr/share/doc/r-base/copyright",
+        "usr/share/locale/locale.alias",
+    ]
+    assert not (tmp_path / "usr/share/doc/gone").exists()
+
+
+# -- the .deb store -------------------------------------------------------------
+def test_deb_cache_verifies_what_it_stores(tmp_path: Path) -> None:
+    cache = DebCache(tmp_path / "debs")
+    deb = tmp_path / "x.deb"
+    deb.write_bytes(b"not really a deb")
+    good = hashlib.sha256(b"not really a deb").hexdigest()
+    with pytest.raises(BuildError, match="does not have the SHA-256"):
+        cache.add_file(deb, "0" * 64)
+    assert not list((tmp_path / "debs").iterdir())
+    stored = cache.add_file(deb, good)
+    assert stored == tmp_path / "debs" / f"{good}.deb"
+    assert stored.read_bytes() == b"not really a deb"
+    assert stored.stat().st_mode & 0o222 == 0
+    # The store's copy is its own: the source file keeps its inode and mode.
+    assert deb.stat().st_nlink == 1
+
+
+def test_deb_cache_downloads_from_the_first_mirror_that_has_it(tmp_path: Path) -> None:
+    content = b"a .deb from a mirror"
+    sha = hashlib.sha256(content).hexdigest()
+    cache = DebCache(tmp_path / "debs")
+    with serve() as server:
+        server.add("pool/x_1_all.deb", content)
+        package = DebianPackage("x", "1", "all", sha, len(content), "pool/x_1_all.deb")
+        path = cache.fetch(package, ["http://127.0.0.1:9/debian", f"{server.url}f"])
+    assert path.read_bytes() == content
+
+
+def test_deb_cache_says_where_it_looked(tmp_path: Path) -> None:
+    cache = DebCache(tmp_path / "debs")
+    with serve() as server:
+        server.add("pool/x_1_all.deb", b"changed upstream")
+        package = DebianPackage("x", "1", "all", SHA, 10, "pool/x_1_all.deb")
+        with pytest.raises(BuildError) as caught:
+            cache.fetch(package, ["http://127.0.0.1:9/debian", f"{server.url}f"])
+    text = caught.value.render()
+    assert "neither in the local store nor at any mirror" in text
+    assert "127.0.0.1:9" in text
+    assert "not " + SHA in text  # the mirror's file had another hash
+    assert "NBSEAL_DEBIAN_MIRROR" in text
+    assert not any(p.name.endswith(".deb") for p in (tmp_path / "debs").iterdir())
+
+
+def test_build_offline_without_debs_or_mirror_fails_clearly(tmp_path: Path) -> None:
+    data = _data(sources=(DebianSource("http://127.0.0.1:9/debian", "bookworm"),))
+    backend = DebianBackend(debs=DebCache(tmp_path / "debs"), work_root=tmp_path / "work")
+    with pytest.raises(BuildError, match="neither in the local store"):
+        asyncio.run(backend.ensure_debs(data, Progress("r")))
+
+
+# -- kernels and mounts in a root file system ----------------------------------
+def _tree(root: Path, kernels: dict[str, list[str]], programs: tuple[str, ...]) -> Path:
+    for name, argv in kernels.items():
+        spec = root / "usr/share/jupyter/kernels" / name / "kernel.json"
+        spec.parent.mkdir(parents=True)
+        spec.write_text(json.dumps({"argv": argv, "display_name": name, "language": name}))
+    (root / "usr/bin").mkdir(parents=True, exist_ok=True)
+    (root / "bin").symlink_to("usr/bin")
+    for program in programs:
+        (root / "usr/bin" / program).write_text("")
+    for folder in ("etc", "root", "home", "tmp", "proc"):
+        (root / folder).mkdir()
+    (root / "etc/passwd").write_text("")
+    return root
+
+
+def test_kernelspec_of_a_tree(tmp_path: Path) -> None:
+    tree = _tree(
+        tmp_path,
+        {
+            "ir": ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"],
+            "octave": ["python", "-m", "octave_kernel", "-f", "{connection_file}"],
+        },
+        ("R", "python3"),
+    )
+    ir = find_rootfs_kernel_command(tree)
+    assert ir.name == "ir"
+    assert ir.render("/c.json")[-1] == "/c.json"
+    octave = find_rootfs_kernel_command(tree, "octave")
+    assert octave.argv[0] == "python3"  # Debian has no `python`
+    with pytest.raises(KernelStartError, match="no kernel named 'julia'"):
+        find_rootfs_kernel_command(tree, "julia")
+
+
+def test_tree_without_kernel_or_program(tmp_path: Path) -> None:
+    with pytest.raises(KernelStartError, match="holds no Jupyter kernel"):
+        find_rootfs_kernel_command(_tree(tmp_path / "a", {}, ()))
+    tree = _tree(tmp_path / "b", {"ir": ["R", "{connection_file}"]}, ())
+    with pytest.raises(KernelStartError, match="lacks"):
+        find_rootfs_kernel_command(tree)
+
+
+def test_rootfs_mounts_split_the_tree_only_where_needed(tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "tree", {}, ("R",))
+    policy = SandboxPolicy(workdir=Path("/work/notebook/scratch"))
+    request = LaunchRequest(
+        ["R"],
+        env={},
+        cwd=policy.workdir,
+        env_path=tree,
+        socket_dir=Path("/root/.cache/nbseal/run/k1"),
+        log_path=tmp_path / "log",
+    )
+    argv = RootfsLauncher(policy, bwrap="/usr/bin/bwrap").build_argv(
+        request, files={"/etc/passwd": 7, "/etc/hosts": 8}
+    )
+    text = " ".join(argv)
+    assert "--unshare-net" in argv
+    assert f"--ro-bind {tree}/usr /usr" in text
+    assert f"--ro-bind {tree} /" not in text
+    assert "--symlink usr/bin /bin" in text
+    # /root holds the socket directory: rebuilt, not bound.
+    assert f"--ro-bind {tree}/root /root" not in text
+    assert "--dir /root " in text
+    assert "--perms 0111 --dir /root/.cache " in text
+    assert "--bind /root/.cache/nbseal/run/k1 /root/.cache/nbseal/run/k1" in text
+    # /work is not in the tree: a traverse-only parent on the tmpfs root.
+    assert "--perms 0111 --dir /work " in text
+    # /etc/hosts is missing in this tree, so /etc is split to create it.
+    assert f"--ro-bind {tree}/etc/passwd /etc/passwd" in text
+    assert "--ro-bind-data 8 /etc/hosts" in text
+    assert argv.index("--remount-ro") > argv.index("--ro-bind-data")
+    assert argv[-2:] == ["--", "R"]
