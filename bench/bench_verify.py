@@ -17,6 +17,10 @@ subprocess, wall clock, from spawn to exit.
     ``--ExecutePreprocessor.kernel_name``; unsealed, no proxy). Cells: imports
     and a print, a sum over 100,000 squares, a sort, ``json.dumps``, and
     ``math.factorial`` as an execute_result. Target: verify/nbconvert under 1.3x.
+    Then, for where the time goes, the same two in this process (no interpreter
+    start, no imports): ``verify_notebook`` against nbclient (what nbconvert's
+    ExecutePreprocessor runs) with the direct kernel, split after the first cell
+    (which carries the end of the kernel start) and after the last.
 (g) ``nbseal verify -j 2`` of eight notebooks against ``-j 1`` of the same
     eight. Each notebook has the cells of (f), except that one cell also calls
     ``time.sleep(0.5)`` (waiting, not CPU, so that running two at once can
@@ -25,12 +29,21 @@ subprocess, wall clock, from spawn to exit.
 One untimed warm-up of each command, then alternating runs with the order
 swapped every round; medians.
 
+``import nbformat`` (which the verify process, nbconvert and every nbseal proxy
+kernel pay) costs about 100 ms, but about 2 s when ``rfc3987_syntax`` is
+installed (jsonschema imports it and it compiles a Lark grammar at import;
+python-jsonschema/jsonschema#1428), as it is with jupyterlab in the venv.
+``--hide-rfc3987-syntax`` puts a stub that raises ImportError first on
+``PYTHONPATH`` for every command, to measure as if it were not installed.
+
     python bench/bench_verify.py [--only f g] [--runs 5] [--parallel-runs 5] [--notebooks 8]
+                                 [--hide-rfc3987-syntax]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -46,8 +59,11 @@ from typing import Any
 import nbformat
 
 from nbseal.fsutil import remove_tree
+from nbseal.locking import check_locks
 from nbseal.notebook import metadata_locks, read_notebook
+from nbseal.runner import RunEvent
 from nbseal.store import EnvironmentStore
+from nbseal.verify import VerifyOptions, verify_notebook
 
 BIN = Path(sys.executable).parent
 NBSEAL = str(BIN / "nbseal")
@@ -138,6 +154,11 @@ def _verified(stdout: str, count: int) -> list[float]:
     return [float(r["seconds"]) for r in reports]
 
 
+def _paired(times: dict[str, list[float]], base: str, ours: str) -> str:
+    ratios = [o / b for b, o in zip(times[base], times[ours], strict=True)]
+    return f"    median of the per-round ratios: {statistics.median(ratios):.2f}x"
+
+
 def _alternate(runs: int, commands: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
     for once in commands.values():
         once()  # warm-up, untimed
@@ -152,6 +173,72 @@ def _alternate(runs: int, commands: dict[str, Callable[[], float]]) -> dict[str,
 # ---------------------------------------------------------------------------
 # (f) verify vs nbconvert
 # ---------------------------------------------------------------------------
+# The proxy answers kernel_info before its pre-started sub-kernel is up, so the
+# first cell carries the rest of the kernel start: split after it, not before.
+PHASES = ("start -> cell 1 done", "cells 2-5", "after last cell")
+
+
+def _phases_verify(path: Path) -> list[float]:
+    """verify_notebook in this process: seconds to cell 1 done, of cells 2-5, after them."""
+    marks: list[float] = []
+
+    def reporter(event: RunEvent) -> None:
+        if event.kind in ("cell-start", "cell-done"):
+            marks.append(time.perf_counter())
+
+    started = time.perf_counter()
+    report = verify_notebook(path, VerifyOptions(), reporter)
+    ended = time.perf_counter()
+    assert report.ok, report.to_json()
+    return [marks[1] - started, marks[-1] - marks[1], ended - marks[-1]]
+
+
+def _phases_nbclient(path: Path) -> list[float]:
+    """What nbconvert's ExecutePreprocessor runs (nbclient), in this process, timed alike."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(str(path), as_version=4)  # type: ignore[no-untyped-call]
+    marks: list[float] = []
+    client = NotebookClient(
+        notebook,
+        kernel_name=KERNEL_NAME,
+        resources={"metadata": {"path": str(path.parent)}},
+        on_cell_start=lambda **_: marks.append(time.perf_counter()),
+        on_cell_executed=lambda **_: marks.append(time.perf_counter()),
+    )
+    started = time.perf_counter()
+    # ipykernel warns on stderr about unencrypted TCP at every start; keep it out of the table.
+    with open(path.parent / "kernels-stderr.log", "ab") as stderr:
+        client.execute(stderr=stderr)
+    ended = time.perf_counter()
+    return [marks[1] - started, marks[-1] - marks[1], ended - marks[-1]]
+
+
+def breakdown(path: Path, runs: int) -> None:
+    """Where the time goes, in process (no interpreter start or imports), median of runs."""
+    checks = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        assert all(s.ok for s in check_locks(path))
+        checks.append(time.perf_counter() - started)
+    rounds: dict[str, list[list[float]]] = {"nbclient": [], "verify": []}
+    for i in range(runs + 1):  # the first round is a warm-up
+        for kind in ("nbclient", "verify") if i % 2 == 0 else ("verify", "nbclient"):
+            phases = _phases_verify(path) if kind == "verify" else _phases_nbclient(path)
+            if i:
+                rounds[kind].append(phases)
+    print(f"    in this process, median of {runs} (verify_notebook vs nbclient, direct kernel):")
+    for index, name in enumerate(PHASES):
+        base = 1000 * statistics.median(r[index] for r in rounds["nbclient"])
+        ours = 1000 * statistics.median(r[index] for r in rounds["verify"])
+        print(_row(f"  {name}", base, ours))
+    print(
+        f"    (verify's first phase includes its read + lock check, "
+        f"check_locks alone: {1000 * statistics.median(checks):.0f} ms; "
+        "'after last cell' is kernel shutdown, plus compare for verify)"
+    )
+
+
 def kernelspec_for(python: Path, jupyter_path: Path) -> None:
     spec = jupyter_path / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True)
@@ -214,6 +301,7 @@ def bench_nbconvert(runs: int, work: Path) -> None:
     print(_row("wall time, 5 cells", base, ours))
     fastest = [1000 * min(times[k]) for k in ("nbconvert", "verify")]
     print(_row("  fastest of the runs", fastest[0], fastest[1]))
+    print(_paired(times, "nbconvert", "verify"))
     spread = {k: [round(1000 * t) for t in v] for k, v in times.items()}
     print(f"    all wall times (ms): {json.dumps(spread)}")
     # The warm-up's in-process time is the first entry; leave it out.
@@ -231,11 +319,14 @@ def bench_nbconvert(runs: int, work: Path) -> None:
             "import nbseal.cli, nbseal.verify, nbseal.runner, nbseal.report",
         ],
         "import nbconvert.nbconvertapp": [sys.executable, "-c", "import nbconvert.nbconvertapp"],
+        "import nbformat": [sys.executable, "-c", "import nbformat"],
     }
     shown = []
     for name, argv in scale.items():
         shown.append(f"{name} {1000 * statistics.median(_run(argv)[0] for _ in range(5)):.0f}")
     print(f"    for scale (median of 5, ms): {'; '.join(shown)}")
+    os.environ["JUPYTER_PATH"] = str(jupyter_path)
+    breakdown(notebook, 3)
     verdict = "meets" if ours / base < 1.3 else "MISSES"
     print(f"verify/nbconvert ratio {ours / base:.2f}x ({verdict} the 1.3x target)")
 
@@ -270,6 +361,7 @@ def bench_parallel(runs: int, count: int, work: Path) -> None:
     ours = 1000 * statistics.median(times["-j 2"])
     print(_row(f"wall time, {count} notebooks", base, ours))
     print(_row("  fastest of the runs", 1000 * min(times["-j 1"]), 1000 * min(times["-j 2"])))
+    print(_paired(times, "-j 1", "-j 2"))
     spread = {k: [round(1000 * t) for t in v] for k, v in times.items()}
     print(f"    all wall times (ms): {json.dumps(spread)}")
     per = {k: 1000 * statistics.median(v[1:]) for k, v in inside.items()}
@@ -289,6 +381,11 @@ def main() -> None:
     parser.add_argument("--parallel-runs", type=int, default=5, help="(g) runs of each -j")
     parser.add_argument("--notebooks", type=int, default=8, help="(g) notebooks verified")
     parser.add_argument("--keep", action="store_true", help="keep the private directory")
+    parser.add_argument(
+        "--hide-rfc3987-syntax",
+        action="store_true",
+        help="make `import rfc3987_syntax` fail in every command (see above)",
+    )
     args = parser.parse_args()
     if shutil.which("jupyter-nbconvert", path=str(BIN)) is None and "f" in args.only:
         parser.error(f"needs nbconvert: {BIN / 'pip'} install nbconvert")
@@ -298,6 +395,17 @@ def main() -> None:
     os.environ["NBSEAL_CACHE_DIR"] = str(work / "cache")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
     print(f"private nbseal cache under {work}; {os.cpu_count()} CPUs, load average {_load()}")
+    if args.hide_rfc3987_syntax:
+        stub = work / "hide"
+        stub.mkdir()
+        (stub / "rfc3987_syntax.py").write_text("raise ImportError('hidden by bench_verify')\n")
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(stub), os.environ.get("PYTHONPATH", "")) if p
+        )
+        print(f"rfc3987_syntax hidden: PYTHONPATH={os.environ['PYTHONPATH']}")
+    else:
+        found = importlib.util.find_spec("rfc3987_syntax") is not None
+        print(f"rfc3987_syntax {'IS' if found else 'is not'} installed in this venv")
     try:
         if "f" in args.only:
             bench_nbconvert(args.runs, work)

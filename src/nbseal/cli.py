@@ -8,14 +8,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbseal import __version__
 from nbseal.errors import NbsealError
 from nbseal.locking import LockStatus
 from nbseal.progress import Progress
-from nbseal.runner import RunEvent, run_notebook
 from nbseal.store import EnvironmentStore
-from nbseal.verify import NotebookReport
+
+if TYPE_CHECKING:  # imported where used: nbclient and nbformat are slow to import
+    from nbseal.runner import RunEvent
+    from nbseal.verify import NotebookReport
 
 __all__ = ["main"]
 
@@ -51,6 +54,8 @@ def _sandbox_line(notebook: Path, *, sealed: bool) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from nbseal.runner import run_notebook
+
     notebook = Path(args.notebook)
     output = Path(args.output) if args.output else None
     _err(f"nbseal run: {notebook}: {_sandbox_line(notebook, sealed=not args.no_sandbox)}")

@@ -24,6 +24,7 @@ __all__ = [
     "metadata_locks",
     "output_locks",
     "read_notebook",
+    "read_notebook_json",
     "record_run",
     "seal_metadata",
     "set_data",
@@ -33,15 +34,37 @@ __all__ = [
 ]
 
 
-def read_notebook(path: Path) -> Any:
-    import nbformat  # about 100 ms; the kernel only pays it when it has a notebook
-
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise NotebookError(f"no notebook at {path}", hint="check the path") from exc
     except OSError as exc:
         raise NotebookError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def read_notebook_json(path: Path) -> dict[str, Any]:
+    """The notebook as plain JSON, for reading only (the kernel's start path).
+
+    Importing nbformat costs 0.1 s, and seconds where jsonschema pulls in
+    rfc3987_syntax; the kernel needs only the cells and ``metadata.nbseal``.
+    """
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise NotebookError(
+            f"{path} is not a notebook: it is not valid JSON",
+            hint="open it in Jupyter or restore it from version control",
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise NotebookError(f"{path} is not a notebook: it has no cells")
+    return data
+
+
+def read_notebook(path: Path) -> Any:
+    import nbformat  # costly to import (see read_notebook_json)
+
+    text = _read_text(path)
     try:
         return nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
     except (json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
@@ -99,7 +122,7 @@ def _lock_from(data: Any, where: str) -> Lock:
 
 def metadata_locks(notebook: Any) -> dict[str, Lock]:
     """The locks ``nbseal lock`` wrote into ``metadata.nbseal``."""
-    section = notebook.metadata.get("nbseal", {})
+    section = notebook["metadata"].get("nbseal", {})
     if not isinstance(section, dict):
         raise NotebookError(
             "metadata.nbseal of this notebook is not an object",
@@ -117,7 +140,7 @@ def metadata_locks(notebook: Any) -> dict[str, Lock]:
 def output_locks(notebook: Any) -> dict[str, list[Lock]]:
     """Locks that kernels left in cell outputs, newest (last cell) first."""
     found: dict[str, list[Lock]] = {}
-    for cell in reversed(notebook.cells):
+    for cell in reversed(notebook["cells"]):
         for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
             entry = output.get("data", {}).get(LOCK_MIME)
             if isinstance(entry, dict) and "environment" in entry and "lock" in entry:
@@ -153,7 +176,7 @@ def record_run(notebook: Any, *, sealed: bool) -> None:
 
 def metadata_data(notebook: Any) -> dict[str, dict[str, str]]:
     """The data hashes ``nbseal lock`` recorded: NAME -> {"url", "sha256"}."""
-    section = notebook.metadata.get("nbseal", {})
+    section = notebook["metadata"].get("nbseal", {})
     data = section.get("data", {}) if isinstance(section, dict) else {}
     return {str(k): dict(v) for k, v in data.items() if isinstance(v, dict)}
 
@@ -187,5 +210,11 @@ def insert_directive(notebook: Any, line: str) -> int:
     return 1
 
 
+def _source(cell: Any) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
 def code_sources(notebook: Any) -> list[str]:
-    return [str(cell.source) for cell in notebook.cells if cell.get("cell_type") == "code"]
+    """The code cells' sources (from nbformat's nodes or plain JSON alike)."""
+    return [_source(cell) for cell in notebook["cells"] if cell.get("cell_type") == "code"]

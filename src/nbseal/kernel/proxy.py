@@ -53,7 +53,7 @@ from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage, split_frames
 from nbseal.lock import Lock
-from nbseal.notebook import code_sources, lock_output, read_notebook, stored_locks
+from nbseal.notebook import code_sources, lock_output, read_notebook_json, stored_locks
 from nbseal.plan import (
     DEFAULT_ENV_NAME,
     Declaration,
@@ -228,7 +228,7 @@ class ProxyKernel:
         if path is None:
             return default_declaration()
         try:
-            notebook = read_notebook(path)
+            notebook = read_notebook_json(path)
             self.stored = stored_locks(notebook)
             plan = plan_notebook(code_sources(notebook))
         except NbsealError as exc:
