@@ -18,6 +18,8 @@ from jupyter_client.manager import KernelManager
 class Result:
     reply: dict[str, Any]
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    # iopub messages seen meanwhile with another parent (or none).
+    others: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -36,11 +38,12 @@ class Result:
 
 
 def collect(kc: BlockingKernelClient, msg_id: str, timeout: float = 60) -> Result:
-    outputs = []
+    outputs, others = [], []
     deadline = time.monotonic() + timeout
     while True:
         msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
         if msg["parent_header"].get("msg_id") != msg_id:
+            others.append(msg)
             continue
         if msg["msg_type"] == "status":
             if msg["content"]["execution_state"] == "idle":
@@ -49,7 +52,7 @@ def collect(kc: BlockingKernelClient, msg_id: str, timeout: float = 60) -> Resul
         outputs.append(msg)
     reply = kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
     assert reply["parent_header"]["msg_id"] == msg_id
-    return Result(reply, outputs)
+    return Result(reply, outputs, others)
 
 
 def execute(kc: BlockingKernelClient, code: str, timeout: float = 60, **kw: Any) -> Result:

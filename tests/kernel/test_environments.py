@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -63,6 +66,17 @@ def test_unknown_package_shows_the_resolver_reason(kernel) -> None:
     assert result.status == "error"
     assert result.reply["content"]["ename"] == "ResolutionError"
     assert "nbseal-no-such-package-xyz" in "\n".join(result.reply["content"]["traceback"])
+    # No kernel runs in "nope": a comm the page opens is closed, not left hanging.
+    opened = kc.session.msg("comm_open", {"comm_id": "c-nope", "target_name": "t", "data": {}})
+    kc.shell_channel.send(opened)
+    deadline = time.monotonic() + 10
+    closed = []
+    while time.monotonic() < deadline and not closed:
+        with contextlib.suppress(queue.Empty):
+            out = kc.get_iopub_msg(timeout=1)
+            if out["msg_type"] == "comm_close" and out["content"]["comm_id"] == "c-nope":
+                closed.append(out)
+    assert closed
 
 
 def test_unsatisfiable_pin_shows_the_resolver_reason_and_changes_nothing(kernel) -> None:
@@ -87,6 +101,22 @@ def test_the_define_cell_ends_with_a_summary_and_the_lock(kernel) -> None:
         assert lock["environment"] == "old"
         assert lock["lock"]["exclude_newer"] == "2024-06-01T00:00:00Z"
         assert 'name = "six"' in lock["lock"]["pylock"]
+    # The re-run built nothing: it must not repeat the first run's story.
+    summary = [m for m in again.outputs if "data" in m["content"]][-1]["content"]["data"]
+    assert "already running" in summary["text/plain"]
+    assert "built" not in summary["text/plain"]
+
+
+def test_redefining_an_environment_leaks_no_proxy_traffic(kernel) -> None:
+    _, kc = kernel
+    execute(kc, "#seal env leak <- six pin=2024-06-01\nimport six", timeout=120)
+    changed = execute(kc, "#seal env leak <- six pin=2025-06-01\nimport six", timeout=120)
+    assert changed.status == "ok", changed.reply["content"]
+    # The old kernel's shutdown_reply and the new kernel's kernel_info
+    # busy/idle belong to the proxy's own requests, not to the page.
+    leaked = [(m["msg_type"], m["content"]) for m in changed.others]
+    assert leaked == []
+    assert not changed.of_type("shutdown_reply")
 
 
 def test_ipywidgets_slider_drives_a_dependent_output(kernel) -> None:
@@ -129,3 +159,67 @@ def test_ipywidgets_slider_drives_a_dependent_output(kernel) -> None:
             seen += out["content"]["text"]
     assert "doubled 42" in seen
     assert execute(kc, "print(s.value)").stdout == "21\n"
+
+
+def _control_states(kc: BlockingKernelClient) -> list[dict]:
+    """What JupyterLab does after a page reload: ask the control comm for all states."""
+    comm_id = uuid.uuid4().hex
+    opened = kc.session.msg(
+        "comm_open",
+        {"comm_id": comm_id, "target_name": "jupyter.widget.control", "data": {}},
+        metadata={"version": "1.0.0"},  # ipywidgets 8 control protocol
+    )
+    kc.shell_channel.send(opened)
+    asked = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"method": "request_states"}})
+    kc.shell_channel.send(asked)
+    answers = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            out = kc.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            continue
+        if out["msg_type"] == "comm_msg" and out["content"]["comm_id"] == comm_id:
+            answers.append(out)
+    kc.shell_channel.send(kc.session.msg("comm_close", {"comm_id": comm_id, "data": {}}))
+    return answers
+
+
+def test_widgets_of_every_environment_come_back_after_a_reload(kernel) -> None:
+    _, kc = kernel
+    made = {}
+    for env in ("wa", "wb"):
+        result = execute(
+            kc,
+            f"#seal env {env} <- ipywidgets==8.1.5 pin=2025-06-01\n"
+            "import ipywidgets as w\n"
+            f"s = w.IntSlider(value=7, description='{env}')\n"
+            "print(s.model_id)",
+            timeout=300,
+        )
+        assert result.status == "ok", result.reply["content"]
+        made[env] = result.stdout.strip()
+    # wb is current; wa's slider lives in another kernel.
+    answers = _control_states(kc)
+    assert len(answers) == 1, "the frontend takes the first update_states: it must be merged"
+    states = answers[0]["content"]["data"]["states"]
+    assert made["wa"] in states
+    assert made["wb"] in states
+    assert states[made["wa"]]["state"]["description"] == "wa"
+
+    kc.comm_info(target_name="jupyter.widget")
+    info = kc.get_shell_msg(timeout=30)["content"]
+    assert {made["wa"], made["wb"]} <= set(info["comms"])
+
+    # The restored slider of wa still drives wa's kernel while wb is current.
+    update = kc.session.msg(
+        "comm_msg",
+        {
+            "comm_id": made["wa"],
+            "data": {"method": "update", "state": {"value": 3}, "buffer_paths": []},
+        },
+    )
+    kc.shell_channel.send(update)
+    time.sleep(1)
+    assert execute(kc, "#seal env wa\nprint(s.value)").stdout == "3\n"
+    assert execute(kc, "#seal env wb\nprint(s.value)").stdout == "7\n"

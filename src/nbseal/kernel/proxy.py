@@ -46,6 +46,7 @@ from nbseal.directives import (
 )
 from nbseal.environments import realize, resolve
 from nbseal.errors import DirectiveError, KernelDiedError, KernelStartError, NbsealError
+from nbseal.kernel.comms import CONTROL_TARGET, ControlFanOut, StateAnswer, merge_comm_infos
 from nbseal.kernel.display import error_content, progress_bundle
 from nbseal.kernel.grants import Grants
 from nbseal.kernel.kernelcmd import find_kernel_command
@@ -113,6 +114,8 @@ class EnvironmentSlot:
     ran: bool = False
     # The sandbox policy its kernel was started under.
     policy: SandboxPolicy | None = None
+    # Whether a define cell showed the start's summary; later ones must not repeat it.
+    summarised: bool = False
 
 
 @dataclass
@@ -187,6 +190,7 @@ class ProxyKernel:
         self._running: Execution | None = None
         self._running_task: asyncio.Task[None] | None = None
         self._comms: dict[str, SubKernel] = {}
+        self._fanouts: dict[str, ControlFanOut] = {}
         self._stdin_owner: SubKernel | None = None
         self._kernel_index = 0
         self._stopping = asyncio.Event()
@@ -196,6 +200,7 @@ class ProxyKernel:
             "execute_request": self._queue_execute,
             "kernel_info_request": self._kernel_info,
             "comm_open": self._comm_open,
+            "comm_info_request": self._comm_info,
             "comm_msg": self._comm_route,
             "comm_close": self._comm_route,
             "shutdown_request": self._shutdown_request,
@@ -396,12 +401,13 @@ class ProxyKernel:
         parent: dict[str, Any] | None,
         idents: list[bytes] | None = None,
         metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
     ) -> None:
         msg = self.session.msg(msg_type, content, parent=parent, metadata=metadata)
         if channel == "iopub":
             idents = [f"kernel.nbseal.{msg_type}".encode()]
         frames = self.session.serialize(msg, ident=idents)
-        self._sockets[channel].send_multipart(frames)
+        self._sockets[channel].send_multipart([*frames, *(buffers or [])])
 
     def _status(self, state: str, parent: dict[str, Any]) -> None:
         self._send("iopub", "status", {"execution_state": state}, parent)
@@ -524,19 +530,41 @@ class ProxyKernel:
             content["status"] = "ok"
         self._answer(channel, message, header, content)
 
+    def _live_kernels(self) -> list[SubKernel]:
+        return [
+            slot.kernel
+            for slot in self.environments.values()
+            if slot.kernel is not None and slot.kernel.alive
+        ]
+
     def _comm_open(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
-        kernel = self._current_kernel()
-        if kernel is None:
-            log.warning("dropped comm_open: no kernel is running")
+        content = message.content(self.session)
+        comm_id = str(content.get("comm_id", ""))
+        kernels = self._live_kernels()
+        if content.get("target_name") == CONTROL_TARGET and kernels:
+            self._fanouts[comm_id] = ControlFanOut(comm_id, kernels)
+            for kernel in kernels:
+                kernel.send("shell", message.frames)
             return
-        comm_id = message.content(self.session).get("comm_id")
+        current = self._current_kernel()
+        if current is None:
+            # What a kernel without the comm's target does: close it at once,
+            # so the frontend does not wait for an answer that never comes.
+            log.warning("closed comm %s: no kernel is running", comm_id)
+            self._send("iopub", "comm_close", {"comm_id": comm_id, "data": {}}, header)
+            return
         if comm_id:
-            self._comms[str(comm_id)] = kernel
-        kernel.send("shell", message.frames)
+            self._comms[comm_id] = current
+        current.send("shell", message.frames)
 
     def _comm_route(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
         # A comm lives in the kernel that opened it, even after a switch.
-        comm_id = str(message.content(self.session).get("comm_id", ""))
+        content = message.content(self.session)
+        comm_id = str(content.get("comm_id", ""))
+        fanout = self._fanouts.get(comm_id)
+        if fanout is not None:
+            self._comm_fan_out(fanout, message, header)
+            return
         kernel = self._comms.get(comm_id) or self._current_kernel()
         if kernel is None or not kernel.alive:
             log.warning("dropped %s for comm %s: its kernel is gone", header["msg_type"], comm_id)
@@ -544,6 +572,60 @@ class ProxyKernel:
         if header["msg_type"] == "comm_close":
             self._comms.pop(comm_id, None)
         kernel.send("shell", message.frames)
+
+    def _comm_fan_out(
+        self, fanout: ControlFanOut, message: RawMessage, header: dict[str, Any]
+    ) -> None:
+        if header["msg_type"] == "comm_close":
+            self._fanouts.pop(fanout.comm_id, None)
+        elif message.content(self.session).get("data", {}).get("method") == "request_states":
+            fanout.ask(header)
+            # A kernel that never answers must not hide the others' widgets
+            # (JupyterLab gives up after 4 s).
+            loop = asyncio.get_running_loop()
+            fanout.deadline = loop.call_later(2.5, self._publish_states, fanout)
+        for kernel in fanout.kernels:
+            if kernel.alive:
+                kernel.send("shell", message.frames)
+
+    def _fanout_from_kernel(
+        self, fanout: ControlFanOut, kernel: SubKernel, msg_type: str, message: RawMessage
+    ) -> None:
+        if msg_type == "comm_close":
+            fanout.drop(kernel)  # no ipywidgets in that kernel
+            if not fanout.kernels:
+                self._fanouts.pop(fanout.comm_id, None)
+                self._sockets["iopub"].send_multipart(message.wire(), copy=False)
+                return
+        elif message.content(self.session).get("data", {}).get("method") == "update_states":
+            fanout.answer(kernel, StateAnswer(message.content(self.session), message.frames[5:]))
+        if fanout.complete():
+            self._publish_states(fanout)
+
+    def _publish_states(self, fanout: ControlFanOut) -> None:
+        taken = fanout.take()
+        if taken is not None:
+            parent, merged = taken
+            self._send("iopub", "comm_msg", merged.content, parent, buffers=merged.buffers)
+
+    def _comm_info(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        """List the comms of every running kernel, not only the current one's."""
+        content = message.content(self.session)
+        kernels = self._live_kernels()
+
+        async def ask(kernel: SubKernel) -> dict[str, Any]:
+            reply = await asyncio.wait_for(kernel.request("shell", "comm_info_request", content), 5)
+            comms = reply.content(self.session).get("comms", {})
+            for comm_id in comms:
+                self._comms.setdefault(str(comm_id), kernel)
+            return {"comms": comms}
+
+        async def gather() -> None:
+            replies = await asyncio.gather(*(ask(k) for k in kernels), return_exceptions=True)
+            merged = merge_comm_infos([r for r in replies if isinstance(r, dict)])
+            self._answer(channel, message, header, merged)
+
+        self._spawn(gather())
 
     # ==================================================================
     # sub-kernel side
@@ -591,8 +673,14 @@ class ProxyKernel:
             comm_id = message.content(self.session).get("comm_id")
             if comm_id:
                 self._comms[str(comm_id)] = kernel
-        elif msg_type == "comm_close":
-            self._comms.pop(str(message.content(self.session).get("comm_id", "")), None)
+        elif msg_type in {"comm_msg", "comm_close"}:
+            comm_id = str(message.content(self.session).get("comm_id", ""))
+            fanout = self._fanouts.get(comm_id)
+            if fanout is not None:
+                self._fanout_from_kernel(fanout, kernel, msg_type, message)
+                return
+            if msg_type == "comm_close":
+                self._comms.pop(comm_id, None)
         self._sockets["iopub"].send_multipart(message.wire(), copy=False)
 
     def _rewrite_iopub(self, msg_type: str, message: RawMessage) -> RawMessage:
@@ -600,9 +688,10 @@ class ProxyKernel:
         parent_id = str(message.parent(self.session).get("msg_id", ""))
         execution = self._executions.get(parent_id)
         if execution is None:
-            if msg_type == "status" and not parent_id:
-                # A sub-kernel's own "starting" is not the frontend's business:
-                # the proxy started long ago.
+            if msg_type == "status" and (not parent_id or self._running is not None):
+                # A sub-kernel's own "starting" is not the frontend's business
+                # (the proxy started long ago), and while a cell runs the
+                # frontend must not see another kernel's "idle".
                 return RawMessage([], [])
             return message
         content = message.content(self.session)
@@ -911,7 +1000,8 @@ class ProxyKernel:
         if show_in is not None:
             self._note_unsealed(show_in)
         await self._apply_policy(slot, show_in)
-        if slot.kernel is None or not slot.kernel.alive:
+        running = slot.kernel is not None and slot.kernel.alive
+        if not running:
             if slot.starting is None or slot.starting.done():
                 slot.progress = Progress(slot.spec.name)
                 slot.starting = asyncio.ensure_future(self._start_kernel(slot, slot.progress))
@@ -928,10 +1018,14 @@ class ProxyKernel:
         if self.config.sandbox and slot.policy != self.grants.policy():
             # Started (by the pre-start) before this cell's grants or data existed.
             return await self._kernel_for(slot, show_in, summary)
-        if display is not None and summary and slot.progress is not None and slot.lock:
-            last = slot.progress.last
+        if display is not None and summary and slot.lock:
+            if running and slot.summarised:
+                last = _running_summary(slot)
+            else:
+                last = slot.progress.last if slot.progress is not None else None
             if last is not None and last.done:
                 display.show(last, lock_output(slot.spec.name, slot.lock))
+                slot.summarised = True
         return kernel
 
     async def _apply_policy(self, slot: EnvironmentSlot, show_in: Execution | None) -> None:
@@ -995,6 +1089,10 @@ class ProxyKernel:
             slot.kernel = None
         for comm_id in [c for c, k in self._comms.items() if k is kernel]:
             del self._comms[comm_id]
+        for fanout in self._fanouts.values():
+            fanout.drop(kernel)
+            if fanout.complete():
+                self._publish_states(fanout)
         if self._stdin_owner is kernel:
             self._stdin_owner = None
         for msg_id, route in list(self._routes.items()):
@@ -1003,6 +1101,15 @@ class ProxyKernel:
         await kernel.close()
         if not (self._closing or self._stopping.is_set() or kernel.stopping):
             log.warning("kernel of %s ended (%s)", kernel.env_name, kernel.exit_description())
+
+
+def _running_summary(slot: EnvironmentSlot) -> ProgressEvent | None:
+    """The summary of a define cell whose kernel was already running: nothing was built."""
+    if slot.lock is None or slot.built is None:
+        return None
+    count = len(slot.lock.packages())
+    step = f"{count} packages, kernel already running (key {slot.built.key[:12]})"
+    return ProgressEvent(slot.spec.name, step, 0.0, done=True)
 
 
 class _ProgressDisplay:

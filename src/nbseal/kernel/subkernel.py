@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -98,8 +99,9 @@ class SubKernel:
         self._sockets: dict[str, zmq.asyncio.Socket] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._internal: dict[str, asyncio.Future[RawMessage]] = {}
-        # Status messages of the proxy's own requests may trail their reply.
-        self._recent_internal: list[str] = []
+        # Every request the proxy sent itself: what its kernel publishes in
+        # answer (busy/idle, shutdown_reply on iopub) is not the frontend's.
+        self._own_requests: collections.deque[str] = collections.deque(maxlen=64)
         self._iopub_ready = asyncio.Event()
         # Set when nbseal itself stops the kernel (its exit is then no news).
         self.stopping = False
@@ -292,6 +294,7 @@ class SubKernel:
         waiter: asyncio.Future[RawMessage] = asyncio.get_running_loop().create_future()
         msg_id = msg["header"]["msg_id"]
         self._internal[msg_id] = waiter
+        self._own_requests.append(msg_id)
         frames = self.wire_session.serialize(msg)
         try:
             self._sockets[channel].send_multipart(frames)
@@ -315,23 +318,18 @@ class SubKernel:
                 log.exception("dropped a malformed message from kernel %s", self.env_name)
 
     def _consume_internal(self, channel: str, message: RawMessage) -> bool:
+        parent_id = message.parent(self.session).get("msg_id", "")
         if channel == "iopub":
-            header = message.header(self.session)
-            if header.get("msg_type") == "iopub_welcome":
+            if message.header(self.session).get("msg_type") == "iopub_welcome":
                 self._iopub_ready.set()
                 return True
-            if header.get("msg_type") == "status":
-                parent_id = message.parent(self.session).get("msg_id", "")
-                if parent_id in self._internal or parent_id in self._recent_internal:
-                    self._iopub_ready.set()
-                    return True
+            if parent_id and parent_id in self._own_requests:
+                self._iopub_ready.set()
+                return True
             return False
-        parent_id = message.parent(self.session).get("msg_id", "")
         waiter = self._internal.get(parent_id)
         if waiter is None:
-            return False
-        self._recent_internal.append(parent_id)
-        del self._recent_internal[:-16]
+            return parent_id in self._own_requests  # a late answer to a request given up on
         if not waiter.done():
             waiter.set_result(message)
         return True
