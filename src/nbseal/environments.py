@@ -8,7 +8,7 @@ from pathlib import Path
 from nbseal.backends import backend_for
 from nbseal.backends.uv import python_version_of
 from nbseal.lock import Lock
-from nbseal.plan import EnvironmentSpec, host_platform, is_debian
+from nbseal.plan import EnvironmentSpec, backend_of, host_platform
 from nbseal.progress import Progress
 from nbseal.store import BuiltEnvironment, EnvironmentStore
 
@@ -17,9 +17,10 @@ __all__ = ["realize", "resolve"]
 
 async def resolve(spec: EnvironmentSpec, store: EnvironmentStore, progress: Progress) -> Lock:
     """Return the lock of ``spec``; a pinned spec is resolved once and remembered."""
-    name = "deb" if is_debian(spec.requirements) else "uv"
-    # A root file system brings its own interpreters: the host's is not part of it.
-    python = "" if name == "deb" else python_version_of(spec.python)
+    name = backend_of(spec.requirements)
+    # A root file system or a Guix profile brings its own interpreters: the
+    # host's is not part of it.
+    python = "" if name in {"deb", "guix"} else python_version_of(spec.python)
     cached = store.cached_resolution(spec, python, host_platform())
     if cached is not None:
         return cached

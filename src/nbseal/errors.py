@@ -126,3 +126,10 @@ class DataHashError(NbsealError, ValueError):
         self.url = url
         self.expected = expected
         self.actual = actual
+
+
+class GuixUnavailableError(BuildError):
+    """A ``;;guix`` environment needs the ``guix`` command, and this machine has none."""
+
+
+__all__ += ["GuixUnavailableError"]

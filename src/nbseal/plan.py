@@ -18,10 +18,14 @@ from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from nbseal.directives import (
+    GUIX_PIN_PREFIX,
+    GUIX_REQUIREMENT_PREFIX,
     AllowDirective,
     DataDirective,
     EnvDefineDirective,
     EnvSwitchDirective,
+    GuixEnvironmentDirective,
+    GuixPinDirective,
     PinDirective,
     ScriptBlockDirective,
     ShareDirective,
@@ -37,15 +41,20 @@ __all__ = [
     "Declaration",
     "EnvironmentSpec",
     "NotebookPlan",
+    "backend_of",
     "declare_env",
     "declare_script",
     "default_declaration",
     "default_environment",
+    "guix_commit_of",
     "host_platform",
     "host_python",
     "host_python_version",
     "is_debian",
+    "is_guix",
+    "notebook_pin_after",
     "plan_notebook",
+    "split_pin",
 ]
 
 DEFAULT_ENV_NAME = "default"
@@ -131,9 +140,58 @@ def is_debian(requirements: tuple[str, ...]) -> bool:
     return bool(requirements) and all(r.startswith("deb:") for r in requirements)
 
 
-def _with_kernel(requirements: tuple[str, ...], kernel: str | None) -> tuple[str, ...]:
+def is_guix(requirements: tuple[str, ...]) -> bool:
+    """A Guix environment: every requirement is a ``guix:`` package (``;;guix environment``)."""
+    return bool(requirements) and all(r.startswith(GUIX_REQUIREMENT_PREFIX) for r in requirements)
+
+
+def backend_of(requirements: tuple[str, ...]) -> str:
+    """The backend that builds an environment of ``requirements``: uv, deb or guix."""
     if is_debian(requirements):
-        return requirements  # the root file system brings its own kernel
+        return "deb"
+    if is_guix(requirements):
+        return "guix"
+    return "uv"
+
+
+# -- pins --------------------------------------------------------------------
+# A notebook holds at most one date pin (``#seal pin``, for PyPI and Debian)
+# and one Guix pin (``;;guix pin``, ``guix-commit:COMMIT``). As one string
+# they are the date and the Guix pin separated by a space, in that order.
+
+
+def split_pin(pin: str | None) -> tuple[str | None, str | None]:
+    """``(date pin, Guix pin)`` of a notebook's pin string; either may be None."""
+    date: str | None = None
+    guix: str | None = None
+    for part in (pin or "").split():
+        if part.startswith(GUIX_PIN_PREFIX):
+            guix = part
+        else:
+            date = part
+    return date, guix
+
+
+def notebook_pin_after(pin: str | None, directive: PinDirective) -> str | None:
+    """The notebook's pin once ``directive`` applied: a Guix pin leaves a date pin alone."""
+    date, guix = split_pin(pin)
+    if isinstance(directive, GuixPinDirective):
+        guix = directive.instant
+    else:
+        date = directive.instant
+    return " ".join(p for p in (date, guix) if p) or None
+
+
+def guix_commit_of(pin: str) -> str | None:
+    """The Guix commit a Guix environment's pin names, or None (unpinned: Guix as it is)."""
+    _, guix = split_pin(pin)
+    return guix[len(GUIX_PIN_PREFIX) :] if guix else None
+
+
+def _with_kernel(requirements: tuple[str, ...], kernel: str | None) -> tuple[str, ...]:
+    if backend_of(requirements) != "uv":
+        # A root file system or a Guix profile brings its own kernel package.
+        return requirements
     # A spec that names no kernel runs Python, so it gets ipykernel.
     if kernel is None and not any(Requirement(r).name.lower() == "ipykernel" for r in requirements):
         return (*requirements, "ipykernel")
@@ -141,7 +199,15 @@ def _with_kernel(requirements: tuple[str, ...], kernel: str | None) -> tuple[str
 
 
 def declare_env(directive: EnvDefineDirective, notebook_pin: str | None) -> Declaration:
-    """The declaration of ``#seal env NAME <- ...``; raises for an unusable python=."""
+    """The declaration of ``#seal env NAME <- ...``; raises for an unusable python=.
+
+    ``notebook_pin`` is the notebook's pin string (see :func:`split_pin`): a
+    Guix environment takes its Guix pin, any other its date pin.
+    """
+    date_pin, guix_pin = split_pin(notebook_pin)
+    guixes = [r.startswith(GUIX_REQUIREMENT_PREFIX) for r in directive.requirements]
+    if any(guixes):
+        return _declare_guix(directive, guix_pin, all(guixes))
     wanted = directive.python
     here = host_python_version()
     if wanted is not None and not (here == wanted or here.startswith(wanted + ".")):
@@ -162,8 +228,39 @@ def declare_env(directive: EnvDefineDirective, notebook_pin: str | None) -> Decl
     return Declaration(
         name=directive.name,
         requirements=_with_kernel(directive.requirements, directive.kernel),
-        pin=directive.pin or notebook_pin,
+        pin=directive.pin or date_pin,
         kernel=directive.kernel,
+    )
+
+
+def _declare_guix(directive: EnvDefineDirective, guix_pin: str | None, pure: bool) -> Declaration:
+    """A Guix environment: its pin is the notebook's ``;;guix pin``, never a date."""
+    text = f"#seal env {directive.name} <- {' '.join(directive.requirements)}"
+    if isinstance(directive, GuixEnvironmentDirective):
+        packages = (r[len(GUIX_REQUIREMENT_PREFIX) :] for r in directive.requirements)
+        text = f";;guix environment {directive.name} <- {' '.join(packages)}"
+    if not pure:
+        raise DirectiveError(
+            "an environment holds either Guix packages (guix:NAME) or other packages",
+            line=directive.line,
+            text=text,
+            expected="one environment of guix: packages, and others for PyPI or deb: packages",
+        )
+    if directive.pin is not None or directive.python is not None:
+        raise DirectiveError(
+            "a Guix environment is pinned to a Guix commit and brings its own Python",
+            line=directive.line,
+            text=text,
+            expected="`;;guix pin COMMIT` before the environment, and no pin= or python=",
+        )
+    return Declaration(
+        name=directive.name,
+        requirements=directive.requirements,
+        pin=guix_pin,
+        kernel=directive.kernel,
+        source=";;guix environment"
+        if isinstance(directive, GuixEnvironmentDirective)
+        else "#seal env",
     )
 
 
@@ -191,7 +288,7 @@ def declare_script(directive: ScriptBlockDirective, notebook_pin: str | None) ->
     return Declaration(
         name=DEFAULT_ENV_NAME,
         requirements=_with_kernel(directive.requirements, None),
-        pin=directive.exclude_newer or notebook_pin,
+        pin=directive.exclude_newer or split_pin(notebook_pin)[0],
         source="PEP 723 block",
     )
 
@@ -237,7 +334,7 @@ def plan_notebook(sources: Iterable[str]) -> NotebookPlan:
             cell = parse_cell(source)
             for directive in cell.directives:
                 if isinstance(directive, PinDirective):
-                    pin = directive.instant
+                    pin = notebook_pin_after(pin, directive)
                 elif isinstance(directive, EnvDefineDirective):
                     plan.environments[directive.name] = declare_env(directive, pin)
                     current = directive.name

@@ -50,9 +50,11 @@ def collect(kc: BlockingKernelClient, msg_id: str, timeout: float = 60) -> Resul
                 break
             continue
         outputs.append(msg)
-    reply = kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
-    assert reply["parent_header"]["msg_id"] == msg_id
-    return Result(reply, outputs, others)
+    while True:
+        reply = kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+        # A late kernel_info_reply of wait_for_ready's probing may come first.
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return Result(reply, outputs, others)
 
 
 def execute(kc: BlockingKernelClient, code: str, timeout: float = 60, **kw: Any) -> Result:

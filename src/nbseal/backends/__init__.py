@@ -13,4 +13,8 @@ def backend_for(name: str) -> Backend:
         from nbseal.backends.debian import DebianBackend  # only Debian specs need it
 
         return DebianBackend()
+    if name == "guix":
+        from nbseal.backends.guix import GuixBackend  # small; runs `guix` only when asked
+
+        return GuixBackend()
     raise ValueError(f"unknown backend {name!r}")

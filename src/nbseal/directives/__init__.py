@@ -1,12 +1,18 @@
-"""``#seal`` directives: a pure parser from cell text to typed directives."""
+"""``#seal`` (and ``;;guix``) directives: a pure parser from cell text to typed directives."""
 
 from nbseal.directives.model import (
+    GUIX_PIN_PREFIX,
+    GUIX_REQUIREMENT_PREFIX,
     AllowDirective,
     DataDirective,
     DescribeDirective,
     Directive,
     EnvDefineDirective,
     EnvSwitchDirective,
+    GuixDescribeDirective,
+    GuixDownloadDirective,
+    GuixEnvironmentDirective,
+    GuixPinDirective,
     HelpDirective,
     ParsedCell,
     PinDirective,
@@ -16,6 +22,8 @@ from nbseal.directives.model import (
 from nbseal.directives.parser import HELP_TEXT, parse_cell
 
 __all__ = [
+    "GUIX_PIN_PREFIX",
+    "GUIX_REQUIREMENT_PREFIX",
     "HELP_TEXT",
     "AllowDirective",
     "DataDirective",
@@ -23,6 +31,10 @@ __all__ = [
     "Directive",
     "EnvDefineDirective",
     "EnvSwitchDirective",
+    "GuixDescribeDirective",
+    "GuixDownloadDirective",
+    "GuixEnvironmentDirective",
+    "GuixPinDirective",
     "HelpDirective",
     "ParsedCell",
     "PinDirective",

@@ -1,16 +1,27 @@
-"""Typed directives: what a ``#seal`` line means, independent of where it came from."""
+"""Typed directives: what a ``#seal`` line means, independent of where it came from.
+
+Guix-Jupyter's ``;;guix`` lines parse into subclasses of the ``#seal`` ones
+(an environment, a pin, data, describe), so everything that applies a
+``#seal`` directive applies its ``;;guix`` twin too.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 __all__ = [
+    "GUIX_PIN_PREFIX",
+    "GUIX_REQUIREMENT_PREFIX",
     "AllowDirective",
     "DataDirective",
     "DescribeDirective",
     "Directive",
     "EnvDefineDirective",
     "EnvSwitchDirective",
+    "GuixDescribeDirective",
+    "GuixDownloadDirective",
+    "GuixEnvironmentDirective",
+    "GuixPinDirective",
     "HelpDirective",
     "ParsedCell",
     "PinDirective",
@@ -94,6 +105,38 @@ Directive = (
     | ShareDirective
     | ScriptBlockDirective
 )
+
+
+# A Guix package inside nbseal: ``guix:python-numpy@1.26``, beside ``deb:NAME``.
+GUIX_REQUIREMENT_PREFIX = "guix:"
+# A Guix pin as a pin string: ``guix-commit:COMMIT`` (a date pin is an instant).
+GUIX_PIN_PREFIX = "guix-commit:"
+
+
+@dataclass(frozen=True)
+class GuixEnvironmentDirective(EnvDefineDirective):
+    """``;;guix environment NAME <- SPEC...``; ``requirements`` are ``guix:SPEC``."""
+
+
+@dataclass(frozen=True)
+class GuixPinDirective(PinDirective):
+    """``;;guix pin COMMIT``: later Guix environments use Guix at ``commit``.
+
+    ``instant`` holds the pin as a pin string, ``guix-commit:COMMIT``; see
+    :func:`nbseal.plan.notebook_pin_after` for how it sits beside a date pin.
+    """
+
+    commit: str = ""
+
+
+@dataclass(frozen=True)
+class GuixDownloadDirective(DataDirective):
+    """``;;guix download URL HASH``: data named after the last segment of ``url``."""
+
+
+@dataclass(frozen=True)
+class GuixDescribeDirective(DescribeDirective):
+    """``;;guix describe``: nbseal's description of the notebook's environments."""
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,34 @@
-"""Parse a cell's leading ``#seal`` lines. Pure: text in, typed directives out."""
+"""Parse a cell's leading ``#seal`` lines. Pure: text in, typed directives out.
+
+Guix-Jupyter's ``;;guix`` lines are directives too (see ``GUIX_FORMS``): they
+parse into the ``Guix*`` subclasses of the ``#seal`` directives.
+"""
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 import sys
 from datetime import datetime, timezone
+from urllib.parse import unquote, urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from nbseal.digests import sha256_hex
 from nbseal.directives.model import (
+    GUIX_PIN_PREFIX,
+    GUIX_REQUIREMENT_PREFIX,
     AllowDirective,
     DataDirective,
     DescribeDirective,
     Directive,
     EnvDefineDirective,
     EnvSwitchDirective,
+    GuixDescribeDirective,
+    GuixDownloadDirective,
+    GuixEnvironmentDirective,
+    GuixPinDirective,
     HelpDirective,
     ParsedCell,
     PinDirective,
@@ -30,9 +42,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["HELP_TEXT", "parse_cell"]
+__all__ = ["GUIX_FORMS", "HELP_TEXT", "download_name", "parse_cell"]
 
 _PREFIX = re.compile(r"^\s*#seal(?=\s|$)(.*)$")
+# Guix-Jupyter's magic: ";;guix" at the start of the line, then a command.
+_GUIX_PREFIX = re.compile(r"^;;guix(?=\s|$)(.*)$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _OPTION = re.compile(r"^(python|kernel|pin)=(?!=)(.+)$")
 _SCRIPT_START = re.compile(r"^# /// script\s*$")
@@ -49,24 +63,46 @@ FORMS = {
     "share": "`#seal share PATH [ro|rw]`",
 }
 
+# Guix-Jupyter's forms (guix-kernel, gitlab.inria.fr/guix-hpc/guix-kernel).
+GUIX_FORMS = {
+    "environment": "`;;guix environment NAME <- PACKAGE...` or `;;guix environment NAME`",
+    "pin": "`;;guix pin COMMIT` (a Guix commit, 7 to 40 hex digits, or a tag such as v1.4.0)",
+    "download": "`;;guix download URL HASH` (HASH: the nix-base32 SHA-256 `guix download` "
+    "prints, or sha256:HEX)",
+    "describe": "`;;guix describe`",
+}
+
 HELP_TEXT = """\
 nbseal directives: lines at the top of a cell, before any code.
 
   #seal env NAME <- REQ...   define environment NAME from PEP 508 requirements
                              options: python=X.Y  kernel=NAME  pin=DATE
                              e.g. #seal env py <- numpy==2.* pandas
+                                  #seal env sh <- bash_kernel kernel=bash
+                                  #seal env r <- deb:r-base-core deb:r-cran-irkernel kernel=ir
   #seal env NAME             switch to an environment defined earlier
   #seal pin DATE             resolve as the package index stood then
                              e.g. #seal pin 2025-06-01
   #seal data NAME <- URL sha256:HEX
                              fetch once, verify, mount read-only as NAME
+                             e.g. #seal data iris.csv <- https://example.org/iris.csv sha256:3b7d...
   #seal allow network        let this notebook's kernels reach the network
   #seal share PATH [ro|rw]   bind one host path into the sandbox
+                             e.g. #seal share results rw
   #seal describe             show environments, pins, kernels and versions
   #seal help                 this text
 
 A PEP 723 block (# /// script ... # ///) declares the default environment.
-Code after the directive lines runs in the current environment."""
+Code after the directive lines runs in the current environment.
+Docs: docs/directives.md (a page per directive), docs/first-notebook.md.
+
+Guix-Jupyter notebooks (environments need `guix` on this machine):
+  ;;guix environment NAME <- PKG...   define NAME from Guix packages
+                                      e.g. ;;guix environment py <- python python-ipykernel
+  ;;guix environment NAME             switch to an environment defined earlier
+  ;;guix pin COMMIT                   later Guix environments use Guix at COMMIT
+  ;;guix download URL HASH            like #seal data, named after the URL's file
+  ;;guix describe                     the same as #seal describe"""
 
 
 def parse_cell(text: str) -> ParsedCell:
@@ -84,6 +120,7 @@ def parse_cell(text: str) -> ParsedCell:
         line = lines[index]
         number = index + 1
         match = _PREFIX.match(line)
+        guix = None if match else _GUIX_PREFIX.match(line)
         if in_header and _SCRIPT_START.match(line):
             end = _find_script_end(lines, index)
             directives.append(_parse_script_block(lines[index + 1 : end], number))
@@ -100,6 +137,16 @@ def parse_cell(text: str) -> ParsedCell:
                     expected="directive lines at the top of the cell",
                 )
             directives.append(_parse_directive(match.group(1), number, line))
+            code_lines[index] = ""
+        elif guix:
+            if not in_header:
+                raise DirectiveError(
+                    ";;guix directives must come before any code in the cell",
+                    line=number,
+                    text=line,
+                    expected="directive lines at the top of the cell",
+                )
+            directives.append(_parse_guix(guix.group(1), number, line))
             code_lines[index] = ""
         elif line.strip():
             in_header = False
@@ -243,9 +290,15 @@ def _parse_env(args: list[str], number: int, line: str) -> Directive:
 
 
 _DEB = re.compile(r"^deb:[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
+# A Guix package specification: NAME[@VERSION][:OUTPUT], e.g. python@3.10, glib:bin.
+_GUIX_SPEC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._-]*(@[A-Za-z0-9.+_-]+)?(:[a-z0-9_-]+)?$")
+_GUIX_COMMIT = re.compile(r"^([0-9a-f]{7,40}|v\d+(\.\d+){1,2}(rc\d+)?)$")
 
 
 def _check_requirement(text: str, number: int, line: str) -> None:
+    if text.startswith(GUIX_REQUIREMENT_PREFIX):
+        _check_guix_spec(text[len(GUIX_REQUIREMENT_PREFIX) :], number, line)
+        return
     if text.startswith("deb:"):
         # A Debian package, optionally at an exact version: deb:r-base-core=4.2.2-1
         if not _DEB.match(text):
@@ -303,3 +356,110 @@ def _parse_share(args: list[str], number: int, line: str) -> Directive:
     if mode not in {"ro", "rw"}:
         raise _error(f"mode {mode!r} is neither ro nor rw", number, line, "share")
     return ShareDirective(number, args[0], mode)
+
+
+# ---------------------------------------------------------------------------
+# ;;guix lines (Guix-Jupyter)
+# ---------------------------------------------------------------------------
+def _guix_error(message: str, number: int, line: str, form: str) -> DirectiveError:
+    return DirectiveError(message, line=number, text=line, expected=GUIX_FORMS[form])
+
+
+def _parse_guix(rest: str, number: int, line: str) -> Directive:
+    """One ``;;guix`` line. Words are split on white space, as Guix-Jupyter does."""
+    words = rest.split()
+    if not words:
+        raise DirectiveError(
+            ";;guix names no command",
+            line=number,
+            text=line,
+            expected="one of: " + ", ".join(GUIX_FORMS.values()),
+        )
+    verb, args = words[0], words[1:]
+    if verb == "environment":
+        return _parse_guix_environment(args, number, line)
+    if verb == "pin":
+        if len(args) != 1:
+            raise _guix_error(";;guix pin takes one Guix commit", number, line, "pin")
+        commit = args[0]
+        if not _GUIX_COMMIT.match(commit):
+            raise _guix_error(f"{commit!r} is not a Guix commit", number, line, "pin")
+        return GuixPinDirective(number, GUIX_PIN_PREFIX + commit, commit)
+    if verb == "download":
+        return _parse_guix_download(args, number, line)
+    if verb == "describe":
+        if args:
+            raise _guix_error(";;guix describe takes no arguments", number, line, "describe")
+        return GuixDescribeDirective(number)
+    if verb == "search":
+        raise DirectiveError(
+            "nbseal does not run `;;guix search`",
+            line=number,
+            text=line,
+            expected="`guix search REGEXP` in a terminal; in a notebook: "
+            + ", ".join(GUIX_FORMS.values()),
+        )
+    raise DirectiveError(
+        f"unknown ;;guix command {verb!r}",
+        line=number,
+        text=line,
+        expected="one of: " + ", ".join(GUIX_FORMS.values()),
+    )
+
+
+def _parse_guix_environment(args: list[str], number: int, line: str) -> Directive:
+    if not args:
+        raise _guix_error(";;guix environment needs a name", number, line, "environment")
+    name = args[0]
+    if not _NAME.match(name):
+        raise _guix_error(f"{name!r} is not a valid environment name", number, line, "environment")
+    if len(args) == 1:
+        return EnvSwitchDirective(number, name)
+    if args[1] != "<-":
+        raise _guix_error("expected `<-` after the environment name", number, line, "environment")
+    specs = args[2:]
+    if not specs:
+        raise _guix_error(f"environment {name!r} lists no packages", number, line, "environment")
+    for spec in specs:
+        _check_guix_spec(spec, number, line)
+    return GuixEnvironmentDirective(
+        line=number, name=name, requirements=tuple(GUIX_REQUIREMENT_PREFIX + s for s in specs)
+    )
+
+
+def _check_guix_spec(spec: str, number: int, line: str) -> None:
+    if not _GUIX_SPEC.match(spec):
+        raise DirectiveError(
+            f"{spec!r} is not a Guix package specification",
+            line=number,
+            text=line,
+            expected="NAME, NAME@VERSION or NAME:OUTPUT, e.g. python-numpy, python@3.10",
+        )
+
+
+def _parse_guix_download(args: list[str], number: int, line: str) -> Directive:
+    if len(args) != 2:
+        raise _guix_error(";;guix download takes a URL and a hash", number, line, "download")
+    url, digest = args
+    try:
+        sha256 = sha256_hex(digest)
+    except ValueError as exc:
+        raise _guix_error(str(exc), number, line, "download") from exc
+    name = download_name(url)
+    if name is None:
+        raise _guix_error(
+            f"cannot name the file {url!r} downloads: its path ends without a file name",
+            number,
+            line,
+            "download",
+        )
+    return GuixDownloadDirective(number, name, url, digest, sha256)
+
+
+def download_name(url: str) -> str | None:
+    """The name ``;;guix download URL`` gives its file: the URL path's last segment."""
+    path = urlsplit(url).path if "://" in url else url
+    name = unquote(posixpath.basename(path))
+    if name in {"", ".", ".."} or "/" in name or "\0" in name:
+        return None
+    return name

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["DirectLauncher", "LaunchRequest", "Launcher"]
+__all__ = ["DirectLauncher", "LaunchRequest", "Launcher", "spawn_logged"]
 
 
 class LaunchRequest:
@@ -56,13 +56,20 @@ class DirectLauncher(Launcher):
         env.update(request.env)
         # ipykernel exits when this pid goes away, so a killed proxy leaves no orphans.
         env["JPY_PARENT_PID"] = str(os.getpid())
-        with open(request.log_path, "ab") as log:
-            return await asyncio.create_subprocess_exec(
-                *request.argv,
-                env=env,
-                cwd=str(request.cwd),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+        return await spawn_logged(request.argv, env=env, cwd=request.cwd, log_path=request.log_path)
+
+
+async def spawn_logged(
+    argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_path: Path
+) -> asyncio.subprocess.Process:
+    """Start a kernel process in a session of its own, its output appended to ``log_path``."""
+    with open(log_path, "ab") as log:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            env=dict(env),
+            cwd=str(cwd),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )

@@ -59,9 +59,11 @@ from nbseal.plan import (
     DEFAULT_ENV_NAME,
     Declaration,
     EnvironmentSpec,
+    backend_of,
     declare_env,
     declare_script,
     default_declaration,
+    notebook_pin_after,
     plan_notebook,
 )
 from nbseal.progress import Progress, ProgressEvent
@@ -823,7 +825,8 @@ class ProxyKernel:
         elif isinstance(directive, DescribeDirective):
             self._send("iopub", "display_data", self._describe(), execution.header)
         elif isinstance(directive, PinDirective):
-            self.pin = directive.instant
+            # A `;;guix pin` and a `#seal pin` date are kept side by side.
+            self.pin = notebook_pin_after(self.pin, directive)
         elif isinstance(directive, EnvSwitchDirective):
             self.current_env = directive.name
         elif isinstance(directive, EnvDefineDirective):
@@ -895,6 +898,13 @@ class ProxyKernel:
         if declaration.pin is not None:
             return declaration.spec(), None
         instant = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if backend_of(declaration.requirements) == "guix":
+            self._print(
+                execution,
+                f"nbseal: environment {name!r} uses Guix as installed here; "
+                "add `;;guix pin COMMIT` (from `guix describe`) to freeze it",
+            )
+            return declaration.spec(instant), None
         self._print(
             execution,
             f"nbseal: environment {name!r} is resolved as of {instant}; "
@@ -1052,7 +1062,14 @@ class ProxyKernel:
             if slot.built is None:
                 slot.built = await realize(slot.spec, self.config.store, progress, lock=slot.lock)
             rootfs = slot.lock.backend == "deb"
-            if rootfs:
+            launcher = self.grants.launcher(rootfs=rootfs)
+            if slot.lock.backend == "guix":
+                # Guix seals its own kernels: `guix shell --container` (needs Guix).
+                from nbseal.backends.guix import GuixLauncher, guix_kernel_command
+
+                command = guix_kernel_command(slot.built.path, slot.spec.kernel)
+                launcher = GuixLauncher(self.grants.policy(), sealed=self.grants.sealed)
+            elif rootfs:
                 from nbseal.sandbox.rootfs import find_rootfs_kernel_command
 
                 command = find_rootfs_kernel_command(slot.built.path, slot.spec.kernel)
@@ -1068,7 +1085,7 @@ class ProxyKernel:
                 context=self.context,
                 runtime_dir=self.runtime_dir,
                 workdir=self.workdir,
-                launcher=self.grants.launcher(rootfs=rootfs),
+                launcher=launcher,
                 handler=self._from_kernel,
                 index=self._kernel_index,
                 # With the network, a kernel could reach the frontend's ports:

@@ -1,0 +1,508 @@
+"""The Guix backend: Guix-Jupyter's ``;;guix environment`` under nbseal.
+
+It needs the ``guix`` command (and its daemon). Where there is none, a Guix
+environment fails with :class:`GuixUnavailableError` ("guix is not installed
+on this machine"), shown in the cell that declared it; the rest of a Guix
+notebook needs no Guix: ``;;guix download`` uses nbseal's data store and
+``;;guix pin`` only records a commit.
+
+For an environment of packages ``P...`` pinned to Guix commit ``C``:
+
+resolve
+    ``guix time-machine -q --commit=C -- describe -f channels`` gives the
+    exact channels (``C`` in full, with its introduction); an unpinned
+    environment takes ``guix describe -f channels`` (the Guix in use). Then,
+    with those channels (``guix time-machine -C channels.scm --``),
+    ``shell --export-manifest P...`` writes the manifest and ``show P...``
+    gives the versions. The lock (``Lock.pylock``) is TOML holding the
+    channels, the manifest and each package's name and version: the same
+    channels and manifest give the same profile, bit for bit, wherever Guix
+    runs.
+build
+    ``guix time-machine -C channels.scm -- shell -m manifest.scm --root=ROOT
+    -- true`` builds the profile and makes ``ROOT`` (under the cache root,
+    named by the lock's key, so it survives the store's rename) a garbage
+    collector root; the store entry holds the channels, the manifest and
+    ``profile``, a link to the profile in ``/gnu/store``.
+kernel
+    ``guix shell --container --profile=PROFILE [--network] --share=SOCKETS
+    [--expose=DATA=WORKDIR/NAME]... -- KERNEL ARGV``, started in the
+    notebook's working directory, which ``guix shell --container`` shares
+    (see :func:`container_argv`, :class:`GuixLauncher`).
+
+None of this can run where nbseal is developed: Guix is not installed there.
+The command lines are pure functions with unit tests, resolve and build are
+tested against a stand-in ``guix`` script, and the kernel needs the proxy to
+use :func:`guix_kernel_command` and :class:`GuixLauncher` for a lock whose
+backend is ``guix``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from nbseal.backends.base import Backend
+from nbseal.directives import GUIX_REQUIREMENT_PREFIX
+from nbseal.errors import BuildError, GuixUnavailableError, KernelStartError, ResolutionError
+from nbseal.kernel.kernelcmd import KernelCommand, command_from_spec, pick_kernelspec
+from nbseal.kernel.provisioning import Launcher, LaunchRequest, spawn_logged
+from nbseal.lock import Lock
+from nbseal.paths import cache_root
+from nbseal.plan import EnvironmentSpec, guix_commit_of, host_platform
+from nbseal.progress import Progress
+from nbseal.sandbox.policy import SandboxPolicy
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "GUIX_LOCK_VERSION",
+    "GuixBackend",
+    "GuixLauncher",
+    "GuixLockData",
+    "GuixPackage",
+    "build_argv",
+    "channel_commits",
+    "container_argv",
+    "describe_argv",
+    "find_guix",
+    "guix_kernel_command",
+    "guix_packages",
+    "guix_profile",
+    "manifest_argv",
+    "parse_show",
+    "show_argv",
+]
+
+GUIX_LOCK_VERSION = 1
+INSTALL_HINT = (
+    "install Guix (https://guix.gnu.org/manual/en/html_node/Installation.html) and run the "
+    "cell again, or declare the environment with `#seal env NAME <- ...` from PyPI packages "
+    "(e.g. `#seal env py <- numpy`) or Debian packages (`deb:NAME`) instead"
+)
+
+
+# ---------------------------------------------------------------------------
+# specs and the guix command
+# ---------------------------------------------------------------------------
+def guix_packages(requirements: Sequence[str]) -> tuple[str, ...]:
+    """``guix:SPEC`` → the package specifications Guix takes."""
+    packages = []
+    for requirement in requirements:
+        if not requirement.startswith(GUIX_REQUIREMENT_PREFIX):
+            raise ResolutionError(
+                f"{requirement!r} is not a Guix package",
+                stderr="",
+                hint="a Guix environment takes only Guix packages; others go into "
+                "an environment of their own",
+            )
+        packages.append(requirement[len(GUIX_REQUIREMENT_PREFIX) :])
+    return tuple(packages)
+
+
+def _directive(name: str, requirements: Sequence[str], pin: str = "") -> str:
+    """The ``;;guix`` lines that declared an environment, as the error's context."""
+    lines = []
+    commit = guix_commit_of(pin) if pin else None
+    if commit:
+        lines.append(f";;guix pin {commit}")
+    lines.append(f";;guix environment {name} <- {' '.join(guix_packages(requirements))}")
+    return "needed by:\n" + "\n".join(f"    {line}" for line in lines)
+
+
+def find_guix(context: str = "") -> str:
+    """The ``guix`` command; raises :class:`GuixUnavailableError` when there is none."""
+    found = shutil.which("guix")
+    if found is None:
+        raise GuixUnavailableError(
+            "guix is not installed on this machine", context=context, hint=INSTALL_HINT
+        )
+    return found
+
+
+# -- command lines (pure) ----------------------------------------------------
+def describe_argv(guix: str, commit: str | None) -> list[str]:
+    """Print the exact channels: of Guix at ``commit``, or of the Guix in use."""
+    if commit is None:
+        return [guix, "describe", "--format=channels"]
+    # -q: the user's channel files are not part of the notebook.
+    return [guix, "time-machine", "-q", f"--commit={commit}", "--", "describe", "--format=channels"]
+
+
+def _time_machine(guix: str, channels: Path) -> list[str]:
+    return [guix, "time-machine", f"--channels={channels}", "--"]
+
+
+def manifest_argv(guix: str, channels: Path, packages: Sequence[str]) -> list[str]:
+    return [*_time_machine(guix, channels), "shell", "--export-manifest", *packages]
+
+
+def show_argv(guix: str, channels: Path, packages: Sequence[str]) -> list[str]:
+    return [*_time_machine(guix, channels), "show", *packages]
+
+
+def build_argv(guix: str, channels: Path, manifest: Path, root: Path) -> list[str]:
+    """Build the profile and make ``root`` a GC root; ``true`` is the host's."""
+    return [
+        *_time_machine(guix, channels),
+        "shell",
+        f"--manifest={manifest}",
+        f"--root={root}",
+        "--",
+        "true",
+    ]
+
+
+def container_argv(
+    guix: str,
+    profile: Path,
+    kernel_argv: Sequence[str],
+    *,
+    policy: SandboxPolicy,
+    socket_dir: Path,
+    preserve: Iterable[str] = (),
+    container: bool = True,
+) -> list[str]:
+    """``guix shell --container`` running ``kernel_argv`` under ``policy``.
+
+    Run it in ``policy.workdir``: ``guix shell --container`` shares the
+    current directory, writable, at the same path, and starts there. The
+    socket directory (connection file and ipc sockets) is shared writable;
+    data is exposed read-only under its name in the working directory.
+    ``preserve`` names the variables (e.g. a kernelspec's ``env``) that pass
+    into the container. Without ``container``, the kernel runs unsealed.
+    """
+    argv = [guix, "shell"]
+    if container:
+        argv.append("--container")
+        if policy.network:
+            argv.append("--network")
+        argv.append(f"--share={socket_dir}")
+        for share in policy.shares:
+            option = "--share" if share.mode == "rw" else "--expose"
+            argv.append(f"{option}={share.host_path}")
+        argv += [f"--expose={host}={inside}" for host, inside in policy.readonly_binds]
+    argv.append(f"--profile={profile}")
+    argv += [f"--preserve=^{re.escape(name)}$" for name in sorted(preserve)]
+    return [*argv, "--", *kernel_argv]
+
+
+# -- what guix prints (pure) ---------------------------------------------------
+def channel_commits(channels: str) -> dict[str, str]:
+    """``{channel name: commit}`` of a ``guix describe -f channels`` text."""
+    found: dict[str, str] = {}
+    for chunk in re.split(r"\(channel\b", channels)[1:]:
+        name = re.search(r"\(name\s+'([^\s()]+)\)", chunk)
+        commit = re.search(r"\(commit\s+\"([0-9a-f]+)\"\)", chunk)
+        if name and commit:
+            found[name.group(1)] = commit.group(1)
+    return found
+
+
+@dataclass(frozen=True)
+class GuixPackage:
+    name: str
+    version: str
+
+
+def _spec_name(spec: str) -> tuple[str, str]:
+    name, _, version = spec.partition(":")[0].partition("@")
+    return name, version
+
+
+def parse_show(text: str, packages: Sequence[str]) -> tuple[GuixPackage, ...]:
+    """The version ``guix show`` gives each of ``packages`` (its first match: the newest)."""
+    records: list[dict[str, str]] = []
+    for block in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition(":")
+            if sep and not line.startswith((" ", "+")):
+                fields.setdefault(key.strip(), value.strip())
+        if "name" in fields and "version" in fields:
+            records.append(fields)
+    chosen = []
+    for spec in packages:
+        name, version = _spec_name(spec)
+        match = next(
+            (
+                r
+                for r in records
+                if r["name"] == name and (not version or r["version"].startswith(version))
+            ),
+            None,
+        )
+        if match is None:
+            raise ResolutionError(
+                f"Guix has no package {spec!r}",
+                stderr=text[-2000:],
+                hint="check the name with `guix search`, or pin another Guix commit",
+            )
+        chosen.append(GuixPackage(match["name"], match["version"]))
+    return tuple(sorted(set(chosen), key=lambda p: (p.name, p.version)))
+
+
+# ---------------------------------------------------------------------------
+# the lock
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GuixLockData:
+    """The Guix-specific content of a lock (its ``pylock`` text, parsed)."""
+
+    channels: str
+    manifest: str
+    packages: tuple[GuixPackage, ...]
+
+    def dumps(self) -> str:
+        def q(text: str) -> str:  # a JSON string is a valid TOML basic string
+            return json.dumps(text, ensure_ascii=False)
+
+        commits = ", ".join(
+            f"{n} {c[:12]}" for n, c in sorted(channel_commits(self.channels).items())
+        )
+        lines = [
+            f"# nbseal Guix lock: channels ({commits}) and manifest",
+            f"lock-version = {GUIX_LOCK_VERSION}",
+            f"channels = {q(self.channels)}",
+            f"manifest = {q(self.manifest)}",
+        ]
+        for package in self.packages:
+            lines += [
+                "",
+                "[[packages]]",
+                f"name = {q(package.name)}",
+                f"version = {q(package.version)}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def loads(cls, text: str) -> GuixLockData:
+        try:
+            data: dict[str, Any] = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise BuildError("the Guix lock is not valid TOML", context=str(exc)) from exc
+        if data.get("lock-version") != GUIX_LOCK_VERSION:
+            raise BuildError(
+                f"this Guix lock has format {data.get('lock-version')!r}; this nbseal reads "
+                f"format {GUIX_LOCK_VERSION}",
+                hint="re-lock the environment with `nbseal lock`",
+            )
+        return cls(
+            channels=str(data["channels"]),
+            manifest=str(data["manifest"]),
+            packages=tuple(
+                GuixPackage(str(p["name"]), str(p["version"])) for p in data.get("packages", [])
+            ),
+        )
+
+
+# ---------------------------------------------------------------------------
+# running guix
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def context(self, argv: Sequence[str]) -> str:
+        return f"$ {shlex.join(argv)}\n{self.stderr.strip()[-3000:]}"
+
+
+async def _run(argv: Sequence[str], progress: Progress) -> _Run:
+    """Run guix; its stderr (downloads, builds) becomes progress steps."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    errors: list[str] = []
+
+    async def read_stderr(stream: asyncio.StreamReader) -> None:
+        async for raw in stream:
+            line = raw.decode(errors="replace").rstrip().rpartition("\r")[2].strip()
+            if line:
+                errors.append(line)
+                progress.step(line[:160])
+
+    try:
+        stdout, _ = await asyncio.gather(process.stdout.read(), read_stderr(process.stderr))
+        returncode = await process.wait()
+    except BaseException:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
+    return _Run(returncode, stdout.decode(errors="replace"), "\n".join(errors))
+
+
+def _kernelspecs(profile: Path) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for spec_file in sorted(profile.glob("share/jupyter/kernels/*/kernel.json")):
+        try:
+            found[spec_file.parent.name] = json.loads(spec_file.read_text())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+_KERNEL_HINT = (
+    "add a Jupyter kernel package to the environment, as Guix-Jupyter requires too: "
+    "python-ipykernel (Python) or r-irkernel (R)"
+)
+
+
+class GuixBackend(Backend):
+    """Guix packages into a profile; see the module's docstring."""
+
+    name = "guix"
+
+    def __init__(self, *, roots: Path | None = None) -> None:
+        # GC roots of built profiles: outside the store entry, whose path changes on rename.
+        self.roots = roots if roots is not None else cache_root() / "guix" / "roots"
+
+    async def resolve(self, spec: EnvironmentSpec, workdir: Path, progress: Progress) -> Lock:
+        guix = find_guix(_directive(spec.name, spec.requirements, spec.pin))
+        packages = guix_packages(spec.requirements)
+        commit = guix_commit_of(spec.pin)
+        progress.step(
+            f"resolving {' '.join(packages)} with Guix "
+            + (f"at commit {commit}" if commit else "as installed (no ;;guix pin)")
+        )
+        described = await _run(describe_argv(guix, commit), progress)
+        if described.returncode != 0:
+            raise ResolutionError(
+                "guix could not describe its channels" + (f" at commit {commit}" if commit else ""),
+                stderr=described.context(describe_argv(guix, commit)),
+                hint="check the commit in `;;guix pin`"
+                if commit
+                else "pin a Guix commit with `;;guix pin COMMIT` (a Guix installed without "
+                "`guix pull` cannot describe itself)",
+            )
+        workdir.mkdir(parents=True, exist_ok=True)
+        channels = workdir / "channels.scm"
+        channels.write_text(described.stdout)
+        outputs = []
+        for argv in (manifest_argv(guix, channels, packages), show_argv(guix, channels, packages)):
+            run = await _run(argv, progress)
+            if run.returncode != 0:
+                raise ResolutionError(
+                    f"Guix could not resolve {' '.join(packages)}",
+                    stderr=run.context(argv),
+                    hint="check the package names with `guix search`, or pin another commit",
+                )
+            outputs.append(run.stdout)
+        data = GuixLockData(described.stdout, outputs[0], parse_show(outputs[1], packages))
+        progress.step(f"locked {len(data.packages)} Guix packages")
+        return Lock(
+            backend=self.name,
+            requirements=spec.requirements,
+            python="",  # the profile brings its own interpreters
+            platform=host_platform(),
+            exclude_newer=spec.pin,
+            pylock=data.dumps(),
+        )
+
+    async def build(self, lock: Lock, dest: Path, progress: Progress) -> None:
+        packages = guix_packages(lock.requirements)
+        guix = find_guix(f"needed to build the locked Guix environment of: {' '.join(packages)}")
+        data = GuixLockData.loads(lock.pylock)
+        dest.mkdir(parents=True)
+        channels, manifest = dest / "channels.scm", dest / "manifest.scm"
+        channels.write_text(data.channels)
+        manifest.write_text(data.manifest)
+        self.roots.mkdir(parents=True, exist_ok=True)
+        root = self.roots / lock.key
+        progress.step(f"building the Guix profile of {' '.join(packages)}")
+        argv = build_argv(guix, channels, manifest, root)
+        run = await _run(argv, progress)
+        if run.returncode != 0:
+            raise BuildError(
+                "Guix could not build the environment",
+                context=run.context(argv),
+                hint="the lock names the exact channels and manifest; check the Guix "
+                "daemon (`guix build hello`) and the network for substitutes",
+            )
+        profile = Path(os.path.realpath(root))
+        if not _kernelspecs(profile):
+            raise BuildError(
+                "the Guix environment holds no Jupyter kernel",
+                context=f"packages: {' '.join(packages)}",
+                hint=_KERNEL_HINT,
+            )
+        (dest / "profile").symlink_to(profile)
+
+
+# ---------------------------------------------------------------------------
+# the kernel (the proxy's side; needs Guix)
+# ---------------------------------------------------------------------------
+def guix_profile(env_path: Path) -> Path:
+    """The profile in ``/gnu/store`` that a built Guix environment links to."""
+    return Path(os.path.realpath(env_path / "profile"))
+
+
+def guix_kernel_command(env_path: Path, wanted: str | None = None) -> KernelCommand:
+    """The kernel of a built Guix environment, as its kernelspec names it.
+
+    The argv is left as written: inside ``guix shell --container`` the
+    profile's ``bin`` is on ``PATH`` and its ``/gnu/store`` paths are there.
+    """
+    profile = guix_profile(env_path)
+    specs = _kernelspecs(profile)
+    if not specs:
+        raise KernelStartError(
+            f"the Guix environment at {env_path} holds no Jupyter kernel", hint=_KERNEL_HINT
+        )
+    name, spec, argv = pick_kernelspec(specs, wanted)
+    # ipykernel answers interrupt_request; a signal would reach `guix shell`.
+    interrupt_mode = "message" if "ipykernel_launcher" in argv else None
+    return command_from_spec(name, spec, argv, interrupt_mode)
+
+
+class GuixLauncher(Launcher):
+    """Start a Guix environment's kernel with ``guix shell --container``.
+
+    Sealed as Guix seals: its own namespaces, only the profile's store items,
+    the working directory, the sockets and what the policy grants. Unsealed
+    (``--no-sandbox``) it runs ``guix shell --profile`` without a container.
+    Not run by the tests: it needs Guix.
+    """
+
+    def __init__(self, policy: SandboxPolicy, *, sealed: bool = True, guix: str | None = None):
+        self.policy = policy if sealed else replace(policy, network=True)
+        self.sealed = sealed
+        self._guix = guix
+
+    def build_argv(self, request: LaunchRequest) -> list[str]:
+        return container_argv(
+            self._guix or find_guix(),
+            guix_profile(request.env_path),
+            request.argv,
+            policy=self.policy,
+            socket_dir=request.socket_dir,
+            # A pid namespace's parent is pid 1: ipykernel would take that for its parent dying.
+            preserve=[name for name in request.env if name != "JPY_PARENT_PID"],
+            container=self.sealed,
+        )
+
+    async def launch(self, request: LaunchRequest) -> asyncio.subprocess.Process:
+        argv = self.build_argv(request)
+        env = dict(os.environ)
+        env.update(request.env)
+        env.pop("JPY_PARENT_PID", None)
+        return await spawn_logged(argv, env=env, cwd=request.cwd, log_path=request.log_path)
