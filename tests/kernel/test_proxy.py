@@ -194,6 +194,25 @@ def test_directive_cells_are_answered_by_the_proxy(kernel) -> None:
     assert bad.reply["content"]["ename"] == "DirectiveError"
     assert "line 2" in bad.reply["content"]["evalue"]
     assert bad.stdout == ""
+    # Short: what was wrong and what to do, not nbseal's own Python stack.
+    assert not any("Traceback (most recent" in t for t in bad.reply["content"]["traceback"])
+
+
+def test_nbseal_traceback_shows_where_in_nbseal_an_error_came_from() -> None:
+    km = KernelManager(kernel_name="nbseal")
+    km.start_kernel(env={**os.environ, "NBSEAL_TRACEBACK": "1"})
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=120)
+        bad = execute(kc, "#seal nonsense")
+        assert bad.reply["content"]["ename"] == "DirectiveError"
+        stack = bad.reply["content"]["traceback"][-1]
+        assert "Traceback (most recent call last)" in stack
+        assert "parser.py" in stack
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
 
 
 def test_many_clients_messages_interleave(kernel) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import os
+from traceback import format_exception
 from typing import Any
 
 from nbseal.errors import NbsealError
@@ -46,13 +48,20 @@ def progress_bundle(event: ProgressEvent) -> dict[str, Any]:
 
 
 def error_content(exc: NbsealError, execution_count: int | None = None) -> dict[str, Any]:
-    """An ``error`` message body: nbseal's class as ename, a short traceback."""
+    """An ``error`` message body: nbseal's class as ename, a short traceback.
+
+    The traceback is what the user needs (message, context, hint); nbseal's
+    own Python stack only with ``NBSEAL_TRACEBACK=1`` in the kernel's environment.
+    """
     red, reset = "\x1b[31m", "\x1b[0m"
     traceback = [f"{red}{exc.ename}{reset}: {exc.message}"]
     if exc.context:
         traceback.append(exc.context)
     if exc.hint:
         traceback.append(f"hint: {exc.hint}")
+    if os.environ.get("NBSEAL_TRACEBACK"):
+        # Asked for (nbseal's own developers, bug reports): where in nbseal it happened.
+        traceback.append("".join(format_exception(exc)).rstrip())
     content: dict[str, Any] = {
         "ename": exc.ename,
         "evalue": exc.message,

@@ -753,7 +753,13 @@ class ProxyKernel:
             self._finish_with_error(execution, exc)
         except Exception as exc:
             log.exception("internal error while executing")
-            self._finish_with_error(execution, NbsealError(f"internal error in nbseal: {exc!r}"))
+            internal = NbsealError(
+                f"internal error in nbseal: {exc!r}",
+                hint="please report it; NBSEAL_TRACEBACK=1 in the kernel's environment "
+                "shows where it happened",
+            )
+            internal.__cause__ = exc
+            self._finish_with_error(execution, internal)
 
     async def _run_cell(self, execution: Execution, code: str, silent: bool) -> None:
         cell = parse_cell(code)
