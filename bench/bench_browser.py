@@ -26,11 +26,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 from tests.browser.ui import (  # noqa: E402
     BUILD_TIMEOUT,
     CHROMIUM,
     CHROMIUM_ARGS,
+    KERNEL_DISPLAY_NAME,
+    JupyterServer,
     KernelMessages,
     Notebook,
     open_new_notebook,
@@ -40,6 +42,7 @@ from tests.browser.ui import (  # noqa: E402
 
 from nbseal.kernel.kernelspec import install_kernelspec  # noqa: E402
 
+NBSEAL = ("nbseal", KERNEL_DISPLAY_NAME)
 PYTHON3 = ("python3", "Python 3 (ipykernel)")
 # An environment defined in the first cell, then used by every timed cell.
 DEFINE = "#seal env py <- six==1.17.0 pin=2025-06-01\nimport six"
@@ -48,9 +51,14 @@ _ARM = """
 ([area, marker]) => {
   window.__nbsealBench = {start: null, end: null};
   const state = window.__nbsealBench;
-  document.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && event.shiftKey) state.start = performance.now();
-  }, {capture: true, once: true});
+  // Not {once: true}: the Shift key's own keydown comes first.
+  const onKey = (event) => {
+    if (event.key === "Enter" && event.shiftKey && state.start === null) {
+      state.start = performance.now();
+      document.removeEventListener("keydown", onKey, {capture: true});
+    }
+  };
+  document.addEventListener("keydown", onKey, {capture: true});
   const seen = () => area.textContent.includes(marker);
   const observer = new MutationObserver(() => {
     if (state.end === null && seen()) { state.end = performance.now(); observer.disconnect(); }
@@ -75,6 +83,16 @@ def time_cell(notebook: Notebook, index: int) -> float:
     return float(end) - float(start)
 
 
+def open_notebook(
+    browser: Browser, server: JupyterServer, workspace: str, kernel: tuple[str, str]
+) -> Notebook:
+    """A new notebook in a browser context of its own (its own message log)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    messages = KernelMessages()
+    context.on("page", messages.attach)
+    return open_new_notebook(context, server, messages, workspace, kernel)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
@@ -91,11 +109,8 @@ def main() -> None:
             browser = driver.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
             )
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            messages = KernelMessages()
-            context.on("page", messages.attach)
-            sealed = open_new_notebook(context, server, messages, "bench-nbseal")
-            plain = open_new_notebook(context, server, messages, "bench-ipykernel", PYTHON3)
+            sealed = open_notebook(browser, server, "bench-nbseal", NBSEAL)
+            plain = open_notebook(browser, server, "bench-ipykernel", PYTHON3)
             defined = sealed.run(0, DEFINE, BUILD_TIMEOUT)
             assert defined.status == "ok", defined.reply.content
             plain.run(0, "import sys")
