@@ -44,3 +44,8 @@ def tmp_notebook_dir(tmp_path: Path) -> Iterator[Path]:
         yield tmp_path
     finally:
         os.chdir(cwd)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: the slowest, and their Playwright loop must not precede others."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
