@@ -6,20 +6,34 @@ Layout under ``<cache root>/envs``::
     <key>/nbseal-env.json   its manifest, written before the rename
     .build-<key>-<rand>/    a build in progress; never used, removed on failure
     .locks/<key>.lock       serialises builds of one key across processes
+    .locks/share.lock       serialises publishing trees that share files
     .usage/<key>            mtime = last time a kernel used the entry
 
 An entry becomes visible only by ``rename`` of a finished build directory, so
 a crash or a killed build can never leave something that looks complete.
+
+Backends whose trees are large and alike (Debian root file systems) share
+files: before its rename, a new tree of such a backend is made read-only and
+its files identical to files of the same backend's entries are replaced by
+hard links to them (``backend.share_files``). That happens under
+``.locks/share.lock``, so two builds finishing together cannot miss each
+other, and it changes only the new tree: published entries are only read.
+Shared inodes are read-only in every tree that names them, and nothing
+chmods a file of a published entry (removing one chmods only directories), so
+sharing never changes what another entry sees.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from filelock import FileLock, Timeout
 
@@ -37,9 +51,23 @@ from nbseal.paths import cache_root
 from nbseal.plan import EnvironmentSpec
 from nbseal.progress import Progress
 
-__all__ = ["BuiltEnvironment", "EnvironmentStore", "StoreEntry"]
+__all__ = ["BuiltEnvironment", "EnvironmentStore", "SharesFiles", "StoreEntry"]
 
 MANIFEST = "nbseal-env.json"
+SHARE_LOCK = "share.lock"
+
+
+@runtime_checkable
+class SharesFiles(Protocol):
+    """A backend whose trees share identical files with its other trees in the store."""
+
+    name: str
+
+    def share_files(self, tree: Path, published: Sequence[Path]) -> str:
+        """Hard-link files of ``tree`` (read-only) to identical ones of ``published``.
+
+        Only ``tree`` may change. Returns a one-line summary for the progress.
+        """
 
 
 @dataclass(frozen=True)
@@ -151,8 +179,11 @@ class EnvironmentStore:
                 "lock": lock.to_json(),
             }
             atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=1))
-            make_tree_readonly(staging)
-            os.rename(staging, final)
+            if isinstance(backend, SharesFiles):
+                await self._publish_shared(backend, staging, final, progress)
+            else:
+                make_tree_readonly(staging)
+                os.rename(staging, final)
         except BaseException as exc:
             remove_tree(staging)
             if isinstance(exc, OSError) and not isinstance(exc, StoreError):
@@ -163,7 +194,38 @@ class EnvironmentStore:
             raise
         return BuiltEnvironment(lock.key, final, lock, reused=False)
 
+    async def _publish_shared(
+        self, backend: SharesFiles, staging: Path, final: Path, progress: Progress
+    ) -> None:
+        """Make ``staging`` read-only, share its files, and publish it, under the share lock."""
+        filelock = FileLock(str(self.root / ".locks" / SHARE_LOCK))
+        await acquire_polling(filelock, progress, "waiting for another build to publish")
+        try:
+            # Read-only first: the modes compared are then the final ones, and
+            # no chmod comes after a file became a link to another tree's inode.
+            await asyncio.to_thread(make_tree_readonly, staging)
+            published = [path for path, lock in self.locks() if lock.backend == backend.name]
+            summary = await asyncio.to_thread(backend.share_files, staging, published)
+            progress.step(summary)
+            os.rename(staging, final)
+        finally:
+            filelock.release()
+
     # -- maintenance --------------------------------------------------------
+    def locks(self) -> Iterator[tuple[Path, Lock]]:
+        """Every complete entry with its lock (entries with unreadable manifests are skipped)."""
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.iterdir()):
+            if path.name.startswith("."):
+                continue
+            try:
+                manifest = json.loads((path / MANIFEST).read_text())
+                lock = Lock.from_json(manifest["lock"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            yield path, lock
+
     def entries(self) -> list[StoreEntry]:
         if not self.root.is_dir():
             return []

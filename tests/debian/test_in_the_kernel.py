@@ -46,3 +46,8 @@ def test_r_from_debian_packages_runs_sealed_beside_python() -> None:
         }
         assert rows["r"]["kernel"] == "ir"
         assert any(p.startswith("r-base-core==") for p in rows["r"]["packages"])
+        # The suite and the mirror the tree came from.
+        assert f" {rows['r']['debian']['suite']} " in rows["r"]["debian"]["sources"][0]
+        assert rows["r"]["debian"]["mirror"].startswith("http")
+        assert rows["r"]["source"].startswith(f"Debian {rows['r']['debian']['suite']} ")
+        assert "source" not in rows["py"]

@@ -30,11 +30,13 @@ from nbseal.backends.debian import (
 )
 from nbseal.backends.debian_lock import DebCache, DebianLockData, sha256_file
 from nbseal.errors import BuildError, ResolutionError
+from nbseal.fsutil import remove_tree
 from nbseal.plan import EnvironmentSpec
 from nbseal.progress import Progress
 from nbseal.sandbox import SandboxPolicy
 from nbseal.sandbox.rootfs import find_rootfs_kernel_command
-from tests.debian.conftest import PIN, BuiltRootfs
+from nbseal.store import EnvironmentStore
+from tests.debian.conftest import PIN, R_REQUIREMENTS, BuiltRootfs
 from tests.debian.helpers import RootfsKernel
 from tests.sandbox.helpers import LoopThread
 
@@ -162,13 +164,14 @@ def test_offline_rebuild_from_stored_debs_gives_the_same_packages(
         assert installed_packages(rebuilt) == installed_packages(r_env.path)
         assert installed_packages(rebuilt) == data.installed_set()
 
-        # Two trees, shared files hard-linked: the pair takes about one tree.
+        # Two trees of one lock, the rebuilt one's files hard-linked to the
+        # first's (another store, so not done on publishing): about one tree.
         apart = disk_usage([r_env.path, rebuilt])
-        summary = share_identical_files([r_env.path, rebuilt])
+        shared = share_identical_files(rebuilt, [r_env.path])
         together = disk_usage([r_env.path, rebuilt])
         print(
-            f"MEASURE hardlink: {apart / 2**20:.0f} MiB -> {together / 2**20:.0f} MiB "
-            f"({together / apart:.2f}x)\n{summary}"
+            f"MEASURE sharing: {apart / 2**20:.0f} MiB -> {together / 2**20:.0f} MiB "
+            f"({together / apart:.2f}x); {shared.summary()}"
         )
         assert together < 0.6 * apart
 
@@ -194,6 +197,55 @@ def test_cleared_deb_store_refetches_verified_debs_from_the_mirror(
     asyncio.run(backend.ensure_debs(partial, Progress("r")))
     for package in small:
         assert sha256_file(cache.path(package.sha256)) == package.sha256
+
+
+def test_a_second_r_environment_shares_files_with_the_first_in_the_store(
+    r_env: BuiltRootfs, loop_thread: LoopThread, runtime_dir: Path, workdir: Path
+) -> None:
+    """R + IRkernel, and the same plus one small package: the store holds about one tree."""
+    steps: list[str] = []
+    progress = Progress("r2")
+    progress.subscribe(lambda event: steps.append(event.step))
+    spec = EnvironmentSpec("r2", (*R_REQUIREMENTS, "deb:r-cran-magrittr"), PIN)
+
+    async def run() -> Path:
+        with tempfile.TemporaryDirectory(prefix="nbseal-resolve-") as tmp:
+            lock = await DebianBackend().resolve(spec, Path(tmp), progress)
+        return (await EnvironmentStore().ensure(lock, DebianBackend(), progress)).path
+
+    second = asyncio.run(run())
+    try:
+        packages = {name for name, _, _ in installed_packages(second)}
+        assert "r-cran-magrittr" in packages
+        assert packages - {"r-cran-magrittr"} == {n for n, _, _ in installed_packages(r_env.path)}
+        first_size, second_size = disk_usage([r_env.path]), disk_usage([second])
+        together = disk_usage([r_env.path, second])
+        ratio = together / (first_size + second_size)
+        print(
+            f"\nMEASURE store sharing: {first_size / 2**20:.0f} + {second_size / 2**20:.0f} MiB "
+            f"-> {together / 2**20:.0f} MiB ({ratio:.2f}x); "
+            + ("; ".join(s for s in steps if "hard-linked" in s) or "stored before (shared then)")
+        )
+        assert ratio < 0.6
+        # A big file of both is one inode, read-only.
+        libr = Path("usr/lib/R/lib/libR.so")
+        assert (second / libr).stat().st_ino == (r_env.path / libr).stat().st_ino
+        assert (second / libr).stat().st_mode & 0o222 == 0
+        # Both kernels still run from their (read-only, shared) trees.
+        for tree, code in (
+            (r_env.path, "cat(sum(1:10))"),
+            (second, "suppressMessages(library(magrittr)); cat(1:10 %>% sum)"),
+        ):
+            policy = SandboxPolicy(workdir=workdir)
+            kernel = RootfsKernel(loop_thread, tree, policy, runtime_dir)
+            kernel.start()
+            try:
+                assert kernel.r(code) == "55"
+            finally:
+                kernel.stop()
+    finally:
+        if not os.environ.get("NBSEAL_TEST_CACHE_DIR"):
+            remove_tree(second)
 
 
 def test_unknown_debian_package_is_named(mmdebstrap: str, tmp_path: Path) -> None:

@@ -309,3 +309,52 @@ def test_rootfs_mounts_split_the_tree_only_where_needed(tmp_path: Path) -> None:
     assert "--ro-bind-data 8 /etc/hosts" in text
     assert argv.index("--remount-ro") > argv.index("--ro-bind-data")
     assert argv[-2:] == ["--", "R"]
+
+
+# -- #seal describe ---------------------------------------------------------------
+def test_describe_shows_the_suite_and_mirror_of_a_debian_environment() -> None:
+    from types import SimpleNamespace
+
+    from nbseal.kernel.describe import describe_bundle
+    from nbseal.plan import EnvironmentSpec
+
+    data = _data(
+        sources=(
+            DebianSource("http://deb.debian.org/debian", "bookworm"),
+            DebianSource("http://deb.debian.org/debian", "bookworm-updates"),
+        )
+    )
+    deb = SimpleNamespace(
+        spec=EnvironmentSpec("r", ("deb:r-base-core",), "2026-11-01"),
+        lock=_lock(data),
+        built=None,
+        kernel=None,
+    )
+    waiting = SimpleNamespace(
+        spec=EnvironmentSpec("oct", ("deb:octave",), "2026-11-01"),
+        lock=None,
+        built=None,
+        kernel=None,
+    )
+    python = SimpleNamespace(
+        spec=EnvironmentSpec("py", ("six",), "2026-11-01"), lock=None, built=None, kernel=None
+    )
+    bundle = describe_bundle({"r": deb, "oct": waiting, "py": python}, "r", "sealed")  # type: ignore[dict-item]
+    rows = {
+        row["environment"].split()[0]: row for row in bundle["application/vnd.nbseal.describe+json"]
+    }
+    assert rows["r"]["debian"]["suite"] == "bookworm"
+    assert rows["r"]["debian"]["mirror"] == "http://deb.debian.org/debian"
+    assert rows["r"]["debian"]["pin_enforced"] is False
+    assert rows["r"]["source"].startswith(
+        "Debian bookworm (amd64) from http://deb.debian.org/debian"
+    )
+    assert "bookworm-updates" in rows["r"]["source"]
+    assert "not enforced" in rows["r"]["source"]
+    assert rows["oct"]["source"] == "Debian (not resolved yet)"
+    assert "source" not in rows["py"]
+    assert "Debian bookworm (amd64) from http://deb.debian.org/debian" in bundle["text/plain"]
+    assert "<th>source</th>" in bundle["text/html"]
+    assert "<td>Debian bookworm (amd64)" in bundle["text/html"]
+    only_python = describe_bundle({"py": python}, "py", "sealed")  # type: ignore[dict-item]
+    assert "<th>source</th>" not in only_python["text/html"]

@@ -15,6 +15,14 @@ that cache, downloaded and verified only when missing) become a flat
 built is reused instead when it is still there and holds exactly the lock's
 packages, so a first use builds once, not twice.
 
+Trees are large and much alike (every one holds libc, Perl, apt, often R
+or Python): when the store publishes one, :meth:`DebianBackend.share_files`
+replaces its files that are identical (content, mode, owner, mtime, extended
+attributes) to files of the store's other Debian trees by hard links to
+those (:func:`share_identical_files`); a second R environment then costs only
+what it adds. ``nbseal env gc`` removes the .debs no stored lock names
+(:func:`remove_unused_debs`).
+
 The mirror comes from the host's apt sources (entries for the host's suite
 and its ``-updates``/``-security`` suites), or from ``$NBSEAL_DEBIAN_MIRROR``:
 a URL, or ``snapshot`` for snapshot.debian.org at the environment's pin.
@@ -33,6 +41,7 @@ import contextlib
 import dataclasses
 import fnmatch
 import functools
+import hashlib
 import os
 import re
 import shlex
@@ -41,7 +50,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,6 +58,7 @@ from pathlib import Path
 from nbseal.backends.base import Backend
 from nbseal.backends.debian_lock import (
     DebCache,
+    DebGcResult,
     DebianLockData,
     DebianPackage,
     DebianSource,
@@ -70,6 +80,7 @@ __all__ = [
     "SUITE_ENV_VAR",
     "DebianBackend",
     "DebianUnavailableError",
+    "SharingResult",
     "check_mmdebstrap",
     "debian_packages",
     "disk_usage",
@@ -78,6 +89,7 @@ __all__ = [
     "is_debian_spec",
     "mirror_sources",
     "prune_excluded",
+    "remove_unused_debs",
     "share_identical_files",
     "snapshot_timestamp",
 ]
@@ -597,21 +609,159 @@ def disk_usage(paths: Sequence[Path]) -> int:
     return total
 
 
-def share_identical_files(trees: Sequence[Path]) -> str:
-    """Hard-link identical files (same content, mode, owner, mtime) across ``trees``.
+@dataclass(frozen=True)
+class SharingResult:
+    """What :func:`share_identical_files` did to a new tree."""
 
-    util-linux ``hardlink`` in its default mode; returns its summary. Only
-    regular files are linked, so device nodes, sockets and symlinks stay.
-    """
-    tool = shutil.which("hardlink")
-    if tool is None:
-        raise BuildError(
-            "hardlink (util-linux) is not installed", hint="apt-get install util-linux"
+    files: int  # regular, non-empty files in the new tree
+    linked: int  # of them, now hard links to an identical file
+    saved_bytes: int  # disk blocks freed
+    seconds: float
+
+    def summary(self) -> str:
+        return (
+            f"{self.linked} of {self.files} files hard-linked to identical files, "
+            f"{self.saved_bytes / 2**20:.0f} MiB saved in {self.seconds:.1f} s"
         )
-    done = subprocess.run([tool, *map(str, trees)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise BuildError("hardlink failed", context=done.stderr.strip())
-    return done.stdout.strip()
+
+
+# Everything an inode carries that a path name does not: files that agree on
+# all of it (and on content and extended attributes) can be one inode.
+_FileKey = tuple[int, int, int, int, int]
+_CHUNK = 1 << 20
+
+
+def _file_key(info: os.stat_result) -> _FileKey:
+    return (info.st_size, info.st_mode, info.st_uid, info.st_gid, info.st_mtime_ns)
+
+
+def _regular_files(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Non-empty regular files below ``root``, with their lstat; no symlink is followed."""
+    stack = [str(root)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        info = entry.stat(follow_symlinks=False)
+                        if info.st_size > 0:
+                            yield entry.path, info
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed meanwhile (a published tree being collected)
+
+
+def _digest(path: str) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.digest()
+
+
+def _xattrs(path: str) -> dict[str, bytes]:
+    return {
+        name: os.getxattr(path, name, follow_symlinks=False)
+        for name in os.listxattr(path, follow_symlinks=False)
+    }
+
+
+def _link_over(path: str, target: str) -> bool:
+    """Replace ``path`` by a hard link to ``target`` in one rename; False if it cannot be."""
+    tmp = f"{os.path.dirname(path)}/.nbseal-link-{uuid.uuid4().hex[:12]}"
+    try:
+        os.link(target, tmp)
+    except OSError:  # EMLINK, EXDEV, a published tree collected meanwhile ...
+        return False
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return False
+    return True
+
+
+def share_identical_files(tree: Path, published: Sequence[Path]) -> SharingResult:
+    """Hard-link files of ``tree`` to identical files of ``published`` trees (or of itself).
+
+    Identical means: regular, non-empty, same size, mode, owner, group and
+    modification time, same extended attributes (file capabilities, ACLs)
+    and the same bytes. Only ``tree`` changes: each such file of it is
+    replaced, by an atomic rename, with a link to the other inode; the
+    published trees are only read, so a kernel running from one of them sees
+    nothing happen. Symlinks, directories and special files stay as they are.
+
+    Meant for read-only trees: call it after ``tree`` was made read-only
+    (its modes are then final, and equal to the published trees' ones), so
+    no chmod ever reaches an inode that another tree shares. Candidates are
+    found by an index on (size, mode, owner, mtime) built from the published
+    trees, restricted to keys the new tree has; within a key, files are
+    compared by SHA-256 (each file read once).
+    """
+    started = time.monotonic()
+    try:
+        device = tree.stat().st_dev
+    except OSError:
+        return SharingResult(0, 0, 0, 0.0)
+    new = list(_regular_files(tree))
+    keys = {_file_key(info) for _, info in new}
+    # key -> distinct inodes (one path each) that a new file may become
+    candidates: dict[_FileKey, dict[int, str]] = {}
+    for other in published:
+        for path, info in _regular_files(other):
+            key = _file_key(info)
+            if key in keys and info.st_dev == device:
+                candidates.setdefault(key, {}).setdefault(info.st_ino, path)
+    linked = 0
+    digests: dict[int, bytes] = {}  # inode -> SHA-256, each file read at most once
+    replaced: dict[int, int] = {}  # old inode of the new tree -> names replaced
+    blocks: dict[int, tuple[int, int]] = {}  # old inode -> (st_nlink, bytes allocated)
+    for path, info in new:
+        group = candidates.setdefault(_file_key(info), {})
+        if info.st_ino in group:
+            continue  # already that inode (a second name of it)
+        try:
+            mine = digests.get(info.st_ino) or _digest(path)
+            digests[info.st_ino] = mine
+            attributes = _xattrs(path)
+            for ino, target in group.items():
+                if ino not in digests:
+                    digests[ino] = _digest(target)
+                if (
+                    digests[ino] == mine
+                    and _xattrs(target) == attributes
+                    and _link_over(path, target)
+                ):
+                    linked += 1
+                    replaced[info.st_ino] = replaced.get(info.st_ino, 0) + 1
+                    blocks[info.st_ino] = (info.st_nlink, info.st_blocks * 512)
+                    break
+            else:
+                group[info.st_ino] = path  # later files of the tree may share it
+        except OSError:
+            continue  # unreadable or gone: keep the file as it is
+    saved = sum(size for ino, (nlink, size) in blocks.items() if replaced[ino] >= nlink)
+    return SharingResult(len(new), linked, saved, time.monotonic() - started)
+
+
+def remove_unused_debs(locks: Iterable[Lock], debs: DebCache | None = None) -> DebGcResult:
+    """Remove the stored .debs that none of ``locks`` (the store's) names; see DebCache.gc.
+
+    A Debian lock that cannot be read (a newer format) could name any .deb,
+    so then nothing is removed.
+    """
+    keep: set[str] = set()
+    for lock in locks:
+        if lock.backend != DebianBackend.name:
+            continue
+        try:
+            data = DebianLockData.loads(lock.pylock)
+        except BuildError:
+            return DebGcResult((), 0, 0)
+        keep.update(p.sha256 for p in data.all_debs())
+    return (debs if debs is not None else DebCache()).gc(keep)
 
 
 # ---------------------------------------------------------------------------
@@ -773,6 +923,7 @@ class DebianBackend(Backend):
         uris = _uris_for(DebianLockData(suite, arch, tuple(include), tuple(sources), tuple(locked)))
         for package in self.debs.missing([*locked, *tools]):
             self.debs.fetch(package, uris.get(package.source, []))
+        self.debs.mark_used([*locked, *tools])
         return DebianLockData(
             suite=suite,
             architecture=arch,
@@ -784,6 +935,15 @@ class DebianBackend(Backend):
             resolved_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
 
+    # -- the store ----------------------------------------------------------
+    def share_files(self, tree: Path, published: Sequence[Path]) -> str:
+        """Hard-link ``tree``'s files to identical ones of the store's other Debian trees.
+
+        Called by the store (see :class:`nbseal.store.SharesFiles`) with
+        ``tree`` read-only, under the store's share lock.
+        """
+        return share_identical_files(tree, published).summary()
+
     def _prune_prebuilt(self) -> None:
         cutoff = time.time() - PREBUILT_MAX_AGE
         for path in self.prebuilt_root.iterdir():
@@ -794,6 +954,8 @@ class DebianBackend(Backend):
     # -- build --------------------------------------------------------------
     async def build(self, lock: Lock, dest: Path, progress: Progress) -> None:
         data = DebianLockData.loads(lock.pylock)
+        # Keeps them from `nbseal env gc` until this lock is in the store.
+        await asyncio.to_thread(self.debs.mark_used, data.all_debs())
         wanted = data.installed_set()
         prebuilt = self.prebuilt_root / lock.key
         if prebuilt.is_dir():
@@ -811,7 +973,7 @@ class DebianBackend(Backend):
         """Build ``data``'s tree from stored .debs only (missing ones are fetched first)."""
         mmdebstrap = await asyncio.to_thread(check_mmdebstrap)
         await self.ensure_debs(data, progress)
-        everything = [*data.packages, *data.build_tools]
+        everything = list(data.all_debs())
         self.work_root.mkdir(parents=True, exist_ok=True)
         repo = Path(tempfile.mkdtemp(prefix="repo-", dir=self.work_root))
         try:
@@ -855,7 +1017,7 @@ class DebianBackend(Backend):
 
     async def ensure_debs(self, data: DebianLockData, progress: Progress) -> None:
         """Put every .deb of ``data`` into the local store, downloading what is missing."""
-        everything = [*data.packages, *data.build_tools]
+        everything = list(data.all_debs())
         missing = self.debs.missing(everything)
         if missing:
             progress.step(f"downloading {len(missing)} .debs missing from the local store")

@@ -37,18 +37,23 @@ two resolutions to the same .debs share one store entry. Everything else
 
 The .debs live content-addressed in ``<cache root>/debs/<sha256>.deb``
 (:class:`DebCache`), written atomically and verified, so a lock rebuilds
-offline long after the mirror dropped those versions.
+offline long after the mirror dropped those versions. A .deb's modification
+time says when a resolution or build last used it; ``nbseal env gc`` removes
+the .debs that no lock in the store names and that were not used for a day
+(:meth:`DebCache.gc`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
@@ -66,7 +71,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [
     "DEBIAN_LOCK_VERSION",
+    "DEB_GRACE_SECONDS",
     "DebCache",
+    "DebGcResult",
     "DebianLockData",
     "DebianPackage",
     "DebianSource",
@@ -77,6 +84,10 @@ __all__ = [
 
 DEBIAN_LOCK_VERSION = 1
 _CHUNK = 1 << 20
+# A .deb used this recently stays even when no stored lock names it: the
+# resolution or build using it has not put its lock into the store yet (a
+# resolved tree waits up to a day for its build, see debian.PREBUILT_MAX_AGE).
+DEB_GRACE_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -208,6 +219,10 @@ class DebianLockData:
 
     def installed_set(self) -> set[tuple[str, str, str]]:
         return {(p.name, p.version, p.architecture) for p in self.packages}
+
+    def all_debs(self) -> tuple[DebianPackage, ...]:
+        """Every .deb a build of this lock reads: the packages and the build tools."""
+        return (*self.packages, *self.build_tools)
 
 
 def _package(p: dict[str, Any]) -> DebianPackage:
@@ -372,11 +387,52 @@ class DebCache:
             f"{self.root} named <sha256>.deb",
         )
 
+    def mark_used(self, packages: Iterable[DebianPackage]) -> None:
+        """Note that a resolution or build uses these .debs now (their mtime); see :meth:`gc`."""
+        for package in packages:
+            with contextlib.suppress(OSError):
+                os.utime(self.path(package.sha256))
+
+    def gc(self, keep: set[str], unused_for: float = DEB_GRACE_SECONDS) -> DebGcResult:
+        """Remove the .debs whose SHA-256 is not in ``keep`` and not used for ``unused_for`` s.
+
+        Leftover temporary files of interrupted downloads go too, after the same time.
+        """
+        cutoff = time.time() - unused_for
+        removed, freed, recent = [], 0, 0
+        if not self.root.is_dir():
+            return DebGcResult((), 0, 0)
+        for path in sorted(self.root.iterdir()):
+            name = path.name
+            if name.endswith(".deb") and name[: -len(".deb")] in keep:
+                continue
+            if not (name.endswith(".deb") or (name.startswith(".") and name.endswith(".tmp"))):
+                continue  # not ours
+            try:
+                info = path.stat()
+                if info.st_mtime >= cutoff:
+                    recent += name.endswith(".deb")
+                    continue
+                path.unlink()
+            except OSError:
+                continue
+            if name.endswith(".deb"):
+                removed.append(name[: -len(".deb")])
+                freed += info.st_size
+        return DebGcResult(tuple(removed), freed, recent)
+
     async def fetch_all(
         self, packages: Sequence[DebianPackage], uris_for: dict[int, list[str]]
     ) -> None:
         for package in self.missing(packages):
             await asyncio.to_thread(self.fetch, package, uris_for.get(package.source, []))
+
+
+@dataclass(frozen=True)
+class DebGcResult:
+    removed: tuple[str, ...]  # SHA-256 of the removed .debs
+    freed_bytes: int
+    kept_recent: int  # unreferenced, but used within the grace time
 
 
 def _open_url(url: str, timeout: float) -> Any:
