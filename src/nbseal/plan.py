@@ -311,6 +311,8 @@ class NotebookPlan:
     data: list[DataDirective] = field(default_factory=list)
     network: bool = False
     shares: list[ShareDirective] = field(default_factory=list)
+    # The environment the first code cell runs in, as declared at that point.
+    first_used: Declaration | None = None
 
     def locked_environments(self) -> dict[str, Declaration]:
         """The environments a lock must cover: every declared one, and the default if used."""
@@ -361,4 +363,6 @@ def plan_notebook(sources: Iterable[str]) -> NotebookPlan:
             raise exc.in_cell(number) from None
         if cell.has_code:
             plan.used.add(current)
+            if plan.first_used is None:
+                plan.first_used = plan.environments.get(current) or default_declaration()
     return plan

@@ -259,3 +259,44 @@ def test_lock_rejects_bad_declarations_with_the_cell_and_line(
     assert "cell 2, line" in proc.stderr
     assert message in proc.stderr
     assert path.read_bytes() == before
+
+
+def _kernel_of_py(kc: object, timeout: float = 60) -> str:
+    """The ``kernel`` column of environment py in ``#seal describe`` once it has one."""
+    from tests.kernel.helpers import execute
+
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = execute(kc, "#seal describe").of_type("display_data")[0]["content"]["data"]
+        kernel = {r["environment"].split()[0]: r["kernel"] for r in rows[DESCRIBE_MIME]}.get("py")
+        if kernel not in (None, "not started") or time.monotonic() > deadline:
+            return str(kernel)
+        time.sleep(0.5)
+
+
+DESCRIBE_MIME = "application/vnd.nbseal.describe+json"
+
+
+def test_a_locked_and_stored_first_environment_starts_with_the_kernel(tmp_path: Path) -> None:
+    """The first code cell's environment starts before that cell runs if nothing must be built."""
+    from jupyter_client.manager import KernelManager
+
+    path = write(tmp_path / "nb.ipynb", SIX_CELL)
+    unlocked = write(tmp_path / "unlocked.ipynb", SIX_CELL)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path), "-o", str(tmp_path / "out.ipynb")).returncode == 0  # stored
+    for notebook_path, expected in ((path, "python3"), (unlocked, None)):
+        km = KernelManager(kernel_name="nbseal")
+        km.start_kernel(
+            cwd=str(tmp_path), env={**os.environ, "JPY_SESSION_NAME": notebook_path.name}
+        )
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=120)
+            # No cell of py has run: describe lists it only if it was pre-started.
+            started = _kernel_of_py(kc, timeout=60 if expected else 5)
+            assert started == str(expected)
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)

@@ -59,6 +59,7 @@ from nbseal.plan import (
     DEFAULT_ENV_NAME,
     Declaration,
     EnvironmentSpec,
+    NotebookPlan,
     backend_of,
     declare_env,
     declare_script,
@@ -177,6 +178,8 @@ class ProxyKernel:
         self.stored: dict[str, list[Lock]] = {}
         # Start the default kernel at once unless the notebook never uses it.
         self.prestart_default = True
+        # Another environment to start at once: the first code cell's, when stored.
+        self._prestart_first: EnvironmentSlot | None = None
         default = self._read_notebook()
         spec, lock = self._fitting(default)
         self.environments: dict[str, EnvironmentSlot] = {
@@ -244,6 +247,7 @@ class ProxyKernel:
             return default_declaration()
         log.info("notebook %s holds locks for %s", path, ", ".join(self.stored) or "nothing")
         self.prestart_default = DEFAULT_ENV_NAME in plan.used
+        self._prestart_first = self._stored_first_environment(plan)
         # Data already stored is in place before the first kernel starts, so
         # the pre-started kernel need not restart when its cell runs.
         for data in plan.data:
@@ -251,6 +255,23 @@ class ProxyKernel:
             if stored is not None:
                 self.grants.add_data(data.name, stored)
         return plan.environments.get(DEFAULT_ENV_NAME) or default_declaration()
+
+    def _stored_first_environment(self, plan: NotebookPlan) -> EnvironmentSlot | None:
+        """The first code cell's environment, if it is not the default one and can start now.
+
+        Only with a lock stored in the notebook that still fits and an entry
+        in the store: a kernel start then needs no resolution and no build, so
+        it can overlap the frontend's own start-up (and is wasted at most).
+        With network or shares declared the kernel would restart at their
+        cell, so it is not started early.
+        """
+        first = plan.first_used
+        if first is None or first.name == DEFAULT_ENV_NAME or plan.network or plan.shares:
+            return None
+        spec, lock = self._fitting(first)
+        if spec is None or lock is None or self.config.store.lookup(lock) is None:
+            return None
+        return EnvironmentSlot(first, spec, lock)
 
     def _fitting(self, declaration: Declaration) -> tuple[EnvironmentSpec | None, Lock | None]:
         """The spec and lock to use when the notebook holds a lock that still fits."""
@@ -291,7 +312,11 @@ class ProxyKernel:
         ]
         self._tasks = [asyncio.create_task(coro) for coro in readers]
         if self.config.prestart and self.prestart_default:
-            self._spawn(self._prestart())
+            self._spawn(self._prestart(self.environments[DEFAULT_ENV_NAME]))
+        first = self._prestart_first
+        if self.config.prestart and first is not None:
+            self.environments[first.declaration.name] = first
+            self._spawn(self._prestart(first))
         self._spawn(self._watch_parent())
         await self._stopping.wait()
         await self._stop_kernels()
@@ -337,10 +362,11 @@ class ProxyKernel:
         log.warning("parent process %d exited; shutting down", parent)
         self.request_stop()
 
-    async def _prestart(self) -> None:
-        # No waiting for the first cell: build and start the default kernel now.
+    async def _prestart(self, slot: EnvironmentSlot) -> None:
+        # No waiting for the first cell: build and start this kernel now. A
+        # failure is reported by the cell that needs the environment.
         with contextlib.suppress(Exception):
-            await self._kernel_for(self.environments[self.current_env])
+            await self._kernel_for(slot)
 
     async def _stop_kernels(self) -> None:
         slots = list(self.environments.values())
