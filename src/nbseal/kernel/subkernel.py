@@ -34,6 +34,10 @@ _PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "hb": 4, "control": 5}
 _SOCKET_TYPES = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER, "iopub": zmq.SUB}
 
 
+# A kernel that has not answered kernel_info this long and logged a traceback is failing.
+_TRACEBACK_GRACE = 5.0
+
+
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -164,7 +168,8 @@ class SubKernel:
 
     async def _handshake(self, timeout: float) -> None:
         """Wait until the kernel answers kernel_info and its iopub delivers."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        started = asyncio.get_running_loop().time()
+        deadline = started + timeout
         while True:
             reply_task = asyncio.ensure_future(self.request("shell", "kernel_info_request", {}))
             waiting: set[asyncio.Future[Any]] = {reply_task, self.exited}
@@ -180,7 +185,17 @@ class SubKernel:
                     context=self._log_tail(),
                     hint="the output above is the kernel's own; fix the environment's spec",
                 )
-            if asyncio.get_running_loop().time() > deadline:
+            now = asyncio.get_running_loop().time()
+            if now > started + _TRACEBACK_GRACE and "Traceback (most recent" in self._log_tail(60):
+                # Alive but failing (octave_kernel without octave): waiting longer only delays it.
+                raise KernelStartError(
+                    f"the kernel {self.command.name!r} of environment {self.env_name!r} "
+                    "fails at start: it does not answer kernel_info and its log holds a traceback",
+                    context=self._log_tail(),
+                    hint="the output above is the kernel's own; its program may be missing "
+                    "from the environment (e.g. octave_kernel needs deb:octave)",
+                )
+            if now > deadline:
                 raise KernelStartError(
                     f"the kernel {self.command.name!r} of environment {self.env_name!r} "
                     f"did not answer within {timeout:.0f} s",
