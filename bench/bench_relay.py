@@ -70,21 +70,39 @@ def run(kc: BlockingKernelClient, code: str) -> tuple[float, int]:
             received += 1
         elif msg["msg_type"] == "status" and content["execution_state"] == "idle":
             break
-    kc.get_shell_msg(timeout=60)
+    reply = kc.get_shell_msg(timeout=60)
+    assert reply["content"]["status"] == "ok", reply["content"]
     return time.perf_counter() - started, received
+
+
+Clients = dict[str, tuple[KernelManager, BlockingKernelClient]]
+
+
+def alternating_latencies(kernels: Clients, code: str, rounds: int) -> dict[str, list[float]]:
+    """Seconds per ``code`` in each kernel, requests alternating after 20 warm-ups each."""
+    latencies: dict[str, list[float]] = {kind: [] for kind in kernels}
+    for _ in range(20):
+        for _, kc in kernels.values():
+            run(kc, code)
+    for _ in range(rounds):
+        for kind, (_, kc) in kernels.items():
+            latencies[kind].append(run(kc, code)[0])
+    return latencies
+
+
+def percentiles_ms(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    return {
+        "p50_ms": 1000 * statistics.median(ordered),
+        "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))],
+    }
 
 
 def measure(python: str, rounds: int, repeats: int) -> dict[str, dict[str, float]]:
     """Both kernels run side by side; requests alternate, so noise hits both alike."""
     kernels = {kind: start(kind, python) for kind in ("direct", "nbseal")}
     try:
-        latencies: dict[str, list[float]] = {kind: [] for kind in kernels}
-        for _ in range(20):
-            for _, kc in kernels.values():
-                run(kc, "1+1")
-        for _ in range(rounds):
-            for kind, (_, kc) in kernels.items():
-                latencies[kind].append(run(kc, "1+1")[0])
+        latencies = alternating_latencies(kernels, "1+1", rounds)
         big: dict[str, list[float]] = {kind: [] for kind in kernels}
         many: dict[str, list[float]] = {kind: [] for kind in kernels}
         for _ in range(repeats):
@@ -101,10 +119,8 @@ def measure(python: str, rounds: int, repeats: int) -> dict[str, dict[str, float
             km.shutdown_kernel(now=True)
     result = {}
     for kind in kernels:
-        ordered = sorted(latencies[kind])
         result[kind] = {
-            "p50_ms": 1000 * statistics.median(ordered),
-            "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))],
+            **percentiles_ms(latencies[kind]),
             "print_50mb_s": statistics.median(big[kind]),
             "display_10k_s": statistics.median(many[kind]),
         }

@@ -3,13 +3,61 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nbseal.errors import KernelStartError
 
-__all__ = ["KernelCommand", "command_from_spec", "find_kernel_command", "pick_kernelspec"]
+__all__ = [
+    "TCP_ONLY_MODULES",
+    "TCP_ONLY_PROGRAMS",
+    "KernelCommand",
+    "Transport",
+    "command_from_spec",
+    "find_kernel_command",
+    "is_xeus_python",
+    "kernel_transport",
+    "pick_kernelspec",
+]
+
+Transport = Literal["ipc", "tcp"]
+
+# Kernels that cannot bind ipc sockets: the xeus family. xeus builds each
+# endpoint as "transport://ip:port", which is not an ipc path, so these kernels
+# get a TCP connection file and run behind nbseal/sandbox/tcp_relay.py. Known
+# by the program a kernelspec starts (conda-forge's xeus kernels) or, for
+# xeus-python from PyPI (``python -m xpython_launcher``), by the module.
+TCP_ONLY_PROGRAMS = frozenset(
+    {"xpython", "xcpp", "xr", "xlua", "xsql", "xsqlite", "xoctave", "xrobot", "xhaskell"}
+)
+TCP_ONLY_MODULES = frozenset({"xpython_launcher"})
+_PYTHON_NAMES = re.compile(r"python(3(\.\d+)?)?")
+
+
+def _module_of(argv: tuple[str, ...] | list[str]) -> str | None:
+    """``MODULE`` of ``PYTHON -m MODULE ...``."""
+    if len(argv) >= 3 and argv[1] == "-m":
+        return argv[2]
+    return None
+
+
+def kernel_transport(argv: tuple[str, ...] | list[str]) -> Transport:
+    """How nbseal reaches the kernel ``argv`` starts: the one rule for it.
+
+    "ipc" (a socket file in a directory bound into the sandbox) for every
+    kernel except the TCP-only ones above, which are reached through the relay.
+    """
+    if Path(argv[0]).name in TCP_ONLY_PROGRAMS or _module_of(argv) in TCP_ONLY_MODULES:
+        return "tcp"
+    return "ipc"
+
+
+def is_xeus_python(argv: tuple[str, ...] | list[str]) -> bool:
+    """xeus-python started as a Python module: it exits on SIGINT and ignores
+    interrupt_request, so the relay raises KeyboardInterrupt in it instead."""
+    return _module_of(argv) == "xpython_launcher"
 
 
 @dataclass(frozen=True)
@@ -20,6 +68,11 @@ class KernelCommand:
     language: str
     interrupt_mode: str = "signal"
     env: dict[str, str] = field(default_factory=dict)
+    # "tcp": the kernel binds only TCP and runs behind the relay, which
+    # ``relay_python`` (an interpreter of the environment) runs.
+    transport: Transport = "ipc"
+    relay_python: str = ""
+    xeus_python: bool = False
 
     def render(self, connection_file: str) -> list[str]:
         return [arg.replace("{connection_file}", connection_file) for arg in self.argv]
@@ -49,14 +102,16 @@ def find_kernel_command(env_path: Path, wanted: str | None = None) -> KernelComm
             hint="add a kernel package to the environment (ipykernel, bash_kernel, ...)",
         )
     name, spec, argv = pick_kernelspec(specs, wanted)
-    if Path(argv[0]).name in {"python", "python3", "python3.exe"} or argv[0] == "{python}":
-        argv[0] = str(env_path / "bin" / "python")
+    python = str(env_path / "bin" / "python")
+    # python, python3, python3.11 (xeus-python's spec): unsealed, PATH is the host's.
+    if _PYTHON_NAMES.fullmatch(Path(argv[0]).name) or argv[0] == "{python}":
+        argv[0] = python
     if name == "python3" and "ipykernel_launcher" in argv:
         # ipykernel answers interrupt_request; signals cannot cross a sandbox.
         interrupt_mode = "message"
     else:
         interrupt_mode = str(spec.get("interrupt_mode", "signal"))
-    return command_from_spec(name, spec, argv, interrupt_mode)
+    return command_from_spec(name, spec, argv, interrupt_mode, relay_python=python)
 
 
 def pick_kernelspec(
@@ -81,8 +136,22 @@ def pick_kernelspec(
 
 
 def command_from_spec(
-    name: str, spec: dict[str, Any], argv: list[str], interrupt_mode: str | None = None
+    name: str,
+    spec: dict[str, Any],
+    argv: list[str],
+    interrupt_mode: str | None = None,
+    *,
+    relay_python: str | None = None,
 ) -> KernelCommand:
+    """The command of kernelspec ``name``; ``relay_python`` runs the relay a TCP kernel needs."""
+    transport = kernel_transport(argv)
+    if transport == "tcp" and not relay_python:
+        raise KernelStartError(
+            f"the kernel {name!r} binds only TCP and needs nbseal's relay, "
+            "which needs a Python interpreter in its environment",
+            context=f"argv: {' '.join(argv)}",
+            hint="add Python to the environment (e.g. deb:python3-minimal)",
+        )
     return KernelCommand(
         name=name,
         argv=tuple(argv),
@@ -90,4 +159,7 @@ def command_from_spec(
         language=str(spec.get("language", "")),
         interrupt_mode=interrupt_mode or str(spec.get("interrupt_mode", "signal")),
         env={str(k): str(v) for k, v in spec.get("env", {}).items()},
+        transport=transport,
+        relay_python=(relay_python or "") if transport == "tcp" else "",
+        xeus_python=transport == "tcp" and is_xeus_python(argv),
     )

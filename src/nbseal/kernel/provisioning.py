@@ -11,9 +11,55 @@ import abc
 import asyncio
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DirectLauncher", "LaunchRequest", "Launcher", "spawn_logged"]
+__all__ = [
+    "DirectLauncher",
+    "LaunchRequest",
+    "Launcher",
+    "Relay",
+    "relay_script",
+    "spawn_logged",
+]
+
+
+def relay_script() -> Path:
+    """The host file of :mod:`nbseal.sandbox.tcp_relay` (a standalone script)."""
+    from nbseal.sandbox import tcp_relay  # here: nbseal.sandbox imports this module
+
+    return Path(tcp_relay.__file__)
+
+
+@dataclass(frozen=True)
+class Relay:
+    """A kernel that binds only TCP, started behind ``tcp_relay.py``.
+
+    ``python`` runs the relay (an interpreter the kernel's environment holds);
+    the relay reads ``ipc_connection`` (the file nbseal connects by) and
+    writes ``tcp_connection`` (the kernel's own: same key, ports on the
+    loopback). ``xeus_python``: interrupts reach xeus-python's main thread as
+    KeyboardInterrupt instead of as SIGINT, on which it exits.
+    """
+
+    python: str
+    ipc_connection: Path
+    tcp_connection: Path
+    xeus_python: bool = False
+
+    def wrap(self, script: str, argv: Sequence[str]) -> list[str]:
+        """``argv`` started by the relay at ``script`` (its path where the kernel runs)."""
+        relay = [
+            self.python,
+            script,
+            "--ipc-connection",
+            str(self.ipc_connection),
+            "--tcp-connection",
+            str(self.tcp_connection),
+        ]
+        if self.xeus_python:
+            relay.append("--xeus-python-interrupt")
+        return [*relay, "--", *argv]
 
 
 class LaunchRequest:
@@ -26,6 +72,7 @@ class LaunchRequest:
         env_path: Path,
         socket_dir: Path,
         log_path: Path,
+        relay: Relay | None = None,
     ) -> None:
         self.argv = list(argv)
         self.env = dict(env)
@@ -33,6 +80,13 @@ class LaunchRequest:
         self.env_path = env_path
         self.socket_dir = socket_dir
         self.log_path = log_path
+        self.relay = relay
+
+    def command(self, relay_script: str) -> list[str]:
+        """The program to start: the kernel, or the relay (at ``relay_script``) before it."""
+        if self.relay is None:
+            return list(self.argv)
+        return self.relay.wrap(relay_script, self.argv)
 
 
 class Launcher(abc.ABC):
@@ -56,7 +110,10 @@ class DirectLauncher(Launcher):
         env.update(request.env)
         # ipykernel exits when this pid goes away, so a killed proxy leaves no orphans.
         env["JPY_PARENT_PID"] = str(os.getpid())
-        return await spawn_logged(request.argv, env=env, cwd=request.cwd, log_path=request.log_path)
+        # A TCP-only kernel runs behind the relay here too: the proxy speaks ipc
+        # to every kernel, and the relay stops its kernel when this pid goes.
+        argv = request.command(str(relay_script()))
+        return await spawn_logged(argv, env=env, cwd=request.cwd, log_path=request.log_path)
 
 
 async def spawn_logged(

@@ -19,7 +19,7 @@ import zmq.asyncio
 
 from nbseal.errors import KernelStartError
 from nbseal.kernel.kernelcmd import KernelCommand
-from nbseal.kernel.provisioning import Launcher, LaunchRequest
+from nbseal.kernel.provisioning import Launcher, LaunchRequest, Relay
 from nbseal.kernel.session import WireSession
 from nbseal.kernel.wire import RawMessage, resign, split_frames
 
@@ -58,6 +58,9 @@ def _describe_exit(code: int | None) -> str:
 
 class SubKernel:
     """A kernel process of one environment, reached over ipc sockets.
+
+    A kernel that binds only TCP (``command.transport == "tcp"``) is started
+    behind a relay that serves the same ipc sockets; nothing else differs.
 
     The kernel shares the proxy's HMAC key, so messages pass both ways as raw
     frames. Requests the proxy makes on its own behalf (kernel_info at start,
@@ -139,13 +142,26 @@ class SubKernel:
         with os.fdopen(fd, "w") as handle:
             json.dump(info, handle, indent=1)
         self._connect()
+        relay = None
+        kernel_file = connection_file
+        if self.command.transport == "tcp":
+            # The kernel binds TCP ports the relay picks and writes here; the
+            # relay serves the ipc sockets above (see nbseal.sandbox.tcp_relay).
+            kernel_file = self.socket_dir / "tcp-connection.json"
+            relay = Relay(
+                python=self.command.relay_python,
+                ipc_connection=connection_file,
+                tcp_connection=kernel_file,
+                xeus_python=self.command.xeus_python,
+            )
         request = LaunchRequest(
-            self.command.render(str(connection_file)),
+            self.command.render(str(kernel_file)),
             env=self.command.env,
             cwd=self.workdir,
             env_path=self.env_path,
             socket_dir=self.socket_dir,
             log_path=self.log_path,
+            relay=relay,
         )
         try:
             self.process = await self.launcher.launch(request)

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from nbseal.errors import KernelStartError, SandboxUnavailableError
-from nbseal.kernel.provisioning import Launcher, LaunchRequest
+from nbseal.kernel.provisioning import Launcher, LaunchRequest, relay_script
 from nbseal.sandbox.policy import SandboxPolicy
 
 __all__ = [
     "BWRAP_ENV_VAR",
+    "RELAY_INSIDE",
     "SANDBOX_HOME",
     "BwrapLauncher",
     "base_python_prefixes",
@@ -44,6 +45,10 @@ BWRAP_ENV_VAR = "NBSEAL_BWRAP"
 SANDBOX_USER = "nbseal"
 SANDBOX_HOME = f"/home/{SANDBOX_USER}"
 SANDBOX_HOSTNAME = "nbseal"
+# Where a TCP-only kernel's relay (nbseal/sandbox/tcp_relay.py) is inside: a
+# private read-only copy passed through a pipe, like the /etc files below, so
+# it does not matter where (or how) nbseal is installed on the host.
+RELAY_INSIDE = "/run/nbseal/tcp_relay.py"
 # Root on the host would be uid 0 inside too, holding every capability within
 # the sandbox's namespaces; any other uid leaves the kernel with none.
 _UID_WHEN_ROOT = 1000
@@ -450,7 +455,7 @@ class BwrapLauncher(Launcher):
         argv += ["--chdir", workdir]
         if info_fd is not None:
             argv += ["--info-fd", str(info_fd)]
-        return [*argv, "--", *request.argv]
+        return [*argv, "--", *request.command(RELAY_INSIDE)]
 
     def _check_paths(self) -> None:
         policy = self.policy
@@ -480,11 +485,13 @@ class BwrapLauncher(Launcher):
         info_read, info_write = os.pipe()
         try:
             files = _synthetic_files(*_sandbox_ids(), network=self.policy.network)
+            if request.relay is not None:
+                files[RELAY_INSIDE] = relay_script().read_bytes()
             for dest, content in files.items():
                 read_end, write_end = os.pipe()
                 data_fds[dest] = read_end
                 try:
-                    os.write(write_end, content)  # far below a pipe's capacity
+                    os.write(write_end, content)  # far below a pipe's capacity (64 KiB)
                 finally:
                     os.close(write_end)
             argv = self.build_argv(request, files=data_fds, info_fd=info_write)

@@ -34,6 +34,7 @@ from nbseal.errors import KernelStartError
 from nbseal.kernel.kernelcmd import KernelCommand, command_from_spec, pick_kernelspec
 from nbseal.kernel.provisioning import LaunchRequest
 from nbseal.sandbox.bwrap import (
+    RELAY_INSIDE,
     SANDBOX_HOME,
     BwrapLauncher,
     _namespace_args,
@@ -130,7 +131,8 @@ def find_rootfs_kernel_command(rootfs: Path, wanted: str | None = None) -> Kerne
             context=f"argv: {' '.join(argv)}",
             hint="add the package that provides it to the environment",
         )
-    return command_from_spec(name, spec, argv)
+    # A TCP-only (xeus) kernel needs the tree's own Python for nbseal's relay.
+    return command_from_spec(name, spec, argv, relay_python=_which_inside(rootfs, "python3"))
 
 
 # ---------------------------------------------------------------------------
@@ -273,4 +275,4 @@ class RootfsLauncher(BwrapLauncher):
         argv += ["--chdir", workdir]
         if info_fd is not None:
             argv += ["--info-fd", str(info_fd)]
-        return [*argv, "--", *request.argv]
+        return [*argv, "--", *request.command(RELAY_INSIDE)]
