@@ -54,8 +54,11 @@ def _clear_write(path: Path) -> None:
 
 
 def remove_tree(root: Path) -> None:
-    """Remove a tree even when its entries were made read-only."""
+    """Remove a tree even when its entries were made read-only (a file: just that)."""
     if not root.exists() and not root.is_symlink():
+        return
+    if root.is_symlink() or not root.is_dir():
+        root.unlink()
         return
     for dirpath, dirnames, _ in os.walk(root):
         for name in dirnames:

@@ -2,8 +2,9 @@
 
 Tests that need mmdebstrap take the ``mmdebstrap`` fixture, which skips them
 (saying why) only when mmdebstrap cannot run on this machine at all: not
-installed, not root (this prototype builds as root only), or no permission to
-unshare namespaces. A mirror that cannot be reached is a failure, not a skip.
+installed, no permission to unshare namespaces, or (as a regular user) no
+subordinate ids or user namespaces. A mirror that cannot be reached is a
+failure, not a skip.
 """
 
 from __future__ import annotations

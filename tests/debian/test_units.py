@@ -4,23 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
+import os
+import stat
+import tarfile
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nbseal.backends.debian import (
+    DEFAULT_DPKG_OPTIONS,
     DebianBackend,
+    SubidRange,
+    _dpkg_options,
     _list_prefix,
+    _normalise_hook,
+    _others_can_reach,
     debian_packages,
     host_sources,
     is_debian_spec,
     mirror_sources,
     prune_excluded,
     snapshot_timestamp,
+    subid_ranges,
+    unpack_rootfs,
+    unprivileged_problem,
 )
 from nbseal.backends.debian_lock import DebCache, DebianLockData, DebianPackage, DebianSource
 from nbseal.errors import BuildError, KernelStartError, ResolutionError
+from nbseal.fsutil import remove_tree
 from nbseal.kernel.provisioning import LaunchRequest
 from nbseal.lock import Lock
 from nbseal.progress import Progress
@@ -358,3 +373,158 @@ def test_describe_shows_the_suite_and_mirror_of_a_debian_environment() -> None:
     assert "<td>Debian bookworm (amd64)" in bundle["text/html"]
     only_python = describe_bundle({"py": python}, "py", "sealed")  # type: ignore[dict-item]
     assert "<th>source</th>" not in only_python["text/html"]
+
+
+# -- unprivileged builds ----------------------------------------------------------
+def _subids(tmp_path: Path, subuid: str, subgid: str) -> tuple[Path, Path]:
+    (tmp_path / "subuid").write_text(subuid)
+    (tmp_path / "subgid").write_text(subgid)
+    return tmp_path / "subuid", tmp_path / "subgid"
+
+
+def test_subordinate_ids_are_found_by_name_or_uid() -> None:
+    text = "alice:100000:65536\n1001:165536:65536\nbob:231072:1000\nbroken line\n"
+    assert subid_ranges(text, "alice", 1000) == [SubidRange("alice", 100000, 65536)]
+    assert subid_ranges(text, "carol", 1001) == [SubidRange("1001", 165536, 65536)]
+    assert subid_ranges(text, "dave", 1002) == []
+
+
+def test_missing_or_small_subordinate_id_ranges_are_named_with_the_fix(tmp_path: Path) -> None:
+    files = _subids(tmp_path, "alice:100000:65536\n", "alice:100000:65536\n")
+    assert unprivileged_problem("alice", 1000, files) is None
+    problem = unprivileged_problem("carol", 1001, files)
+    assert problem is not None
+    assert problem.message == (
+        f"cannot build Debian environments as carol: {files[0]} and {files[1]} grant carol "
+        "no subordinate ids"
+    )
+    # A range no one has yet, for both files.
+    assert "usermod --add-subuids 165536-231071 --add-subgids 165536-231071 carol" in problem.hint
+
+    files = _subids(tmp_path, "alice:100000:65536\n", "")
+    problem = unprivileged_problem("alice", 1000, files)
+    assert problem is not None
+    assert problem.message.endswith(f"{files[1]} grants alice no subordinate ids")
+
+    files = _subids(tmp_path, "alice:100000:1000\n", "alice:100000:65536\n")
+    problem = unprivileged_problem("alice", 1000, files)
+    assert problem is not None
+    assert "fewer than 65536 subordinate ids" in problem.message
+    assert "--del-subuids 100000-100999 --add-subuids" in problem.hint
+
+
+def _member(tar: tarfile.TarFile, name: str, kind: bytes, **attrs: Any) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    data = attrs.pop("data", b"")
+    for key, value in attrs.items():
+        setattr(info, key, value)
+    if kind == tarfile.REGTYPE:
+        info.size = len(data)
+    tar.addfile(info, io.BytesIO(data) if data else None)
+
+
+def _tarball(path: Path, *members: tuple[str, bytes, dict[str, Any]]) -> Path:
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, attrs in members:
+            _member(tar, name, kind, **attrs)
+    return path
+
+
+def test_unpacked_tree_keeps_links_and_drops_devices_and_special_bits(tmp_path: Path) -> None:
+    archive = _tarball(
+        tmp_path / "rootfs.tar",
+        ("./", tarfile.DIRTYPE, {"mode": 0o755}),
+        ("./usr/bin/", tarfile.DIRTYPE, {"mode": 0o755}),
+        ("./usr/bin/perl", tarfile.REGTYPE, {"mode": 0o755, "data": b"perl", "mtime": 1000}),
+        # GNU tar gives a hard link the attributes of its inode.
+        (
+            "./usr/bin/perl5.36.0",
+            tarfile.LNKTYPE,
+            {"linkname": "./usr/bin/perl", "mode": 0o755, "mtime": 1000},
+        ),
+        ("./usr/bin/su", tarfile.REGTYPE, {"mode": 0o4755, "data": b"su"}),
+        ("./etc/", tarfile.DIRTYPE, {"mode": 0o755}),
+        ("./etc/shadow", tarfile.REGTYPE, {"mode": 0o640, "data": b"root:*:"}),
+        ("./etc/motd", tarfile.REGTYPE, {"mode": 0o666, "data": b"hi"}),
+        ("./usr/lib/R/etc/Renviron", tarfile.SYMTYPE, {"linkname": "/etc/R/Renviron"}),
+        ("./tmp/", tarfile.DIRTYPE, {"mode": 0o1777}),
+        ("./dev/", tarfile.DIRTYPE, {"mode": 0o755}),
+        ("./dev/null", tarfile.CHRTYPE, {"mode": 0o666, "devmajor": 1, "devminor": 3}),
+        ("./dev/loop0", tarfile.BLKTYPE, {"mode": 0o660, "devmajor": 7, "devminor": 0}),
+        ("./dev/initctl", tarfile.FIFOTYPE, {"mode": 0o600}),
+        ("./dev/fd", tarfile.SYMTYPE, {"linkname": "/proc/self/fd"}),
+    )
+    tree = tmp_path / "tree"
+    unpack_rootfs(archive, tree)
+
+    def mode(rel: str) -> int:
+        return stat.S_IMODE((tree / rel).lstat().st_mode)
+
+    assert (tree / "usr/bin/perl").read_bytes() == b"perl"
+    assert (tree / "usr/bin/perl").stat().st_mtime == 1000
+    assert (tree / "usr/bin/perl5.36.0").stat().st_ino == (tree / "usr/bin/perl").stat().st_ino
+    assert (mode("usr/bin/su"), mode("etc/shadow"), mode("etc/motd")) == (0o755, 0o640, 0o644)
+    assert mode("tmp") == 0o755
+    assert os.readlink(tree / "usr/lib/R/etc/Renviron") == "/etc/R/Renviron"
+    assert sorted(p.name for p in (tree / "dev").iterdir()) == ["fd"]
+    assert os.readlink(tree / "dev/fd") == "/proc/self/fd"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "attrs"),
+    [
+        ("../escaped", tarfile.REGTYPE, {"data": b"x"}),
+        ("./etc/passwd-link", tarfile.LNKTYPE, {"linkname": "../outside"}),
+        ("./etc/shadow-link", tarfile.LNKTYPE, {"linkname": "/etc/shadow"}),
+        # Through an absolute symlink of the tree: it would land on the host.
+        ("./escape/file", tarfile.REGTYPE, {"data": b"x"}),
+    ],
+)
+def test_unpacking_refuses_anything_outside_the_tree(
+    tmp_path: Path, name: str, kind: bytes, attrs: dict[str, Any]
+) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    (tmp_path / "outside").write_text("host file")
+    archive = _tarball(
+        tmp_path / "rootfs.tar",
+        ("./", tarfile.DIRTYPE, {"mode": 0o755}),
+        ("./escape", tarfile.SYMTYPE, {"linkname": str(host)}),
+        (name, kind, attrs),
+    )
+    with pytest.raises(BuildError, match="cannot unpack the root file system"):
+        unpack_rootfs(archive, tmp_path / "tree")
+    assert list(host.iterdir()) == []
+    assert (tmp_path / "outside").stat().st_nlink == 1
+
+
+def test_configuration_goes_in_by_upload_hooks(tmp_path: Path) -> None:
+    """Unprivileged, the hooks' root cannot read the scratch: mmdebstrap copies it in."""
+    options = _dpkg_options(DEFAULT_DPKG_OPTIONS, tmp_path) + _normalise_hook(
+        (DebianSource("http://deb.debian.org/debian", "bookworm"),), tmp_path
+    )
+    assert f"--setup-hook=upload {tmp_path}/dpkg-path-filters.cfg " in " ".join(options)
+    assert f"--customize-hook=upload {tmp_path}/sources.list /etc/apt/sources.list" in options
+    hooks = ("--setup-hook=upload ", "--customize-hook=upload ")
+    assert all(o.startswith(hooks) for o in options if str(tmp_path) in o), options
+
+
+def test_repository_of_an_offline_build_is_readable_by_the_build(tmp_path: Path) -> None:
+    """apt reads it as the build's root: unprivileged, a sub-uid, "other" to the user."""
+    private = tmp_path / "home"
+    (private / "cache").mkdir(parents=True)
+    private.chmod(0o700)
+    assert not _others_can_reach(private / "cache")
+    # /tmp is open to all (where mmdebstrap itself builds); so is a cache below it.
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        shared.chmod(0o755)
+        scratch = shared / "build-x"
+        scratch.mkdir(mode=0o700)
+        repo = DebianBackend._repo_dir(scratch)
+        assert repo == scratch / "repo"
+        assert stat.S_IMODE(repo.stat().st_mode) == 0o755
+        assert _others_can_reach(repo)
+    finally:
+        remove_tree(shared)

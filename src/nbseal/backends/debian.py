@@ -27,11 +27,20 @@ The mirror comes from the host's apt sources (entries for the host's suite
 and its ``-updates``/``-security`` suites), or from ``$NBSEAL_DEBIAN_MIRROR``:
 a URL, or ``snapshot`` for snapshot.debian.org at the environment's pin.
 
-This prototype runs mmdebstrap as root (``--mode=unshare`` then unshares the
-mount namespace but not the user namespace, and the tree gets real owners).
-Unprivileged, mmdebstrap works too, but its directory output belongs to
-sub-uids the user cannot chmod, move or delete; that needs tar output
-extracted with ``--no-same-owner`` and is not done here.
+Root and regular users both build, with ``--mode=unshare``. As root,
+mmdebstrap unshares the mount namespace but not the user namespace and writes
+the tree in place, with its real owners. A regular user needs newuidmap
+(package uidmap), 65536 subordinate uids and gids in /etc/subuid and
+/etc/subgid, and a kernel that allows unprivileged user namespaces
+(:func:`check_mmdebstrap` checks each and names what is missing). The tree's
+owners (root, _apt, ...) are then the user's subordinate ids, which the user
+cannot chmod, hard-link or delete; so mmdebstrap writes a tarball instead,
+which this process unpacks with tarfile's ``tar`` filter (no device nodes,
+no setuid bits, nothing outside the tree): every file then belongs to the
+user. mmdebstrap's hooks run as the namespace's root, a subordinate id that
+cannot read the user's files: configuration goes in by its ``upload`` hook,
+and the offline build's ``file://`` repository lies where any user can read
+it.
 """
 
 from __future__ import annotations
@@ -43,10 +52,15 @@ import fnmatch
 import functools
 import hashlib
 import os
+import platform
+import posixpath
+import pwd
 import re
 import shlex
 import shutil
+import stat
 import subprocess
+import tarfile
 import tempfile
 import time
 import uuid
@@ -92,6 +106,9 @@ __all__ = [
     "remove_unused_debs",
     "share_identical_files",
     "snapshot_timestamp",
+    "subid_ranges",
+    "unpack_rootfs",
+    "unprivileged_problem",
 ]
 
 DEB_PREFIX = "deb:"
@@ -120,6 +137,7 @@ PREBUILT_MAX_AGE = 24 * 3600
 # Debian policy 5.6.1: lower case letters, digits, + - . ; two characters at least.
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _VERSION = re.compile(r"^[A-Za-z0-9.+~:-]+$")
+_DPKG_FILTERS = "/etc/dpkg/dpkg.cfg.d/99nbseal-path-filters"
 _INSTALL_HINT = "install it with `apt-get install mmdebstrap uidmap` (Debian, Ubuntu)"
 
 
@@ -303,9 +321,138 @@ def host_architecture() -> str:
 # ---------------------------------------------------------------------------
 # mmdebstrap
 # ---------------------------------------------------------------------------
+SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
+# A Debian tree has files of ids up to 65534 (nobody); mmdebstrap maps one
+# range of subordinate ids to the namespace's ids 0, 1, 2, ...
+SUBID_NEEDED = 65536
+USERNS_SYSCTLS = (
+    ("/proc/sys/kernel/unprivileged_userns_clone", "0", "kernel.unprivileged_userns_clone=1"),
+    ("/proc/sys/user/max_user_namespaces", "0", "user.max_user_namespaces=15000"),
+    (
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+        "1",
+        "kernel.apparmor_restrict_unprivileged_userns=0",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class SubidRange:
+    """One line of /etc/subuid or /etc/subgid that names the user."""
+
+    by: str  # the user's name or uid, as the line names it
+    start: int
+    count: int
+
+
+def subid_ranges(text: str, user: str, uid: int) -> list[SubidRange]:
+    """The ranges ``text`` (/etc/subuid or /etc/subgid) grants ``user`` (by name or uid)."""
+    ranges = []
+    for line in text.splitlines():
+        fields = line.strip().split(":")
+        if len(fields) != 3 or fields[0] not in (user, str(uid)):
+            continue
+        with contextlib.suppress(ValueError):
+            ranges.append(SubidRange(fields[0], int(fields[1]), int(fields[2])))
+    return ranges
+
+
+def unprivileged_problem(
+    user: str, uid: int, files: Sequence[Path] = SUBID_FILES
+) -> DebianUnavailableError | None:
+    """What in /etc/subuid and /etc/subgid keeps ``user`` from running mmdebstrap, if anything.
+
+    A file may name the user or the uid; each needs a range of at least
+    65536 ids, as ``useradd`` grants by default.
+    """
+    missing, short, dropped = [], [], []
+    first = 100_000  # above every range granted: a free one to suggest
+    for path in files:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            text = ""
+        except OSError as exc:
+            return DebianUnavailableError(
+                f"cannot build Debian environments as {user}: {path} is not readable",
+                context=str(exc),
+                hint=f"ask an administrator to make {path} readable (mode 0644)",
+            )
+        for line in text.splitlines():
+            fields = line.split(":")
+            if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+                first = max(first, int(fields[1]) + int(fields[2]))
+        ranges = subid_ranges(text, user, uid)
+        if not ranges:
+            missing.append(str(path))
+        elif max(r.count for r in ranges) < SUBID_NEEDED:
+            short.append(str(path))
+            option = "--del-subuids" if path.name == "subuid" else "--del-subgids"
+            dropped += [f"{option} {r.start}-{r.start + r.count - 1}" for r in ranges]
+    ids = f"{first}-{first + SUBID_NEEDED - 1}"
+    fix = (
+        f"ask an administrator to run `usermod --add-subuids {ids} --add-subgids {ids} "
+        f"{user}` (or another {SUBID_NEEDED} ids no other user has), or run nbseal as root"
+    )
+    if missing:
+        verb = "grants" if len(missing) == 1 else "grant"
+        return DebianUnavailableError(
+            f"cannot build Debian environments as {user}: {' and '.join(missing)} "
+            f"{verb} {user} no subordinate ids",
+            context="mmdebstrap --mode=unshare maps the users of a Debian tree (root, _apt, "
+            f"nobody, ...) to subordinate ids of {user}",
+            hint=fix,
+        )
+    if short:
+        verb = "grants" if len(short) == 1 else "grant"
+        return DebianUnavailableError(
+            f"cannot build Debian environments as {user}: {' and '.join(short)} "
+            f"{verb} {user} fewer than {SUBID_NEEDED} subordinate ids",
+            context="a Debian tree has files of ids up to 65534 (nobody)",
+            hint=f"ask an administrator to run `usermod {' '.join(dropped)} --add-subuids "
+            f"{ids} --add-subgids {ids} {user}` (mmdebstrap uses one range), "
+            "or run nbseal as root",
+        )
+    return None
+
+
+def _named_by_uid_only(user: str, uid: int, files: Sequence[Path] = SUBID_FILES) -> list[str]:
+    """Those of ``files`` that grant ``user`` ids under the uid only (mmdebstrap wants the name)."""
+    found = []
+    for path in files:
+        with contextlib.suppress(OSError):
+            ranges = subid_ranges(path.read_text(), user, uid)
+            if ranges and all(r.by != user for r in ranges):
+                found.append(str(path))
+    return found
+
+
+def _userns_hint() -> str:
+    for path, blocked, setting in USERNS_SYSCTLS:
+        with contextlib.suppress(OSError):
+            if Path(path).read_text().strip() == blocked:
+                return (
+                    f"this kernel disallows unprivileged user namespaces ({path} is {blocked}): "
+                    f"ask an administrator to run `sysctl -w {setting}`, or run nbseal as root"
+                )
+    return (
+        "unprivileged user namespaces must be allowed (`sysctl -w "
+        "kernel.unprivileged_userns_clone=1` on older Debian, `sysctl -w "
+        "kernel.apparmor_restrict_unprivileged_userns=0` on Ubuntu 24.04; in a container, "
+        "a seccomp profile that allows unshare), or run nbseal as root"
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def check_mmdebstrap() -> str:
-    """The mmdebstrap to use; raises :class:`DebianUnavailableError` saying why not."""
+    """The mmdebstrap to use; raises :class:`DebianUnavailableError` saying why not.
+
+    As a regular user, mmdebstrap needs newuidmap/newgidmap (package uidmap),
+    subordinate id ranges of the user in /etc/subuid and /etc/subgid, and a
+    kernel that lets users create user namespaces; this checks each, then
+    runs ``mmdebstrap --unshare-helper /bin/true``, which creates the same
+    namespaces a build does.
+    """
     found = shutil.which("mmdebstrap")
     if found is None:
         raise DebianUnavailableError(
@@ -318,15 +465,28 @@ def check_mmdebstrap() -> str:
                 f"cannot build Debian environments: {tool} is not installed",
                 hint="install dpkg-dev (`apt-get install dpkg-dev`)",
             )
-    if os.geteuid() != 0:
-        raise DebianUnavailableError(
-            "cannot build Debian environments as a regular user yet: this prototype "
-            "runs mmdebstrap as root only",
-            context="unprivileged mmdebstrap (--mode=unshare) works where /etc/subuid and "
-            "/etc/subgid name the user, but its directory output belongs to sub-uids",
-            hint="run nbseal as root for Debian environments",
-        )
-    # The same namespaces a build uses (as root: mount, pid, uts, ipc).
+    unprivileged = os.geteuid() != 0
+    if unprivileged:
+        user = _user_name()
+        if not hasattr(tarfile, "tar_filter"):
+            raise DebianUnavailableError(
+                f"cannot build Debian environments as {user}: this Python "
+                f"({platform.python_version()}) has no tarfile extraction filters",
+                context="as a regular user, the tree comes as a tarball that nbseal unpacks "
+                "with tarfile's 'tar' filter (PEP 706)",
+                hint="use Python 3.10.12, 3.11.4, 3.12 or newer, or run nbseal as root",
+            )
+        for tool in ("newuidmap", "newgidmap"):
+            if shutil.which(tool) is None:
+                raise DebianUnavailableError(
+                    f"cannot build Debian environments as {user}: {tool} is not installed",
+                    context="mmdebstrap --mode=unshare maps a Debian tree's ids with it",
+                    hint="install uidmap (`apt-get install uidmap`), or run nbseal as root",
+                )
+        problem = unprivileged_problem(user, os.getuid())
+        if problem is not None:
+            raise problem
+    # The namespaces a build uses (as root: mount, pid, uts, ipc; as a user: also user).
     done = subprocess.run(
         [found, "--unshare-helper", "/bin/true"],
         capture_output=True,
@@ -335,6 +495,23 @@ def check_mmdebstrap() -> str:
         check=False,
     )
     if done.returncode != 0:
+        if unprivileged:
+            user = _user_name()
+            by_uid = _named_by_uid_only(user, os.getuid())
+            if by_uid:
+                raise DebianUnavailableError(
+                    f"cannot build Debian environments as {user}: {' and '.join(by_uid)} "
+                    f"{'names' if len(by_uid) == 1 else 'name'} uid {os.getuid()}, but "
+                    "mmdebstrap looks the entries up by user name",
+                    context=done.stderr.strip(),
+                    hint=f"ask an administrator to write {user} instead of {os.getuid()} "
+                    f"in {' and '.join(by_uid)}",
+                )
+            raise DebianUnavailableError(
+                f"mmdebstrap cannot create a user namespace as {user} here",
+                context=done.stderr.strip(),
+                hint=_userns_hint(),
+            )
         raise DebianUnavailableError(
             "mmdebstrap cannot create the namespaces it needs here",
             context=done.stderr.strip(),
@@ -342,6 +519,13 @@ def check_mmdebstrap() -> str:
             "(CAP_SYS_ADMIN as root; in a container, a seccomp profile that allows unshare)",
         )
     return found
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
 
 
 @dataclass
@@ -425,17 +609,21 @@ def _dpkg_options(options: Sequence[str], scratch: Path) -> list[str]:
     offline build here; dpkg applies the same filters natively when it
     installs. What the extraction put down unfiltered is removed afterwards
     (:func:`prune_excluded`).
+
+    The file goes in by mmdebstrap's ``upload`` hook, which reads it as the
+    user who runs nbseal: unprivileged, the hooks' root is a subordinate uid
+    that cannot read the user's private scratch directory.
     """
     if not options:
         return []
     config = scratch / "dpkg-path-filters.cfg"
     config.write_text("".join(f"{option}\n" for option in options))
     os.chmod(config, 0o644)
-    script = (
-        'mkdir -p "$1/etc/dpkg/dpkg.cfg.d" && '
-        f'cp {shlex.quote(str(config))} "$1/etc/dpkg/dpkg.cfg.d/99nbseal-path-filters"'
-    )
-    return [f"--setup-hook={script}"]
+    return [
+        '--setup-hook=mkdir -p "$1/etc/dpkg/dpkg.cfg.d"',
+        f"--setup-hook=upload {shlex.quote(str(config))} {_DPKG_FILTERS}",
+        f'--setup-hook=chmod 0644 "$1{_DPKG_FILTERS}"',
+    ]
 
 
 def _path_filters(options: Sequence[str]) -> list[tuple[bool, str]]:
@@ -496,12 +684,70 @@ def _normalise_hook(sources: Sequence[DebianSource], scratch: Path) -> list[str]
     sources_list.write_text("".join(s.line() + "\n" for s in sources))
     os.chmod(sources_list, 0o644)
     script = (
-        f'cp {shlex.quote(str(sources_list))} "$1/etc/apt/sources.list" && '
         "printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost\\n' > \"$1/etc/hosts\" && "
         "printf 'nbseal\\n' > \"$1/etc/hostname\" && "
-        ': > "$1/etc/resolv.conf"'
+        ': > "$1/etc/resolv.conf" && '
+        'chmod 0644 "$1/etc/hosts" "$1/etc/hostname" "$1/etc/resolv.conf"'
     )
-    return [f"--customize-hook={script}"]
+    return [
+        f"--customize-hook=upload {shlex.quote(str(sources_list))} /etc/apt/sources.list",
+        f"--customize-hook={script}",
+        # upload writes with the hook's umask; apt and the kernel read it as anyone.
+        '--customize-hook=chmod 0644 "$1/etc/apt/sources.list"',
+    ]
+
+
+# ---------------------------------------------------------------------------
+# unprivileged builds: the tarball
+# ---------------------------------------------------------------------------
+# Device nodes and fifos are not unpacked: bwrap gives a kernel its own /dev,
+# and a regular user could not create them anyway.
+_SKIPPED_TYPES = frozenset({tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE})
+
+
+def _rootfs_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's ``tar`` filter for a root file system's tarball.
+
+    The ``tar`` filter (PEP 706) strips leading slashes, refuses members
+    that would land outside ``dest``, and clears setuid, setgid, sticky and
+    group/other write bits. Symbolic links keep their targets, absolute ones
+    too: inside a root file system ``/usr/bin/x`` means the tree's, and the
+    kernel sees them only from inside the tree. Hard links must name a member
+    of the archive (the filter leaves them unchecked).
+    """
+    if member.type in _SKIPPED_TYPES:
+        return None
+    if member.islnk():
+        target = posixpath.normpath(member.linkname)
+        if posixpath.isabs(target) or target == ".." or target.startswith("../"):
+            raise tarfile.LinkOutsideDestinationError(member, target)
+    return tarfile.tar_filter(member, dest)
+
+
+def unpack_rootfs(archive: Path, dest: Path) -> None:
+    """Unpack mmdebstrap's tarball ``archive`` into ``dest`` (new), owned by this user.
+
+    See :func:`_rootfs_member` for what is changed on the way. As root the
+    tar's owners are kept (tarfile restores them only for root).
+    """
+    dest.mkdir(mode=0o755)
+    try:
+        with tarfile.open(archive, errorlevel=2) as tar:
+            tar.extractall(dest, filter=_rootfs_member)
+    except tarfile.TarError as exc:
+        raise BuildError(
+            f"cannot unpack the root file system mmdebstrap wrote to {archive}",
+            context=str(exc),
+        ) from exc
+
+
+def _others_can_reach(path: Path) -> bool:
+    """Whether every user may traverse the directories down to ``path`` (o+x all along)."""
+    try:
+        resolved = path.resolve()
+        return all(os.stat(p).st_mode & stat.S_IXOTH for p in [resolved, *resolved.parents])
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------------------
@@ -667,9 +913,22 @@ def _xattrs(path: str) -> dict[str, bytes]:
     }
 
 
-def _link_over(path: str, target: str) -> bool:
-    """Replace ``path`` by a hard link to ``target`` in one rename; False if it cannot be."""
-    tmp = f"{os.path.dirname(path)}/.nbseal-link-{uuid.uuid4().hex[:12]}"
+def _link_over(path: str, target: str, opened: dict[str, int]) -> bool:
+    """Replace ``path`` by a hard link to ``target`` in one rename; False if it cannot be.
+
+    ``path``'s directory is made writable for it when it is not (a read-only
+    tree of a regular user: root needs no write bit); ``opened`` records the
+    modes to restore.
+    """
+    folder = os.path.dirname(path)
+    if folder not in opened and not os.access(folder, os.W_OK):
+        try:
+            mode = stat.S_IMODE(os.lstat(folder).st_mode)
+            os.chmod(folder, mode | stat.S_IWUSR)
+        except OSError:
+            return False
+        opened[folder] = mode
+    tmp = f"{folder}/.nbseal-link-{uuid.uuid4().hex[:12]}"
     try:
         os.link(target, tmp)
     except OSError:  # EMLINK, EXDEV, a published tree collected meanwhile ...
@@ -695,7 +954,10 @@ def share_identical_files(tree: Path, published: Sequence[Path]) -> SharingResul
 
     Meant for read-only trees: call it after ``tree`` was made read-only
     (its modes are then final, and equal to the published trees' ones), so
-    no chmod ever reaches an inode that another tree shares. Candidates are
+    no chmod ever reaches an inode that another tree shares. A regular user
+    cannot create links in read-only directories: each directory of ``tree``
+    that gets one is made writable for it and read-only again at the end
+    (directories are never shared). Candidates are
     found by an index on (size, mode, owner, mtime) built from the published
     trees, restricted to keys the new tree has; within a key, files are
     compared by SHA-256 (each file read once).
@@ -718,30 +980,36 @@ def share_identical_files(tree: Path, published: Sequence[Path]) -> SharingResul
     digests: dict[int, bytes] = {}  # inode -> SHA-256, each file read at most once
     replaced: dict[int, int] = {}  # old inode of the new tree -> names replaced
     blocks: dict[int, tuple[int, int]] = {}  # old inode -> (st_nlink, bytes allocated)
-    for path, info in new:
-        group = candidates.setdefault(_file_key(info), {})
-        if info.st_ino in group:
-            continue  # already that inode (a second name of it)
-        try:
-            mine = digests.get(info.st_ino) or _digest(path)
-            digests[info.st_ino] = mine
-            attributes = _xattrs(path)
-            for ino, target in group.items():
-                if ino not in digests:
-                    digests[ino] = _digest(target)
-                if (
-                    digests[ino] == mine
-                    and _xattrs(target) == attributes
-                    and _link_over(path, target)
-                ):
-                    linked += 1
-                    replaced[info.st_ino] = replaced.get(info.st_ino, 0) + 1
-                    blocks[info.st_ino] = (info.st_nlink, info.st_blocks * 512)
-                    break
-            else:
-                group[info.st_ino] = path  # later files of the tree may share it
-        except OSError:
-            continue  # unreadable or gone: keep the file as it is
+    opened: dict[str, int] = {}  # directories made writable for a while -> their mode
+    try:
+        for path, info in new:
+            group = candidates.setdefault(_file_key(info), {})
+            if info.st_ino in group:
+                continue  # already that inode (a second name of it)
+            try:
+                mine = digests.get(info.st_ino) or _digest(path)
+                digests[info.st_ino] = mine
+                attributes = _xattrs(path)
+                for ino, target in group.items():
+                    if ino not in digests:
+                        digests[ino] = _digest(target)
+                    if (
+                        digests[ino] == mine
+                        and _xattrs(target) == attributes
+                        and _link_over(path, target, opened)
+                    ):
+                        linked += 1
+                        replaced[info.st_ino] = replaced.get(info.st_ino, 0) + 1
+                        blocks[info.st_ino] = (info.st_nlink, info.st_blocks * 512)
+                        break
+                else:
+                    group[info.st_ino] = path  # later files of the tree may share it
+            except OSError:
+                continue  # unreadable or gone: keep the file as it is
+    finally:
+        for folder, mode in opened.items():
+            with contextlib.suppress(OSError):
+                os.chmod(folder, mode)
     saved = sum(size for ino, (nlink, size) in blocks.items() if replaced[ino] >= nlink)
     return SharingResult(len(new), linked, saved, time.monotonic() - started)
 
@@ -780,6 +1048,7 @@ class DebianBackend(Backend):
         dpkg_options: Sequence[str] = DEFAULT_DPKG_OPTIONS,
         eatmydata: bool = True,
         require_kernel: bool = True,
+        tarball: bool | None = None,
     ) -> None:
         self.debs = debs if debs is not None else DebCache()
         # Resolved trees and build scratch live beside the store, on its file
@@ -788,6 +1057,10 @@ class DebianBackend(Backend):
         self.dpkg_options = tuple(dpkg_options)
         self.eatmydata = eatmydata
         self.require_kernel = require_kernel
+        # Unprivileged, mmdebstrap's directory output would belong to sub-uids;
+        # a tarball unpacked by this process belongs to the user. As root the
+        # directory is written in place (see the module's docstring).
+        self.tarball = os.geteuid() != 0 if tarball is None else tarball
 
     @property
     def prebuilt_root(self) -> Path:
@@ -820,6 +1093,8 @@ class DebianBackend(Backend):
         self.prebuilt_root.mkdir(parents=True, exist_ok=True)
         self._prune_prebuilt()
         tree = self.prebuilt_root / f".resolve-{uuid.uuid4().hex[:12]}"
+        # Unprivileged, mmdebstrap writes a tarball, unpacked into ``tree`` as the user.
+        output = tree.with_name(f"{tree.name}.tar") if self.tarball else tree
         tools_hook = (
             'chroot "$1" sh -c "cd /var/cache/apt/archives && '
             f'apt-get download -q {" ".join(BUILD_TOOLS)} >/dev/null"'
@@ -841,7 +1116,7 @@ class DebianBackend(Backend):
             f"--customize-hook=sync-out /var/lib/apt/lists {kept_lists}",
             *_normalise_hook(sources, workdir),
             suite,
-            str(tree),
+            str(output),
             *(s.line() for s in sources),
         ]
         log_path = self.work_root / "logs" / f"{tree.name.lstrip('.')}.log"
@@ -851,6 +1126,8 @@ class DebianBackend(Backend):
             if run.returncode != 0:
                 raise _failure(run, f"resolving {' '.join(packages)}", suite, log_path)
             progress.step(f"root file system built in {time.monotonic() - started:.1f} s")
+            if output != tree:
+                await self._unpack(output, tree, progress)
             await asyncio.to_thread(prune_excluded, tree, self.dpkg_options)
             data = await asyncio.to_thread(
                 self._lock_data, tree, kept_debs, kept_lists, sources, suite, arch, packages
@@ -866,6 +1143,9 @@ class DebianBackend(Backend):
         except BaseException:
             await asyncio.to_thread(remove_tree, tree)
             raise
+        finally:
+            if output != tree:
+                output.unlink(missing_ok=True)
         lock = Lock(
             backend=self.name,
             requirements=spec.requirements,
@@ -944,6 +1224,14 @@ class DebianBackend(Backend):
         """
         return share_identical_files(tree, published).summary()
 
+    async def _unpack(self, archive: Path, dest: Path, progress: Progress) -> None:
+        started = time.monotonic()
+        size = archive.stat().st_size
+        await asyncio.to_thread(unpack_rootfs, archive, dest)
+        progress.step(
+            f"unpacked the {size / 2**20:.0f} MiB tarball in {time.monotonic() - started:.1f} s"
+        )
+
     def _prune_prebuilt(self) -> None:
         cutoff = time.time() - PREBUILT_MAX_AGE
         for path in self.prebuilt_root.iterdir():
@@ -975,10 +1263,13 @@ class DebianBackend(Backend):
         await self.ensure_debs(data, progress)
         everything = list(data.all_debs())
         self.work_root.mkdir(parents=True, exist_ok=True)
-        repo = Path(tempfile.mkdtemp(prefix="repo-", dir=self.work_root))
+        scratch = Path(tempfile.mkdtemp(prefix="build-", dir=self.work_root))
+        repo = scratch / "repo"
         try:
+            repo = await asyncio.to_thread(self._repo_dir, scratch)
             progress.step(f"indexing {len(everything)} stored .debs")
             await asyncio.to_thread(self._flat_repo, repo, everything)
+            output = scratch / "rootfs.tar" if self.tarball else dest
             argv = [
                 mmdebstrap,
                 "--mode=unshare",
@@ -991,18 +1282,21 @@ class DebianBackend(Backend):
                     file_mirror=True,
                     eatmydata={t.name for t in data.build_tools} >= set(BUILD_TOOLS),
                 ),
-                *_dpkg_options(data.dpkg_options, repo),
-                *_normalise_hook(data.sources, repo),
+                *_dpkg_options(data.dpkg_options, scratch),
+                *_normalise_hook(data.sources, scratch),
                 data.suite,
-                str(dest),
+                str(output),
                 f"deb [trusted=yes] file://{repo} ./",
             ]
-            log_path = self.work_root / "logs" / f"build-{repo.name}.log"
+            log_path = self.work_root / "logs" / f"{scratch.name}.log"
             run = await _run_mmdebstrap(argv, progress, log_path)
             if run.returncode != 0:
                 raise _failure(run, "building from the lock", data.suite, log_path)
+            if output != dest:
+                await self._unpack(output, dest, progress)
             await asyncio.to_thread(prune_excluded, dest, data.dpkg_options)
         finally:
+            await asyncio.to_thread(remove_tree, scratch)
             await asyncio.to_thread(remove_tree, repo)
         got = await asyncio.to_thread(installed_packages, dest)
         if got != data.installed_set():
@@ -1023,15 +1317,33 @@ class DebianBackend(Backend):
             progress.step(f"downloading {len(missing)} .debs missing from the local store")
             await self.debs.fetch_all(everything, _uris_for(data))
 
-    def _flat_repo(self, repo: Path, packages: Sequence[DebianPackage]) -> None:
-        """A ``file://`` repository: links to the cached .debs and their Packages index."""
+    @staticmethod
+    def _repo_dir(scratch: Path) -> Path:
+        """Where the build's ``file://`` repository goes: where mmdebstrap's apt can read it.
+
+        apt reads it from the host's file system as the build's root: real
+        root, or (unprivileged) a subordinate uid, which is "other" to every
+        file of the user. Then the repository must be world-readable along
+        its whole path; a cache in a private home is not, so the repository
+        goes to /tmp instead (where mmdebstrap builds the tree anyway).
+        """
+        if os.geteuid() == 0 or _others_can_reach(scratch.parent):
+            os.chmod(scratch, 0o755)
+            repo = scratch / "repo"
+            repo.mkdir()
+        else:
+            repo = Path(tempfile.mkdtemp(prefix="nbseal-repo-", dir="/tmp"))
         os.chmod(repo, 0o755)
+        return repo
+
+    def _flat_repo(self, repo: Path, packages: Sequence[DebianPackage]) -> None:
+        """A ``file://`` repository: links to the cached .debs (mode 0444) and their index."""
         for package in packages:
             link = repo / f"{package.sha256}.deb"
             try:
                 os.link(self.debs.path(package.sha256), link)
-            except OSError:
-                shutil.copyfile(self.debs.path(package.sha256), link)
+            except OSError:  # another file system; shutil.copy keeps mode 0444
+                shutil.copy(self.debs.path(package.sha256), link)
         with open(repo / "Packages", "wb") as out:
             done = subprocess.run(
                 ["dpkg-scanpackages", "-m", ".", "/dev/null"],
@@ -1040,6 +1352,7 @@ class DebianBackend(Backend):
                 stderr=subprocess.PIPE,
                 check=False,
             )
+        os.chmod(repo / "Packages", 0o644)
         if done.returncode != 0:
             raise BuildError(
                 "cannot index the stored .debs",
