@@ -64,10 +64,10 @@ from nbseal.backends.debian import (  # noqa: E402
     APT_OPTIONS,
     DEFAULT_DPKG_OPTIONS,
     DebianBackend,
-    disk_usage,
     host_sources,
     host_suite,
 )
+from nbseal.backends.debian_tree import disk_usage  # noqa: E402
 from nbseal.fsutil import remove_tree  # noqa: E402
 from nbseal.kernel.kernelspec import install_kernelspec  # noqa: E402
 from nbseal.lock import Lock  # noqa: E402

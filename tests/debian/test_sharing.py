@@ -12,13 +12,9 @@ from pathlib import Path
 import pytest
 
 from nbseal.backends.base import Backend
-from nbseal.backends.debian import (
-    DebianBackend,
-    disk_usage,
-    remove_unused_debs,
-    share_identical_files,
-)
+from nbseal.backends.debian import DebianBackend, remove_unused_debs
 from nbseal.backends.debian_lock import DebCache, DebianLockData, DebianPackage, DebianSource
+from nbseal.backends.debian_tree import disk_usage, share_identical_files
 from nbseal.cli import main as cli_main
 from nbseal.fsutil import make_tree_readonly
 from nbseal.lock import Lock

@@ -30,10 +30,10 @@ from nbseal.backends.debian import (
     prune_excluded,
     snapshot_timestamp,
     subid_ranges,
-    unpack_rootfs,
     unprivileged_problem,
 )
 from nbseal.backends.debian_lock import DebCache, DebianLockData, DebianPackage, DebianSource
+from nbseal.backends.debian_tree import unpack_rootfs
 from nbseal.errors import BuildError, KernelStartError, ResolutionError
 from nbseal.fsutil import remove_tree
 from nbseal.kernel.provisioning import LaunchRequest
