@@ -855,6 +855,7 @@ class ProxyKernel:
         if isinstance(directive, HelpDirective):
             self._print(execution, HELP_TEXT)
         elif isinstance(directive, DescribeDirective):
+            await self._settle(execution)
             self._send("iopub", "display_data", self._describe(), execution.header)
         elif isinstance(directive, PinDirective):
             # A `;;guix pin` and a `#seal pin` date are kept side by side.
@@ -946,6 +947,17 @@ class ProxyKernel:
 
     def _print(self, execution: Execution, text: str) -> None:
         self._send("iopub", "stream", {"name": "stdout", "text": text + "\n"}, execution.header)
+
+    async def _settle(self, execution: Execution) -> None:
+        """Let kernels being started (the pre-start) finish, so a table does not race them.
+
+        ``#seal describe`` then shows the same thing however fast the machine
+        is; a build in progress shows its progress in the describe cell.
+        """
+        for slot in list(self.environments.values()):
+            if slot.starting is not None and not slot.starting.done():
+                with contextlib.suppress(Exception):  # the failure is the start's cell's news
+                    await self._kernel_for(slot, show_in=execution)
 
     def _describe(self) -> dict[str, Any]:
         from nbseal.kernel.describe import describe_bundle
