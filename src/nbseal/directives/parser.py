@@ -10,6 +10,7 @@ import posixpath
 import re
 import shlex
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from urllib.parse import unquote, urlsplit
 
@@ -254,19 +255,34 @@ def _error(message: str, number: int, line: str, form: str) -> DirectiveError:
     return DirectiveError(message, line=number, text=line, expected=FORMS[form])
 
 
-def _parse_env(args: list[str], number: int, line: str) -> Directive:
+def _env_head(
+    args: list[str], missing_name: str, fail: Callable[[str], DirectiveError]
+) -> tuple[str, list[str] | None]:
+    """``NAME`` or ``NAME <- WORD...`` of `#seal env` and `;;guix environment`: the
+    name, and the words after ``<-`` (None for a switch)."""
     if not args:
-        raise _error("#seal env needs an environment name", number, line, "env")
+        raise fail(missing_name)
     name = args[0]
     if not _NAME.match(name):
-        raise _error(f"{name!r} is not a valid environment name", number, line, "env")
+        raise fail(f"{name!r} is not a valid environment name")
     if len(args) == 1:
-        return EnvSwitchDirective(number, name)
+        return name, None
     if args[1] != "<-":
-        raise _error("expected `<-` after the environment name", number, line, "env")
+        raise fail("expected `<-` after the environment name")
+    return name, args[2:]
+
+
+def _parse_env(args: list[str], number: int, line: str) -> Directive:
+    name, words = _env_head(
+        args,
+        "#seal env needs an environment name",
+        lambda message: _error(message, number, line, "env"),
+    )
+    if words is None:
+        return EnvSwitchDirective(number, name)
     options: dict[str, str] = {}
     requirements: list[str] = []
-    for word in args[2:]:
+    for word in words:
         option = _OPTION.match(word)
         if option:
             options[option.group(1)] = option.group(2)
@@ -408,16 +424,13 @@ def _parse_guix(rest: str, number: int, line: str) -> Directive:
 
 
 def _parse_guix_environment(args: list[str], number: int, line: str) -> Directive:
-    if not args:
-        raise _guix_error(";;guix environment needs a name", number, line, "environment")
-    name = args[0]
-    if not _NAME.match(name):
-        raise _guix_error(f"{name!r} is not a valid environment name", number, line, "environment")
-    if len(args) == 1:
+    name, specs = _env_head(
+        args,
+        ";;guix environment needs a name",
+        lambda message: _guix_error(message, number, line, "environment"),
+    )
+    if specs is None:
         return EnvSwitchDirective(number, name)
-    if args[1] != "<-":
-        raise _guix_error("expected `<-` after the environment name", number, line, "environment")
-    specs = args[2:]
     if not specs:
         raise _guix_error(f"environment {name!r} lists no packages", number, line, "environment")
     for spec in specs:
