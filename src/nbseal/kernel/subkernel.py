@@ -34,6 +34,10 @@ _PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "hb": 4, "control": 5}
 _SOCKET_TYPES = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER, "iopub": zmq.SUB}
 
 
+# ipykernel's debugger (pydevd) otherwise warns about Python's frozen modules
+# at every start, on iopub with no parent: noise in every frontend's log.
+_KERNEL_ENV = {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+
 # A kernel that has not answered kernel_info this long and logged a traceback is failing.
 _TRACEBACK_GRACE = 5.0
 
@@ -156,7 +160,7 @@ class SubKernel:
             )
         request = LaunchRequest(
             self.command.render(str(kernel_file)),
-            env=self.command.env,
+            env={**_KERNEL_ENV, **self.command.env},
             cwd=self.workdir,
             env_path=self.env_path,
             socket_dir=self.socket_dir,
