@@ -186,7 +186,7 @@ def test_host_environment_variables_do_not_leak(sealed: SealedKernel) -> None:
 def _request(kernel: SealedKernel) -> LaunchRequest:
     return LaunchRequest(
         [],
-        env=kernel.sub.command.env,
+        env=kernel.sub.launch_env,
         cwd=kernel.policy.workdir,
         env_path=kernel.env_path,
         socket_dir=kernel.sub.socket_dir,

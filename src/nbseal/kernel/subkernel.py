@@ -127,6 +127,11 @@ class SubKernel:
         return self.process.pid if self.process is not None else None
 
     @property
+    def launch_env(self) -> dict[str, str]:
+        """The variables nbseal gives the kernel besides the launcher's own."""
+        return {**_KERNEL_ENV, **self.command.env}
+
+    @property
     def log_path(self) -> Path:
         return self.socket_dir / "kernel.log"
 
@@ -160,7 +165,7 @@ class SubKernel:
             )
         request = LaunchRequest(
             self.command.render(str(kernel_file)),
-            env={**_KERNEL_ENV, **self.command.env},
+            env=self.launch_env,
             cwd=self.workdir,
             env_path=self.env_path,
             socket_dir=self.socket_dir,
