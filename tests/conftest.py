@@ -18,6 +18,9 @@ _ROOT = Path(tempfile.mkdtemp(prefix="nbseal-tests-"))
 os.environ["NBSEAL_CACHE_DIR"] = os.environ.get("NBSEAL_TEST_CACHE_DIR", str(_ROOT / "cache"))
 os.environ["JUPYTER_PATH"] = str(_ROOT / "share" / "jupyter")
 os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+# The tests' data servers listen on 127.0.0.1: trusted by this machine's owner
+# (the tests). The hostile-notebook tests run nbseal without it.
+os.environ["NBSEAL_DATA_TRUSTED_HOSTS"] = "127.0.0.1"
 
 from nbseal.kernel.kernelspec import install_kernelspec  # noqa: E402
 

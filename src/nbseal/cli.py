@@ -45,9 +45,12 @@ def _sandbox_line(notebook: Path, *, sealed: bool) -> str:
     if not sealed:
         return "UNSEALED (--no-sandbox): kernels see the network and your files"
     plan = plan_notebook(code_sources(read_notebook(notebook)))
-    grants = (["network (#seal allow network)"] if plan.network else []) + [
-        f"share {s.path} ({s.mode})" for s in plan.shares
-    ]
+    grants = ["network (#seal allow network)"] if plan.network else []
+    for share in plan.shares:
+        # What is granted is where the path leads (a link is followed once, here).
+        resolved = (notebook.resolve().parent / Path(share.path).expanduser()).resolve()
+        written = "" if str(resolved) == share.path else f", written {share.path}"
+        grants.append(f"share {resolved} ({share.mode}{written})")
     if not grants:
         return "sealed: no network, no host files"
     return "sealed; exceptions: " + ", ".join(grants)

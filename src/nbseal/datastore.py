@@ -30,10 +30,11 @@ from nbseal.fetch import fetch_to
 from nbseal.fsutil import acquire_polling, atomic_write_text
 from nbseal.paths import cache_root
 from nbseal.progress import Progress
+from nbseal.sources import UNRESTRICTED, SourcePolicy
 
 __all__ = ["DataEntry", "DataStore", "StoredData"]
 
-Fetcher = Callable[[str, Path, Progress], Awaitable[tuple[str, int]]]
+Fetcher = Callable[[str, Path, Progress, SourcePolicy], Awaitable[tuple[str, int]]]
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,13 @@ class DataStore:
                 hint="set NBSEAL_CACHE_DIR to a writable directory",
             ) from exc
 
-    async def ensure(self, url: str, sha256: str, progress: Progress) -> StoredData:
-        """The stored file of ``sha256``, fetched from ``url`` once if need be."""
+    async def ensure(
+        self, url: str, sha256: str, progress: Progress, policy: SourcePolicy = UNRESTRICTED
+    ) -> StoredData:
+        """The stored file of ``sha256``, fetched from ``url`` once if need be.
+
+        ``policy`` bounds what the host reads or requests for the caller.
+        """
         found = self.lookup(sha256)
         if found is not None:
             self.touch(sha256)
@@ -94,21 +100,24 @@ class DataStore:
             if found is not None:
                 self.touch(sha256)
                 return StoredData(sha256, found, found.stat().st_size, reused=True)
-            return await self._fetch(url, progress, expected=sha256)
+            return await self._fetch(url, progress, expected=sha256, policy=policy)
         finally:
             filelock.release()
 
     async def add(self, url: str, progress: Progress) -> StoredData:
         """Fetch ``url`` whose hash is not known yet (``nbseal data add``) and store it."""
         self._prepare_dirs()
-        return await self._fetch(url, progress, expected=None)
+        return await self._fetch(url, progress, expected=None, policy=UNRESTRICTED)
 
-    async def _fetch(self, url: str, progress: Progress, expected: str | None) -> StoredData:
+    async def _fetch(
+        self, url: str, progress: Progress, expected: str | None, policy: SourcePolicy
+    ) -> StoredData:
         partial = self.root / f".partial-{expected or 'new'}-{uuid.uuid4().hex[:8]}"
         try:
-            actual, size = await self.fetcher(url, partial, progress)
+            actual, size = await self.fetcher(url, partial, progress, policy)
             if expected is not None and actual != expected:
-                raise DataHashError(url=url, expected=expected, actual=actual)
+                withheld = policy.withholds_hash(url)
+                raise DataHashError(url=url, expected=expected, actual=actual, withheld=withheld)
             os.chmod(partial, 0o444)
             final = self.path_for(actual)
             if final.exists():  # `add` of something already stored

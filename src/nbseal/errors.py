@@ -12,6 +12,8 @@ __all__ = [
     "BuildError",
     "DataFetchError",
     "DataHashError",
+    "DataPlacementError",
+    "DataSourceError",
     "DirectiveError",
     "KernelDiedError",
     "KernelStartError",
@@ -113,19 +115,39 @@ class DataFetchError(NbsealError, ConnectionError):
     """Declared data could not be fetched (host, HTTP status, truncation, disk)."""
 
 
+class DataSourceError(NbsealError, PermissionError):
+    """A ``#seal data`` source the notebook has no grant for (a host file, a private address)."""
+
+
 class DataHashError(NbsealError, ValueError):
     """Fetched bytes do not have the declared SHA-256; nothing was stored."""
 
-    def __init__(self, *, url: str, expected: str, actual: str) -> None:
+    def __init__(self, *, url: str, expected: str, actual: str, withheld: bool = False) -> None:
+        shown = "(withheld: the source is a local file or a private host)" if withheld else actual
         super().__init__(
             f"the data from {url} does not have the declared hash",
-            context=f"expected sha256:{expected}\nactual   sha256:{actual}",
+            context=f"expected sha256:{expected}\nactual   sha256:{shown}",
             hint="if the source changed on purpose, update the hash in the `#seal data` line "
             "(`nbseal data add` computes it); otherwise the download was altered",
         )
         self.url = url
         self.expected = expected
         self.actual = actual
+
+
+class DataPlacementError(NbsealError, OSError):
+    """A data name cannot be placed: the working directory holds a link or file on its way."""
+
+    def __init__(self, name: str, component: str, workdir: object) -> None:
+        super().__init__(
+            f"cannot place the data {name!r}: {component!r} in the working directory is "
+            "a symbolic link or a file, and nbseal follows no links there",
+            context=f"working directory: {workdir}",
+            hint=f"remove {component!r} from the working directory (a cell made it), "
+            "or name the data differently",
+        )
+        self.name = name
+        self.component = component
 
 
 class GuixUnavailableError(BuildError):

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse, urlsplit
 
-from nbseal.errors import DataFetchError
+from nbseal.errors import DataFetchError, DataSourceError
 from nbseal.progress import Progress
+from nbseal.sources import UNRESTRICTED, SourcePolicy
 
 __all__ = ["CHUNK", "fetch_to", "resolve_doi"]
 
@@ -74,20 +75,27 @@ def _disk_error(exc: OSError, dest: Path) -> DataFetchError:
     return DataFetchError(f"cannot write the data: {exc}", context=str(dest))
 
 
-async def fetch_to(url: str, dest: Path, progress: Progress) -> tuple[str, int]:
-    """Write the bytes of ``url`` to ``dest``; return their SHA-256 (hex) and size."""
+async def fetch_to(
+    url: str, dest: Path, progress: Progress, policy: SourcePolicy = UNRESTRICTED
+) -> tuple[str, int]:
+    """Write the bytes of ``url`` to ``dest``; return their SHA-256 (hex) and size.
+
+    ``policy`` says which local files and which addresses the host may read
+    for the caller (see nbseal.sources).
+    """
     if url.startswith("doi:"):
         url = await asyncio.to_thread(resolve_doi, url)
     scheme = urlparse(url).scheme
     try:
         if scheme in ("http", "https"):
-            return await _download(url, dest, progress)
+            return await _download(url, dest, progress, policy)
         if scheme == "file":
-            return await _copy(Path(unquote(urlparse(url).path)), dest, progress)
+            source = policy.check_path(Path(unquote(urlparse(url).path)))
+            return await _copy(source, dest, progress)
         if scheme == "" or len(scheme) == 1:  # a path (or a Windows drive letter)
-            return await _copy(Path(url).expanduser(), dest, progress)
+            return await _copy(policy.check_path(Path(url)), dest, progress)
     except OSError as exc:
-        if isinstance(exc, DataFetchError):
+        if isinstance(exc, (DataFetchError, DataSourceError)):
             raise
         raise _disk_error(exc, dest) from exc
     raise DataFetchError(
@@ -96,7 +104,9 @@ async def fetch_to(url: str, dest: Path, progress: Progress) -> tuple[str, int]:
     )
 
 
-async def _download(url: str, dest: Path, progress: Progress) -> tuple[str, int]:
+async def _download(
+    url: str, dest: Path, progress: Progress, policy: SourcePolicy
+) -> tuple[str, int]:
     """Download in a worker thread; the event loop (the kernel) stays responsive.
 
     The stdlib's ``readinto`` a reused buffer runs at curl's speed here, where
@@ -108,7 +118,7 @@ async def _download(url: str, dest: Path, progress: Progress) -> tuple[str, int]
     def report(text: str, fraction: float | None) -> None:
         loop.call_soon_threadsafe(progress.step, text, fraction)
 
-    future = loop.run_in_executor(None, _download_blocking, url, dest, stop, report)
+    future = loop.run_in_executor(None, _download_blocking, url, dest, stop, report, policy)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
@@ -119,7 +129,7 @@ async def _download(url: str, dest: Path, progress: Progress) -> tuple[str, int]
 
 
 def _download_blocking(
-    url: str, dest: Path, stop: threading.Event, report: Report
+    url: str, dest: Path, stop: threading.Event, report: Report, policy: SourcePolicy
 ) -> tuple[str, int]:
     for _ in range(_MAX_REDIRECTS):
         parts = urlsplit(url)
@@ -136,6 +146,10 @@ def _download_blocking(
                 parts.hostname or "", parts.port, timeout=_TIMEOUT
             )
         try:
+            # The address actually connected to is checked, after each redirect.
+            connection.connect()
+            assert connection.sock is not None
+            policy.check_peer(parts.hostname or "", str(connection.sock.getpeername()[0]))
             target = parts.path or "/"
             if parts.query:
                 target += f"?{parts.query}"
@@ -168,7 +182,7 @@ def _download_blocking(
                 hint="try again; nothing was stored",
             ) from exc
         except (http.client.HTTPException, OSError) as exc:
-            if isinstance(exc, DataFetchError):
+            if isinstance(exc, (DataFetchError, DataSourceError)):
                 raise
             raise DataFetchError(
                 f"cannot download {url}: {exc or type(exc).__name__}",

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from nbseal.errors import ResolutionError, UvError
 
@@ -34,15 +37,95 @@ def _uv_env() -> dict[str, str]:
     return env
 
 
-async def _run(args: Sequence[str], on_line: LineCallback | None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        uv_binary(),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
-        env=_uv_env(),
-    )
+def uv_cache_dir() -> Path:
+    """Where uv keeps its cache: ``$UV_CACHE_DIR``, else uv's default (XDG)."""
+    if os.environ.get("UV_CACHE_DIR"):
+        return Path(os.environ["UV_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "uv"
+
+
+@dataclass(frozen=True)
+class Seal:
+    """What a uv step that may build packages sees (see nbseal.sandbox.build)."""
+
+    readable: tuple[Path, ...]
+    writable: tuple[Path, ...]
+    cwd: Path
+
+
+def _python_prefix(python: str) -> list[Path]:
+    """Every installation an interpreter runs from: each link of the way, and venv homes.
+
+    A venv's python links to its base's (which may itself be a venv's), and
+    the standard library is found from ``pyvenv.cfg``: all must be readable.
+    """
+    found = shutil.which(python)
+    if found is None:
+        return []
+    prefixes: list[Path] = []
+    path = Path(found)
+    for _ in range(16):  # links to links, bounded
+        prefix = Path(os.path.realpath(path.parent.parent))
+        if prefix not in prefixes:
+            prefixes.append(prefix)
+        cfg = prefix / "pyvenv.cfg"
+        if cfg.is_file():
+            for line in cfg.read_text().splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "home" and value.strip():
+                    home = Path(os.path.realpath(value.strip())).parent
+                    if home not in prefixes:
+                        prefixes.append(home)
+        if not path.is_symlink():
+            break
+        path = Path(os.path.join(path.parent, os.readlink(path)))
+    return [p for p in prefixes if p != Path("/usr") and Path("/usr") not in p.parents]
+
+
+def _local_files(requirements: Sequence[str]) -> list[Path]:
+    """Files that ``NAME @ file://...`` requirements name: the build's inputs."""
+    paths = []
+    for requirement in requirements:
+        _, at, url = requirement.partition("@")
+        url = url.strip()
+        if at and url.startswith("file://"):
+            paths.append(Path(unquote(urlsplit(url).path)))
+    return paths
+
+
+async def _run(
+    args: Sequence[str], on_line: LineCallback | None, seal: Seal | None = None
+) -> tuple[int, str, str]:
+    argv = [uv_binary(), *args]
+    env = _uv_env()
+    pass_fds: tuple[int, ...] = ()
+    step = None
+    if seal is not None:
+        from nbseal.sandbox.build import sealed_step
+
+        cache = uv_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        step = sealed_step(
+            argv,
+            readable=(Path(argv[0]).parent, *seal.readable),
+            writable=(cache, *seal.writable),
+            cwd=seal.cwd,
+            env={"UV_CACHE_DIR": os.path.realpath(cache), "UV_NO_PROGRESS": "1"},
+        )
+        argv, env, pass_fds = step.argv, {}, (step.seccomp_fd,)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=env,
+            pass_fds=pass_fds,
+        )
+    finally:
+        if step is not None:
+            step.close()
     assert proc.stdout is not None
     assert proc.stderr is not None
     err_lines: list[str] = []
@@ -88,6 +171,7 @@ async def compile_pylock(
     URLs and SHA-256 hashes of every package.
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(os.path.realpath(workdir))
     infile = workdir / "requirements.in"
     infile.write_text("".join(f"{r}\n" for r in requirements))
     outfile = workdir / "pylock.toml"
@@ -108,6 +192,12 @@ async def compile_pylock(
             "--quiet",
         ],
         on_line,
+        # Resolving may build an sdist to read its metadata: sealed.
+        Seal(
+            readable=(*_python_prefix(python), *_local_files(requirements)),
+            writable=(workdir,),
+            cwd=workdir,
+        ),
     )
     if code != 0:
         raise ResolutionError(
@@ -151,7 +241,13 @@ async def sync_pylock(
     ]
     if offline:
         args.append("--offline")
-    code, _, err = await _run(args, on_line)
+    # Installing may build an sdist the lock names: sealed, writing only the venv.
+    real_venv = Path(os.path.realpath(venv))
+    prefixes = _python_prefix(str(real_venv / "bin" / "python"))
+    seal = Seal(
+        readable=(*prefixes, Path(os.path.realpath(pylock))), writable=(real_venv,), cwd=real_venv
+    )
+    code, _, err = await _run(args, on_line, seal)
     if code != 0:
         raise UvError(
             "uv could not install the environment from its lock",

@@ -75,10 +75,12 @@ def test_data_is_fetched_once_verified_read_only_and_used_offline(tmp_path: Path
         assert server.hits["/f/d.bin"] == 1
     assert f"sha {digest}" in out
     assert "fetched, verified and stored" in out
-    # A read-only file on a read-only mount: no write, no chmod, no removal.
+    # A read-only file on a read-only mount: no write, no chmod. The name in
+    # the working directory is a link the cell may remove (its own view);
+    # the stored file stays whole.
     assert "append PermissionError 13" in out or "append OSError 30" in out
     assert "chmod OSError 30" in out, "EROFS: the data is mounted read-only"
-    assert "remove OSError 16" in out, "EBUSY: it is a mount point"
+    assert "remove ok" in out
     stored = DataStore().lookup(digest)
     assert stored is not None
     assert stored.read_bytes() == content

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from nbseal.sandbox import SandboxPolicy
+from nbseal.sandbox.seccomp import PROFILE, SeccompProfile
 from tests.sandbox.helpers import LoopThread, SealedKernel
 
 # Values a careless launcher would hand to the kernel.
@@ -59,12 +60,12 @@ def runtime_dir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def start_sealed(
     loop_thread: LoopThread, runtime_dir: Path, default_env: Path
-) -> Iterator[Callable[[SandboxPolicy], SealedKernel]]:
+) -> Iterator[Callable[..., SealedKernel]]:
     """Start sealed kernels of the default environment; stop them afterwards."""
     started: list[SealedKernel] = []
 
-    def start(policy: SandboxPolicy) -> SealedKernel:
-        kernel = SealedKernel(loop_thread, default_env, policy, runtime_dir).start()
+    def start(policy: SandboxPolicy, seccomp: SeccompProfile = PROFILE) -> SealedKernel:
+        kernel = SealedKernel(loop_thread, default_env, policy, runtime_dir, seccomp).start()
         started.append(kernel)
         out = kernel.execute(PROBES)
         assert out.status == "ok", (out.ename, out.evalue)

@@ -27,6 +27,7 @@ from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage
 from nbseal.sandbox import BwrapLauncher, SandboxPolicy
+from nbseal.sandbox.seccomp import PROFILE, SeccompProfile
 
 T = TypeVar("T")
 
@@ -71,13 +72,18 @@ class SealedKernel:
     """One ipykernel of an environment, started in a sandbox shaped by ``policy``."""
 
     def __init__(
-        self, loop: LoopThread, env_path: Path, policy: SandboxPolicy, runtime_dir: Path
+        self,
+        loop: LoopThread,
+        env_path: Path,
+        policy: SandboxPolicy,
+        runtime_dir: Path,
+        seccomp: SeccompProfile = PROFILE,
     ) -> None:
         self.loop = loop
         self.env_path = env_path
         self.policy = policy
         self.runtime_dir = runtime_dir
-        self.launcher = BwrapLauncher(policy)
+        self.launcher = BwrapLauncher(policy, seccomp=seccomp)
         self.session = WireSession(key=uuid.uuid4().hex.encode(), username="test")
         self._pending: dict[str, _Pending] = {}
         self.kernel: SubKernel | None = None

@@ -98,7 +98,8 @@ def test_environment_is_read_only(sealed: SealedKernel, default_env: Path) -> No
 def test_system_files_are_read_only(sealed: SealedKernel) -> None:
     assert inside(sealed, "_write('/usr/lib/evil')") == "OSError EROFS"
     assert inside(sealed, "_write('/evil')") == "OSError EROFS"
-    assert inside(sealed, "_write('/etc/passwd')") == "OSError EROFS"
+    # Read-only mounts (EROFS), or files the sandbox's user does not own.
+    assert inside(sealed, "_write('/etc/passwd')") in {"OSError EROFS", "PermissionError EACCES"}
 
 
 def test_etc_holds_only_what_a_kernel_needs(sealed: SealedKernel) -> None:
@@ -218,4 +219,5 @@ def test_kernel_runs_without_privileges(sealed: SealedKernel) -> None:
         "__import__('subprocess').run([__import__('sys').executable, '-c', "
         f"{probe!r}], capture_output=True, text=True).stdout.split()"
     )
-    assert inside(sealed, code) == ["-1", "ENOSPC"]
+    # Refused by the seccomp filter (EPERM) before the kernel's own limit.
+    assert inside(sealed, code) == ["-1", "EPERM"]

@@ -11,6 +11,7 @@ import pytest
 
 from nbseal.errors import KernelStartError
 from nbseal.sandbox import SandboxPolicy, Share
+from nbseal.sandbox.identity import sandbox_identity
 from tests.sandbox.helpers import SealedKernel
 
 Start = Callable[[SandboxPolicy], SealedKernel]
@@ -34,6 +35,7 @@ def test_shares_are_bound_as_granted(start_sealed: Start, workdir: Path, host_di
     readable, writable = host_dir / "ro", host_dir / "rw"
     readable.mkdir()
     writable.mkdir()
+    sandbox_identity().hand_over(writable)  # as root, the sandbox runs as another uid
     (readable / "in.txt").write_text("shared")
     (host_dir / "unshared.txt").write_text("not shared")
     policy = SandboxPolicy(workdir=workdir, shares=(Share(readable, "ro"), Share(writable, "rw")))

@@ -8,7 +8,7 @@ launcher. A kernel started under other grants is restarted by the proxy.
 
 from __future__ import annotations
 
-import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +16,10 @@ from nbseal.directives import ShareDirective
 from nbseal.errors import DirectiveError
 from nbseal.kernel.provisioning import DirectLauncher, Launcher
 from nbseal.sandbox import BwrapLauncher, SandboxPolicy, Share
+from nbseal.sandbox.identity import sandbox_identity
 from nbseal.sandbox.policy import ShareMode
+from nbseal.sandbox.seccomp import PROFILE
+from nbseal.sandbox.workdir import place_link, remove_link
 
 __all__ = ["Grants"]
 
@@ -35,7 +38,8 @@ class Grants:
 
     def policy(self) -> SandboxPolicy:
         shares = tuple(Share(path, mode) for path, mode in sorted(self.shares.items()))
-        binds = tuple((path, self.workdir / name) for name, path in sorted(self.data.items()))
+        # Each data file at its own store path; the working directory links to it.
+        binds = tuple((path, path) for path in sorted(set(self.data.values())))
         return SandboxPolicy(
             workdir=self.workdir, network=self.network, shares=shares, readonly_binds=binds
         )
@@ -47,9 +51,10 @@ class Grants:
         grants = (["network"] if self.network else []) + [
             f"share {path} ({mode})" for path, mode in sorted(self.shares.items())
         ]
+        how = f" ({PROFILE.name} seccomp profile, {sandbox_identity().describe()})"
         if not grants:
-            return "sealed: no network, no host files"
-        return "sealed; exceptions: " + ", ".join(grants)
+            return "sealed: no network, no host files" + how
+        return "sealed; exceptions: " + ", ".join(grants) + how
 
     def launcher(self, *, rootfs: bool = False) -> Launcher:
         """How to start a kernel: sealed, or plainly when the user opted out.
@@ -87,19 +92,13 @@ class Grants:
         self.shares[self.share_path(directive)] = "rw" if directive.mode == "rw" else "ro"
 
     def add_data(self, name: str, stored: Path) -> None:
+        """Show ``stored`` as ``name`` in the working directory (a link, placed safely)."""
+        identity = sandbox_identity() if self.sealed else None
+        owner = (identity.host_uid, identity.host_gid) if identity else (os.getuid(), os.getgid())
+        place_link(self.workdir, name, stored, owner=owner)
         self.data[name] = stored
-        if not self.sealed:
-            # Unsealed kernels see the store file through a symlink (a read-only file).
-            link = self.workdir / name
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(stored)
 
     def clear_data_mounts(self) -> None:
-        """A kept working directory keeps what the notebook wrote, not the data's mount points."""
-        for name in self.data:
-            path = self.workdir / name
-            with contextlib.suppress(OSError):
-                if path.is_symlink() or (path.is_file() and path.stat().st_size == 0):
-                    path.unlink()
+        """A kept working directory keeps what the notebook wrote, not nbseal's data links."""
+        for name, stored in self.data.items():
+            remove_link(self.workdir, name, stored)

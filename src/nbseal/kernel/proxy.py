@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import platform
+import re
 import shutil
 import tempfile
 import threading
@@ -69,6 +70,7 @@ from nbseal.plan import (
 )
 from nbseal.progress import Progress, ProgressEvent
 from nbseal.sandbox import SandboxPolicy
+from nbseal.sources import UNRESTRICTED, SourcePolicy
 from nbseal.store import BuiltEnvironment, EnvironmentStore
 
 __all__ = ["ProxyConfig", "ProxyKernel"]
@@ -77,6 +79,13 @@ log = logging.getLogger("nbseal.kernel")
 
 PROTOCOL_VERSION = "5.3"
 UNSEALED_MIME = "application/vnd.nbseal.unsealed+json"
+# Only the proxy writes nbseal's own MIME types (locks, progress, describe):
+# a sub-kernel's output carrying one is a forgery, and its bundle is dropped.
+_NBSEAL_MIME_PREFIX = "application/vnd.nbseal."
+_OUTPUT_TYPES = frozenset({"display_data", "update_display_data", "execute_result"})
+# A content frame worth decoding: it names nbseal, or escapes characters
+# (JSON may spell a key as "vnd\u002enbseal").
+_MAY_FORGE = re.compile(rb"(?i)nbseal|\\u")
 
 # (channel, message, header) -> None; the dispatch tables hold these.
 Handler = Callable[[str, RawMessage, dict[str, Any]], None]
@@ -693,6 +702,8 @@ class ProxyKernel:
     def _relay_iopub(self, kernel: SubKernel, message: RawMessage) -> None:
         header = message.header(self.session)
         msg_type = header.get("msg_type", "")
+        if msg_type in _OUTPUT_TYPES:
+            message = _without_nbseal_bundles(self.session, message)
         if msg_type in {"status", "execute_input", "execute_result"}:
             message = self._rewrite_iopub(msg_type, message)
             if not message.frames:
@@ -881,8 +892,15 @@ class ProxyKernel:
         progress = Progress(f"data {directive.name}")
         display = _ProgressDisplay(self, execution)
         progress.subscribe(display.on_event)
+        policy = (
+            SourcePolicy.for_notebook(
+                self.notebook_dir, self.grants.shares, network=self.grants.network
+            )
+            if self.grants.sealed
+            else UNRESTRICTED
+        )
         try:
-            stored = await self.config.data_store.ensure(url, directive.sha256, progress)
+            stored = await self.config.data_store.ensure(url, directive.sha256, progress, policy)
         except NbsealError as exc:
             progress.fail(exc.message)
             raise
@@ -1211,3 +1229,22 @@ def _heartbeat(url: str) -> None:
 def configure_logging() -> None:
     level = os.environ.get("NBSEAL_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(level=level, format="[nbseal %(levelname)s] %(message)s")
+
+
+def _without_nbseal_bundles(session: WireSession, message: RawMessage) -> RawMessage:
+    """``message`` without any ``application/vnd.nbseal.*`` bundle a sub-kernel put in it."""
+    if len(message.frames) < 5 or not _MAY_FORGE.search(message.frames[4]):
+        return message  # the common case: nothing decoded
+    content = message.content(session)
+    data = content.get("data")
+    if not isinstance(data, dict):
+        return message
+    forged = [key for key in data if str(key).lower().startswith(_NBSEAL_MIME_PREFIX)]
+    if not forged:
+        return message
+    log.warning("dropped %s from a sub-kernel's output: only nbseal writes them", forged)
+    kept = {key: value for key, value in data.items() if key not in forged}
+    metadata = content.get("metadata")
+    if isinstance(metadata, dict):
+        metadata = {key: value for key, value in metadata.items() if key not in forged}
+    return message.with_part(session, 4, {**content, "data": kept, "metadata": metadata or {}})

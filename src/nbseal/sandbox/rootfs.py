@@ -38,7 +38,9 @@ from nbseal.sandbox.bwrap import (
     SANDBOX_HOME,
     BwrapLauncher,
     _namespace_args,
+    scratch_tmpfs,
 )
+from nbseal.sandbox.identity import sandbox_identity
 
 __all__ = [
     "KERNEL_DIRS",
@@ -231,9 +233,9 @@ class RootfsLauncher(BwrapLauncher):
             )
         # (destination, options) of everything mounted over the tree.
         mounts: list[tuple[str, list[str]]] = [
-            ("/tmp", ["--tmpfs", "/tmp"]),
-            ("/run", ["--tmpfs", "/run"]),
-            (SANDBOX_HOME, ["--tmpfs", SANDBOX_HOME]),
+            ("/tmp", scratch_tmpfs("/tmp")),
+            ("/run", scratch_tmpfs("/run")),
+            (SANDBOX_HOME, scratch_tmpfs(SANDBOX_HOME)),
         ]
         for host, inside in policy.readonly_binds:
             mounts.append((str(inside), ["--ro-bind", str(host), str(inside)]))
@@ -264,7 +266,7 @@ class RootfsLauncher(BwrapLauncher):
         for key, value in self.environment(request).items():
             argv += ["--setenv", key, value]
         argv += _Tree(rootfs).graft(dests)
-        argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
+        argv += ["--proc", "/proc", "--dev", "/dev", *scratch_tmpfs("/dev/shm")]
         mounts += _hidden_parents(rootfs, [PurePosixPath(d) for d, _ in mounts])
         # Parents first: a share inside /tmp lands on the tmpfs, not under it.
         for _, options in sorted(mounts, key=lambda m: _depth(m[0])):
@@ -275,4 +277,6 @@ class RootfsLauncher(BwrapLauncher):
         argv += ["--chdir", workdir]
         if info_fd is not None:
             argv += ["--info-fd", str(info_fd)]
-        return [*argv, "--", *request.command(RELAY_INSIDE)]
+        # The tree's own setpriv (util-linux is Essential in Debian).
+        drop = sandbox_identity().drop_command()
+        return [*argv, "--", *drop, *request.command(RELAY_INSIDE)]

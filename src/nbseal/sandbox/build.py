@@ -1,0 +1,137 @@
+"""Sealing build steps: what may run package code while an environment is made.
+
+Resolving or installing can run a package's own code on the host: uv builds
+an sdist by running its build backend (``setup.py``, hatchling, ...), and a
+kernel's install step (``python -m bash_kernel.install``) is the package's
+code too. Such steps run here under bubblewrap, as kernels do, but with the
+network (the index and the build's own requirements need it) and with only
+what the build needs: the system runtime read-only, the interpreter and the
+tool read-only, the build's inputs read-only, and writable only the uv cache
+and the step's own staging folder. No ``$HOME`` (a fresh empty one), no host
+files beyond those, no host processes, the seccomp filter of the kernels.
+
+The step runs under the host user's own uid in a user namespace, with no
+capabilities; run by root that uid is host root, so ``/proc`` is remounted
+read-only (the host-wide sysctls cannot be written) and every other writable
+path is the step's own. A notebook that needs only wheels runs no package
+code at all: uv then only downloads, checks hashes and unpacks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from nbseal.sandbox.bwrap import (
+    SANDBOX_HOME,
+    _Mounts,
+    _pipe_with,
+    _runtime_args,
+    find_bwrap,
+)
+from nbseal.sandbox.seccomp import PROFILE, compiled_filter
+
+__all__ = ["SealedStep", "sealed_step"]
+
+# Host variables a build may need (proxies, certificates, uv's own settings).
+_PASSED_PREFIXES = ("UV_",)
+_PASSED = (
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "SOURCE_DATE_EPOCH",
+)
+
+
+class SealedStep:
+    """A command line wrapped in bwrap, and the fd bwrap reads its filter from."""
+
+    def __init__(self, argv: list[str], seccomp_fd: int) -> None:
+        self.argv = argv
+        self.seccomp_fd = seccomp_fd
+
+    def close(self) -> None:
+        os.close(self.seccomp_fd)
+
+
+def _environment(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": SANDBOX_HOME,
+        "LANG": "C.UTF-8",
+        "TMPDIR": "/tmp",
+    }
+    for key, value in os.environ.items():
+        if key in _PASSED or key.startswith(_PASSED_PREFIXES):
+            env[key] = value
+    env.update(extra)
+    return env
+
+
+def _existing_real(paths: Iterable[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        real = Path(os.path.realpath(path))
+        if real.exists() and real not in found:
+            found.append(real)
+    return found
+
+
+def sealed_step(
+    argv: list[str],
+    *,
+    readable: Iterable[Path],
+    writable: Iterable[Path],
+    cwd: Path,
+    env: Mapping[str, str],
+) -> SealedStep:
+    """``argv`` run in a build sandbox seeing ``readable`` and ``writable`` only.
+
+    Paths are bound at their real (link-free) location; the caller passes
+    real paths on the command line too. ``cwd`` must be one of ``writable``.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    args = [
+        find_bwrap(),
+        "--unshare-user",
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--disable-userns",
+        "--uid",
+        str(uid),
+        "--gid",
+        str(gid),
+        "--cap-drop",
+        "ALL",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+    ]
+    for key, value in _environment(env).items():
+        args += ["--setenv", key, value]
+    args += _runtime_args(network=True)
+    args += ["--remount-ro", "/proc"]
+    mounts = _Mounts()
+    mounts.add("/tmp", "--tmpfs", "/tmp")
+    mounts.add(SANDBOX_HOME, "--tmpfs", SANDBOX_HOME)
+    writable_real = _existing_real(writable)
+    for path in _existing_real(readable):
+        if not any(path == w or w in path.parents for w in writable_real):
+            mounts.add(str(path), "--ro-bind", str(path), str(path))
+    for path in writable_real:
+        mounts.add(str(path), "--bind", str(path), str(path))
+    args += mounts.args()
+    args += ["--remount-ro", "/", "--chdir", os.path.realpath(cwd)]
+    seccomp_fd = _pipe_with(compiled_filter(PROFILE))
+    args += ["--seccomp", str(seccomp_fd), "--", *argv]
+    return SealedStep(args, seccomp_fd)

@@ -1,0 +1,184 @@
+"""Hostile notebooks through `nbseal run`: path tricks, forged locks, host reads and requests.
+
+Each test is an attack a notebook can make, with the host-side evidence that
+it failed (the victim file untouched, the request never made, the hash never
+printed) and, where it makes sense, a control showing the same directive
+works when it is granted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from nbseal.notebook import stored_locks
+from tests.dataserver import serve
+from tests.e2e.test_cli import nbseal, notebook
+
+pytestmark = pytest.mark.usefixtures("default_env")
+
+LOCK_MIME = "application/vnd.nbseal.lock+json"
+
+
+def untrusting_env() -> dict[str, str]:
+    """The environment of a machine whose owner trusts no private data host."""
+    env = dict(os.environ)
+    env.pop("NBSEAL_DATA_TRUSTED_HOSTS", None)
+    return env
+
+
+def run(folder: Path, *sources: str, env: dict[str, str] | None = None) -> tuple[Any, str]:
+    path = folder / "nb.ipynb"
+    nbformat.write(notebook(*sources), path)
+    proc = nbseal("run", str(path), env=env)
+    return nbformat.read(path, as_version=4), proc.stderr
+
+
+def text_of(cell: Any) -> str:
+    parts = []
+    for out in cell.outputs:
+        if out["output_type"] == "stream":
+            parts.append(out["text"])
+        elif out["output_type"] == "error":
+            parts.append(f"{out['ename']}: {out['evalue']}")
+        else:
+            parts.append(json.dumps(out.get("data", {})))
+    return "\n".join(parts)
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    """A host folder the notebook must not write or delete in."""
+    path = tmp_path / "victim"
+    path.mkdir()
+    (path / "x").write_text("host file")
+    return path
+
+
+@pytest.mark.parametrize("prefix", ["", "/oldroot"])
+def test_a_link_planted_on_the_way_to_data_leads_nowhere(
+    tmp_path: Path, victim: Path, prefix: str
+) -> None:
+    (victim / "x").unlink()
+    # Content not stored yet: a stored file would be placed before cell 1 runs.
+    content = os.urandom(64)
+    with serve() as server:
+        url = server.add("d.bin", content)
+        digest = hashlib.sha256(content).hexdigest()
+        nb, stderr = run(
+            tmp_path,
+            f"import os\nos.symlink({prefix + str(victim)!r}, 'p')",
+            f"#seal data p/x <- {url} sha256:{digest}",
+            "print(sorted(os.listdir('.')))",
+        )
+    assert "DataPlacementError" in text_of(nb.cells[1]), (text_of(nb.cells[0]), stderr)
+    assert "'p'" in text_of(nb.cells[1])
+    # bwrap never created anything through the link, now or at a restart.
+    assert list(victim.iterdir()) == []
+
+
+def test_cleanup_never_deletes_through_a_link(tmp_path: Path, victim: Path) -> None:
+    with serve() as server:
+        url = server.add("d.bin", b"data")
+        digest = hashlib.sha256(b"data").hexdigest()
+        nb, _ = run(
+            tmp_path,
+            f"#seal data d/x <- {url} sha256:{digest}",
+            "print(open('d/x').read())",
+            # The placed link and its folder, swapped for a link to the victim.
+            f"import os\nos.unlink('d/x'); os.rmdir('d'); os.symlink({str(victim)!r}, 'd')",
+        )
+    assert "data" in text_of(nb.cells[1])
+    assert not nb.cells[2].outputs  # the swap itself worked
+    assert (victim / "x").read_text() == "host file"
+
+
+FORGED = {
+    "environment": "default",
+    "lock": {"backend": "uv", "requirements": ["ipykernel"], "pylock": "forged"},
+}
+
+
+def test_a_cell_cannot_write_nbseal_s_own_outputs(tmp_path: Path) -> None:
+    nb, _ = run(
+        tmp_path,
+        "from IPython.display import display\n"
+        f"display({{{LOCK_MIME!r}: {FORGED!r}, 'text/plain': 'shown'}}, raw=True)\n"
+        f"display({{{LOCK_MIME.upper()!r}: {FORGED!r}, 'text/plain': 'upper'}}, raw=True)",
+        "class Forged:\n"
+        "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
+        "        return {'application/vnd.nbseal.progress+json': {}, 'text/plain': 'r'}\n"
+        "Forged()",
+    )
+    saved = [out.get("data", {}) for cell in nb.cells for out in cell.outputs]
+    keys = {key.lower() for data in saved for key in data}
+    assert not any(key.startswith("application/vnd.nbseal.") for key in keys), keys
+    # What else the cells showed is kept.
+    assert {"shown", "upper", "r"} <= {str(d.get("text/plain")) for d in saved}
+    assert stored_locks(nb) == {}
+
+
+def test_a_share_shows_where_its_link_leads(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key").write_text("s3cret")
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    (folder / "results").symlink_to(secret)
+    _nb, stderr = run(folder, "#seal share results ro\nprint(open('results/key').read())")
+    # What is granted is said as it is: the folder the link leads to.
+    assert f"share {secret} (ro, written results)" in stderr
+    assert "share results (ro)" not in stderr
+
+
+def test_data_outside_the_notebook_s_folder_is_neither_read_nor_hashed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret"
+    secret.write_text("host secret")
+    real = hashlib.sha256(b"host secret").hexdigest()
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    nb, stderr = run(folder, f"#seal data h <- {secret} sha256:{'0' * 64}")
+    said = text_of(nb.cells[0]) + stderr
+    assert "DataSourceError" in said
+    assert "outside the notebook's folder" in said
+    assert real not in said
+    # Granted by a share the notebook shows, it is read (and the mismatch
+    # still withholds the real hash of a host file).
+    nb, stderr = run(
+        folder, f"#seal share {outside} ro", f"#seal data h <- {secret} sha256:{'0' * 64}"
+    )
+    said = text_of(nb.cells[1]) + stderr
+    assert "DataHashError" in said
+    assert real not in said
+    assert "withheld" in said
+
+
+def test_a_private_address_is_not_requested_without_a_grant(tmp_path: Path) -> None:
+    with serve() as server:
+        url = server.add("m.bin", b"metadata service")
+        real = hashlib.sha256(b"metadata service").hexdigest()
+        nb, stderr = run(tmp_path, f"#seal data u <- {url} sha256:{'0' * 64}", env=untrusting_env())
+        said = text_of(nb.cells[0]) + stderr
+        assert "DataSourceError" in said
+        assert "127.0.0.1" in said
+        assert server.hits.get("/f/m.bin", 0) == 0  # no request was sent
+        assert real not in said
+        # `#seal allow network` grants it; the mismatch still withholds the hash.
+        nb, stderr = run(
+            tmp_path,
+            "#seal allow network",
+            f"#seal data u <- {url} sha256:{'0' * 64}",
+            env=untrusting_env(),
+        )
+        said = text_of(nb.cells[1]) + stderr
+        assert server.hits.get("/f/m.bin", 0) == 1
+        assert "DataHashError" in said
+        assert real not in said
