@@ -9,6 +9,7 @@ carries what uv said.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -81,6 +82,30 @@ def _python_prefix(python: str) -> list[Path]:
             break
         path = Path(os.path.join(path.parent, os.readlink(path)))
     return [p for p in prefixes if p != Path("/usr") and Path("/usr") not in p.parents]
+
+
+def _lock_files(pylock: Path) -> list[Path]:
+    """Local artifacts a pylock.toml names (``path`` keys, ``file://`` URLs): build inputs."""
+    from nbseal.lock import tomllib
+
+    found: list[Path] = []
+
+    def walk(value: object, key: str = "") -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, str(k))
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, key)
+        elif isinstance(value, str):
+            if value.startswith("file://"):
+                found.append(Path(unquote(urlsplit(value).path)))
+            elif key == "path":
+                found.append((pylock.parent / value).resolve())
+
+    with contextlib.suppress(OSError, ValueError):
+        walk(tomllib.loads(pylock.read_text()))
+    return found
 
 
 def _local_files(requirements: Sequence[str]) -> list[Path]:
@@ -245,7 +270,9 @@ async def sync_pylock(
     real_venv = Path(os.path.realpath(venv))
     prefixes = _python_prefix(str(real_venv / "bin" / "python"))
     seal = Seal(
-        readable=(*prefixes, Path(os.path.realpath(pylock))), writable=(real_venv,), cwd=real_venv
+        readable=(*prefixes, Path(os.path.realpath(pylock)), *_lock_files(pylock)),
+        writable=(real_venv,),
+        cwd=real_venv,
     )
     code, _, err = await _run(args, on_line, seal)
     if code != 0:

@@ -182,3 +182,84 @@ def test_a_private_address_is_not_requested_without_a_grant(tmp_path: Path) -> N
         assert server.hits.get("/f/m.bin", 0) == 1
         assert "DataHashError" in said
         assert real not in said
+
+
+BACKEND = """
+import os, pathlib, zipfile
+MARK = {mark!r}
+def _touch():
+    for target in (pathlib.Path.home() / "nbseal-evil-was-here", pathlib.Path(MARK)):
+        try:
+            target.write_text("build code ran here")
+        except OSError:
+            pass
+def get_requires_for_build_wheel(config_settings=None):
+    _touch()
+    return []
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    _touch()
+    name = "evil-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as wheel:
+        wheel.writestr("evil.py", "X = 41 + 1\\n")
+        info = "evil-0.1.dist-info/"
+        wheel.writestr(info + "METADATA", "Metadata-Version: 2.1\\nName: evil\\nVersion: 0.1\\n")
+        wheel.writestr(info + "WHEEL", "Wheel-Version: 1.0\\nGenerator: evil\\n"
+                       "Root-Is-Purelib: true\\nTag: py3-none-any\\n")
+        wheel.writestr(info + "RECORD", "")
+    return name
+"""
+
+
+def _evil_sdist(folder: Path, mark: Path) -> Path:
+    """An sdist whose in-tree build backend writes into $HOME and a host folder."""
+    import io
+    import tarfile
+
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+        'backend-path = ["."]\n[project]\nname = "evil"\nversion = "0.1"\n',
+        "backend.py": BACKEND.format(mark=str(mark)),
+        "PKG-INFO": "Metadata-Version: 2.1\nName: evil\nVersion: 0.1\n",
+    }
+    path = folder / "evil-0.1.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"evil-0.1/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.slow
+def test_an_sdist_s_build_code_runs_sealed(tmp_path: Path) -> None:
+    mark = tmp_path / "host-mark"
+    in_home = Path.home() / "nbseal-evil-was-here"
+    in_home.unlink(missing_ok=True)
+    sdist = _evil_sdist(tmp_path, mark)
+    # The control: the same backend, run on the host, writes both files.
+    control = tmp_path / "control"
+    control.mkdir()
+    import subprocess
+    import sys
+    import tarfile
+
+    with tarfile.open(sdist) as tar:
+        tar.extractall(control, filter="data")
+    subprocess.run(
+        [sys.executable, "-c", "import backend; backend.get_requires_for_build_wheel()"],
+        cwd=control / "evil-0.1",
+        check=True,
+    )
+    assert mark.exists()
+    assert in_home.exists()
+    mark.unlink()
+    in_home.unlink()
+    nb, stderr = run(
+        tmp_path, f"#seal env evil <- 'evil @ file://{sdist}'\nimport evil\nprint(evil.X)"
+    )
+    # It built (in the build sandbox) and works in the kernel ...
+    assert "42" in text_of(nb.cells[0]), (text_of(nb.cells[0]), stderr)
+    # ... but its build code reached neither $HOME nor any host folder.
+    assert not mark.exists()
+    assert not in_home.exists()
