@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,10 @@ def _python_prefix(python: str) -> list[Path]:
 
 def _lock_files(pylock: Path) -> list[Path]:
     """Local artifacts a pylock.toml names (``path`` keys, ``file://`` URLs): build inputs."""
-    from nbseal.lock import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
 
     found: list[Path] = []
 
