@@ -41,6 +41,7 @@ def _sandbox_line(notebook: Path, *, sealed: bool) -> str:
     """What the sandbox grants this notebook, from its own directives."""
     from nbseal.notebook import code_sources, read_notebook
     from nbseal.plan import plan_notebook
+    from nbseal.sandbox.identity import sandbox_identity
 
     if not sealed:
         return "UNSEALED (--no-sandbox): kernels see the network and your files"
@@ -51,9 +52,10 @@ def _sandbox_line(notebook: Path, *, sealed: bool) -> str:
         resolved = (notebook.resolve().parent / Path(share.path).expanduser()).resolve()
         written = "" if str(resolved) == share.path else f", written {share.path}"
         grants.append(f"share {resolved} ({share.mode}{written})")
+    who = sandbox_identity().describe()
     if not grants:
-        return "sealed: no network, no host files"
-    return "sealed; exceptions: " + ", ".join(grants)
+        return f"sealed: no network, no host files; {who}"
+    return "sealed; exceptions: " + ", ".join(grants) + f"; {who}"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

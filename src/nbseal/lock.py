@@ -10,18 +10,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["Lock", "LockedPackage"]
+__all__ = ["Lock", "LockedPackage", "index_hosts", "unnamed_sources"]
 
 LOCK_FORMAT = 1
+
+# Hosts a fresh resolution may fetch from without the notebook naming them.
+DEFAULT_INDEX_HOSTS = ("pypi.org", "files.pythonhosted.org")
+# uv's own settings of where packages come from (each may hold several URLs).
+_INDEX_VARS = (
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_EXTRA_INDEX_URL",
+    "UV_INDEX",
+    "UV_FIND_LINKS",
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,74 @@ class Lock:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=1, sort_keys=True)
+
+
+def index_hosts(environ: dict[str, str] | None = None) -> frozenset[str]:
+    """The hosts a resolution on this machine fetches packages from.
+
+    PyPI, plus the hosts of uv's index settings (``UV_INDEX=name=URL ...`` and
+    the like), since a lock resolved against a mirror names the mirror.
+    """
+    env = os.environ if environ is None else environ
+    hosts = set(DEFAULT_INDEX_HOSTS)
+    for var in _INDEX_VARS:
+        for entry in re.split(r"[\s,]+", env.get(var, "")):
+            url = entry.partition("=")[2] if "=" in entry.split("://")[0] else entry
+            host = urlsplit(url).hostname
+            if host:
+                hosts.add(host.lower())
+    return frozenset(hosts)
+
+
+def unnamed_sources(
+    lock: Lock, requirements: Sequence[str], hosts: Iterable[str] | None = None
+) -> list[str]:
+    """Artifacts of a uv lock that come from where nothing vouches for them.
+
+    A package may come from a package index this machine uses, or from the
+    URL or path that a declared requirement gives it (``NAME @ URL``). A lock
+    taken from a notebook's metadata or outputs is data anyone could have
+    edited: one that adds a package from another host, or from a local path,
+    is not the declaration it claims to be. Each returned entry is
+    ``NAME from WHERE``; empty when every artifact is accounted for.
+    """
+    if lock.backend != "uv":
+        return []
+    allowed = {h.lower() for h in (index_hosts() if hosts is None else hosts)}
+    direct = {
+        _normalize(r.partition("@")[0].strip().split("[")[0])
+        for r in requirements
+        if "@" in r and "://" in r.partition("@")[2]
+    }
+    try:
+        packages = tomllib.loads(lock.pylock).get("packages", [])
+    except tomllib.TOMLDecodeError:
+        return ["the lock itself (not valid TOML)"]
+    found = []
+    for package in packages:
+        name = str(package.get("name", "?"))
+        if _normalize(name) in direct:
+            continue
+        for artifact in _artifacts(package):
+            url = str(artifact.get("url", ""))
+            parts = urlsplit(url)
+            trusted = parts.scheme == "https" and (parts.hostname or "").lower() in allowed
+            if not trusted:
+                where = url or f"path {artifact.get('path', '?')}"
+                found.append(f"{name} from {where}")
+    return found
+
+
+def _artifacts(package: dict[str, Any]) -> list[dict[str, Any]]:
+    """The places PEP 751 lets a package entry install from."""
+    found: list[dict[str, Any]] = []
+    for key in ("sdist", "archive", "vcs", "directory"):
+        if isinstance(package.get(key), dict):
+            found.append(package[key])
+    wheels = package.get("wheels", [])
+    if isinstance(wheels, list):
+        found.extend(w for w in wheels if isinstance(w, dict))
+    return found
 
 
 def _canonical(pylock: str) -> str:

@@ -32,7 +32,7 @@ from nbseal.directives import (
     parse_cell,
 )
 from nbseal.errors import DirectiveError
-from nbseal.lock import Lock
+from nbseal.lock import Lock, unnamed_sources
 
 __all__ = [
     "DEFAULT_ENV_NAME",
@@ -129,6 +129,13 @@ class Declaration:
             return f"locked for Python {lock.python}, this is Python {host_python_version()}"
         if lock.platform != host_platform():
             return f"locked for platform {lock.platform}, this is {host_platform()}"
+        unnamed = unnamed_sources(lock, self.requirements)
+        if unnamed:
+            more = f" and {len(unnamed) - 1} more" if len(unnamed) > 1 else ""
+            return (
+                f"it installs {unnamed[0]}{more}, which neither the declaration "
+                "nor this machine's package index names"
+            )
         return None
 
     def fitting(self, candidates: Iterable[Lock]) -> Lock | None:

@@ -17,7 +17,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from nbseal.notebook import stored_locks
+from nbseal.lock import Lock
+from nbseal.notebook import metadata_locks, output_locks, set_locks, stored_locks
 from tests.dataserver import serve
 from tests.e2e.test_cli import nbseal, notebook
 
@@ -122,6 +123,39 @@ def test_a_cell_cannot_write_nbseal_s_own_outputs(tmp_path: Path) -> None:
     # What else the cells showed is kept.
     assert {"shown", "upper", "r"} <= {str(d.get("text/plain")) for d in saved}
     assert stored_locks(nb) == {}
+
+
+def test_a_lock_edited_to_fetch_from_elsewhere_is_not_adopted(tmp_path: Path) -> None:
+    """A notebook's stored lock is data: one that adds a package from a host
+    nothing names is refused (and the host never asked), not built."""
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook("#seal pin 2026-11-01\n#seal env py <- six\nprint('ran')"), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    nb = nbformat.read(path, as_version=4)
+    lock = metadata_locks(nb)["py"]
+    with serve() as server:
+        url = server.add("evil-0.1.tar.gz", b"not even an sdist")
+        forged = Lock(
+            lock.backend,
+            lock.requirements,
+            lock.python,
+            lock.platform,
+            lock.exclude_newer,
+            lock.pylock
+            + f'\n[[packages]]\nname = "evil"\nversion = "0.1"\nsdist = {{ url = "{url}" }}\n',
+        )
+        set_locks(nb, {"py": forged})
+        nbformat.write(nb, path)
+        proc = nbseal("run", str(path))
+        ran = nbformat.read(path, as_version=4)
+        said = text_of(ran.cells[0]) + proc.stderr
+        assert server.hits == {}, "the host fetched what the forged lock named"
+        assert f"it installs evil from {url}" in said, said
+        assert "ran" in said
+    # The lock the run stored beside the cell is what really ran.
+    (really,) = output_locks(ran)["py"]
+    assert "evil" not in really.pylock
+    assert really.pylock.strip() == lock.pylock.strip()
 
 
 def test_a_share_shows_where_its_link_leads(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from nbseal.kernel.proxy import UNSEALED_MIME
+from nbseal.sandbox.identity import sandbox_identity
 from tests.e2e.test_cli import nbseal, notebook
 
 pytestmark = pytest.mark.usefixtures("default_env")
@@ -97,6 +98,8 @@ def test_allow_network_and_share_open_exactly_what_they_name(tmp_path: Path, ser
     (shared_ro / "x.txt").write_text("from the host")
     shared_rw = tmp_path / "results"
     shared_rw.mkdir()
+    # As root the kernel runs as an unprivileged uid: a writable share must be its.
+    sandbox_identity().hand_over(shared_rw)
     cells = run_cells(
         tmp_path,
         f"#seal allow network\n#seal share {shared_ro} ro\n#seal share results rw\n" + PROBE,

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from nbseal.lock import Lock
+import pytest
+
+from nbseal.lock import Lock, index_hosts, unnamed_sources
+from nbseal.plan import Declaration, host_platform, host_python_version
 
 PYLOCK = """\
 lock-version = "1.0"
@@ -40,3 +43,72 @@ def test_round_trip_and_versions() -> None:
     assert again == lock
     assert again.version_of("six") == "1.16.0"
     assert [p.name for p in again.packages()] == ["Six"]
+
+
+PYPI_WHEEL = (
+    'wheels = [{ url = "https://files.pythonhosted.org/packages/six-1.16.0-py2.py3-none-any.whl",'
+    ' hashes = { sha256 = "00" } }]\n'
+)
+
+
+def _with(*entries: str) -> Lock:
+    pylock = 'lock-version = "1.0"\n'
+    for entry in entries:
+        pylock += f"\n[[packages]]\n{entry}"
+    return Lock("uv", ("six",), "3.11.7", "linux-x86_64", "2025-01-01T00:00:00Z", pylock)
+
+
+def test_artifacts_from_pypi_or_the_machine_s_index_are_accounted_for() -> None:
+    six = 'name = "six"\nversion = "1.16.0"\n' + PYPI_WHEEL
+    assert unnamed_sources(_with(six), ("six",)) == []
+    mirror = six.replace("files.pythonhosted.org", "pypi.mirror.example")
+    assert unnamed_sources(_with(mirror), ("six",), hosts={"pypi.mirror.example"}) == []
+    assert unnamed_sources(_with(mirror), ("six",)) == [
+        "six from https://pypi.mirror.example/packages/six-1.16.0-py2.py3-none-any.whl"
+    ]
+
+
+@pytest.mark.parametrize(
+    "artifact",
+    [
+        'sdist = { url = "http://127.0.0.1:8000/evil-0.1.tar.gz" }',
+        'sdist = { url = "http://files.pythonhosted.org/evil-0.1.tar.gz" }',  # not https
+        'archive = { path = "/tmp/evil-0.1.tar.gz" }',
+        'archive = { url = "file:///tmp/evil-0.1.tar.gz" }',
+        'directory = { path = "../evil" }',
+        'vcs = { type = "git", url = "https://evil.example/evil.git", commit-id = "00" }',
+        'wheels = [{ url = "https://evil.example/evil-0.1-py3-none-any.whl" }]',
+    ],
+)
+def test_a_package_the_declaration_does_not_name_from_elsewhere_is_refused(artifact: str) -> None:
+    six = 'name = "six"\nversion = "1.16.0"\n' + PYPI_WHEEL
+    lock = _with(six, f'name = "evil"\nversion = "0.1"\n{artifact}\n')
+    found = unnamed_sources(lock, ("six",))
+    assert len(found) == 1, found
+    assert found[0].startswith("evil from "), found
+    # A requirement that names the package by URL vouches for it.
+    assert unnamed_sources(lock, ("six", "evil @ https://evil.example/evil-0.1.tar.gz")) == []
+    # And a declaration sees the lock as stale, saying what and from where.
+    reason = Declaration("a", ("six",), None).staleness(
+        Lock("uv", ("six",), host_python_version(), host_platform(), "", lock.pylock)
+    )
+    assert reason is not None
+    assert "it installs evil from " in reason
+
+
+def test_index_hosts_follow_uv_s_settings() -> None:
+    hosts = index_hosts(
+        {
+            "UV_INDEX": "corp=https://pypi.corp.example/simple other=https://b.example/s",
+            "UV_EXTRA_INDEX_URL": "https://c.example/simple",
+            "UV_FIND_LINKS": "https://d.example/links,https://e.example/more",
+        }
+    )
+    assert {"pypi.corp.example", "b.example", "c.example", "d.example", "e.example"} <= hosts
+    assert {"pypi.org", "files.pythonhosted.org"} <= hosts
+    assert "corp" not in hosts
+
+
+def test_a_debian_lock_is_not_judged_by_python_indexes() -> None:
+    lock = Lock("deb", ("deb:r-base-core",), "", "linux-x86_64", "", "not toml at all")
+    assert unnamed_sources(lock, ("deb:r-base-core",)) == []

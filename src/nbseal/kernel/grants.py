@@ -51,7 +51,8 @@ class Grants:
         grants = (["network"] if self.network else []) + [
             f"share {path} ({mode})" for path, mode in sorted(self.shares.items())
         ]
-        how = f" ({PROFILE.name} seccomp profile, {sandbox_identity().describe()})"
+        # Machine-independent, since notebooks store it: the uid is nbseal run's to say.
+        how = f" (seccomp profile {PROFILE.name}, no capabilities)"
         if not grants:
             return "sealed: no network, no host files" + how
         return "sealed; exceptions: " + ", ".join(grants) + how

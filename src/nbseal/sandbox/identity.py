@@ -79,7 +79,7 @@ class SandboxIdentity:
         return bits & need == need
 
     def describe(self) -> str:
-        return f"host uid {self.host_uid}, no capabilities"
+        return f"runs as host uid {self.host_uid}"
 
 
 def _subordinate_start(table: Path) -> int | None:

@@ -188,19 +188,28 @@ def _depth(path: str) -> int:
     return len(PurePosixPath(path).parts)
 
 
-def _hidden_parents(rootfs: Path, dests: Sequence[PurePosixPath]) -> list[tuple[str, list[str]]]:
-    """Parents of mount points that neither the tree nor another mount provides.
+def _hidden_parents(
+    rootfs: Path, dests: Sequence[PurePosixPath], scratch: Sequence[PurePosixPath]
+) -> list[tuple[str, list[str]]]:
+    """Parents of mount points that neither the tree nor a host bind provides.
 
     Created traverse-only (mode 0111), as the venv launcher does, so that
-    listing e.g. /root/.cache inside shows nothing of the host's layout.
+    listing e.g. /root/.cache inside shows nothing of the host's layout. A
+    parent on one of the ``scratch`` tmpfs mounts (a socket directory in
+    /tmp) is made here too: bwrap would make it with the host parent's mode,
+    which the kernel's unprivileged uid may not traverse.
     """
     parents: set[PurePosixPath] = set()
     for dest in dests:
         parents.update(p for p in dest.parents if len(p.parts) > 1)
+    binds = [d for d in dests if d not in scratch]
     result = []
     for parent in sorted(parents - set(dests)):
-        if any(d in parent.parents for d in dests):
-            continue  # inside another mount: bwrap creates it there
+        if any(d in parent.parents for d in binds):
+            continue  # inside a host bind: never create anything there
+        if any(d in parent.parents for d in scratch):
+            result.append((str(parent), ["--perms", "0111", "--dir", str(parent)]))
+            continue
         if (rootfs / str(parent).lstrip("/")).exists():
             continue  # the tree has it (split by the graft)
         result.append((str(parent), ["--perms", "0111", "--dir", str(parent)]))
@@ -267,7 +276,8 @@ class RootfsLauncher(BwrapLauncher):
             argv += ["--setenv", key, value]
         argv += _Tree(rootfs).graft(dests)
         argv += ["--proc", "/proc", "--dev", "/dev", *scratch_tmpfs("/dev/shm")]
-        mounts += _hidden_parents(rootfs, [PurePosixPath(d) for d, _ in mounts])
+        scratch = [PurePosixPath(d) for d in ("/tmp", "/run", SANDBOX_HOME)]
+        mounts += _hidden_parents(rootfs, [PurePosixPath(d) for d, _ in mounts], scratch)
         # Parents first: a share inside /tmp lands on the tmpfs, not under it.
         for _, options in sorted(mounts, key=lambda m: _depth(m[0])):
             argv += options
