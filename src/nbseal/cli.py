@@ -42,6 +42,7 @@ def _sandbox_line(notebook: Path, *, sealed: bool) -> str:
     from nbseal.notebook import code_sources, read_notebook
     from nbseal.plan import plan_notebook
     from nbseal.sandbox.identity import sandbox_identity
+    from nbseal.sandbox.limits import DEFAULT_LIMITS, memory_cgroup_parent
 
     if not sealed:
         return "UNSEALED (--no-sandbox): kernels see the network and your files"
@@ -53,6 +54,11 @@ def _sandbox_line(notebook: Path, *, sealed: bool) -> str:
         written = "" if str(resolved) == share.path else f", written {share.path}"
         grants.append(f"share {resolved} ({share.mode}{written})")
     who = sandbox_identity().describe()
+    if plan.limits != DEFAULT_LIMITS:
+        grants.append(f"{plan.limits.describe()} (#seal limit)")
+    enforced = memory_cgroup_parent()
+    if isinstance(enforced, str):
+        who += f"; memory not capped here ({enforced})"
     if not grants:
         return f"sealed: no network, no host files; {who}"
     return "sealed; exceptions: " + ", ".join(grants) + f"; {who}"

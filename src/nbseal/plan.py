@@ -26,6 +26,7 @@ from nbseal.directives import (
     EnvSwitchDirective,
     GuixEnvironmentDirective,
     GuixPinDirective,
+    LimitDirective,
     PinDirective,
     ScriptBlockDirective,
     ShareDirective,
@@ -33,6 +34,7 @@ from nbseal.directives import (
 )
 from nbseal.errors import DirectiveError
 from nbseal.lock import Lock, unnamed_sources
+from nbseal.sandbox.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
     "DEFAULT_ENV_NAME",
@@ -300,6 +302,20 @@ def declare_script(directive: ScriptBlockDirective, notebook_pin: str | None) ->
     )
 
 
+def limits_after(limits: Limits, directive: LimitDirective) -> Limits:
+    """The sandbox's caps once ``#seal limit`` has changed them."""
+    try:
+        return limits.with_settings(dict(directive.settings))
+    except ValueError as exc:
+        raise DirectiveError(
+            str(exc),
+            line=directive.line,
+            text="#seal limit " + " ".join(f"{k}={v}" for k, v in directive.settings),
+            expected="`#seal limit [processes=N] [memory=SIZE] [tmp=SIZE]`, "
+            "at least processes=16, memory=64M, tmp=1M",
+        ) from None
+
+
 def default_declaration() -> Declaration:
     return Declaration(DEFAULT_ENV_NAME, (DEFAULT_IPYKERNEL,), DEFAULT_PIN, source="nbseal")
 
@@ -318,6 +334,7 @@ class NotebookPlan:
     data: list[DataDirective] = field(default_factory=list)
     network: bool = False
     shares: list[ShareDirective] = field(default_factory=list)
+    limits: Limits = DEFAULT_LIMITS
     # The environment the first code cell runs in, as declared at that point.
     first_used: Declaration | None = None
 
@@ -366,6 +383,8 @@ def plan_notebook(sources: Iterable[str]) -> NotebookPlan:
                     plan.network = True
                 elif isinstance(directive, ShareDirective):
                     plan.shares.append(directive)
+                elif isinstance(directive, LimitDirective):
+                    plan.limits = limits_after(plan.limits, directive)
         except DirectiveError as exc:
             raise exc.in_cell(number) from None
         if cell.has_code:

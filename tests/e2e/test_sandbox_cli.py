@@ -166,3 +166,31 @@ def test_without_a_usable_bwrap_the_kernel_refuses_and_says_how_to_fix(tmp_path:
     assert "SandboxUnavailableError" in cells[0]
     assert "must not run" not in cells[0]
     assert "--no-sandbox" in cells[-1]
+
+
+def test_seal_limit_caps_the_kernel_and_is_listed(tmp_path: Path) -> None:
+    bomb = (
+        "import errno, os, signal, time\n"
+        "kids, failure = [], None\n"
+        "try:\n"
+        "    for _ in range(500):\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            time.sleep(60)\n"
+        "            os._exit(0)\n"
+        "        kids.append(pid)\n"
+        "except OSError as exc:\n"
+        "    failure = errno.errorcode[exc.errno]\n"
+        "for pid in kids:\n"
+        "    os.kill(pid, signal.SIGKILL)\n"
+        "    os.waitpid(pid, 0)\n"
+        "print('forked', len(kids) < 64, failure)"
+    )
+    cells = run_cells(tmp_path, "#seal limit processes=64 tmp=8M", bomb, "#seal describe")
+    assert "forked True EAGAIN" in cells[1]
+    assert "limits: 64 processes, memory 8 GiB, tmp 8 MiB each" in cells[2]
+    assert "limits: 64 processes, memory 8 GiB, tmp 8 MiB each (#seal limit)" in cells[-1]
+    # A value too low is refused before anything runs, naming cell and line.
+    cells = run_cells(tmp_path, "print('ran')", "#seal limit memory=1")
+    assert "ran" not in cells[0]
+    assert "cell 2, line 1: memory=1 bytes is below 64 MiB" in cells[-1]

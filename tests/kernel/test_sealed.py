@@ -88,8 +88,11 @@ def test_a_cell_cannot_escape(
     assert lines["secret"].startswith("KeyError")
     table = described[0]["content"]["data"]["text/plain"]
     assert "sandbox sealed: no network, no host files" in table
-    # The seccomp profile is named, and nothing that differs between machines.
-    assert "(seccomp profile nbseal-default, no capabilities)" in table
+    # The seccomp profile and the caps are named, and nothing that differs between machines.
+    assert (
+        "(seccomp profile nbseal-default, no capabilities; "
+        "limits: 1024 processes, memory 8 GiB, tmp 2 GiB each)"
+    ) in table
     assert "host uid" not in table
 
 

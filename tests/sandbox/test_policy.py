@@ -103,4 +103,5 @@ def test_policy_describes_its_grants(tmp_path: Path) -> None:
         "network: allowed",
         f"working directory (writable): {tmp_path}",
         "shared (rw): /data",
+        "limits: 1024 processes, memory 8 GiB, tmp 2 GiB each",
     ]

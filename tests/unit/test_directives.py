@@ -7,6 +7,7 @@ from nbseal.directives import (
     EnvDefineDirective,
     EnvSwitchDirective,
     HelpDirective,
+    LimitDirective,
     PinDirective,
     ScriptBlockDirective,
     parse_cell,
@@ -68,6 +69,13 @@ def test_pep723_block() -> None:
     assert cell.code.count("\n") == text.count("\n")
 
 
+def test_limit_settings_as_written() -> None:
+    (directive,) = parse_cell("#seal limit memory=16G processes=4096 tmp=512M").directives
+    assert directive == LimitDirective(
+        1, (("memory", "16G"), ("processes", "4096"), ("tmp", "512M"))
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
@@ -83,6 +91,12 @@ def test_pep723_block() -> None:
         ("#seal data ../x <- http://h/x sha256:" + "0" * 64, 1, "may not start with / or"),
         ("#seal share /x rx", 1, "neither ro nor rw"),
         ("#seal allow everything", 1, "allow network"),
+        ("#seal limit", 1, "at least one KEY=VALUE"),
+        ("#seal limit cpu=2", 1, "'cpu=2' is not a limit"),
+        ("#seal limit memory", 1, "'memory' is not a limit"),
+        ("#seal limit memory=lots", 1, "memory='lots' is not a valid value"),
+        ("#seal limit processes=1.5", 1, "processes='1.5' is not a valid value"),
+        ("#seal limit tmp=1G tmp=2G", 1, "tmp is given twice"),
         ("x = 1\n#seal describe", 2, "before any code"),
         ("# /// script\n# dependencies = [1]\n# ///", 1, "list of strings"),
         ("# /// script\n# dependencies = []", 1, "not closed"),

@@ -16,6 +16,7 @@ from nbseal.plan import (
     host_python_version,
     plan_notebook,
 )
+from nbseal.sandbox.limits import DEFAULT_LIMITS, Limits
 
 PIN = "2025-06-01T00:00:00Z"
 
@@ -131,3 +132,13 @@ def test_a_damaged_lock_in_metadata_says_how_to_repair() -> None:
         stored_locks(nb)
     assert "metadata.nbseal.environments.a" in info.value.message
     assert "nbseal lock" in info.value.hint
+
+
+def test_limits_follow_the_notebook_and_name_a_value_too_low() -> None:
+    plan = plan_notebook(["#seal limit memory=16G", "#seal limit processes=4096\nx = 1"])
+    assert plan.limits == Limits(tasks=4096, memory=16 * 2**30)
+    assert plan_notebook(["x = 1"]).limits == DEFAULT_LIMITS
+    with pytest.raises(DirectiveError) as info:
+        plan_notebook(["x = 1", "#seal limit processes=2"])
+    assert info.value.message == "cell 2, line 1: processes=2 is below 16"
+    assert "at least processes=16" in info.value.hint

@@ -23,6 +23,7 @@ __all__ = [
     "GuixEnvironmentDirective",
     "GuixPinDirective",
     "HelpDirective",
+    "LimitDirective",
     "ParsedCell",
     "PinDirective",
     "ScriptBlockDirective",
@@ -85,6 +86,14 @@ class ShareDirective:
 
 
 @dataclass(frozen=True)
+class LimitDirective:
+    """``#seal limit processes=N memory=SIZE tmp=SIZE`` (any of them)."""
+
+    line: int
+    settings: tuple[tuple[str, str], ...]  # (key, value) as written
+
+
+@dataclass(frozen=True)
 class ScriptBlockDirective:
     """A PEP 723 ``# /// script`` block: the default Python environment."""
 
@@ -103,6 +112,7 @@ Directive = (
     | HelpDirective
     | AllowDirective
     | ShareDirective
+    | LimitDirective
     | ScriptBlockDirective
 )
 

@@ -31,6 +31,7 @@ from nbseal.directives.model import (
     GuixEnvironmentDirective,
     GuixPinDirective,
     HelpDirective,
+    LimitDirective,
     ParsedCell,
     PinDirective,
     ScriptBlockDirective,
@@ -62,6 +63,7 @@ FORMS = {
     "help": "`#seal help`",
     "allow": "`#seal allow network`",
     "share": "`#seal share PATH [ro|rw]`",
+    "limit": "`#seal limit [processes=N] [memory=SIZE] [tmp=SIZE]` (SIZE: e.g. 512M, 4G)",
 }
 
 # Guix-Jupyter's forms (guix-kernel, gitlab.inria.fr/guix-hpc/guix-kernel).
@@ -90,6 +92,9 @@ nbseal directives: lines at the top of a cell, before any code.
   #seal allow network        let this notebook's kernels reach the network
   #seal share PATH [ro|rw]   bind one host path into the sandbox
                              e.g. #seal share results rw
+  #seal limit KEY=VALUE...   change the sandbox's caps (processes=1024,
+                             memory=8G, tmp=2G per scratch tmpfs by default)
+                             e.g. #seal limit memory=16G processes=4096
   #seal describe             show environments, pins, kernels and versions
   #seal help                 this text
 
@@ -242,6 +247,8 @@ def _parse_directive(rest: str, number: int, line: str) -> Directive:
         return AllowDirective(number, "network")
     if verb == "share":
         return _parse_share(args, number, line)
+    if verb == "limit":
+        return _parse_limit(args, number, line)
     known = ", ".join(sorted(FORMS))
     raise DirectiveError(
         f"unknown directive {verb!r}",
@@ -372,6 +379,30 @@ def _parse_share(args: list[str], number: int, line: str) -> Directive:
     if mode not in {"ro", "rw"}:
         raise _error(f"mode {mode!r} is neither ro nor rw", number, line, "share")
     return ShareDirective(number, args[0], mode)
+
+
+_LIMIT_VALUES = {
+    "processes": re.compile(r"^\d+$"),
+    "memory": re.compile(r"(?i)^\d+(\.\d+)?[KMGT]?(i?B)?$"),
+    "tmp": re.compile(r"(?i)^\d+(\.\d+)?[KMGT]?(i?B)?$"),
+}
+
+
+def _parse_limit(args: list[str], number: int, line: str) -> Directive:
+    if not args:
+        raise _error("#seal limit takes at least one KEY=VALUE", number, line, "limit")
+    settings: dict[str, str] = {}
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if not eq or key not in _LIMIT_VALUES:
+            known = ", ".join(_LIMIT_VALUES)
+            raise _error(f"{arg!r} is not a limit (known: {known})", number, line, "limit")
+        if not _LIMIT_VALUES[key].match(value):
+            raise _error(f"{key}={value!r} is not a valid value", number, line, "limit")
+        if key in settings:
+            raise _error(f"{key} is given twice", number, line, "limit")
+        settings[key] = value
+    return LimitDirective(number, tuple(settings.items()))
 
 
 # ---------------------------------------------------------------------------

@@ -12,11 +12,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbseal.directives import ShareDirective
+from nbseal.directives import LimitDirective, ShareDirective
 from nbseal.errors import DirectiveError
 from nbseal.kernel.provisioning import DirectLauncher, Launcher
+from nbseal.plan import limits_after
 from nbseal.sandbox import BwrapLauncher, SandboxPolicy, Share
 from nbseal.sandbox.identity import sandbox_identity
+from nbseal.sandbox.limits import DEFAULT_LIMITS, Limits
 from nbseal.sandbox.policy import ShareMode
 from nbseal.sandbox.seccomp import PROFILE
 from nbseal.sandbox.workdir import place_link, remove_link
@@ -35,13 +37,18 @@ class Grants:
     shares: dict[Path, ShareMode] = field(default_factory=dict)
     # NAME in the working directory -> its file in the data store.
     data: dict[str, Path] = field(default_factory=dict)
+    limits: Limits = DEFAULT_LIMITS
 
     def policy(self) -> SandboxPolicy:
         shares = tuple(Share(path, mode) for path, mode in sorted(self.shares.items()))
         # Each data file at its own store path; the working directory links to it.
         binds = tuple((path, path) for path in sorted(set(self.data.values())))
         return SandboxPolicy(
-            workdir=self.workdir, network=self.network, shares=shares, readonly_binds=binds
+            workdir=self.workdir,
+            network=self.network,
+            shares=shares,
+            readonly_binds=binds,
+            limits=self.limits,
         )
 
     def summary(self) -> str:
@@ -52,7 +59,7 @@ class Grants:
             f"share {path} ({mode})" for path, mode in sorted(self.shares.items())
         ]
         # Machine-independent, since notebooks store it: the uid is nbseal run's to say.
-        how = f" (seccomp profile {PROFILE.name}, no capabilities)"
+        how = f" (seccomp profile {PROFILE.name}, no capabilities; {self.limits.describe()})"
         if not grants:
             return "sealed: no network, no host files" + how
         return "sealed; exceptions: " + ", ".join(grants) + how
@@ -88,6 +95,9 @@ class Grants:
                 expected="an existing file or folder, absolute or relative to the notebook",
             )
         return path
+
+    def limit(self, directive: LimitDirective) -> None:
+        self.limits = limits_after(self.limits, directive)
 
     def share(self, directive: ShareDirective) -> None:
         self.shares[self.share_path(directive)] = "rw" if directive.mode == "rw" else "ro"

@@ -40,6 +40,7 @@ from nbseal.directives import (
     EnvDefineDirective,
     EnvSwitchDirective,
     HelpDirective,
+    LimitDirective,
     PinDirective,
     ScriptBlockDirective,
     ShareDirective,
@@ -65,11 +66,13 @@ from nbseal.plan import (
     declare_env,
     declare_script,
     default_declaration,
+    limits_after,
     notebook_pin_after,
     plan_notebook,
 )
 from nbseal.progress import Progress, ProgressEvent
 from nbseal.sandbox import SandboxPolicy
+from nbseal.sandbox.limits import DEFAULT_LIMITS
 from nbseal.sources import UNRESTRICTED, SourcePolicy
 from nbseal.store import BuiltEnvironment, EnvironmentStore
 
@@ -271,11 +274,13 @@ class ProxyKernel:
         Only with a lock stored in the notebook that still fits and an entry
         in the store: a kernel start then needs no resolution and no build, so
         it can overlap the frontend's own start-up (and is wasted at most).
-        With network or shares declared the kernel would restart at their
-        cell, so it is not started early.
+        With network, shares or limits declared the kernel would restart at
+        their cell, so it is not started early.
         """
         first = plan.first_used
-        if first is None or first.name == DEFAULT_ENV_NAME or plan.network or plan.shares:
+        if first is None or first.name == DEFAULT_ENV_NAME:
+            return None
+        if plan.network or plan.shares or plan.limits != DEFAULT_LIMITS:
             return None
         spec, lock = self._fitting(first)
         if spec is None or lock is None or self.config.store.lookup(lock) is None:
@@ -830,6 +835,7 @@ class ProxyKernel:
             ScriptBlockDirective,
             AllowDirective,
             ShareDirective,
+            LimitDirective,
             DataDirective,
         )
         if not isinstance(directive, supported):
@@ -853,6 +859,8 @@ class ProxyKernel:
                 declare_script(directive, self.pin)  # raises for requires-python
             elif isinstance(directive, ShareDirective):
                 self.grants.share_path(directive)  # raises for a missing path
+            elif isinstance(directive, LimitDirective):
+                limits_after(self.grants.limits, directive)  # raises for a bad value
             elif isinstance(directive, EnvSwitchDirective) and directive.name not in known:
                 raise DirectiveError(
                     f"no environment named {directive.name!r} is defined",
@@ -881,6 +889,8 @@ class ProxyKernel:
             self.grants.network = True
         elif isinstance(directive, ShareDirective):
             self.grants.share(directive)
+        elif isinstance(directive, LimitDirective):
+            self.grants.limit(directive)
         elif isinstance(directive, DataDirective):
             await self._fetch_data(directive, execution)
 

@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from nbseal.errors import KernelStartError, SandboxUnavailableError
 from nbseal.kernel.provisioning import Launcher, LaunchRequest, relay_script
 from nbseal.sandbox.identity import SandboxIdentity, sandbox_identity
+from nbseal.sandbox.limits import DEFAULT_LIMITS, MemoryCgroup, memory_cgroup_parent
 from nbseal.sandbox.policy import SandboxPolicy
 from nbseal.sandbox.seccomp import PROFILE, SeccompProfile, compiled_filter
 
@@ -242,14 +243,18 @@ def _namespace_args(*, network: bool) -> list[str]:
     return args
 
 
-def scratch_tmpfs(dest: str) -> list[str]:
-    """A fresh tmpfs the sandbox's user can write (as root, bwrap makes it root's)."""
-    if not sandbox_identity().drops:
-        return ["--tmpfs", dest]
-    return ["--perms", "0777" if dest == SANDBOX_HOME else "1777", "--tmpfs", dest]
+def scratch_tmpfs(dest: str, size: int = DEFAULT_LIMITS.scratch) -> list[str]:
+    """A fresh tmpfs of at most ``size`` bytes the sandbox's user can write.
+
+    (As root, bwrap would make it root's own.)
+    """
+    args = ["--size", str(size)]
+    if sandbox_identity().drops:
+        args += ["--perms", "0777" if dest == SANDBOX_HOME else "1777"]
+    return [*args, "--tmpfs", dest]
 
 
-def _runtime_args(*, network: bool) -> list[str]:
+def _runtime_args(*, network: bool, scratch: int = DEFAULT_LIMITS.scratch) -> list[str]:
     """Read-only system runtime, /proc and /dev: what any dynamic program needs."""
     args = ["--ro-bind", "/usr", "/usr"]
     for top in _USR_LINKS:
@@ -257,7 +262,7 @@ def _runtime_args(*, network: bool) -> list[str]:
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
-    args += ["--proc", "/proc", "--dev", "/dev", *scratch_tmpfs("/dev/shm")]
+    args += ["--proc", "/proc", "--dev", "/dev", *scratch_tmpfs("/dev/shm", scratch)]
     # /etc holds only bound files; readable by the sandbox's user (bwrap
     # running as root would make it root's own, mode 0700).
     args += ["--perms", "0755", "--dir", "/etc"]
@@ -444,13 +449,14 @@ class BwrapLauncher(Launcher):
         argv = [self.bwrap, *_namespace_args(network=policy.network), "--clearenv"]
         for key, value in self.environment(request).items():
             argv += ["--setenv", key, value]
-        argv += _runtime_args(network=policy.network)
+        argv += _runtime_args(network=policy.network, scratch=policy.limits.scratch)
         for dest, fd in files.items():
             argv += ["--perms", "0444", "--ro-bind-data", str(fd), dest]
 
         mounts = _Mounts()
-        mounts.add("/tmp", *scratch_tmpfs("/tmp"))
-        mounts.add(SANDBOX_HOME, *scratch_tmpfs(SANDBOX_HOME))
+        scratch = policy.limits.scratch
+        mounts.add("/tmp", *scratch_tmpfs("/tmp", scratch))
+        mounts.add(SANDBOX_HOME, *scratch_tmpfs(SANDBOX_HOME, scratch))
         system_site = _read_pyvenv_cfg(request.env_path).get("include-system-site-packages")
         for prefix in base_python_prefixes(request.env_path):
             at = str(prefix)
@@ -478,7 +484,12 @@ class BwrapLauncher(Launcher):
         argv += ["--chdir", workdir]
         if info_fd is not None:
             argv += ["--info-fd", str(info_fd)]
-        return [*argv, "--", *sandbox_identity().drop_command(), *request.command(RELAY_INSIDE)]
+        return [*argv, "--", *self.entry_command(), *request.command(RELAY_INSIDE)]
+
+    def entry_command(self, tools: str = "/usr/bin") -> list[str]:
+        """What runs inside before the kernel: leave root for good, then cap tasks."""
+        drop = sandbox_identity().drop_command(f"{tools}/setpriv")
+        return [*drop, *self.policy.limits.prlimit_command(f"{tools}/prlimit")]
 
     def _check_paths(self) -> None:
         policy = self.policy
@@ -515,6 +526,7 @@ class BwrapLauncher(Launcher):
         else:
             await asyncio.to_thread(check_sandbox, bwrap)
         self._check_paths()
+        cgroup = self._memory_cgroup()
         identity = sandbox_identity()
         self.policy.workdir.mkdir(parents=True, exist_ok=True)
         identity.hand_over(self.policy.workdir)
@@ -533,6 +545,8 @@ class BwrapLauncher(Launcher):
                 data_fds[dest] = _pipe_with(content)
             argv = self.build_argv(request, files=data_fds, info_fd=info_write)
             argv[1:1] = ["--seccomp", str(seccomp_fd)]
+            if cgroup is not None:
+                argv = cgroup.wrap(argv)
             with open(request.log_path, "ab") as log:
                 process = await asyncio.create_subprocess_exec(
                     *argv,
@@ -547,15 +561,33 @@ class BwrapLauncher(Launcher):
                 )
         except BaseException:
             os.close(info_read)
+            if cgroup is not None:
+                cgroup.remove()
             raise
         finally:
             os.close(info_write)
             for fd in (seccomp_fd, *data_fds.values()):
                 os.close(fd)
+        if cgroup is not None:
+            task = asyncio.create_task(_remove_when_done(process, cgroup))
+            _cleanups.add(task)
+            task.add_done_callback(_cleanups.discard)
         reaper = await self._read_info(info_read)
         if reaper is not None:
             self._reapers[process] = reaper
         return process
+
+    def _memory_cgroup(self) -> MemoryCgroup | None:
+        """A cgroup capping the sandbox's memory, made now; None where none can be."""
+        parent = memory_cgroup_parent()
+        if isinstance(parent, str):
+            return None
+        cgroup = MemoryCgroup(parent, self.policy.limits.memory)
+        try:
+            cgroup.create()
+        except OSError:
+            return None  # e.g. a read-only cgroup file system in a container
+        return cgroup
 
     async def _read_info(self, fd: int) -> int | None:
         """The sandbox's pid 1 on the host, from bwrap's --info-fd JSON."""
@@ -590,6 +622,21 @@ class BwrapLauncher(Launcher):
             if _pid_inside(child) == 2:
                 return child
         return None
+
+
+# Cleanups of sandboxes' cgroups in flight (asyncio keeps only weak references).
+_cleanups: set[asyncio.Task[None]] = set()
+
+
+async def _remove_when_done(process: asyncio.subprocess.Process, cgroup: MemoryCgroup) -> None:
+    """Remove a sandbox's cgroup once its processes are gone."""
+    await process.wait()
+    # bwrap's pid 1 takes the sandbox down with it; its last tasks may take a moment.
+    for _ in range(50):
+        if cgroup.remove():
+            return
+        await asyncio.sleep(0.1)
+    # Left for the next launch's sweep (sweep_stale_cgroups).
 
 
 def _pipe_with(content: bytes) -> int:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from nbseal.sandbox.limits import DEFAULT_LIMITS, Limits
+
 __all__ = ["SandboxPolicy", "Share", "ShareMode"]
 
 ShareMode = Literal["ro", "rw"]
@@ -51,6 +53,7 @@ class SandboxPolicy:
     network: bool = False
     shares: tuple[Share, ...] = ()
     readonly_binds: tuple[tuple[Path, Path], ...] = ()
+    limits: Limits = DEFAULT_LIMITS
 
     def __post_init__(self) -> None:
         _require_absolute(self.workdir, "the sandbox working directory")
@@ -66,4 +69,5 @@ class SandboxPolicy:
         ]
         lines += [f"shared ({share.mode}): {share.host_path}" for share in self.shares]
         lines += [f"read-only: {inside} <- {host}" for host, inside in self.readonly_binds]
+        lines.append(self.limits.describe())
         return lines

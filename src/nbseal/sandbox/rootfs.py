@@ -40,7 +40,6 @@ from nbseal.sandbox.bwrap import (
     _namespace_args,
     scratch_tmpfs,
 )
-from nbseal.sandbox.identity import sandbox_identity
 
 __all__ = [
     "KERNEL_DIRS",
@@ -241,10 +240,11 @@ class RootfsLauncher(BwrapLauncher):
                 hint="rebuild the environment",
             )
         # (destination, options) of everything mounted over the tree.
+        size = policy.limits.scratch
         mounts: list[tuple[str, list[str]]] = [
-            ("/tmp", scratch_tmpfs("/tmp")),
-            ("/run", scratch_tmpfs("/run")),
-            (SANDBOX_HOME, scratch_tmpfs(SANDBOX_HOME)),
+            ("/tmp", scratch_tmpfs("/tmp", size)),
+            ("/run", scratch_tmpfs("/run", size)),
+            (SANDBOX_HOME, scratch_tmpfs(SANDBOX_HOME, size)),
         ]
         for host, inside in policy.readonly_binds:
             mounts.append((str(inside), ["--ro-bind", str(host), str(inside)]))
@@ -275,7 +275,7 @@ class RootfsLauncher(BwrapLauncher):
         for key, value in self.environment(request).items():
             argv += ["--setenv", key, value]
         argv += _Tree(rootfs).graft(dests)
-        argv += ["--proc", "/proc", "--dev", "/dev", *scratch_tmpfs("/dev/shm")]
+        argv += ["--proc", "/proc", "--dev", "/dev", *scratch_tmpfs("/dev/shm", size)]
         scratch = [PurePosixPath(d) for d in ("/tmp", "/run", SANDBOX_HOME)]
         mounts += _hidden_parents(rootfs, [PurePosixPath(d) for d, _ in mounts], scratch)
         # Parents first: a share inside /tmp lands on the tmpfs, not under it.
@@ -287,6 +287,5 @@ class RootfsLauncher(BwrapLauncher):
         argv += ["--chdir", workdir]
         if info_fd is not None:
             argv += ["--info-fd", str(info_fd)]
-        # The tree's own setpriv (util-linux is Essential in Debian).
-        drop = sandbox_identity().drop_command()
-        return [*argv, "--", *drop, *request.command(RELAY_INSIDE)]
+        # The tree's own setpriv and prlimit (util-linux is Essential in Debian).
+        return [*argv, "--", *self.entry_command(), *request.command(RELAY_INSIDE)]
