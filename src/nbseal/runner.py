@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from nbseal.errors import NotebookError
 from nbseal.kernel.display import PROGRESS_MIME
 from nbseal.kernel.kernelspec import KERNEL_NAME, InMemoryKernelSpecManager
 from nbseal.notebook import mark_kernel, read_notebook, record_run, write_notebook
+from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 
 __all__ = ["CellFailedError", "RunEvent", "RunResult", "execute_notebook", "run_notebook"]
 
@@ -79,6 +81,14 @@ class _Client(NotebookClient):
         self.timings: list[float] = []
         self.on_cell_start = self._cell_start
         self.on_cell_executed = self._cell_executed
+
+    async def async_start_new_kernel_client(self) -> Any:
+        client = await super().async_start_new_kernel_client()
+        # The kernel has read its connection file and the client holds the key:
+        # headless, nobody else attaches, so the key leaves the disk now.
+        if self.km is not None:
+            Path(self.km.connection_file).unlink(missing_ok=True)
+        return client
 
     def _cell_start(self, cell: Any, cell_index: int) -> None:
         self._started = time.monotonic()
@@ -151,16 +161,51 @@ def execute_notebook(
     ``allow_errors`` every cell runs even after one raised.
     """
     mark_kernel(notebook)
+    # The kernel's connection file (it holds the signing key) and the proxy's
+    # runtime folder live in a folder of this run's: removed at the end, and
+    # by the proxy or the next nbseal if this process is killed.
+    sweep_orphans()
+    run_dir = make_runtime_dir("nbseal-run-")
+    try:
+        return _execute_in(
+            notebook,
+            path,
+            run_dir,
+            timeout=timeout,
+            reporter=reporter,
+            extra_env=extra_env,
+            sandbox=sandbox,
+            keep_workdir=keep_workdir,
+            allow_errors=allow_errors,
+        )
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _execute_in(
+    notebook: Any,
+    path: Path,
+    run_dir: Path,
+    *,
+    timeout: float | None,
+    reporter: Reporter | None,
+    extra_env: dict[str, str] | None,
+    sandbox: bool,
+    keep_workdir: Path | None,
+    allow_errors: bool,
+) -> RunResult:
+    km = _KernelManager(kernel_name=KERNEL_NAME, connection_file=str(run_dir / "kernel.json"))
     client = _Client(
         notebook,
         reporter or (lambda event: None),
-        kernel_manager_class=_KernelManager,
+        km=km,
         timeout=timeout,
         kernel_name=KERNEL_NAME,
         allow_errors=allow_errors,
         resources={"metadata": {"path": str(path.parent)}},
     )
     env = dict(os.environ)
+    env["NBSEAL_RUNTIME_PARENT"] = str(run_dir)
     env["JPY_SESSION_NAME"] = str(path)
     env["NBSEAL_NO_SANDBOX"] = "0" if sandbox else "1"
     if keep_workdir is not None:

@@ -56,7 +56,7 @@ class Seal:
     cwd: Path
 
 
-def _python_prefix(python: str) -> list[Path]:
+def python_prefixes(python: str) -> list[Path]:
     """Every installation an interpreter runs from: each link of the way, and venv homes.
 
     A venv's python links to its base's (which may itself be a venv's), and
@@ -223,7 +223,7 @@ async def compile_pylock(
         on_line,
         # Resolving may build an sdist to read its metadata: sealed.
         Seal(
-            readable=(*_python_prefix(python), *_local_files(requirements)),
+            readable=(*python_prefixes(python), *_local_files(requirements)),
             writable=(workdir,),
             cwd=workdir,
         ),
@@ -256,7 +256,25 @@ async def sync_pylock(
     offline: bool = False,
     on_line: LineCallback | None = None,
 ) -> None:
-    """Install exactly the packages of ``pylock`` into ``venv``, checking hashes."""
+    """Install exactly the packages of ``pylock`` into ``venv``, checking hashes.
+
+    Installing may build an sdist the lock names, so uv runs sealed, writing
+    only the venv (and its cache).
+    """
+    code, _, err = await _run(
+        sync_args(venv, pylock, offline=offline), on_line, sync_seal(venv, pylock)
+    )
+    if code != 0:
+        raise UvError(
+            "uv could not install the environment from its lock",
+            stderr=_tail(err),
+            hint="if a hash mismatch is reported, the lock or the download was altered;"
+            " re-lock the notebook with `nbseal lock`",
+        )
+
+
+def sync_args(venv: Path, pylock: Path, *, offline: bool = False) -> list[str]:
+    """uv's arguments that install ``pylock`` into ``venv`` (bench/ runs them unsealed too)."""
     args = [
         "pip",
         "sync",
@@ -268,24 +286,18 @@ async def sync_pylock(
         "--compile-bytecode",
         "--require-hashes",
     ]
-    if offline:
-        args.append("--offline")
-    # Installing may build an sdist the lock names: sealed, writing only the venv.
+    return [*args, "--offline"] if offline else args
+
+
+def sync_seal(venv: Path, pylock: Path) -> Seal:
+    """What installing ``pylock`` into ``venv`` may read and write."""
     real_venv = Path(os.path.realpath(venv))
-    prefixes = _python_prefix(str(real_venv / "bin" / "python"))
-    seal = Seal(
+    prefixes = python_prefixes(str(real_venv / "bin" / "python"))
+    return Seal(
         readable=(*prefixes, Path(os.path.realpath(pylock)), *_lock_files(pylock)),
         writable=(real_venv,),
         cwd=real_venv,
     )
-    code, _, err = await _run(args, on_line, seal)
-    if code != 0:
-        raise UvError(
-            "uv could not install the environment from its lock",
-            stderr=_tail(err),
-            hint="if a hash mismatch is reported, the lock or the download was altered;"
-            " re-lock the notebook with `nbseal lock`",
-        )
 
 
 def _tail(text: str, lines: int = 25) -> str:

@@ -297,3 +297,70 @@ def test_an_sdist_s_build_code_runs_sealed(tmp_path: Path) -> None:
     # ... but its build code reached neither $HOME nor any host folder.
     assert not mark.exists()
     assert not in_home.exists()
+
+
+INSTALL_STEP = """
+import pathlib, sys
+for target in (pathlib.Path.home() / "nbseal-evil-was-here", pathlib.Path({mark!r})):
+    try:
+        target.write_text("install step ran here")
+    except OSError:
+        pass
+prefix = pathlib.Path(sys.argv[sys.argv.index("--prefix") + 1])
+spec = prefix / "share" / "jupyter" / "kernels" / "bash"
+spec.mkdir(parents=True, exist_ok=True)
+(spec / "kernel.json").write_text('{{"argv": ["true", "{{connection_file}}"], "language": "bash",'
+                                  ' "display_name": "Bash"}}')
+"""
+
+
+def _fake_bash_kernel(folder: Path, mark: Path) -> Path:
+    """A wheel named bash_kernel whose kernelspec install step writes into $HOME and a folder."""
+    import zipfile
+
+    path = folder / "bash_kernel-0.1-py3-none-any.whl"
+    info = "bash_kernel-0.1.dist-info/"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("bash_kernel/__init__.py", "")
+        wheel.writestr("bash_kernel/install.py", INSTALL_STEP.format(mark=str(mark)))
+        wheel.writestr(
+            info + "METADATA", "Metadata-Version: 2.1\nName: bash_kernel\nVersion: 0.1\n"
+        )
+        wheel.writestr(
+            info + "WHEEL",
+            "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        wheel.writestr(info + "RECORD", "")
+    return path
+
+
+@pytest.mark.slow
+def test_a_kernel_s_install_step_runs_sealed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+
+    mark = tmp_path / "host-mark"
+    in_home = Path.home() / "nbseal-evil-was-here"
+    in_home.unlink(missing_ok=True)
+    wheel = _fake_bash_kernel(tmp_path, mark)
+    # The control: the same install step, run on the host, writes both files.
+    control = tmp_path / "control"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(control)
+    subprocess.run(
+        [sys.executable, "-m", "bash_kernel.install", "--prefix", str(control / "prefix")],
+        cwd=control,
+        check=True,
+    )
+    assert mark.exists()
+    assert in_home.exists()
+    mark.unlink()
+    in_home.unlink()
+    nb, stderr = run(tmp_path, f"#seal env sh <- 'bash_kernel @ file://{wheel}' kernel=bash\necho")
+    said = text_of(nb.cells[0]) + stderr
+    # It ran: the kernelspec it wrote (whose kernel is `true`) was found and started ...
+    assert "the kernel 'bash' of environment 'sh' exited at start (exit code 0)" in said, said
+    # ... but reached neither $HOME nor any host folder.
+    assert not mark.exists()
+    assert not in_home.exists()

@@ -98,8 +98,8 @@ def test_a_cell_cannot_escape(
 
 FORGE = """
 import hashlib, hmac, json, sys, time, uuid, zmq
-own = json.load(open(sys.argv[sys.argv.index('-f') + 1]))
-key = own['key'].encode()
+# The connection file is gone once the kernel started; its key is in memory.
+key = get_ipython().kernel.session.key
 header = json.dumps({'msg_id': 'forged-1', 'msg_type': 'execute_request', 'session': 'x',
                      'username': 'x', 'date': '2026-01-01T00:00:00Z', 'version': '5.3'}).encode()
 content = json.dumps({'code': '#seal share / rw\\nprint("forged ran")', 'silent': False}).encode()
@@ -109,7 +109,7 @@ sock = zmq.Context.instance().socket(zmq.DEALER)
 sock.connect('tcp://127.0.0.1:%d')
 sock.send_multipart([b'<IDS|MSG>', signature, *parts])
 time.sleep(1.0)
-print('kernel key', own['key'])
+print('kernel key', key.decode())
 """
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import platform
 import re
 import subprocess
@@ -16,6 +17,7 @@ from nbseal.errors import BuildError
 from nbseal.lock import Lock
 from nbseal.plan import EnvironmentSpec, host_platform
 from nbseal.progress import Progress
+from nbseal.sandbox.build import sealed_step
 
 __all__ = ["UvBackend"]
 
@@ -96,10 +98,28 @@ async def _install_kernelspecs(lock: Lock, dest: Path, progress: Progress) -> No
         if package not in installed:
             continue
         progress.step(f"installing the kernelspec of {package}")
-        argv = [str(dest / "bin" / "python"), *(a.replace("{prefix}", str(dest)) for a in args)]
-        process = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        # The package's own code: run in the build sandbox, writing only the environment.
+        real = Path(os.path.realpath(dest))
+        python = real / "bin" / "python"
+        argv = [str(python), *(a.replace("{prefix}", str(real)) for a in args)]
+        step = sealed_step(
+            argv,
+            readable=uv.python_prefixes(str(python)),
+            writable=(real,),
+            cwd=real,
+            env={"PYTHONNOUSERSITE": "1"},
         )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *step.argv,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                stdin=asyncio.subprocess.DEVNULL,
+                env={},
+                pass_fds=(step.seccomp_fd,),
+            )
+        finally:
+            step.close()
         output, _ = await process.communicate()
         if process.returncode != 0:
             raise BuildError(

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from nbseal.kernel.proxy import ProxyConfig, ProxyKernel, configure_logging
+from nbseal.runtime_dirs import sweep_orphans
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         default=os.environ.get("NBSEAL_NO_SANDBOX", "") not in ("", "0"),
         help="run kernels unsealed (explicit opt-out; outputs record it)",
+    )
+    parser.add_argument(
+        "--runtime-parent",
+        default=os.environ.get("NBSEAL_RUNTIME_PARENT") or None,
+        help="make the runtime folder (sockets, scratch workdir) in this folder",
     )
     parser.add_argument(
         "--keep-workdir",
@@ -37,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     config = ProxyConfig(
         sandbox=not args.no_sandbox,
         keep_workdir=Path(args.keep_workdir) if args.keep_workdir else None,
+        runtime_parent=Path(args.runtime_parent) if args.runtime_parent else None,
     )
     kernel = ProxyKernel(connection, config)
 
@@ -46,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         await kernel.run()
 
     asyncio.run(serve())
+    if kernel.orphaned:
+        # The frontend that wrote the connection file (and would remove it)
+        # is gone: the signing key must not outlive both of us.
+        Path(args.connection_file).unlink(missing_ok=True)
+        # nbseal run's folder too, if it was the parent (and is now gone).
+        sweep_orphans(config.runtime_parent.parent if config.runtime_parent else None)
     return 0
 
 

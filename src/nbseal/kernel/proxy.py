@@ -17,7 +17,6 @@ import os
 import platform
 import re
 import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
@@ -71,6 +70,7 @@ from nbseal.plan import (
     plan_notebook,
 )
 from nbseal.progress import Progress, ProgressEvent
+from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 from nbseal.sandbox import SandboxPolicy
 from nbseal.sandbox.limits import DEFAULT_LIMITS
 from nbseal.sources import UNRESTRICTED, SourcePolicy
@@ -167,6 +167,8 @@ class ProxyConfig:
     sandbox: bool = True
     # Keep the kernels' working directory here instead of a removed scratch dir.
     keep_workdir: Path | None = None
+    # Where the runtime folder goes (nbseal run's own folder); else TMPDIR.
+    runtime_parent: Path | None = None
 
 
 class ProxyKernel:
@@ -179,7 +181,12 @@ class ProxyKernel:
             username="nbseal",
         )
         self.context = zmq.asyncio.Context()
-        self.runtime_dir = Path(tempfile.mkdtemp(prefix="nbseal-"))
+        # Sockets, sub-kernels' connection files and the scratch workdir; what
+        # killed proxies left behind is removed first.
+        sweep_orphans()
+        self.runtime_dir = make_runtime_dir("nbseal-", self.config.runtime_parent)
+        # Set when the process that started this kernel is gone.
+        self.orphaned = False
         # jupyter_server starts kernels in the notebook's folder.
         self.notebook_dir = Path.cwd()
         self.workdir = (self.config.keep_workdir or self.runtime_dir / "work").resolve()
@@ -340,7 +347,8 @@ class ProxyKernel:
         for sock in self._sockets.values():
             sock.close(linger=500)
         await asyncio.sleep(0)  # let the loop drop the closed sockets' readers
-        self.context.term()
+        # destroy, not term: a socket left open anywhere must not hang the exit.
+        self.context.destroy(linger=0)
         self.grants.clear_data_mounts()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)  # holds the scratch workdir
 
@@ -374,6 +382,7 @@ class ProxyKernel:
         while os.getppid() == parent:
             await asyncio.sleep(1.0)
         log.warning("parent process %d exited; shutting down", parent)
+        self.orphaned = True
         self.request_stop()
 
     async def _prestart(self, slot: EnvironmentSlot) -> None:
@@ -384,9 +393,13 @@ class ProxyKernel:
 
     async def _stop_kernels(self) -> None:
         slots = list(self.environments.values())
-        for slot in slots:
-            if slot.starting is not None and not slot.starting.done():
-                slot.starting.cancel()
+        starting = [s.starting for s in slots if s.starting is not None and not s.starting.done()]
+        for task in starting:
+            task.cancel()
+        # A start cancelled but not awaited would leave its sockets open (and
+        # its sandbox running) while the context is torn down.
+        if starting:
+            await asyncio.wait(starting, timeout=10)
         kernels = [s.kernel for s in slots if s.kernel is not None]
         await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
         for slot in slots:

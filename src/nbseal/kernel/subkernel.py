@@ -190,6 +190,11 @@ class SubKernel:
         except BaseException:
             await self.shutdown(grace=0.5)
             raise
+        finally:
+            # Read once at start; the key must not stay on disk, even if
+            # nbseal is killed later (the kernel keeps its copy in memory).
+            for name in ("connection.json", "tcp-connection.json"):
+                (self.socket_dir / name).unlink(missing_ok=True)
 
     async def _handshake(self, timeout: float) -> None:
         """Wait until the kernel answers kernel_info and its iopub delivers."""

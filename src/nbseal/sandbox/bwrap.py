@@ -21,6 +21,7 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import weakref
 from collections.abc import Mapping
@@ -572,7 +573,13 @@ class BwrapLauncher(Launcher):
             task = asyncio.create_task(_remove_when_done(process, cgroup))
             _cleanups.add(task)
             task.add_done_callback(_cleanups.discard)
-        reaper = await self._read_info(info_read)
+        try:
+            reaper = await self._read_info(info_read)
+        except BaseException:
+            # Cancelled (the proxy is stopping): the sandbox must not outlive it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            raise
         if reaper is not None:
             self._reapers[process] = reaper
         return process

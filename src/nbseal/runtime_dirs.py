@@ -1,0 +1,87 @@
+"""Private runtime folders that name their owner, and the sweep of orphaned ones.
+
+``nbseal run`` and the proxy keep connection files (which hold a kernel's
+signing key), ipc sockets and the kernels' scratch working directory in
+folders of their own under ``TMPDIR``. Each holds an owner file naming the
+process that made it (pid and start time, so a reused pid is not taken for
+the owner). A process killed with SIGKILL cannot clean up after itself; the
+next nbseal to start removes every such folder whose owners are all gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["OWNER_FILE", "make_runtime_dir", "owned_by_live_process", "sweep_orphans"]
+
+OWNER_FILE = ".nbseal-owner"
+PREFIX = "nbseal-"
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot; None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name (which may hold spaces and ")").
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None  # a zombie has finished; it only waits to be reaped
+    return fields[19]
+
+
+def make_runtime_dir(prefix: str, parent: Path | None = None) -> Path:
+    """A fresh private folder (mode 0700) that names this process as its owner."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    pid = os.getpid()
+    (path / OWNER_FILE).write_text(f"{pid} {_start_time(pid)}\n")
+    return path
+
+
+def owned_by_live_process(path: Path) -> bool:
+    """Whether the process named by ``path``'s owner file still runs.
+
+    A folder without a readable owner file is taken as alive: it may be
+    another program's, or one being made right now.
+    """
+    try:
+        pid_text, start = (path / OWNER_FILE).read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return True
+    return _start_time(pid) == start
+
+
+def _all_owners_gone(path: Path) -> bool:
+    """No owner file in ``path`` or one level below names a live process."""
+    if owned_by_live_process(path):
+        return False
+    with contextlib.suppress(OSError):
+        for child in path.iterdir():
+            nested = child.is_dir() and not child.is_symlink() and (child / OWNER_FILE).exists()
+            if nested and owned_by_live_process(child):
+                return False
+    return True
+
+
+def sweep_orphans(parent: Path | None = None) -> list[Path]:
+    """Remove this user's runtime folders whose owners were killed; return them."""
+    root = Path(parent or tempfile.gettempdir())
+    removed = []
+    uid = os.geteuid()
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            if not entry.name.startswith(PREFIX) or not (entry / OWNER_FILE).is_file():
+                continue
+            with contextlib.suppress(OSError):
+                if entry.lstat().st_uid != uid or entry.is_symlink():
+                    continue
+                if _all_owners_gone(entry):
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(entry)
+    return removed
