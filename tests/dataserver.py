@@ -82,10 +82,13 @@ def serve() -> Iterator[DataServer]:
                 self.wfile.flush()
                 self.close_connection = True
             else:
-                for start in range(0, len(content), 65536):
-                    self.wfile.write(content[start : start + 65536])
-                    self.wfile.flush()
-                    time.sleep(0.1)
+                try:
+                    for start in range(0, len(content), 65536):
+                        self.wfile.write(content[start : start + 65536])
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client went away (a killed run)
 
         def _head(self, length: int) -> None:
             self.send_response(200)

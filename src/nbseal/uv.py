@@ -293,10 +293,12 @@ def sync_seal(venv: Path, pylock: Path) -> Seal:
     """What installing ``pylock`` into ``venv`` may read and write."""
     real_venv = Path(os.path.realpath(venv))
     prefixes = python_prefixes(str(real_venv / "bin" / "python"))
+    # uv's cache is writable too (see _run): a venv inside it shares its mount.
+    # uv refuses to run from inside its cache: it runs in the sandbox's own /tmp.
     return Seal(
         readable=(*prefixes, Path(os.path.realpath(pylock)), *_lock_files(pylock)),
         writable=(real_venv,),
-        cwd=real_venv,
+        cwd=Path("/tmp"),
     )
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbseal.runtime_dirs import OWNER_FILE
+from nbseal.runtime_dirs import OWNER_FILE, owned_by_live_process
+from nbseal.uv import uv_cache_dir
 from tests.dataserver import serve
 from tests.e2e.test_cli import notebook
 from tests.sandbox.helpers import processes_mentioning, wait_until
@@ -63,16 +64,23 @@ def _start(path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def _proxies(marker: Path) -> list[int]:
-    return [
-        pid
-        for pid in processes_mentioning(str(marker))
-        if b"nbseal.kernel" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
+def _proxies(run: subprocess.Popen[bytes], marker: Path) -> list[int]:
+    """The proxy kernel started by ``run`` (its child, in a session of its own)."""
+    found = []
+    for pid in processes_mentioning(str(marker)):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == run.pid and b"nbseal.kernel" in cmdline:
+            found.append(pid)
+    return found
 
 
 def _kill(proc: subprocess.Popen[bytes], mode: str, marker: Path) -> None:
-    proxies = _proxies(marker) if mode != "group" else []
+    proxies = _proxies(proc, marker) if mode != "group" else []
     if mode in ("group", "both"):
         os.killpg(proc.pid, signal.SIGKILL)
     for pid in proxies:
@@ -190,3 +198,5 @@ def _rounds(tmp: Path, tmp_path: Path, rng: random.Random) -> None:
     assert survivors == []
     assert _key_files(tmp, jupyter_runtime) == []
     assert _runtime_dirs(tmp) == []
+    # Builds cut short left no venv in uv's cache either.
+    assert [p for p in uv_cache_dir().glob("nbseal-build-*") if not owned_by_live_process(p)] == []

@@ -16,6 +16,7 @@ import pytest
 
 from nbseal.notebook import LOCK_MIME
 from nbseal.plan import host_platform, host_python_version
+from nbseal.uv import uv_cache_dir
 from tests.e2e.test_cli import nbseal, notebook
 
 PIN = "2025-06-01"
@@ -37,7 +38,17 @@ def complete_entries(env: dict[str, str]) -> list[str]:
     root = store_envs(env)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "nbseal-env.json").is_file())
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if not p.name.startswith(".") and (p / "nbseal-env.json").is_file()
+    )
+
+
+def build_dirs(env: dict[str, str]) -> list[str]:
+    """Builds in progress: the store's staging folders and uv's build folders."""
+    found = staging_dirs(env)
+    return found + sorted(p.name for p in uv_cache_dir().glob("nbseal-build-*"))
 
 
 def staging_dirs(env: dict[str, str]) -> list[str]:
@@ -183,9 +194,9 @@ def test_a_build_killed_halfway_leaves_no_entry(tmp_path: Path) -> None:
         start_new_session=True,
     )
     deadline = time.monotonic() + 240
-    while not staging_dirs(env) and time.monotonic() < deadline and proc.poll() is None:
+    while not build_dirs(env) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    assert staging_dirs(env), "the build never started"
+    assert build_dirs(env), "the build never started"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert complete_entries(env) == [], "a killed build must not look complete"

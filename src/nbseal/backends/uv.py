@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +16,11 @@ from pathlib import Path
 from nbseal import uv
 from nbseal.backends.base import Backend
 from nbseal.errors import BuildError
+from nbseal.fsutil import remove_tree
 from nbseal.lock import Lock
 from nbseal.plan import EnvironmentSpec, host_platform
 from nbseal.progress import Progress
+from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 from nbseal.sandbox.build import sealed_step
 
 __all__ = ["UvBackend"]
@@ -75,14 +79,31 @@ class UvBackend(Backend):
         )
 
     async def build(self, lock: Lock, dest: Path, progress: Progress) -> None:
-        progress.step("creating virtual environment")
+        """Build in a folder inside uv's cache, then move the venv to ``dest``.
+
+        The install runs sealed, and a sandbox's bind mounts are separate
+        mounts: uv can hard-link its cached files into the venv only when
+        both are in one (linking across mounts fails and uv copies, 1.6x
+        slower). So the build folder lives in the cache, the one writable
+        tree of the install; the venv (``--relocatable``) is moved after.
+        """
         python = _interpreter_for(lock)
-        await uv.create_venv(dest, python=python)
-        lockfile = dest / "pylock.toml"
-        lockfile.write_text(lock.pylock)
-        progress.step(f"installing {len(lock.packages())} packages")
-        await uv.sync_pylock(dest, lockfile, on_line=_reporter(progress))
-        await _install_kernelspecs(lock, dest, progress)
+        cache = uv.uv_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        sweep_orphans(cache)  # build folders of killed builds
+        work = make_runtime_dir("nbseal-build-", cache)
+        try:
+            venv = work / "env"
+            progress.step("creating virtual environment")
+            await uv.create_venv(venv, python=python)
+            lockfile = venv / "pylock.toml"
+            lockfile.write_text(lock.pylock)
+            progress.step(f"installing {len(lock.packages())} packages")
+            await uv.sync_pylock(venv, lockfile, on_line=_reporter(progress))
+            await _install_kernelspecs(lock, venv, progress)
+            await asyncio.to_thread(_move_tree, venv, dest)
+        finally:
+            remove_tree(work)
 
 
 # Kernels whose wheel carries no kernelspec: their own install step writes it
@@ -127,6 +148,16 @@ async def _install_kernelspecs(lock: Lock, dest: Path, progress: Progress) -> No
                 context=output.decode(errors="replace").strip()[-2000:],
                 hint="pin another version of the kernel package",
             )
+
+
+def _move_tree(source: Path, dest: Path) -> None:
+    """Rename ``source`` to ``dest``; copy (links kept) when they are on two file systems."""
+    try:
+        os.rename(source, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.copytree(source, dest, symlinks=True)
 
 
 def _interpreter_for(lock: Lock) -> str:

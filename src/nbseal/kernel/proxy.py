@@ -75,6 +75,7 @@ from nbseal.sandbox import SandboxPolicy
 from nbseal.sandbox.limits import DEFAULT_LIMITS
 from nbseal.sources import UNRESTRICTED, SourcePolicy
 from nbseal.store import BuiltEnvironment, EnvironmentStore
+from nbseal.uv import uv_cache_dir
 
 __all__ = ["ProxyConfig", "ProxyKernel"]
 
@@ -184,6 +185,7 @@ class ProxyKernel:
         # Sockets, sub-kernels' connection files and the scratch workdir; what
         # killed proxies left behind is removed first.
         sweep_orphans()
+        sweep_orphans(uv_cache_dir())  # build folders of killed builds
         self.runtime_dir = make_runtime_dir("nbseal-", self.config.runtime_parent)
         # Set when the process that started this kernel is gone.
         self.orphaned = False

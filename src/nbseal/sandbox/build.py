@@ -96,7 +96,8 @@ def sealed_step(
     """``argv`` run in a build sandbox seeing ``readable`` and ``writable`` only.
 
     Paths are bound at their real (link-free) location; the caller passes
-    real paths on the command line too. ``cwd`` must be one of ``writable``.
+    real paths on the command line too. ``cwd`` is one of ``writable``, or
+    ``/tmp`` (the sandbox's own, empty).
     """
     uid, gid = os.getuid(), os.getgid()
     args = [
@@ -124,7 +125,12 @@ def sealed_step(
     mounts = _Mounts()
     mounts.add("/tmp", "--tmpfs", "/tmp")
     mounts.add(SANDBOX_HOME, "--tmpfs", SANDBOX_HOME)
+    # One bind per writable tree: a folder inside another writable one is
+    # reached through it (hard links between them work only within one mount).
     writable_real = _existing_real(writable)
+    writable_real = [
+        p for p in writable_real if not any(w in p.parents for w in writable_real if w != p)
+    ]
     for path in _existing_real(readable):
         if not any(path == w or w in path.parents for w in writable_real):
             mounts.add(str(path), "--ro-bind", str(path), str(path))
