@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from nbseal.sandbox.identity import sandbox_identity
+
 __all__ = ["OWNER_FILE", "make_runtime_dir", "owned_by_live_process", "sweep_orphans"]
 
 OWNER_FILE = ".nbseal-owner"
@@ -73,13 +75,14 @@ def sweep_orphans(parent: Path | None = None) -> list[Path]:
     """Remove this user's runtime folders whose owners were killed; return them."""
     root = Path(parent or tempfile.gettempdir())
     removed = []
-    uid = os.geteuid()
+    # Ours, or (run by root) handed to the sandbox's uid, as a build's folder is.
+    uids = {os.geteuid(), sandbox_identity().host_uid}
     with contextlib.suppress(OSError):
         for entry in root.iterdir():
             if not entry.name.startswith(PREFIX) or not (entry / OWNER_FILE).is_file():
                 continue
             with contextlib.suppress(OSError):
-                if entry.lstat().st_uid != uid or entry.is_symlink():
+                if entry.lstat().st_uid not in uids or entry.is_symlink():
                     continue
                 if _all_owners_gone(entry):
                     shutil.rmtree(entry, ignore_errors=True)

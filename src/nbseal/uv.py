@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from nbseal.errors import ResolutionError, UvError
+from nbseal.sandbox.identity import sandbox_identity
 
 __all__ = ["compile_pylock", "create_venv", "sync_pylock", "uv_binary", "uv_version"]
 
@@ -40,11 +41,31 @@ def _uv_env() -> dict[str, str]:
 
 
 def uv_cache_dir() -> Path:
-    """Where uv keeps its cache: ``$UV_CACHE_DIR``, else uv's default (XDG)."""
+    """Where uv keeps nbseal's cache: ``$UV_CACHE_DIR``, else uv's default (XDG).
+
+    Run by root, builds run as the sandbox's unprivileged uid (see
+    :mod:`nbseal.sandbox.build`), which must not write root's own cache:
+    nbseal then keeps one of its own beside it (``~/.cache/uv-nbseal``, or
+    ``$UV_CACHE_DIR-nbseal``), owned by that uid.
+    """
     if os.environ.get("UV_CACHE_DIR"):
-        return Path(os.environ["UV_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "uv"
+        path = Path(os.environ["UV_CACHE_DIR"])
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        path = Path(base) / "uv"
+    if sandbox_identity().drops:
+        return path.with_name(f"{path.name}-nbseal")
+    return path
+
+
+def prepared_cache() -> Path:
+    """uv's cache, made if missing and writable by the uid builds run as."""
+    cache = uv_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    identity = sandbox_identity()
+    if identity.drops and cache.stat().st_uid != identity.host_uid:
+        identity.hand_over_tree(cache)  # nbseal's own cache, made by an older nbseal as root
+    return cache
 
 
 @dataclass(frozen=True)
@@ -133,8 +154,7 @@ async def _run(
     if seal is not None:
         from nbseal.sandbox.build import sealed_step
 
-        cache = uv_cache_dir()
-        cache.mkdir(parents=True, exist_ok=True)
+        cache = prepared_cache()
         step = sealed_step(
             argv,
             readable=(Path(argv[0]).parent, *seal.readable),
@@ -201,6 +221,7 @@ async def compile_pylock(
     """
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = Path(os.path.realpath(workdir))
+    sandbox_identity().hand_over(workdir)  # uv writes the lock there, sealed
     infile = workdir / "requirements.in"
     infile.write_text("".join(f"{r}\n" for r in requirements))
     outfile = workdir / "pylock.toml"
@@ -247,6 +268,8 @@ async def create_venv(path: Path, *, python: str, on_line: LineCallback | None =
             stderr=_tail(err),
             hint="check that this Python interpreter exists and runs",
         )
+    # Installing into it runs sealed, as the sandbox's uid when nbseal is root.
+    sandbox_identity().hand_over_tree(path)
 
 
 async def sync_pylock(

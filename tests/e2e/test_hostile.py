@@ -8,6 +8,7 @@ works when it is granted.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import pytest
 
 from nbseal.lock import Lock
 from nbseal.notebook import metadata_locks, output_locks, set_locks, stored_locks
+from nbseal.sandbox.identity import sandbox_identity
 from tests.dataserver import serve
 from tests.e2e.test_cli import nbseal, notebook
 
@@ -232,9 +234,12 @@ def get_requires_for_build_wheel(config_settings=None):
     return []
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     _touch()
+    # Who the build ran as, from its own /proc/self/status, for the kernel to show.
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+    who = {{k: status[k].split()[0] for k in ("Uid", "CapEff", "CapBnd", "NoNewPrivs", "Seccomp")}}
     name = "evil-0.1-py3-none-any.whl"
     with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as wheel:
-        wheel.writestr("evil.py", "X = 41 + 1\\n")
+        wheel.writestr("evil.py", "X = 41 + 1\\nBUILT_BY = %r\\n" % who)
         info = "evil-0.1.dist-info/"
         wheel.writestr(info + "METADATA", "Metadata-Version: 2.1\\nName: evil\\nVersion: 0.1\\n")
         wheel.writestr(info + "WHEEL", "Wheel-Version: 1.0\\nGenerator: evil\\n"
@@ -290,10 +295,22 @@ def test_an_sdist_s_build_code_runs_sealed(tmp_path: Path) -> None:
     mark.unlink()
     in_home.unlink()
     nb, stderr = run(
-        tmp_path, f"#seal env evil <- 'evil @ file://{sdist}'\nimport evil\nprint(evil.X)"
+        tmp_path,
+        f"#seal env evil <- 'evil @ file://{sdist}'\nimport evil\nprint(evil.X, evil.BUILT_BY)",
     )
     # It built (in the build sandbox) and works in the kernel ...
-    assert "42" in text_of(nb.cells[0]), (text_of(nb.cells[0]), stderr)
+    said = text_of(nb.cells[0])
+    assert "42" in said, (said, stderr)
+    # ... as an unprivileged uid (never host root), with no capability at all ...
+    built_by = ast.literal_eval(said.split("42 ", 1)[1].strip())
+    assert built_by == {
+        "Uid": str(sandbox_identity().host_uid),
+        "CapEff": "0000000000000000",
+        "CapBnd": built_by["CapBnd"],
+        "NoNewPrivs": "1",
+        "Seccomp": "2",
+    }
+    assert built_by["Uid"] != "0"
     # ... but its build code reached neither $HOME nor any host folder.
     assert not mark.exists()
     assert not in_home.exists()

@@ -22,6 +22,7 @@ from nbseal.plan import EnvironmentSpec, host_platform
 from nbseal.progress import Progress
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 from nbseal.sandbox.build import sealed_step
+from nbseal.sandbox.identity import sandbox_identity
 
 __all__ = ["UvBackend"]
 
@@ -88,11 +89,11 @@ class UvBackend(Backend):
         tree of the install; the venv (``--relocatable``) is moved after.
         """
         python = _interpreter_for(lock)
-        cache = uv.uv_cache_dir()
-        cache.mkdir(parents=True, exist_ok=True)
+        cache = uv.prepared_cache()
         sweep_orphans(cache)  # build folders of killed builds
         work = make_runtime_dir("nbseal-build-", cache)
         try:
+            sandbox_identity().hand_over(work)  # the install runs as the sandbox's uid
             venv = work / "env"
             progress.step("creating virtual environment")
             await uv.create_venv(venv, python=python)

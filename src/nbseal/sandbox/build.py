@@ -10,10 +10,14 @@ tool read-only, the build's inputs read-only, and writable only the uv cache
 and the step's own staging folder. No ``$HOME`` (a fresh empty one), no host
 files beyond those, no host processes, the seccomp filter of the kernels.
 
-The step runs under the host user's own uid in a user namespace, with no
-capabilities; run by root that uid is host root, so ``/proc`` is remounted
-read-only (the host-wide sysctls cannot be written) and every other writable
-path is the step's own. A notebook that needs only wheels runs no package
+Run by a regular user, the step runs under that user's uid in a user
+namespace, with no capabilities. Run by root, it never runs as host root:
+as a kernel does (see :mod:`nbseal.sandbox.identity`), bwrap builds the
+sandbox as root without a user namespace and ``setpriv`` switches to the
+unprivileged sandbox uid, with no capabilities and no_new_privs, so the
+folders it writes are handed to that uid first (nbseal keeps a uv cache of
+its own for root, see :func:`nbseal.uv.uv_cache_dir`). ``/proc`` is
+read-only either way. A notebook that needs only wheels runs no package
 code at all: uv then only downloads, checks hashes and unpacks.
 """
 
@@ -24,15 +28,21 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from nbseal.sandbox.bwrap import (
+    _DROP_CAPS,
     SANDBOX_HOME,
     _Mounts,
     _pipe_with,
     _runtime_args,
     find_bwrap,
+    scratch_tmpfs,
 )
+from nbseal.sandbox.identity import sandbox_identity
 from nbseal.sandbox.seccomp import PROFILE, compiled_filter
 
 __all__ = ["SealedStep", "sealed_step"]
+
+# A build's scratch tmpfs may hold a compiler's temporary files: larger than a kernel's.
+_BUILD_SCRATCH = 16 * 2**30
 
 # Host variables a build may need (proxies, certificates, uv's own settings).
 _PASSED_PREFIXES = ("UV_",)
@@ -99,21 +109,23 @@ def sealed_step(
     real paths on the command line too. ``cwd`` is one of ``writable``, or
     ``/tmp`` (the sandbox's own, empty).
     """
-    uid, gid = os.getuid(), os.getgid()
-    args = [
-        find_bwrap(),
-        "--unshare-user",
+    identity = sandbox_identity()
+    args = [find_bwrap()]
+    if identity.drops:
+        # As root: no user namespace (it would map to host uid 0); setpriv leaves root.
+        args += ["--cap-drop", "ALL"]
+        for cap in _DROP_CAPS:
+            args += ["--cap-add", cap]
+        argv = [*identity.drop_command(), *argv]
+    else:
+        uid, gid = str(os.getuid()), str(os.getgid())
+        args += ["--unshare-user", "--disable-userns", "--uid", uid, "--gid", gid]
+        args += ["--cap-drop", "ALL"]
+    args += [
         "--unshare-ipc",
         "--unshare-pid",
         "--unshare-uts",
         "--unshare-cgroup-try",
-        "--disable-userns",
-        "--uid",
-        str(uid),
-        "--gid",
-        str(gid),
-        "--cap-drop",
-        "ALL",
         "--die-with-parent",
         "--new-session",
         "--clearenv",
@@ -123,8 +135,8 @@ def sealed_step(
     args += _runtime_args(network=True)
     args += ["--remount-ro", "/proc"]
     mounts = _Mounts()
-    mounts.add("/tmp", "--tmpfs", "/tmp")
-    mounts.add(SANDBOX_HOME, "--tmpfs", SANDBOX_HOME)
+    mounts.add("/tmp", *scratch_tmpfs("/tmp", _BUILD_SCRATCH))
+    mounts.add(SANDBOX_HOME, *scratch_tmpfs(SANDBOX_HOME, _BUILD_SCRATCH))
     # One bind per writable tree: a folder inside another writable one is
     # reached through it (hard links between them work only within one mount).
     writable_real = _existing_real(writable)

@@ -14,7 +14,8 @@ The uid is, in order: ``$NBSEAL_SANDBOX_UID`` (``UID`` or ``UID:GID``), the
 first id of root's subordinate range in ``/etc/subuid`` and ``/etc/subgid``
 (ids that belong to root's sandboxes and to nobody else), or ``nobody``
 (65534). The paths a sandbox writes (its working directory and its socket
-directory) are handed to that uid; everything else stays root's.
+directory; for a build, nbseal's own uv cache and the build's folder) are
+handed to that uid; everything else stays root's.
 """
 
 from __future__ import annotations
@@ -63,6 +64,17 @@ class SandboxIdentity:
         """Make ``path`` (a directory or file nbseal created) the sandbox user's own."""
         if self.drops:
             os.chown(path, self.host_uid, self.host_gid, follow_symlinks=False)
+
+    def hand_over_tree(self, root: Path) -> None:
+        """Make a whole tree nbseal made (a fresh venv, its own uv cache) the sandbox user's."""
+        if not self.drops:
+            return
+        self.hand_over(root)
+        for folder, dirs, files in os.walk(root):
+            for name in (*dirs, *files):
+                os.chown(
+                    os.path.join(folder, name), self.host_uid, self.host_gid, follow_symlinks=False
+                )
 
     def may_write(self, path: Path) -> bool:
         """Whether this uid may create files in ``path`` (a directory) or write it (a file)."""
