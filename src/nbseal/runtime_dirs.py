@@ -16,15 +16,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from nbseal.sandbox.identity import sandbox_identity
-
-__all__ = ["OWNER_FILE", "make_runtime_dir", "owned_by_live_process", "sweep_orphans"]
+__all__ = [
+    "OWNER_FILE",
+    "make_runtime_dir",
+    "owned_by_live_process",
+    "process_start_time",
+    "sweep_orphans",
+]
 
 OWNER_FILE = ".nbseal-owner"
 PREFIX = "nbseal-"
 
 
-def _start_time(pid: int) -> str | None:
+def process_start_time(pid: int) -> str | None:
     """A process's start time in clock ticks since boot; None once it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -41,7 +45,7 @@ def make_runtime_dir(prefix: str, parent: Path | None = None) -> Path:
     """A fresh private folder (mode 0700) that names this process as its owner."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     pid = os.getpid()
-    (path / OWNER_FILE).write_text(f"{pid} {_start_time(pid)}\n")
+    (path / OWNER_FILE).write_text(f"{pid} {process_start_time(pid)}\n")
     return path
 
 
@@ -56,7 +60,7 @@ def owned_by_live_process(path: Path) -> bool:
         pid = int(pid_text)
     except (OSError, ValueError):
         return True
-    return _start_time(pid) == start
+    return process_start_time(pid) == start
 
 
 def _all_owners_gone(path: Path) -> bool:
@@ -71,12 +75,15 @@ def _all_owners_gone(path: Path) -> bool:
     return True
 
 
-def sweep_orphans(parent: Path | None = None) -> list[Path]:
-    """Remove this user's runtime folders whose owners were killed; return them."""
+def sweep_orphans(parent: Path | None = None, *, also_owned_by: int | None = None) -> list[Path]:
+    """Remove this user's runtime folders whose owners were killed; return them.
+
+    ``also_owned_by``: a uid whose folders count as ours too (run by root, a
+    build's folder is handed to the sandbox's uid).
+    """
     root = Path(parent or tempfile.gettempdir())
     removed = []
-    # Ours, or (run by root) handed to the sandbox's uid, as a build's folder is.
-    uids = {os.geteuid(), sandbox_identity().host_uid}
+    uids = {os.geteuid()} if also_owned_by is None else {os.geteuid(), also_owned_by}
     with contextlib.suppress(OSError):
         for entry in root.iterdir():
             if not entry.name.startswith(PREFIX) or not (entry / OWNER_FILE).is_file():

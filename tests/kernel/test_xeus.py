@@ -29,13 +29,22 @@ Pair = tuple[KernelManager, BlockingKernelClient]
 # 2026-11-01 resolves xeus-python 0.19.0 (xeus 6); 2025-06-01 gives 0.15.12 (xeus 3).
 PINS = {"xeus-python-0.19": "2026-11-01", "xeus-python-0.15": "2025-06-01"}
 XEUS_ENV = "#seal env xpy <- xeus-python kernel=xpython pin={pin}\n"
-# Only a xeus-python process has its extension loaded; the connection file it
-# was started with (xpython_launcher drops it from sys.argv) says TCP.
+# Only a xeus-python process has its extension loaded; the sockets it listens
+# on are TCP (its connection file is gone once it started: it holds the key).
 WHO = (
-    "import json as _j, sys as _s\n"
-    "_a = open('/proc/self/cmdline', 'rb').read().split(b'\\0')\n"
-    "_c = _j.load(open(_a[_a.index(b'-f') + 1]))\n"
-    "print('xpython' in _s.modules, 'xeus_python_shell' in _s.modules, _c['transport'], _c['ip'])"
+    "import os as _o, socket as _k, struct as _t, sys as _s\n"
+    "def _link(d):\n"
+    "    try:\n"
+    "        return _o.readlink(f'/proc/self/fd/{d}')\n"
+    "    except OSError:\n"
+    "        return ''  # the fd listdir itself used\n"
+    "_f = [_link(d) for d in _o.listdir('/proc/self/fd')]\n"
+    "_i = {f[8:-1] for f in _f if f.startswith('socket:[')}\n"
+    "_l = [l.split() for l in open('/proc/net/tcp').read().splitlines()[1:]]\n"
+    "_ips = sorted({_k.inet_ntoa(_t.pack('<I', int(l[1].split(':')[0], 16)))\n"
+    "              for l in _l if l[3] == '0A' and l[9] in _i})\n"
+    "print('xpython' in _s.modules, 'xeus_python_shell' in _s.modules,\n"
+    "      'tcp' if _ips else 'none', *_ips)"
 )
 
 

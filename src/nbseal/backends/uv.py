@@ -90,7 +90,7 @@ class UvBackend(Backend):
         """
         python = _interpreter_for(lock)
         cache = uv.prepared_cache()
-        sweep_orphans(cache)  # build folders of killed builds
+        sweep_orphans(cache, also_owned_by=sandbox_identity().host_uid)  # killed builds
         work = make_runtime_dir("nbseal-build-", cache)
         try:
             sandbox_identity().hand_over(work)  # the install runs as the sandbox's uid

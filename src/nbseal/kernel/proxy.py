@@ -72,6 +72,7 @@ from nbseal.plan import (
 from nbseal.progress import Progress, ProgressEvent
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 from nbseal.sandbox import SandboxPolicy
+from nbseal.sandbox.identity import sandbox_identity
 from nbseal.sandbox.limits import DEFAULT_LIMITS
 from nbseal.sources import UNRESTRICTED, SourcePolicy
 from nbseal.store import BuiltEnvironment, EnvironmentStore
@@ -185,7 +186,8 @@ class ProxyKernel:
         # Sockets, sub-kernels' connection files and the scratch workdir; what
         # killed proxies left behind is removed first.
         sweep_orphans()
-        sweep_orphans(uv_cache_dir())  # build folders of killed builds
+        # Build folders of killed builds (run by root, the sandbox's uid owns them).
+        sweep_orphans(uv_cache_dir(), also_owned_by=sandbox_identity().host_uid)
         self.runtime_dir = make_runtime_dir("nbseal-", self.config.runtime_parent)
         # Set when the process that started this kernel is gone.
         self.orphaned = False

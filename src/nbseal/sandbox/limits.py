@@ -25,6 +25,8 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from nbseal.runtime_dirs import process_start_time
+
 __all__ = [
     "DEFAULT_LIMITS",
     "Limits",
@@ -173,7 +175,11 @@ class MemoryCgroup:
 
     def __init__(self, where: _Hierarchy, limit: int) -> None:
         self.hierarchy = where
-        self.path = where.directory / f"{CGROUP_PREFIX}{uuid.uuid4().hex[:12]}"
+        # Named after the process that makes it, so that no other nbseal takes
+        # it for a leftover while it is still empty (between mkdir and start).
+        pid = os.getpid()
+        maker = f"{pid}-{process_start_time(pid)}"
+        self.path = where.directory / f"{CGROUP_PREFIX}{maker}-{uuid.uuid4().hex[:8]}"
         self.limit = limit
 
     @property
@@ -213,10 +219,19 @@ class MemoryCgroup:
 
 
 def sweep_stale_cgroups(parent: Path) -> None:
-    """Remove sandbox cgroups left empty by a proxy that was killed."""
+    """Remove sandbox cgroups left empty by a proxy that was killed.
+
+    A cgroup whose maker still runs is left alone, empty or not: it may be
+    between its mkdir and its sandbox's start.
+    """
     with contextlib.suppress(OSError):
         for entry in parent.iterdir():
-            if entry.name.startswith(CGROUP_PREFIX) and entry.is_dir():
-                with contextlib.suppress(OSError):
-                    if not (entry / "cgroup.procs").read_text().strip():
-                        entry.rmdir()
+            if not entry.name.startswith(CGROUP_PREFIX) or not entry.is_dir():
+                continue
+            pid, _, rest = entry.name.removeprefix(CGROUP_PREFIX).partition("-")
+            start = rest.rpartition("-")[0]
+            if pid.isdigit() and process_start_time(int(pid)) == start:
+                continue  # its maker runs
+            with contextlib.suppress(OSError):
+                if not (entry / "cgroup.procs").read_text().strip():
+                    entry.rmdir()
