@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import json
 import os
+import subprocess
+import sys
+import tarfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -251,9 +256,6 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 def _evil_sdist(folder: Path, mark: Path) -> Path:
     """An sdist whose in-tree build backend writes into $HOME and a host folder."""
-    import io
-    import tarfile
-
     files = {
         "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\n'
         'backend-path = ["."]\n[project]\nname = "evil"\nversion = "0.1"\n',
@@ -270,30 +272,33 @@ def _evil_sdist(folder: Path, mark: Path) -> Path:
     return path
 
 
-@pytest.mark.slow
-def test_an_sdist_s_build_code_runs_sealed(tmp_path: Path) -> None:
-    mark = tmp_path / "host-mark"
+def _control_writes_both(argv: list[str], cwd: Path, mark: Path) -> Path:
+    """Run package code on the host (the control): it writes ``mark`` and into $HOME.
+
+    Both files are removed again; returns the one in $HOME, for the sealed run to check.
+    """
     in_home = Path.home() / "nbseal-evil-was-here"
     in_home.unlink(missing_ok=True)
-    sdist = _evil_sdist(tmp_path, mark)
-    # The control: the same backend, run on the host, writes both files.
-    control = tmp_path / "control"
-    control.mkdir()
-    import subprocess
-    import sys
-    import tarfile
-
-    with tarfile.open(sdist) as tar:
-        tar.extractall(control, filter="data")
-    subprocess.run(
-        [sys.executable, "-c", "import backend; backend.get_requires_for_build_wheel()"],
-        cwd=control / "evil-0.1",
-        check=True,
-    )
+    subprocess.run(argv, cwd=cwd, check=True)
     assert mark.exists()
     assert in_home.exists()
     mark.unlink()
     in_home.unlink()
+    return in_home
+
+
+@pytest.mark.slow
+def test_an_sdist_s_build_code_runs_sealed(tmp_path: Path) -> None:
+    mark = tmp_path / "host-mark"
+    sdist = _evil_sdist(tmp_path, mark)
+    control = tmp_path / "control"
+    with tarfile.open(sdist) as tar:
+        tar.extractall(control, filter="data")
+    in_home = _control_writes_both(
+        [sys.executable, "-c", "import backend; backend.get_requires_for_build_wheel()"],
+        control / "evil-0.1",
+        mark,
+    )
     nb, stderr = run(
         tmp_path,
         f"#seal env evil <- 'evil @ file://{sdist}'\nimport evil\nprint(evil.X, evil.BUILT_BY)",
@@ -333,8 +338,6 @@ spec.mkdir(parents=True, exist_ok=True)
 
 def _fake_bash_kernel(folder: Path, mark: Path) -> Path:
     """A wheel named bash_kernel whose kernelspec install step writes into $HOME and a folder."""
-    import zipfile
-
     path = folder / "bash_kernel-0.1-py3-none-any.whl"
     info = "bash_kernel-0.1.dist-info/"
     with zipfile.ZipFile(path, "w") as wheel:
@@ -353,27 +356,16 @@ def _fake_bash_kernel(folder: Path, mark: Path) -> Path:
 
 @pytest.mark.slow
 def test_a_kernel_s_install_step_runs_sealed(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-    import zipfile
-
     mark = tmp_path / "host-mark"
-    in_home = Path.home() / "nbseal-evil-was-here"
-    in_home.unlink(missing_ok=True)
     wheel = _fake_bash_kernel(tmp_path, mark)
-    # The control: the same install step, run on the host, writes both files.
     control = tmp_path / "control"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(control)
-    subprocess.run(
+    in_home = _control_writes_both(
         [sys.executable, "-m", "bash_kernel.install", "--prefix", str(control / "prefix")],
-        cwd=control,
-        check=True,
+        control,
+        mark,
     )
-    assert mark.exists()
-    assert in_home.exists()
-    mark.unlink()
-    in_home.unlink()
     nb, stderr = run(tmp_path, f"#seal env sh <- 'bash_kernel @ file://{wheel}' kernel=bash\necho")
     said = text_of(nb.cells[0]) + stderr
     # It ran: the kernelspec it wrote (whose kernel is `true`) was found and started ...
