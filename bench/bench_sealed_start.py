@@ -8,7 +8,7 @@ times it. The default environment is built into a private, empty nbseal cache
 first (untimed; ``NBSEAL_CACHE_DIR`` is set before any nbseal module is
 imported); one untimed warm-up of each, then alternating runs with the order
 swapped every round. The ratio isolates the sandbox (bwrap) on the start path.
-Target: sealed / unsealed under 1.1x.
+Target: sealed / unsealed at most 1.05x (issue 13; it was 1.1x before).
 
     python bench/bench_sealed_start.py [--runs 10]
 """
@@ -89,8 +89,8 @@ def main() -> None:
         print(f"    median of the per-round ratios: {paired:.2f}x")
         base = statistics.median(t[1] for t in times["unsealed"])
         ours = statistics.median(t[1] for t in times["sealed"])
-        verdict = "meets" if ours / base < 1.1 else "MISSES"
-        print(f"sealed / unsealed warm start {ours / base:.2f}x ({verdict} the 1.1x target)")
+        verdict = "meets" if ours / base <= 1.05 else "MISSES"
+        print(f"sealed / unsealed warm start {ours / base:.2f}x ({verdict} the 1.05x target)")
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"    load average after: {load}")
     finally:
