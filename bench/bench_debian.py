@@ -67,7 +67,7 @@ from nbseal.backends.debian import (  # noqa: E402
     host_sources,
     host_suite,
 )
-from nbseal.backends.debian_tree import disk_usage  # noqa: E402
+from nbseal.backends.debian.tree import disk_usage  # noqa: E402
 from nbseal.fsutil import remove_tree  # noqa: E402
 from nbseal.kernel.kernelspec import install_kernelspec  # noqa: E402
 from nbseal.lock import Lock  # noqa: E402

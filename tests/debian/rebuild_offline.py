@@ -17,7 +17,7 @@ import urllib.parse
 from pathlib import Path
 
 from nbseal.backends.debian import DebianBackend
-from nbseal.backends.debian_lock import DebianLockData
+from nbseal.backends.debian.lock import DebianLockData
 from nbseal.lock import Lock
 from nbseal.progress import Progress
 from nbseal.store import EnvironmentStore

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from nbseal.backends.debian import DebianBackend
-from nbseal.backends.debian_lock import DebCache, DebianLockData, sha256_file
-from nbseal.backends.debian_tree import disk_usage, installed_packages, share_identical_files
+from nbseal.backends.debian.lock import DebCache, DebianLockData, sha256_file
+from nbseal.backends.debian.tree import disk_usage, installed_packages, share_identical_files
 from nbseal.errors import BuildError, ResolutionError
 from nbseal.fsutil import remove_tree
 from nbseal.plan import EnvironmentSpec

@@ -13,8 +13,8 @@ import pytest
 
 from nbseal.backends.base import Backend
 from nbseal.backends.debian import DebianBackend, remove_unused_debs
-from nbseal.backends.debian_lock import DebCache, DebianLockData, DebianPackage, DebianSource
-from nbseal.backends.debian_tree import disk_usage, share_identical_files
+from nbseal.backends.debian.lock import DebCache, DebianLockData, DebianPackage, DebianSource
+from nbseal.backends.debian.tree import disk_usage, share_identical_files
 from nbseal.cli import main as cli_main
 from nbseal.fsutil import make_tree_readonly
 from nbseal.lock import Lock

@@ -19,10 +19,6 @@ from nbseal.backends.debian import (
     DEFAULT_DPKG_OPTIONS,
     DebianBackend,
     SubidRange,
-    _dpkg_options,
-    _list_prefix,
-    _normalise_hook,
-    _others_can_reach,
     debian_packages,
     host_sources,
     is_debian_spec,
@@ -32,8 +28,10 @@ from nbseal.backends.debian import (
     subid_ranges,
     unprivileged_problem,
 )
-from nbseal.backends.debian_lock import DebCache, DebianLockData, DebianPackage, DebianSource
-from nbseal.backends.debian_tree import unpack_rootfs
+from nbseal.backends.debian.indices import _list_prefix
+from nbseal.backends.debian.lock import DebCache, DebianLockData, DebianPackage, DebianSource
+from nbseal.backends.debian.mmdebstrap import _dpkg_options, _normalise_hook, _others_can_reach
+from nbseal.backends.debian.tree import unpack_rootfs
 from nbseal.errors import BuildError, KernelStartError, ResolutionError
 from nbseal.fsutil import remove_tree
 from nbseal.kernel.provisioning import LaunchRequest

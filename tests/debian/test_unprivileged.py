@@ -25,8 +25,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbseal.backends.debian_lock import DebianLockData
-from nbseal.backends.debian_tree import installed_packages
+from nbseal.backends.debian.lock import DebianLockData
+from nbseal.backends.debian.tree import installed_packages
 from nbseal.fsutil import remove_tree
 from nbseal.lock import Lock
 from tests.debian.unprivileged_steps import describe
@@ -99,7 +99,7 @@ def test_a_user_without_subordinate_ids_is_told_what_is_missing(home_of: list[Pa
 SHARE_AS_USER = """
 import json, os, sys
 from pathlib import Path
-from nbseal.backends.debian_tree import share_identical_files
+from nbseal.backends.debian.tree import share_identical_files
 from nbseal.fsutil import make_tree_readonly, remove_tree
 base = Path(sys.argv[1])
 for name in ("old", "new"):

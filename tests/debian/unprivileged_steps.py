@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from nbseal.backends.debian import DebianBackend
-from nbseal.backends.debian_lock import DebianLockData
-from nbseal.backends.debian_tree import disk_usage, installed_packages
+from nbseal.backends.debian.lock import DebianLockData
+from nbseal.backends.debian.tree import disk_usage, installed_packages
 from nbseal.fsutil import remove_tree
 from nbseal.progress import Progress
 from nbseal.store import EnvironmentStore

@@ -25,7 +25,7 @@ def _debian_source(slot: EnvironmentSlot) -> dict[str, Any] | None:
         return None
     if lock.backend != "deb":
         return None
-    from nbseal.backends.debian_lock import DebianLockData
+    from nbseal.backends.debian.lock import DebianLockData
     from nbseal.errors import BuildError
 
     try:

@@ -1,0 +1,199 @@
+"""Running mmdebstrap: its command line pieces, its output as progress, its failures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import os
+import re
+import shlex
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbseal.backends.debian.lock import (
+    DebianSource,
+)
+from nbseal.backends.debian.sources import _DPKG_FILTERS, MIRROR_ENV_VAR
+from nbseal.errors import BuildError, ResolutionError
+from nbseal.progress import Progress
+
+
+@dataclass
+class _Run:
+    returncode: int
+    output: str
+
+
+async def _run_mmdebstrap(argv: Sequence[str], progress: Progress, log_path: Path) -> _Run:
+    """Run mmdebstrap, its ``I:`` lines as progress steps; keep everything in ``log_path``."""
+    env = dict(os.environ)
+    env["LC_ALL"] = "C.UTF-8"
+    env.pop("TMPDIR", None)  # the unshared user must reach it; /tmp always works
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    try:
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write("$ " + shlex.join(argv) + "\n")
+            while raw := await process.stdout.readline():
+                line = raw.decode(errors="replace").rstrip()
+                log.write(line + "\n")
+                lines.append(line)
+                # Hook invocations are long shell lines; the stages make better steps.
+                if line.startswith("I: ") and not line.startswith("I: running "):
+                    progress.step(line[3:])
+        code = await process.wait()
+    except BaseException:
+        # Cancelled (interrupt) or failed: mmdebstrap and its children go too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 9)
+        await process.wait()
+        raise
+    return _Run(code, "\n".join(lines))
+
+
+_UNKNOWN = (
+    re.compile(r"E: Unable to locate package (\S+)"),
+    re.compile(r"E: Package '([^']+)' has no installation candidate"),
+    re.compile(r"E: Version '[^']+' for '([^']+)' was not found"),
+)
+
+
+def _failure(run: _Run, what: str, suite: str, log_path: Path) -> Exception:
+    tail = "\n".join(line for line in run.output.splitlines() if line.strip())[-3000:]
+    for pattern in _UNKNOWN:
+        match = pattern.search(run.output)
+        if match:
+            return ResolutionError(
+                f"Debian {suite} has no package {match.group(1)!r}",
+                stderr=tail,
+                hint="check the name with `apt-cache search NAME`, or set "
+                f"{MIRROR_ENV_VAR} to a mirror that has it",
+            )
+    if "Could not resolve" in run.output or "Failed to fetch" in run.output:
+        return BuildError(
+            f"{what}: the Debian mirror could not be reached",
+            context=tail,
+            hint=f"check the network, or set {MIRROR_ENV_VAR} to a reachable mirror",
+        )
+    return BuildError(
+        f"{what}: mmdebstrap failed (exit code {run.returncode})",
+        context=tail,
+        hint=f"the whole output is in {log_path}",
+    )
+
+
+def _dpkg_options(options: Sequence[str], scratch: Path) -> list[str]:
+    """dpkg's path filters, as a config file put in place before anything is installed.
+
+    Not ``--dpkgopt``: with path filters there, mmdebstrap pipes every .deb it
+    extracts itself through mmtarfilter (Perl), which took 78 s of a 108 s
+    offline build here; dpkg applies the same filters natively when it
+    installs. What the extraction put down unfiltered is removed afterwards
+    (:func:`prune_excluded`).
+
+    The file goes in by mmdebstrap's ``upload`` hook, which reads it as the
+    user who runs nbseal: unprivileged, the hooks' root is a subordinate uid
+    that cannot read the user's private scratch directory.
+    """
+    if not options:
+        return []
+    config = scratch / "dpkg-path-filters.cfg"
+    config.write_text("".join(f"{option}\n" for option in options))
+    os.chmod(config, 0o644)
+    return [
+        '--setup-hook=mkdir -p "$1/etc/dpkg/dpkg.cfg.d"',
+        f"--setup-hook=upload {shlex.quote(str(config))} {_DPKG_FILTERS}",
+        f'--setup-hook=chmod 0644 "$1{_DPKG_FILTERS}"',
+    ]
+
+
+def _path_filters(options: Sequence[str]) -> list[tuple[bool, str]]:
+    filters = []
+    for option in options:
+        key, _, pattern = option.partition("=")
+        if key in ("path-exclude", "path-include"):
+            filters.append((key == "path-exclude", pattern))
+    return filters
+
+
+def _excluded(path: str, filters: Sequence[tuple[bool, str]]) -> bool:
+    # dpkg: the last filter that matches decides; fnmatch(3) without
+    # FNM_PATHNAME, so * also matches "/", as fnmatchcase does.
+    verdict = False
+    for exclude, pattern in filters:
+        if fnmatch.fnmatchcase(path, pattern):
+            verdict = exclude
+    return verdict
+
+
+def prune_excluded(root: Path, options: Sequence[str]) -> int:
+    """Remove what dpkg's path filters exclude but mmdebstrap's extraction put down.
+
+    Returns the number of entries removed. Directories go only when they
+    end up empty and are excluded themselves.
+    """
+    filters = _path_filters(options)
+    if not filters:
+        return 0
+    removed = 0
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        inside = "/" + os.path.relpath(dirpath, root) if dirpath != str(root) else ""
+        for name in filenames:
+            if _excluded(f"{inside}/{name}", filters):
+                os.unlink(os.path.join(dirpath, name))
+                removed += 1
+        for name in dirnames:
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                if _excluded(f"{inside}/{name}", filters):
+                    os.unlink(full)
+                    removed += 1
+            elif _excluded(f"{inside}/{name}", filters) and not os.listdir(full):
+                os.rmdir(full)
+                removed += 1
+    return removed
+
+
+def _normalise_hook(sources: Sequence[DebianSource], scratch: Path) -> list[str]:
+    """Hooks that make the tree independent of the host and of the build's mirror.
+
+    The tree's sources.list names the lock's sources (an offline build would
+    leave its file:// repository there), and /etc/hosts, /etc/hostname and
+    /etc/resolv.conf are fixed text instead of the host's copies.
+    """
+    sources_list = scratch / "sources.list"
+    sources_list.write_text("".join(s.line() + "\n" for s in sources))
+    os.chmod(sources_list, 0o644)
+    script = (
+        "printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost\\n' > \"$1/etc/hosts\" && "
+        "printf 'nbseal\\n' > \"$1/etc/hostname\" && "
+        ': > "$1/etc/resolv.conf" && '
+        'chmod 0644 "$1/etc/hosts" "$1/etc/hostname" "$1/etc/resolv.conf"'
+    )
+    return [
+        f"--customize-hook=upload {shlex.quote(str(sources_list))} /etc/apt/sources.list",
+        f"--customize-hook={script}",
+        # upload writes with the hook's umask; apt and the kernel read it as anyone.
+        '--customize-hook=chmod 0644 "$1/etc/apt/sources.list"',
+    ]
+
+
+def _others_can_reach(path: Path) -> bool:
+    """Whether every user may traverse the directories down to ``path`` (o+x all along)."""
+    try:
+        resolved = path.resolve()
+        return all(os.stat(p).st_mode & stat.S_IXOTH for p in [resolved, *resolved.parents])
+    except OSError:
+        return False

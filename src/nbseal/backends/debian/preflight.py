@@ -1,0 +1,226 @@
+"""Whether mmdebstrap can run here, as this user: subordinate ids, user namespaces."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import platform
+import pwd
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbseal.backends.debian.sources import _INSTALL_HINT, DebianUnavailableError
+
+# ---------------------------------------------------------------------------
+# mmdebstrap
+# ---------------------------------------------------------------------------
+SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
+# A Debian tree has files of ids up to 65534 (nobody); mmdebstrap maps one
+# range of subordinate ids to the namespace's ids 0, 1, 2, ...
+SUBID_NEEDED = 65536
+USERNS_SYSCTLS = (
+    ("/proc/sys/kernel/unprivileged_userns_clone", "0", "kernel.unprivileged_userns_clone=1"),
+    ("/proc/sys/user/max_user_namespaces", "0", "user.max_user_namespaces=15000"),
+    (
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+        "1",
+        "kernel.apparmor_restrict_unprivileged_userns=0",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class SubidRange:
+    """One line of /etc/subuid or /etc/subgid that names the user."""
+
+    by: str  # the user's name or uid, as the line names it
+    start: int
+    count: int
+
+
+def subid_ranges(text: str, user: str, uid: int) -> list[SubidRange]:
+    """The ranges ``text`` (/etc/subuid or /etc/subgid) grants ``user`` (by name or uid)."""
+    ranges = []
+    for line in text.splitlines():
+        fields = line.strip().split(":")
+        if len(fields) != 3 or fields[0] not in (user, str(uid)):
+            continue
+        with contextlib.suppress(ValueError):
+            ranges.append(SubidRange(fields[0], int(fields[1]), int(fields[2])))
+    return ranges
+
+
+def unprivileged_problem(
+    user: str, uid: int, files: Sequence[Path] = SUBID_FILES
+) -> DebianUnavailableError | None:
+    """What in /etc/subuid and /etc/subgid keeps ``user`` from running mmdebstrap, if anything.
+
+    A file may name the user or the uid; each needs a range of at least
+    65536 ids, as ``useradd`` grants by default.
+    """
+    missing, short, dropped = [], [], []
+    first = 100_000  # above every range granted: a free one to suggest
+    for path in files:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            text = ""
+        except OSError as exc:
+            return DebianUnavailableError(
+                f"cannot build Debian environments as {user}: {path} is not readable",
+                context=str(exc),
+                hint=f"ask an administrator to make {path} readable (mode 0644)",
+            )
+        for line in text.splitlines():
+            fields = line.split(":")
+            if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+                first = max(first, int(fields[1]) + int(fields[2]))
+        ranges = subid_ranges(text, user, uid)
+        if not ranges:
+            missing.append(str(path))
+        elif max(r.count for r in ranges) < SUBID_NEEDED:
+            short.append(str(path))
+            option = "--del-subuids" if path.name == "subuid" else "--del-subgids"
+            dropped += [f"{option} {r.start}-{r.start + r.count - 1}" for r in ranges]
+    ids = f"{first}-{first + SUBID_NEEDED - 1}"
+    fix = (
+        f"ask an administrator to run `usermod --add-subuids {ids} --add-subgids {ids} "
+        f"{user}` (or another {SUBID_NEEDED} ids no other user has), or run nbseal as root"
+    )
+    if missing:
+        verb = "grants" if len(missing) == 1 else "grant"
+        return DebianUnavailableError(
+            f"cannot build Debian environments as {user}: {' and '.join(missing)} "
+            f"{verb} {user} no subordinate ids",
+            context="mmdebstrap --mode=unshare maps the users of a Debian tree (root, _apt, "
+            f"nobody, ...) to subordinate ids of {user}",
+            hint=fix,
+        )
+    if short:
+        verb = "grants" if len(short) == 1 else "grant"
+        return DebianUnavailableError(
+            f"cannot build Debian environments as {user}: {' and '.join(short)} "
+            f"{verb} {user} fewer than {SUBID_NEEDED} subordinate ids",
+            context="a Debian tree has files of ids up to 65534 (nobody)",
+            hint=f"ask an administrator to run `usermod {' '.join(dropped)} --add-subuids "
+            f"{ids} --add-subgids {ids} {user}` (mmdebstrap uses one range), "
+            "or run nbseal as root",
+        )
+    return None
+
+
+def _named_by_uid_only(user: str, uid: int, files: Sequence[Path] = SUBID_FILES) -> list[str]:
+    """Those of ``files`` that grant ``user`` ids under the uid only (mmdebstrap wants the name)."""
+    found = []
+    for path in files:
+        with contextlib.suppress(OSError):
+            ranges = subid_ranges(path.read_text(), user, uid)
+            if ranges and all(r.by != user for r in ranges):
+                found.append(str(path))
+    return found
+
+
+def _userns_hint() -> str:
+    for path, blocked, setting in USERNS_SYSCTLS:
+        with contextlib.suppress(OSError):
+            if Path(path).read_text().strip() == blocked:
+                return (
+                    f"this kernel disallows unprivileged user namespaces ({path} is {blocked}): "
+                    f"ask an administrator to run `sysctl -w {setting}`, or run nbseal as root"
+                )
+    return (
+        "unprivileged user namespaces must be allowed (`sysctl -w "
+        "kernel.unprivileged_userns_clone=1` on older Debian, `sysctl -w "
+        "kernel.apparmor_restrict_unprivileged_userns=0` on Ubuntu 24.04; in a container, "
+        "a seccomp profile that allows unshare), or run nbseal as root"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def check_mmdebstrap() -> str:
+    """The mmdebstrap to use; raises :class:`DebianUnavailableError` saying why not.
+
+    As a regular user, mmdebstrap needs newuidmap/newgidmap (package uidmap),
+    subordinate id ranges of the user in /etc/subuid and /etc/subgid, and a
+    kernel that lets users create user namespaces; this checks each, then
+    runs ``mmdebstrap --unshare-helper /bin/true``, which creates the same
+    namespaces a build does.
+    """
+    found = shutil.which("mmdebstrap")
+    if found is None:
+        raise DebianUnavailableError(
+            "cannot build Debian environments: mmdebstrap is not installed",
+            hint=_INSTALL_HINT,
+        )
+    for tool in ("dpkg", "dpkg-query", "dpkg-scanpackages"):
+        if shutil.which(tool) is None:
+            raise DebianUnavailableError(
+                f"cannot build Debian environments: {tool} is not installed",
+                hint="install dpkg-dev (`apt-get install dpkg-dev`)",
+            )
+    unprivileged = os.geteuid() != 0
+    if unprivileged:
+        user = _user_name()
+        if not hasattr(tarfile, "tar_filter"):
+            raise DebianUnavailableError(
+                f"cannot build Debian environments as {user}: this Python "
+                f"({platform.python_version()}) has no tarfile extraction filters",
+                context="as a regular user, the tree comes as a tarball that nbseal unpacks "
+                "with tarfile's 'tar' filter (PEP 706)",
+                hint="use Python 3.10.12, 3.11.4, 3.12 or newer, or run nbseal as root",
+            )
+        for tool in ("newuidmap", "newgidmap"):
+            if shutil.which(tool) is None:
+                raise DebianUnavailableError(
+                    f"cannot build Debian environments as {user}: {tool} is not installed",
+                    context="mmdebstrap --mode=unshare maps a Debian tree's ids with it",
+                    hint="install uidmap (`apt-get install uidmap`), or run nbseal as root",
+                )
+        problem = unprivileged_problem(user, os.getuid())
+        if problem is not None:
+            raise problem
+    # The namespaces a build uses (as root: mount, pid, uts, ipc; as a user: also user).
+    done = subprocess.run(
+        [found, "--unshare-helper", "/bin/true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        if unprivileged:
+            user = _user_name()
+            by_uid = _named_by_uid_only(user, os.getuid())
+            if by_uid:
+                raise DebianUnavailableError(
+                    f"cannot build Debian environments as {user}: {' and '.join(by_uid)} "
+                    f"{'names' if len(by_uid) == 1 else 'name'} uid {os.getuid()}, but "
+                    "mmdebstrap looks the entries up by user name",
+                    context=done.stderr.strip(),
+                    hint=f"ask an administrator to write {user} instead of {os.getuid()} "
+                    f"in {' and '.join(by_uid)}",
+                )
+            raise DebianUnavailableError(
+                f"mmdebstrap cannot create a user namespace as {user} here",
+                context=done.stderr.strip(),
+                hint=_userns_hint(),
+            )
+        raise DebianUnavailableError(
+            "mmdebstrap cannot create the namespaces it needs here",
+            context=done.stderr.strip(),
+            hint="mmdebstrap --mode=unshare needs to unshare mount namespaces "
+            "(CAP_SYS_ADMIN as root; in a container, a seccomp profile that allows unshare)",
+        )
+    return found
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
