@@ -1,12 +1,16 @@
 """Test set-up shared by every layer.
 
 Kernels started by the tests find nbseal's store and kernelspec through the
-environment, so both are set here, before any test or kernel starts.
+environment, so both are set here, before any test or kernel starts. The
+store, uv's cache and the kernelspec live in one temporary folder, removed
+when the session ends (a session builds about a gigabyte): set
+NBSEAL_TEST_CACHE_DIR and NBSEAL_TEST_UV_CACHE_DIR to keep and reuse them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +20,7 @@ import pytest
 
 _ROOT = Path(tempfile.mkdtemp(prefix="nbseal-tests-"))
 os.environ["NBSEAL_CACHE_DIR"] = os.environ.get("NBSEAL_TEST_CACHE_DIR", str(_ROOT / "cache"))
+os.environ["UV_CACHE_DIR"] = os.environ.get("NBSEAL_TEST_UV_CACHE_DIR", str(_ROOT / "uv"))
 os.environ["JUPYTER_PATH"] = str(_ROOT / "share" / "jupyter")
 os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
 # The tests' data servers listen on 127.0.0.1: trusted by this machine's owner
@@ -52,3 +57,11 @@ def tmp_notebook_dir(tmp_path: Path) -> Iterator[Path]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Browser tests last: the slowest, and their Playwright loop must not precede others."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the session's store, uv cache and kernelspec (read-only trees included)."""
+    from nbseal.fsutil import remove_tree
+
+    with contextlib.suppress(OSError):  # a kernel still exiting: the rest goes anyway
+        remove_tree(_ROOT)
