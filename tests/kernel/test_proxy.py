@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
+from jupyter_client.session import Session
 
 from tests.kernel.helpers import (
     collect,
@@ -73,6 +74,27 @@ def test_input_and_getpass_reach_the_frontend(kernel) -> None:
     result = collect(kc, msg_id)
     assert prompts == [("name? ", False), ("pw? ", True)]
     assert result.stdout == "ada 7\n"
+
+
+def test_input_request_waits_for_a_frontend_stdin_that_connects_late(kernel) -> None:
+    # A frontend may connect its stdin socket after sending the request
+    # (jupyter_client makes channels lazily). The proxy's stdin ROUTER would
+    # drop the input_request silently; it must wait for the socket instead.
+    km, _ = kernel
+    # Its own session: km.client()'s would share the fixture client's identity.
+    late = km.client(session=Session(key=km.session.key))
+    late.start_channels(shell=True, iopub=True, stdin=False, hb=False)
+    try:
+        msg_id = late.execute("print(input('who? '))", allow_stdin=True)
+        time.sleep(1.5)  # the input_request is sent (and refused) meanwhile
+        late.stdin_channel.start()
+        request = late.get_stdin_msg(timeout=30)
+        assert request["parent_header"]["msg_id"] == msg_id
+        assert request["content"]["prompt"] == "who? "
+        late.input("grace")
+        assert collect(late, msg_id).stdout == "grace\n"
+    finally:
+        late.stop_channels()
 
 
 def test_comm_round_trip_both_ways(kernel) -> None:

@@ -18,6 +18,7 @@ import platform
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -369,6 +370,11 @@ class ProxyKernel:
             sock.linger = 1000
             if kind == zmq.ROUTER:
                 sock.router_handover = 1
+            if channel == "stdin":
+                # An input_request to a frontend whose stdin socket is not yet
+                # connected would vanish and the cell would wait forever:
+                # make it an error, which _send_input_request retries.
+                sock.router_mandatory = 1
             sock.bind(url(int(c[f"{channel}_port"])))
             self._sockets[channel] = sock
         threading.Thread(target=_heartbeat, args=(url(int(c["hb_port"])),), daemon=True).start()
@@ -719,7 +725,20 @@ class ProxyKernel:
             return
         self._stdin_owner = kernel
         message.idents = execution.message.idents
-        self._sockets["stdin"].send_multipart(message.wire(), copy=False)
+        self._spawn(self._send_input_request(message.wire()))
+
+    async def _send_input_request(self, frames: list[bytes], patience: float = 10.0) -> None:
+        """Send to the frontend's stdin, waiting while its socket connects."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                await self._sockets["stdin"].send_multipart(frames, copy=False)
+                return
+            except zmq.ZMQError as e:
+                if e.errno != zmq.EHOSTUNREACH or time.monotonic() > deadline:
+                    log.warning("could not deliver an input_request to the frontend: %s", e)
+                    return
+            await asyncio.sleep(0.05)
 
     def _relay_iopub(self, kernel: SubKernel, message: RawMessage) -> None:
         header = message.header(self.session)

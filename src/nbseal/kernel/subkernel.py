@@ -114,6 +114,9 @@ class SubKernel:
         # answer (busy/idle, shutdown_reply on iopub) is not the frontend's.
         self._own_requests: collections.deque[str] = collections.deque(maxlen=64)
         self._iopub_ready = asyncio.Event()
+        # The kernel's stdin ROUTER drops an input_request to a peer it has not
+        # met yet, and the cell would then wait forever: set once ours has.
+        self._stdin_connected = asyncio.Event()
         # Set when nbseal itself stops the kernel (its exit is then no news).
         self.stopping = False
 
@@ -237,9 +240,13 @@ class SubKernel:
         for _ in range(10):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._iopub_ready.wait(), timeout=0.2)
-                return
+                break
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.request("shell", "kernel_info_request", {}), 1.0)
+        try:
+            await asyncio.wait_for(self._stdin_connected.wait(), timeout=5.0)
+        except asyncio.TimeoutError:
+            log.warning("the stdin socket of %s did not connect; input() may hang", self.env_name)
 
     def _log_tail(self, lines: int = 15) -> str:
         try:
@@ -321,9 +328,21 @@ class SubKernel:
                 sock.setsockopt(zmq.IDENTITY, self.identity)
             else:
                 sock.setsockopt(zmq.SUBSCRIBE, b"")
+            if channel == "stdin":
+                monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+                self._tasks.append(asyncio.create_task(self._watch_handshake(sock, monitor)))
             sock.connect(f"{base}-{_PORTS[channel]}")
             self._sockets[channel] = sock
             self._tasks.append(asyncio.create_task(self._read(channel, sock)))
+
+    async def _watch_handshake(self, sock: zmq.asyncio.Socket, monitor: zmq.asyncio.Socket) -> None:
+        try:
+            await monitor.recv_multipart()
+            self._stdin_connected.set()
+        finally:
+            with contextlib.suppress(zmq.ZMQError):
+                sock.disable_monitor()
+            monitor.close(linger=0)
 
     def send(self, channel: str, frames: list[bytes]) -> None:
         sock = self._sockets.get(channel)
