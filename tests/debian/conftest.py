@@ -27,7 +27,11 @@ from nbseal.paths import cache_root
 from nbseal.plan import EnvironmentSpec
 from nbseal.progress import Progress
 from nbseal.store import EnvironmentStore
-from tests.sandbox.conftest import loop_thread, runtime_dir  # noqa: F401 (shared fixtures)
+from tests.sandbox.conftest import (  # noqa: F401 (shared fixtures)
+    loop_thread,
+    open_dir,
+    runtime_dir,
+)
 
 R_REQUIREMENTS = ("deb:r-base-core", "deb:r-cran-irkernel")
 PIN = "2026-11-01T00:00:00Z"

@@ -18,6 +18,7 @@ import pytest
 from nbseal.backends.debian import (
     DEFAULT_DPKG_OPTIONS,
     DebianBackend,
+    DebianUnavailableError,
     SubidRange,
     debian_packages,
     host_sources,
@@ -31,6 +32,7 @@ from nbseal.backends.debian import (
 from nbseal.backends.debian.indices import _list_prefix
 from nbseal.backends.debian.lock import DebCache, DebianLockData, DebianPackage, DebianSource
 from nbseal.backends.debian.mmdebstrap import _dpkg_options, _normalise_hook, _others_can_reach
+from nbseal.backends.debian.preflight import BuildIds, root_build_ids
 from nbseal.backends.debian.tree import unpack_rootfs
 from nbseal.errors import BuildError, KernelStartError, ResolutionError
 from nbseal.fsutil import remove_tree
@@ -409,6 +411,31 @@ def test_missing_or_small_subordinate_id_ranges_are_named_with_the_fix(tmp_path:
     assert problem is not None
     assert "fewer than 65536 subordinate ids" in problem.message
     assert "--del-subuids 100000-100999 --add-subuids" in problem.hint
+
+
+def test_root_builds_under_its_own_subordinate_ids_or_is_told_how_to_get_them(
+    tmp_path: Path,
+) -> None:
+    files = _subids(
+        tmp_path, "alice:100000:65536\nroot:1000:10\nroot:300000:65536\n", "0:400000:65536\n"
+    )
+    assert root_build_ids(files) == BuildIds(300000, 400000, 65536)
+
+    files = _subids(tmp_path, "alice:100000:65536\n", "alice:100000:65536\n")
+    with pytest.raises(DebianUnavailableError) as caught:
+        root_build_ids(files)
+    problem = caught.value
+    assert problem.message == (
+        f"cannot build Debian environments as root: {files[0]} and {files[1]} grant root "
+        "no subordinate ids"
+    )
+    assert "maintainer scripts never run as host root" in (problem.context or "")
+    # Root is told what to run, not to ask an administrator or to become root.
+    assert problem.hint is not None
+    assert problem.hint.startswith(
+        "run `usermod --add-subuids 165536-231071 --add-subgids 165536-231071 root`"
+    )
+    assert "run nbseal as root" not in problem.hint
 
 
 def _member(tar: tarfile.TarFile, name: str, kind: bytes, **attrs: Any) -> None:

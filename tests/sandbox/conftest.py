@@ -77,6 +77,15 @@ def start_sealed(
 
 
 @pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A host folder root owns and anyone may enter (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="nbseal-open-", dir="/tmp"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture
 def workdir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="nbseal-work-"))
     yield path

@@ -27,17 +27,21 @@ The mirror comes from the host's apt sources (entries for the host's suite
 and its ``-updates``/``-security`` suites), or from ``$NBSEAL_DEBIAN_MIRROR``:
 a URL, or ``snapshot`` for snapshot.debian.org at the environment's pin.
 
-Root and regular users both build, with ``--mode=unshare``. As root,
-mmdebstrap unshares the mount namespace but not the user namespace and writes
-the tree in place, with its real owners. A regular user needs newuidmap
-(package uidmap), 65536 subordinate uids and gids in /etc/subuid and
-/etc/subgid, and a kernel that allows unprivileged user namespaces
-(:func:`check_mmdebstrap` checks each and names what is missing). The tree's
-owners (root, _apt, ...) are then the user's subordinate ids, which the user
-cannot chmod, hard-link or delete; so mmdebstrap writes a tarball instead,
-which this process unpacks with tarfile's ``tar`` filter (no device nodes,
-no setuid bits, nothing outside the tree): every file then belongs to the
-user. mmdebstrap's hooks run as the namespace's root, a subordinate id that
+Root and regular users both build, with ``--mode=unshare``, and the
+packages' maintainer scripts never run as host root. A regular user's
+mmdebstrap maps the tree's ids to the user's subordinate ids itself; it
+needs newuidmap (package uidmap), 65536 subordinate uids and gids in
+/etc/subuid and /etc/subgid, and a kernel that allows unprivileged user
+namespaces. Root's mmdebstrap would make no user namespace (its chroot is
+no wall to host root), so nbseal runs it as the root of a user namespace
+mapped to root's own 65536 subordinate ids (:class:`.mmdebstrap.BuildUser`,
+:mod:`nbseal.sandbox.userns`), in a scratch directory of theirs in /tmp.
+:func:`check_mmdebstrap` checks each of these and names what is missing.
+Either way the tree's owners (root, _apt, ...) are subordinate ids, so
+mmdebstrap writes a tarball, which this process unpacks with tarfile's
+``tar`` filter (no device nodes, no setuid bits, nothing outside the tree):
+every file then belongs to the user, or for root keeps its owner's number.
+mmdebstrap's hooks run as the namespace's root, a subordinate id that
 cannot read the user's files: configuration goes in by its ``upload`` hook,
 and the offline build's ``file://`` repository lies where any user can read
 it.

@@ -26,6 +26,7 @@ from nbseal.backends.debian.lock import (
     sha256_file,
 )
 from nbseal.backends.debian.mmdebstrap import (
+    BuildUser,
     _dpkg_options,
     _failure,
     _normalise_hook,
@@ -74,7 +75,6 @@ class DebianBackend(Backend):
         dpkg_options: Sequence[str] = DEFAULT_DPKG_OPTIONS,
         eatmydata: bool = True,
         require_kernel: bool = True,
-        tarball: bool | None = None,
     ) -> None:
         self.debs = debs if debs is not None else DebCache()
         # Resolved trees and build scratch live beside the store, on its file
@@ -83,10 +83,6 @@ class DebianBackend(Backend):
         self.dpkg_options = tuple(dpkg_options)
         self.eatmydata = eatmydata
         self.require_kernel = require_kernel
-        # Unprivileged, mmdebstrap's directory output would belong to sub-uids;
-        # a tarball unpacked by this process belongs to the user. As root the
-        # directory is written in place (see the module's docstring).
-        self.tarball = os.geteuid() != 0 if tarball is None else tarball
 
     @property
     def prebuilt_root(self) -> Path:
@@ -113,20 +109,24 @@ class DebianBackend(Backend):
             + (f" as of {spec.pin}" if enforced else "")
         )
         workdir.mkdir(parents=True, exist_ok=True)
-        kept_debs, kept_lists = workdir / "debs", workdir / "lists"
+        builder = await asyncio.to_thread(BuildUser.current)
+        scratch = builder.scratch(workdir, "resolve-")
+        kept_debs, kept_lists = scratch / "debs", scratch / "lists"
         for folder in (kept_debs, kept_lists):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir()
+            builder.hand_over(folder)
         self.prebuilt_root.mkdir(parents=True, exist_ok=True)
         self._prune_prebuilt()
         tree = self.prebuilt_root / f".resolve-{uuid.uuid4().hex[:12]}"
-        # Unprivileged, mmdebstrap writes a tarball, unpacked into ``tree`` as the user.
-        output = tree.with_name(f"{tree.name}.tar") if self.tarball else tree
+        # mmdebstrap writes a tarball, unpacked into ``tree`` by this process
+        # (see the package's docstring).
+        output = scratch / "rootfs.tar"
         tools_hook = (
             'chroot "$1" sh -c "cd /var/cache/apt/archives && '
             f'apt-get download -q {" ".join(BUILD_TOOLS)} >/dev/null"'
         )
         argv = [
-            mmdebstrap,
+            *builder.command(mmdebstrap),
             "--mode=unshare",
             "--variant=apt",
             f"--architectures={arch}",
@@ -134,13 +134,13 @@ class DebianBackend(Backend):
             *(f"--aptopt={o}" for o in APT_OPTIONS),
             *(['--aptopt=Acquire::Check-Valid-Until "false"'] if enforced else []),
             *self._hook_dirs(file_mirror=False, eatmydata=self.eatmydata),
-            *_dpkg_options(self.dpkg_options, workdir),
+            *_dpkg_options(self.dpkg_options, scratch),
             # Keep every .deb (also the essential ones) for the lock and the cache.
             "--skip=essential/unlink",
             *([f"--customize-hook={tools_hook}"] if self.eatmydata else []),
             f"--customize-hook=sync-out /var/cache/apt/archives {kept_debs}",
             f"--customize-hook=sync-out /var/lib/apt/lists {kept_lists}",
-            *_normalise_hook(sources, workdir),
+            *_normalise_hook(sources, scratch),
             suite,
             str(output),
             *(s.line() for s in sources),
@@ -148,12 +148,11 @@ class DebianBackend(Backend):
         log_path = self.work_root / "logs" / f"{tree.name.lstrip('.')}.log"
         started = time.monotonic()
         try:
-            run = await _run_mmdebstrap(argv, progress, log_path)
+            run = await _run_mmdebstrap(argv, progress, log_path, home=scratch)
             if run.returncode != 0:
                 raise _failure(run, f"resolving {' '.join(packages)}", suite, log_path)
             progress.step(f"root file system built in {time.monotonic() - started:.1f} s")
-            if output != tree:
-                await self._unpack(output, tree, progress)
+            await self._unpack(output, tree, progress)
             await asyncio.to_thread(prune_excluded, tree, self.dpkg_options)
             data = await asyncio.to_thread(
                 self._lock_data, tree, kept_debs, kept_lists, sources, suite, arch, packages
@@ -170,8 +169,7 @@ class DebianBackend(Backend):
             await asyncio.to_thread(remove_tree, tree)
             raise
         finally:
-            if output != tree:
-                output.unlink(missing_ok=True)
+            await asyncio.to_thread(remove_tree, scratch)
         lock = Lock(
             backend=self.name,
             requirements=spec.requirements,
@@ -289,15 +287,16 @@ class DebianBackend(Backend):
         await self.ensure_debs(data, progress)
         everything = list(data.all_debs())
         self.work_root.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix="build-", dir=self.work_root))
+        builder = await asyncio.to_thread(BuildUser.current)
+        scratch = builder.scratch(self.work_root, "build-")
         repo = scratch / "repo"
         try:
             repo = await asyncio.to_thread(self._repo_dir, scratch)
             progress.step(f"indexing {len(everything)} stored .debs")
             await asyncio.to_thread(self._flat_repo, repo, everything)
-            output = scratch / "rootfs.tar" if self.tarball else dest
+            output = scratch / "rootfs.tar"
             argv = [
-                mmdebstrap,
+                *builder.command(mmdebstrap),
                 "--mode=unshare",
                 "--variant=custom",
                 f"--architectures={data.architecture}",
@@ -315,11 +314,10 @@ class DebianBackend(Backend):
                 f"deb [trusted=yes] file://{repo} ./",
             ]
             log_path = self.work_root / "logs" / f"{scratch.name}.log"
-            run = await _run_mmdebstrap(argv, progress, log_path)
+            run = await _run_mmdebstrap(argv, progress, log_path, home=scratch)
             if run.returncode != 0:
                 raise _failure(run, "building from the lock", data.suite, log_path)
-            if output != dest:
-                await self._unpack(output, dest, progress)
+            await self._unpack(output, dest, progress)
             await asyncio.to_thread(prune_excluded, dest, data.dpkg_options)
         finally:
             await asyncio.to_thread(remove_tree, scratch)
@@ -347,13 +345,13 @@ class DebianBackend(Backend):
     def _repo_dir(scratch: Path) -> Path:
         """Where the build's ``file://`` repository goes: where mmdebstrap's apt can read it.
 
-        apt reads it from the host's file system as the build's root: real
-        root, or (unprivileged) a subordinate uid, which is "other" to every
-        file of the user. Then the repository must be world-readable along
-        its whole path; a cache in a private home is not, so the repository
-        goes to /tmp instead (where mmdebstrap builds the tree anyway).
+        apt reads it from the host's file system as the build's root, a
+        subordinate uid, which is "other" to every file of the user (or of
+        root). Then the repository must be world-readable along its whole
+        path; a cache in a private home is not, so the repository goes to
+        /tmp instead (where mmdebstrap builds the tree anyway).
         """
-        if os.geteuid() == 0 or _others_can_reach(scratch.parent):
+        if _others_can_reach(scratch.parent):
             os.chmod(scratch, 0o755)
             repo = scratch / "repo"
             repo.mkdir()

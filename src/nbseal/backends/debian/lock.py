@@ -332,6 +332,13 @@ class DebCache:
                 os.link(source, tmp)
             except OSError:
                 shutil.copyfile(source, tmp)
+            # A hard link shares the inode with the source (which a build's
+            # unprivileged ids wrote, and could still change): make the file
+            # private before hashing it, unless it is ours alone already.
+            if tmp.stat().st_nlink > 1:
+                copy = tmp.with_suffix(".copy")
+                shutil.copyfile(tmp, copy)
+                os.replace(copy, tmp)
             actual = sha256_file(tmp)
             if actual != sha256:
                 raise BuildError(
@@ -339,12 +346,6 @@ class DebCache:
                     context=f"expected {sha256}\nactual   {actual}",
                     hint="the download was altered or the mirror is inconsistent; retry",
                 )
-            # A hard link shares the inode with the source: make the copy
-            # private before changing its mode, unless it is ours already.
-            if tmp.stat().st_nlink > 1:
-                copy = tmp.with_suffix(".copy")
-                shutil.copyfile(tmp, copy)
-                os.replace(copy, tmp)
             os.chmod(tmp, 0o444)
             os.replace(tmp, final)
         finally:

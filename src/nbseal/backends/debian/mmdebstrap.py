@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import stat
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,48 @@ from pathlib import Path
 from nbseal.backends.debian.lock import (
     DebianSource,
 )
+from nbseal.backends.debian.preflight import BuildIds, root_build_ids
 from nbseal.backends.debian.sources import _DPKG_FILTERS, MIRROR_ENV_VAR
 from nbseal.errors import BuildError, ResolutionError
 from nbseal.progress import Progress
+from nbseal.sandbox.userns import userns_command
+
+
+@dataclass(frozen=True)
+class BuildUser:
+    """Who mmdebstrap runs as: this regular user, or for root, root's subordinate ids.
+
+    A regular user's mmdebstrap makes its own user namespace (through
+    newuidmap). Root's would make none: maintainer scripts would run as host
+    root in a chroot, which host root can leave. So root runs it as the root
+    of a user namespace nbseal makes, mapped to root's subordinate ids
+    (:mod:`nbseal.sandbox.userns`); mmdebstrap then writes only where those
+    ids may: a scratch directory of theirs in /tmp.
+    """
+
+    ids: BuildIds | None = None  # None: this (regular) user
+
+    @classmethod
+    def current(cls) -> BuildUser:
+        return cls(root_build_ids()) if os.geteuid() == 0 else cls()
+
+    def command(self, mmdebstrap: str) -> list[str]:
+        if self.ids is None:
+            return [mmdebstrap]
+        return [*userns_command(self.ids.uid, self.ids.gid, self.ids.count), mmdebstrap]
+
+    def hand_over(self, path: Path) -> None:
+        """Let mmdebstrap write ``path``, a directory nbseal made in its scratch."""
+        if self.ids is not None:
+            os.chown(path, self.ids.uid, self.ids.gid)
+
+    def scratch(self, parent: Path, prefix: str) -> Path:
+        """A new private directory mmdebstrap may write: in ``parent``, or for root in /tmp."""
+        if self.ids is None:
+            return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        path = Path(tempfile.mkdtemp(prefix=f"nbseal-debian-{prefix}", dir="/tmp"))
+        os.chown(path, self.ids.uid, self.ids.gid)
+        return path
 
 
 @dataclass
@@ -27,11 +67,15 @@ class _Run:
     output: str
 
 
-async def _run_mmdebstrap(argv: Sequence[str], progress: Progress, log_path: Path) -> _Run:
+async def _run_mmdebstrap(
+    argv: Sequence[str], progress: Progress, log_path: Path, home: Path | None = None
+) -> _Run:
     """Run mmdebstrap, its ``I:`` lines as progress steps; keep everything in ``log_path``."""
     env = dict(os.environ)
     env["LC_ALL"] = "C.UTF-8"
     env.pop("TMPDIR", None)  # the unshared user must reach it; /tmp always works
+    if home is not None:
+        env["HOME"] = str(home)  # dpkg reads ~/.dpkg.cfg; root's home is not the builder's
     log_path.parent.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     process = await asyncio.create_subprocess_exec(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbseal.backends.debian.sources import _INSTALL_HINT, DebianUnavailableError
+from nbseal.sandbox.userns import userns_command
 
 # ---------------------------------------------------------------------------
 # mmdebstrap
@@ -88,17 +89,27 @@ def unprivileged_problem(
             option = "--del-subuids" if path.name == "subuid" else "--del-subgids"
             dropped += [f"{option} {r.start}-{r.start + r.count - 1}" for r in ranges]
     ids = f"{first}-{first + SUBID_NEEDED - 1}"
+    root = uid == 0
+    # Root can be told to run a command; a user must ask, and may run as root instead.
+    ask = "run" if root else "ask an administrator to run"
+    instead = "" if root else ", or run nbseal as root"
     fix = (
-        f"ask an administrator to run `usermod --add-subuids {ids} --add-subgids {ids} "
-        f"{user}` (or another {SUBID_NEEDED} ids no other user has), or run nbseal as root"
+        f"{ask} `usermod --add-subuids {ids} --add-subgids {ids} "
+        f"{user}` (or another {SUBID_NEEDED} ids no other user has){instead}"
+    )
+    why = (
+        "as root, nbseal runs mmdebstrap in a user namespace whose ids are root's "
+        "subordinate ids, so that packages' maintainer scripts never run as host root"
+        if root
+        else "mmdebstrap --mode=unshare maps the users of a Debian tree (root, _apt, "
+        f"nobody, ...) to subordinate ids of {user}"
     )
     if missing:
         verb = "grants" if len(missing) == 1 else "grant"
         return DebianUnavailableError(
             f"cannot build Debian environments as {user}: {' and '.join(missing)} "
             f"{verb} {user} no subordinate ids",
-            context="mmdebstrap --mode=unshare maps the users of a Debian tree (root, _apt, "
-            f"nobody, ...) to subordinate ids of {user}",
+            context=why,
             hint=fix,
         )
     if short:
@@ -107,11 +118,35 @@ def unprivileged_problem(
             f"cannot build Debian environments as {user}: {' and '.join(short)} "
             f"{verb} {user} fewer than {SUBID_NEEDED} subordinate ids",
             context="a Debian tree has files of ids up to 65534 (nobody)",
-            hint=f"ask an administrator to run `usermod {' '.join(dropped)} --add-subuids "
-            f"{ids} --add-subgids {ids} {user}` (mmdebstrap uses one range), "
-            "or run nbseal as root",
+            hint=f"{ask} `usermod {' '.join(dropped)} --add-subuids "
+            f"{ids} --add-subgids {ids} {user}` (mmdebstrap uses one range){instead}",
         )
     return None
+
+
+@dataclass(frozen=True)
+class BuildIds:
+    """The host ids a root build's user namespace maps its ids 0..count-1 to."""
+
+    uid: int
+    gid: int
+    count: int = SUBID_NEEDED
+
+
+def root_build_ids(files: Sequence[Path] = SUBID_FILES) -> BuildIds:
+    """Root's first range of at least 65536 ids in /etc/subuid and /etc/subgid.
+
+    Raises :class:`DebianUnavailableError` naming the ``usermod`` that adds
+    one when root has none.
+    """
+    problem = unprivileged_problem("root", 0, files)
+    if problem is not None:
+        raise problem
+    starts = []
+    for path in files:
+        ranges = subid_ranges(path.read_text(), "root", 0)
+        starts.append(next(r.start for r in ranges if r.count >= SUBID_NEEDED))
+    return BuildIds(starts[0], starts[1])
 
 
 def _named_by_uid_only(user: str, uid: int, files: Sequence[Path] = SUBID_FILES) -> list[str]:
@@ -164,16 +199,20 @@ def check_mmdebstrap() -> str:
                 hint="install dpkg-dev (`apt-get install dpkg-dev`)",
             )
     unprivileged = os.geteuid() != 0
+    prefix: list[str] = []
+    if not unprivileged:
+        ids = root_build_ids()
+        prefix = userns_command(ids.uid, ids.gid, ids.count)
+    if not hasattr(tarfile, "tar_filter"):
+        raise DebianUnavailableError(
+            f"cannot build Debian environments as {_user_name()}: this Python "
+            f"({platform.python_version()}) has no tarfile extraction filters",
+            context="the tree comes as a tarball that nbseal unpacks "
+            "with tarfile's 'tar' filter (PEP 706)",
+            hint="use Python 3.10.12, 3.11.4, 3.12 or newer",
+        )
     if unprivileged:
         user = _user_name()
-        if not hasattr(tarfile, "tar_filter"):
-            raise DebianUnavailableError(
-                f"cannot build Debian environments as {user}: this Python "
-                f"({platform.python_version()}) has no tarfile extraction filters",
-                context="as a regular user, the tree comes as a tarball that nbseal unpacks "
-                "with tarfile's 'tar' filter (PEP 706)",
-                hint="use Python 3.10.12, 3.11.4, 3.12 or newer, or run nbseal as root",
-            )
         for tool in ("newuidmap", "newgidmap"):
             if shutil.which(tool) is None:
                 raise DebianUnavailableError(
@@ -184,9 +223,10 @@ def check_mmdebstrap() -> str:
         problem = unprivileged_problem(user, os.getuid())
         if problem is not None:
             raise problem
-    # The namespaces a build uses (as root: mount, pid, uts, ipc; as a user: also user).
+    # The namespaces a build uses: user (made by mmdebstrap, or for root by
+    # nbseal's prefix), mount, pid, uts, ipc.
     done = subprocess.run(
-        [found, "--unshare-helper", "/bin/true"],
+        [*prefix, found, "--unshare-helper", "/bin/true"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -213,8 +253,8 @@ def check_mmdebstrap() -> str:
         raise DebianUnavailableError(
             "mmdebstrap cannot create the namespaces it needs here",
             context=done.stderr.strip(),
-            hint="mmdebstrap --mode=unshare needs to unshare mount namespaces "
-            "(CAP_SYS_ADMIN as root; in a container, a seccomp profile that allows unshare)",
+            hint="mmdebstrap --mode=unshare needs to unshare user and mount namespaces "
+            "(in a container, a seccomp profile that allows unshare)",
         )
     return found
 

@@ -1,7 +1,7 @@
 """Debian root file systems as trees of files: unpack, inspect, share.
 
 What the Debian backend does to a tree once mmdebstrap made it, with no
-mmdebstrap or apt involved: unpack a regular user's tarball
+mmdebstrap or apt involved: unpack mmdebstrap's tarball
 (:func:`unpack_rootfs`), read which packages a tree holds
 (:func:`installed_packages`), and hard-link a new tree's files to identical
 files of published trees (:func:`share_identical_files`), so that environments
@@ -35,7 +35,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------
-# unprivileged builds: the tarball
+# the tarball mmdebstrap writes
 # ---------------------------------------------------------------------------
 # Device nodes and fifos are not unpacked: bwrap gives a kernel its own /dev,
 # and a regular user could not create them anyway.
@@ -65,12 +65,13 @@ def unpack_rootfs(archive: Path, dest: Path) -> None:
     """Unpack mmdebstrap's tarball ``archive`` into ``dest`` (new), owned by this user.
 
     See :func:`_rootfs_member` for what is changed on the way. As root the
-    tar's owners are kept (tarfile restores them only for root).
+    tar's owners are kept (tarfile restores them only for root), by number:
+    the tree's ``_apt`` is not the host's.
     """
     dest.mkdir(mode=0o755)
     try:
         with tarfile.open(archive, errorlevel=2) as tar:
-            tar.extractall(dest, filter=_rootfs_member)
+            tar.extractall(dest, filter=_rootfs_member, numeric_owner=True)
     except tarfile.TarError as exc:
         raise BuildError(
             f"cannot unpack the root file system mmdebstrap wrote to {archive}",
