@@ -255,14 +255,20 @@ def scratch_tmpfs(dest: str, size: int = DEFAULT_LIMITS.scratch) -> list[str]:
     return [*args, "--tmpfs", dest]
 
 
-def _runtime_args(*, network: bool, scratch: int = DEFAULT_LIMITS.scratch) -> list[str]:
-    """Read-only system runtime, /proc and /dev: what any dynamic program needs."""
+def usr_args() -> list[str]:
+    """The host's /usr read-only, and its merged-usr links (/bin -> usr/bin, ...) as they are."""
     args = ["--ro-bind", "/usr", "/usr"]
     for top in _USR_LINKS:
         if os.path.islink(top):
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
+    return args
+
+
+def _runtime_args(*, network: bool, scratch: int = DEFAULT_LIMITS.scratch) -> list[str]:
+    """Read-only system runtime, /proc and /dev: what any dynamic program needs."""
+    args = usr_args()
     args += ["--proc", "/proc", "--dev", "/dev", *scratch_tmpfs("/dev/shm", scratch)]
     # /etc holds only bound files; readable by the sandbox's user (bwrap
     # running as root would make it root's own, mode 0700).

@@ -126,7 +126,7 @@ class DebianBackend(Backend):
             f'apt-get download -q {" ".join(BUILD_TOOLS)} >/dev/null"'
         )
         argv = [
-            *builder.command(mmdebstrap),
+            *builder.command(mmdebstrap, scratch, network=True),
             "--mode=unshare",
             "--variant=apt",
             f"--architectures={arch}",
@@ -296,7 +296,8 @@ class DebianBackend(Backend):
             await asyncio.to_thread(self._flat_repo, repo, everything)
             output = scratch / "rootfs.tar"
             argv = [
-                *builder.command(mmdebstrap),
+                # Offline: the .debs come from the file:// repository in scratch.
+                *builder.command(mmdebstrap, scratch, network=False),
                 "--mode=unshare",
                 "--variant=custom",
                 f"--architectures={data.architecture}",

@@ -21,7 +21,7 @@ from nbseal.backends.debian.preflight import BuildIds, root_build_ids
 from nbseal.backends.debian.sources import _DPKG_FILTERS, MIRROR_ENV_VAR
 from nbseal.errors import BuildError, ResolutionError
 from nbseal.progress import Progress
-from nbseal.sandbox.userns import userns_command
+from nbseal.sandbox.confine import confined_command
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,10 @@ class BuildUser:
 
     A regular user's mmdebstrap makes its own user namespace (through
     newuidmap). Root's would make none: maintainer scripts would run as host
-    root in a chroot, which host root can leave. So root runs it as the root
-    of a user namespace nbseal makes, mapped to root's subordinate ids
-    (:mod:`nbseal.sandbox.userns`); mmdebstrap then writes only where those
-    ids may: a scratch directory of theirs in /tmp.
+    root in a chroot, which host root can leave. So root runs it confined
+    (:mod:`nbseal.sandbox.confine`): as the root of a user namespace mapped
+    to root's subordinate ids, under bwrap, seeing the host's /usr and /etc
+    and a scratch directory of those ids in /tmp, and nothing else.
     """
 
     ids: BuildIds | None = None  # None: this (regular) user
@@ -42,10 +42,17 @@ class BuildUser:
     def current(cls) -> BuildUser:
         return cls(root_build_ids()) if os.geteuid() == 0 else cls()
 
-    def command(self, mmdebstrap: str) -> list[str]:
+    def command(self, mmdebstrap: str, scratch: Path, *, network: bool) -> list[str]:
         if self.ids is None:
             return [mmdebstrap]
-        return [*userns_command(self.ids.uid, self.ids.gid, self.ids.count), mmdebstrap]
+        return confined_command(
+            [mmdebstrap],
+            uid=self.ids.uid,
+            gid=self.ids.gid,
+            count=self.ids.count,
+            scratch=scratch,
+            network=network,
+        )
 
     def hand_over(self, path: Path) -> None:
         """Let mmdebstrap write ``path``, a directory nbseal made in its scratch."""

@@ -1,0 +1,53 @@
+"""A tool root must run as a (namespaced) root, confined: mmdebstrap.
+
+mmdebstrap builds a Debian tree and runs the packages' maintainer scripts
+as that tree's root. Run by host root it would make no user namespace, and
+its chroot is no wall to root. So nbseal runs it as the root of a user
+namespace mapped to root's subordinate ids (:mod:`.userns`), and inside
+that, under bwrap, in a file system that holds only what a build reads:
+the host's /usr and /etc read-only (the tools and their configuration),
+fresh /proc, /dev and /tmp, and one scratch folder it may write. No
+/home, /root, /var or /srv, no nbseal store, no other build's files; no
+network unless the build downloads. What leaves the chroot finds no more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from nbseal.sandbox.bwrap import find_bwrap, usr_args
+from nbseal.sandbox.userns import userns_command
+
+__all__ = ["confined_command"]
+
+
+def confined_command(
+    command: Sequence[str],
+    *,
+    uid: int,
+    gid: int,
+    count: int,
+    scratch: Path,
+    network: bool,
+) -> list[str]:
+    """``command`` as root of a namespace mapped to ``uid``/``gid``.., seeing little of the host.
+
+    ``scratch`` is bound read-write at its own path (it must belong to
+    ``uid``), and is the command's working directory, ``HOME`` and ``TMPDIR``.
+    """
+    folder = str(scratch)
+    bwrap = [
+        find_bwrap(),
+        *usr_args(),
+        *("--ro-bind", "/etc", "/etc"),
+        *("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"),
+        *("--bind", folder, folder),
+        *("--unshare-pid", "--unshare-ipc", "--unshare-uts"),
+        *([] if network else ["--unshare-net"]),
+        "--die-with-parent",
+        # mmdebstrap builds the tree in $TMPDIR: on disk, not in the tmpfs.
+        *("--setenv", "HOME", folder, "--setenv", "TMPDIR", folder, "--chdir", folder),
+        "--",
+    ]
+    return [*userns_command(uid, gid, count), *bwrap, *command]
