@@ -133,6 +133,16 @@ def _alive(tmp: Path, tmp_path: Path) -> list[int]:
     return processes_mentioning(str(tmp)) + processes_mentioning(str(tmp_path))
 
 
+def _describe(pid: int) -> str:
+    """``pid``, its parent and command line, for a failure message."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+    except OSError:
+        return f"{pid} (gone)"
+    return f"{pid} (parent {parent}): {argv[:300]}"
+
+
 def _rounds(tmp: Path, tmp_path: Path, rng: random.Random) -> None:
     jupyter_runtime = tmp_path / "jupyter-runtime"
     base_env = {
@@ -177,8 +187,8 @@ def _rounds(tmp: Path, tmp_path: Path, rng: random.Random) -> None:
             # Within seconds: no process of the round, no key on disk.
             gone = wait_until(lambda: not _alive(tmp, tmp_path), timeout=15)
             if not gone:
-                left = _alive(tmp, tmp_path)
-                survivors.append(f"{what}: processes {left}")
+                left = sorted(set(_alive(tmp, tmp_path)))
+                survivors.append(f"{what}: processes {[_describe(pid) for pid in left]}")
                 for pid in left:
                     os.kill(pid, signal.SIGKILL)
             assert _incomplete_entries(cache) == [], what
