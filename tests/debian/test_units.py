@@ -8,8 +8,8 @@ import io
 import json
 import os
 import stat
+import subprocess
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +31,16 @@ from nbseal.backends.debian import (
 )
 from nbseal.backends.debian.indices import _list_prefix
 from nbseal.backends.debian.lock import DebCache, DebianLockData, DebianPackage, DebianSource
-from nbseal.backends.debian.mmdebstrap import _dpkg_options, _normalise_hook, _others_can_reach
+from nbseal.backends.debian.mmdebstrap import BuildUser, _dpkg_options, _normalise_hook
 from nbseal.backends.debian.preflight import BuildIds, root_build_ids
 from nbseal.backends.debian.tree import unpack_rootfs
 from nbseal.errors import BuildError, KernelStartError, ResolutionError
-from nbseal.fsutil import remove_tree
 from nbseal.kernel.provisioning import LaunchRequest
 from nbseal.lock import Lock
 from nbseal.progress import Progress
 from nbseal.sandbox import SandboxPolicy
 from nbseal.sandbox.rootfs import RootfsLauncher, find_rootfs_kernel_command
+from nbseal.sandbox.userns import userns_command
 from tests.dataserver import serve
 
 SHA = "a" * 64
@@ -535,21 +535,31 @@ def test_configuration_goes_in_by_upload_hooks(tmp_path: Path) -> None:
     assert all(o.startswith(hooks) for o in options if str(tmp_path) in o), options
 
 
-def test_repository_of_an_offline_build_is_readable_by_the_build(tmp_path: Path) -> None:
-    """apt reads it as the build's root: unprivileged, a sub-uid, "other" to the user."""
-    private = tmp_path / "home"
-    (private / "cache").mkdir(parents=True)
-    private.chmod(0o700)
-    assert not _others_can_reach(private / "cache")
-    # /tmp is open to all (where mmdebstrap itself builds); so is a cache below it.
-    shared = Path(tempfile.mkdtemp(dir="/tmp"))
+def test_a_build_room_is_readable_by_the_build_and_its_outputs_are_the_build_s() -> None:
+    """apt reads the inputs as the build's root (a sub-uid, "other" to the user)."""
+    builder = BuildUser.current()
+    room = builder.open_room("test")
     try:
-        shared.chmod(0o755)
-        scratch = shared / "build-x"
-        scratch.mkdir(mode=0o700)
-        repo = DebianBackend._repo_dir(scratch)
-        assert repo == scratch / "repo"
-        assert stat.S_IMODE(repo.stat().st_mode) == 0o755
-        assert _others_can_reach(repo)
+        for folder in (room.inputs, room.outputs):
+            assert folder.parent == Path("/tmp")
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+        assert room.inputs.stat().st_uid == os.getuid()
+        assert room.outputs.stat().st_uid == builder.ids.uid
+        # The build writes its outputs as the namespace's root, private folders too.
+        partial = room.outputs / "lists" / "partial"
+        done = subprocess.run(
+            [
+                *userns_command(builder.ids.uid, builder.ids.gid, builder.ids.count),
+                "sh",
+                "-c",
+                f"mkdir -p {partial} && chmod 0700 {partial} && : > {partial}/x",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
     finally:
-        remove_tree(shared)
+        builder.close_room(room)
+    assert not room.inputs.exists()
+    assert not room.outputs.exists()

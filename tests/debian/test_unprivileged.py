@@ -26,6 +26,7 @@ import nbformat
 import pytest
 
 from nbseal.backends.debian.lock import DebianLockData
+from nbseal.backends.debian.preflight import build_ids
 from nbseal.backends.debian.tree import installed_packages
 from nbseal.fsutil import remove_tree
 from nbseal.lock import Lock
@@ -62,9 +63,10 @@ def _notebook(folder: Path, user: pwd.struct_passwd) -> Path:
     return path
 
 
-def _repositories_of(user: pwd.struct_passwd) -> list[Path]:
-    """file:// repositories an offline build of ``user`` left in /tmp."""
-    return [p for p in Path("/tmp").glob("nbseal-repo-*") if p.stat().st_uid == user.pw_uid]
+def _build_rooms_of(user: pwd.struct_passwd) -> list[Path]:
+    """Build folders (inputs, repositories, outputs) a build of ``user`` left in /tmp."""
+    owners = {user.pw_uid, build_ids(user.pw_name, user.pw_uid).uid}
+    return [p for p in Path("/tmp").glob("nbseal-debian-*") if p.stat().st_uid in owners]
 
 
 @pytest.fixture
@@ -175,9 +177,9 @@ def test_a_regular_user_builds_runs_and_rebuilds_r(home_of: list[Path]) -> None:
         assert stat.S_IMODE((entry / readable).stat().st_mode) == 0o444, readable
     [log] = list((cache / "debian" / "logs").glob("resolve-*.log"))
     assert "creating tarball" in log.read_text()
-    # No scratch left: no tarball, no resolved tree waiting, no repository.
+    # No scratch left: no tarball, no resolved tree waiting, no build folder.
     assert not list((cache / "debian" / "resolved").iterdir())
-    assert not _repositories_of(user)
+    assert not _build_rooms_of(user)
 
     # Offline (no network namespace at all), from the stored .debs, as a
     # second tree in the same store: shares files with the first, then removed.
@@ -203,4 +205,4 @@ def test_a_regular_user_builds_runs_and_rebuilds_r(home_of: list[Path]) -> None:
     assert result["together_mib"] < 0.6 * result["apart_mib"]
     assert result["removed"]
     assert result["first_intact"]
-    assert not _repositories_of(user)
+    assert not _build_rooms_of(user)

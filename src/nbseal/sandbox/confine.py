@@ -1,12 +1,15 @@
-"""A tool root must run as a (namespaced) root, confined: mmdebstrap.
+"""A tool that must run as root, run as a namespace's root and confined: mmdebstrap.
 
 mmdebstrap builds a Debian tree and runs the packages' maintainer scripts
 as that tree's root. Run by host root it would make no user namespace, and
-its chroot is no wall to root. So nbseal runs it as the root of a user
-namespace mapped to root's subordinate ids (:mod:`.userns`), and inside
+its chroot is no wall to root; run by a user, it makes its own namespace
+but its chroot still shows the host. So nbseal runs it as the root of a
+user namespace mapped to subordinate ids of the user (or of root;
+:mod:`.userns`), and inside
 that, under bwrap, in a file system that holds only what a build reads:
 the host's /usr and /etc read-only (the tools and their configuration),
-fresh /proc, /dev and /tmp, and one scratch folder it may write. No
+fresh /proc, /dev and /tmp, its input folders read-only and one scratch
+folder it may write. No
 /home, /root, /var or /srv, no nbseal store, no other build's files; no
 network unless the build downloads. What leaves the chroot finds no more.
 """
@@ -29,12 +32,14 @@ def confined_command(
     gid: int,
     count: int,
     scratch: Path,
+    inputs: Sequence[Path] = (),
     network: bool,
 ) -> list[str]:
     """``command`` as root of a namespace mapped to ``uid``/``gid``.., seeing little of the host.
 
     ``scratch`` is bound read-write at its own path (it must belong to
-    ``uid``), and is the command's working directory, ``HOME`` and ``TMPDIR``.
+    ``uid``), and is the command's working directory, ``HOME`` and ``TMPDIR``;
+    ``inputs`` are bound read-only at theirs.
     """
     folder = str(scratch)
     bwrap = [
@@ -43,6 +48,7 @@ def confined_command(
         *("--ro-bind", "/etc", "/etc"),
         *("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"),
         *("--bind", folder, folder),
+        *(arg for path in inputs for arg in ("--ro-bind", str(path), str(path))),
         *("--unshare-pid", "--unshare-ipc", "--unshare-uts"),
         *([] if network else ["--unshare-net"]),
         "--die-with-parent",

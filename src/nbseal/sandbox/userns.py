@@ -7,11 +7,15 @@ from the notebook's declared environment. The command's uid 0 is host uid
 its own namespace, so it can neither write host files it does not own
 (``/proc/sys`` among them) nor regain host root through setuid files.
 
-util-linux's ``unshare --map-users`` goes through newuidmap, which wants
-the ids in /etc/subuid; root may write the maps itself, which is all this
-does: fork, the child unshares its user namespace, the parent writes the
-child's ``uid_map`` and ``gid_map``, then the child becomes the namespace's
-root and executes the command. The parent waits and exits with its status.
+Fork; the child unshares its user namespace; the parent maps it, then the
+child becomes the namespace's root and executes the command; the parent
+waits and exits with its status. Root writes the child's ``uid_map`` and
+``gid_map`` itself (util-linux 2.38's ``unshare --map-users`` would go
+through newuidmap, which refuses root ids /etc/subuid does not grant it).
+A regular user has the setuid newuidmap and newgidmap write them, which
+allow only the user's own subordinate ids; the parent runs them, outside
+the namespace and without no_new_privs, so the command may run under
+bwrap (whose no_new_privs would disable them inside).
 
 Standard library only: it is run by path (``python -I userns.py UID GID
 COUNT -- COMMAND...``), not imported, so nothing of nbseal's runs in it.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,6 +61,19 @@ def _child(ready: int, mapped: int, argv: list[str]) -> None:
         os._exit(127)
 
 
+def _map(pid: int, uid: int, gid: int, count: int) -> bool:
+    if os.geteuid() == 0:
+        Path(f"/proc/{pid}/uid_map").write_text(f"0 {uid} {count}\n")
+        Path(f"/proc/{pid}/gid_map").write_text(f"0 {gid} {count}\n")
+        return True
+    for tool, first in (("newuidmap", uid), ("newgidmap", gid)):
+        done = subprocess.run([tool, str(pid), "0", str(first), str(count)], check=False)
+        if done.returncode != 0:
+            print(f"nbseal userns: {tool} failed (exit code {done.returncode})", file=sys.stderr)
+            return False
+    return True
+
+
 def main(args: list[str]) -> int:
     if len(args) < 5 or args[3] != "--" or not all(a.isdigit() for a in args[:3]):
         print("usage: userns.py UID GID COUNT -- COMMAND [ARG...]", file=sys.stderr)
@@ -76,9 +94,7 @@ def main(args: list[str]) -> int:
     # Signals meant for the command (a terminal's ^C, a kill of the group) reach it too.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda s, _f: os.kill(pid, s))
-    if os.read(ready_r, 1) == b"u":
-        Path(f"/proc/{pid}/uid_map").write_text(f"0 {uid} {count}\n")
-        Path(f"/proc/{pid}/gid_map").write_text(f"0 {gid} {count}\n")
+    if os.read(ready_r, 1) == b"u" and _map(pid, uid, gid, count):
         os.write(mapped_w, b"m")
     os.close(mapped_w)
     _, status = os.waitpid(pid, 0)

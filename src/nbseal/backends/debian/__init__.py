@@ -28,23 +28,20 @@ and its ``-updates``/``-security`` suites), or from ``$NBSEAL_DEBIAN_MIRROR``:
 a URL, or ``snapshot`` for snapshot.debian.org at the environment's pin.
 
 Root and regular users both build, with ``--mode=unshare``, and the
-packages' maintainer scripts never run as host root. A regular user's
-mmdebstrap maps the tree's ids to the user's subordinate ids itself; it
-needs newuidmap (package uidmap), 65536 subordinate uids and gids in
-/etc/subuid and /etc/subgid, and a kernel that allows unprivileged user
-namespaces. Root's mmdebstrap would make no user namespace (its chroot is
-no wall to host root), so nbseal runs it as the root of a user namespace
-mapped to root's own 65536 subordinate ids (:class:`.mmdebstrap.BuildUser`,
-:mod:`nbseal.sandbox.userns`), in a scratch directory of theirs in /tmp.
-:func:`check_mmdebstrap` checks each of these and names what is missing.
-Either way the tree's owners (root, _apt, ...) are subordinate ids, so
+packages' maintainer scripts never run as host root: mmdebstrap runs as the
+root of a user namespace nbseal maps to 65536 subordinate ids of the user
+(or of root), under bwrap with only the host's /usr and /etc, an input
+folder and an output folder in /tmp (:class:`.mmdebstrap.BuildUser`,
+:mod:`nbseal.sandbox.userns`, :mod:`nbseal.sandbox.confine`). A regular
+user needs newuidmap (package uidmap) and a kernel that allows unprivileged
+user namespaces; :func:`check_mmdebstrap` checks each of these and names
+what is missing. The tree's owners (root, _apt, ...) are subordinate ids, so
 mmdebstrap writes a tarball, which this process unpacks with tarfile's
 ``tar`` filter (no device nodes, no setuid bits, nothing outside the tree):
 every file then belongs to the user, or for root keeps its owner's number.
-mmdebstrap's hooks run as the namespace's root, a subordinate id that
-cannot read the user's files: configuration goes in by its ``upload`` hook,
-and the offline build's ``file://`` repository lies where any user can read
-it.
+Configuration goes in by mmdebstrap's ``upload`` hook, and the offline
+build's ``file://`` repository lies in the input folder, which anyone may
+read.
 
 Modules: :mod:`.sources` (specs, constants, the mirror), :mod:`.preflight`
 (can mmdebstrap run here, as this user), :mod:`.mmdebstrap` (its command line,

@@ -8,7 +8,6 @@ import dataclasses
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -30,7 +29,6 @@ from nbseal.backends.debian.mmdebstrap import (
     _dpkg_options,
     _failure,
     _normalise_hook,
-    _others_can_reach,
     _run_mmdebstrap,
     prune_excluded,
 )
@@ -110,23 +108,21 @@ class DebianBackend(Backend):
         )
         workdir.mkdir(parents=True, exist_ok=True)
         builder = await asyncio.to_thread(BuildUser.current)
-        scratch = builder.scratch(workdir, "resolve-")
-        kept_debs, kept_lists = scratch / "debs", scratch / "lists"
-        for folder in (kept_debs, kept_lists):
-            folder.mkdir()
-            builder.hand_over(folder)
+        room = await asyncio.to_thread(builder.open_room, "resolve")
+        # sync-out makes them, as the build's ids.
+        kept_debs, kept_lists = room.outputs / "debs", room.outputs / "lists"
         self.prebuilt_root.mkdir(parents=True, exist_ok=True)
         self._prune_prebuilt()
         tree = self.prebuilt_root / f".resolve-{uuid.uuid4().hex[:12]}"
         # mmdebstrap writes a tarball, unpacked into ``tree`` by this process
         # (see the package's docstring).
-        output = scratch / "rootfs.tar"
+        output = room.outputs / "rootfs.tar"
         tools_hook = (
             'chroot "$1" sh -c "cd /var/cache/apt/archives && '
             f'apt-get download -q {" ".join(BUILD_TOOLS)} >/dev/null"'
         )
         argv = [
-            *builder.command(mmdebstrap, scratch, network=True),
+            *builder.command(mmdebstrap, room, network=True),
             "--mode=unshare",
             "--variant=apt",
             f"--architectures={arch}",
@@ -134,13 +130,14 @@ class DebianBackend(Backend):
             *(f"--aptopt={o}" for o in APT_OPTIONS),
             *(['--aptopt=Acquire::Check-Valid-Until "false"'] if enforced else []),
             *self._hook_dirs(file_mirror=False, eatmydata=self.eatmydata),
-            *_dpkg_options(self.dpkg_options, scratch),
+            *_dpkg_options(self.dpkg_options, room.inputs),
             # Keep every .deb (also the essential ones) for the lock and the cache.
             "--skip=essential/unlink",
             *([f"--customize-hook={tools_hook}"] if self.eatmydata else []),
+            f'--customize-hook=mkdir -p "{kept_debs}" "{kept_lists}"',
             f"--customize-hook=sync-out /var/cache/apt/archives {kept_debs}",
             f"--customize-hook=sync-out /var/lib/apt/lists {kept_lists}",
-            *_normalise_hook(sources, scratch),
+            *_normalise_hook(sources, room.inputs),
             suite,
             str(output),
             *(s.line() for s in sources),
@@ -148,7 +145,7 @@ class DebianBackend(Backend):
         log_path = self.work_root / "logs" / f"{tree.name.lstrip('.')}.log"
         started = time.monotonic()
         try:
-            run = await _run_mmdebstrap(argv, progress, log_path, home=scratch)
+            run = await _run_mmdebstrap(argv, progress, log_path)
             if run.returncode != 0:
                 raise _failure(run, f"resolving {' '.join(packages)}", suite, log_path)
             progress.step(f"root file system built in {time.monotonic() - started:.1f} s")
@@ -169,7 +166,7 @@ class DebianBackend(Backend):
             await asyncio.to_thread(remove_tree, tree)
             raise
         finally:
-            await asyncio.to_thread(remove_tree, scratch)
+            await asyncio.to_thread(builder.close_room, room)
         lock = Lock(
             backend=self.name,
             requirements=spec.requirements,
@@ -288,16 +285,16 @@ class DebianBackend(Backend):
         everything = list(data.all_debs())
         self.work_root.mkdir(parents=True, exist_ok=True)
         builder = await asyncio.to_thread(BuildUser.current)
-        scratch = builder.scratch(self.work_root, "build-")
-        repo = scratch / "repo"
+        room = await asyncio.to_thread(builder.open_room, "build")
         try:
-            repo = await asyncio.to_thread(self._repo_dir, scratch)
+            repo = room.inputs / "repo"
+            repo.mkdir(mode=0o755)
             progress.step(f"indexing {len(everything)} stored .debs")
             await asyncio.to_thread(self._flat_repo, repo, everything)
-            output = scratch / "rootfs.tar"
+            output = room.outputs / "rootfs.tar"
             argv = [
-                # Offline: the .debs come from the file:// repository in scratch.
-                *builder.command(mmdebstrap, scratch, network=False),
+                # Offline: the .debs come from the file:// repository in inputs.
+                *builder.command(mmdebstrap, room, network=False),
                 "--mode=unshare",
                 "--variant=custom",
                 f"--architectures={data.architecture}",
@@ -308,21 +305,20 @@ class DebianBackend(Backend):
                     file_mirror=True,
                     eatmydata={t.name for t in data.build_tools} >= set(BUILD_TOOLS),
                 ),
-                *_dpkg_options(data.dpkg_options, scratch),
-                *_normalise_hook(data.sources, scratch),
+                *_dpkg_options(data.dpkg_options, room.inputs),
+                *_normalise_hook(data.sources, room.inputs),
                 data.suite,
                 str(output),
                 f"deb [trusted=yes] file://{repo} ./",
             ]
-            log_path = self.work_root / "logs" / f"{scratch.name}.log"
-            run = await _run_mmdebstrap(argv, progress, log_path, home=scratch)
+            log_path = self.work_root / "logs" / f"build-{uuid.uuid4().hex[:12]}.log"
+            run = await _run_mmdebstrap(argv, progress, log_path)
             if run.returncode != 0:
                 raise _failure(run, "building from the lock", data.suite, log_path)
             await self._unpack(output, dest, progress)
             await asyncio.to_thread(prune_excluded, dest, data.dpkg_options)
         finally:
-            await asyncio.to_thread(remove_tree, scratch)
-            await asyncio.to_thread(remove_tree, repo)
+            await asyncio.to_thread(builder.close_room, room)
         got = await asyncio.to_thread(installed_packages, dest)
         if got != data.installed_set():
             extra = sorted("=".join(p[:2]) for p in got - data.installed_set())
@@ -341,25 +337,6 @@ class DebianBackend(Backend):
         if missing:
             progress.step(f"downloading {len(missing)} .debs missing from the local store")
             await self.debs.fetch_all(everything, _uris_for(data))
-
-    @staticmethod
-    def _repo_dir(scratch: Path) -> Path:
-        """Where the build's ``file://`` repository goes: where mmdebstrap's apt can read it.
-
-        apt reads it from the host's file system as the build's root, a
-        subordinate uid, which is "other" to every file of the user (or of
-        root). Then the repository must be world-readable along its whole
-        path; a cache in a private home is not, so the repository goes to
-        /tmp instead (where mmdebstrap builds the tree anyway).
-        """
-        if _others_can_reach(scratch.parent):
-            os.chmod(scratch, 0o755)
-            repo = scratch / "repo"
-            repo.mkdir()
-        else:
-            repo = Path(tempfile.mkdtemp(prefix="nbseal-repo-", dir="/tmp"))
-        os.chmod(repo, 0o755)
-        return repo
 
     def _flat_repo(self, repo: Path, packages: Sequence[DebianPackage]) -> None:
         """A ``file://`` repository: links to the cached .debs (mode 0444) and their index."""

@@ -8,8 +8,9 @@ import fnmatch
 import os
 import re
 import shlex
-import stat
+import subprocess
 import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,55 +18,94 @@ from pathlib import Path
 from nbseal.backends.debian.lock import (
     DebianSource,
 )
-from nbseal.backends.debian.preflight import BuildIds, root_build_ids
+from nbseal.backends.debian.preflight import BuildIds, current_build_ids
 from nbseal.backends.debian.sources import _DPKG_FILTERS, MIRROR_ENV_VAR
 from nbseal.errors import BuildError, ResolutionError
+from nbseal.fsutil import remove_tree
 from nbseal.progress import Progress
 from nbseal.sandbox.confine import confined_command
+from nbseal.sandbox.userns import userns_command
+
+
+@dataclass(frozen=True)
+class BuildRoom:
+    """The two folders of one mmdebstrap run, both in /tmp (bound into its sandbox).
+
+    ``inputs``: what nbseal gives it (configuration, the offline build's
+    ``file://`` repository), nbseal's own, readable by anyone, read-only
+    inside. ``outputs``: what it writes (the tarball, the .debs and apt
+    lists it keeps), owned by the build's namespace root, readable by anyone.
+    """
+
+    inputs: Path
+    outputs: Path
 
 
 @dataclass(frozen=True)
 class BuildUser:
-    """Who mmdebstrap runs as: this regular user, or for root, root's subordinate ids.
+    """mmdebstrap as the root of a user namespace of subordinate ids, confined.
 
-    A regular user's mmdebstrap makes its own user namespace (through
-    newuidmap). Root's would make none: maintainer scripts would run as host
-    root in a chroot, which host root can leave. So root runs it confined
-    (:mod:`nbseal.sandbox.confine`): as the root of a user namespace mapped
-    to root's subordinate ids, under bwrap, seeing the host's /usr and /etc
-    and a scratch directory of those ids in /tmp, and nothing else.
+    Root's mmdebstrap would make no user namespace (maintainer scripts would
+    run as host root in a chroot, which root can leave), and a user's would
+    show the host's files to whatever leaves its chroot. So both run it
+    through :mod:`nbseal.sandbox.confine`: as the root of a user namespace
+    mapped to 65536 subordinate ids of the user (or root), under bwrap,
+    seeing the host's /usr and /etc and its two folders, nothing else.
+    The outputs folder belongs to those ids: a regular user makes and
+    removes it through the same namespace.
     """
 
-    ids: BuildIds | None = None  # None: this (regular) user
+    ids: BuildIds
 
     @classmethod
     def current(cls) -> BuildUser:
-        return cls(root_build_ids()) if os.geteuid() == 0 else cls()
+        return cls(current_build_ids())
 
-    def command(self, mmdebstrap: str, scratch: Path, *, network: bool) -> list[str]:
-        if self.ids is None:
-            return [mmdebstrap]
+    def command(self, mmdebstrap: str, room: BuildRoom, *, network: bool) -> list[str]:
         return confined_command(
             [mmdebstrap],
             uid=self.ids.uid,
             gid=self.ids.gid,
             count=self.ids.count,
-            scratch=scratch,
+            scratch=room.outputs,
+            inputs=[room.inputs],
             network=network,
         )
 
-    def hand_over(self, path: Path) -> None:
-        """Let mmdebstrap write ``path``, a directory nbseal made in its scratch."""
-        if self.ids is not None:
-            os.chown(path, self.ids.uid, self.ids.gid)
+    def _as_builder(self, *argv: str) -> None:
+        done = subprocess.run(
+            [*userns_command(self.ids.uid, self.ids.gid, self.ids.count), *argv],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise BuildError(
+                f"cannot run {argv[0]} in the build's user namespace",
+                context=done.stderr.strip(),
+            )
 
-    def scratch(self, parent: Path, prefix: str) -> Path:
-        """A new private directory mmdebstrap may write: in ``parent``, or for root in /tmp."""
-        if self.ids is None:
-            return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-        path = Path(tempfile.mkdtemp(prefix=f"nbseal-debian-{prefix}", dir="/tmp"))
-        os.chown(path, self.ids.uid, self.ids.gid)
-        return path
+    def open_room(self, name: str) -> BuildRoom:
+        inputs = Path(tempfile.mkdtemp(prefix=f"nbseal-debian-{name}-in-", dir="/tmp"))
+        os.chmod(inputs, 0o755)
+        outputs = Path(f"/tmp/nbseal-debian-{name}-out-{uuid.uuid4().hex[:12]}")
+        try:
+            if os.geteuid() == 0:
+                outputs.mkdir(mode=0o755)
+                os.chown(outputs, self.ids.uid, self.ids.gid)
+            else:  # only the namespace can make a folder its root owns
+                self._as_builder("mkdir", "-m", "0755", str(outputs))
+        except BaseException:
+            remove_tree(inputs)
+            raise
+        return BuildRoom(inputs, outputs)
+
+    def close_room(self, room: BuildRoom) -> None:
+        remove_tree(room.inputs)
+        if os.geteuid() == 0:
+            remove_tree(room.outputs)
+        elif room.outputs.exists():
+            self._as_builder("rm", "-rf", "--one-file-system", str(room.outputs))
 
 
 @dataclass
@@ -74,15 +114,11 @@ class _Run:
     output: str
 
 
-async def _run_mmdebstrap(
-    argv: Sequence[str], progress: Progress, log_path: Path, home: Path | None = None
-) -> _Run:
+async def _run_mmdebstrap(argv: Sequence[str], progress: Progress, log_path: Path) -> _Run:
     """Run mmdebstrap, its ``I:`` lines as progress steps; keep everything in ``log_path``."""
     env = dict(os.environ)
     env["LC_ALL"] = "C.UTF-8"
-    env.pop("TMPDIR", None)  # the unshared user must reach it; /tmp always works
-    if home is not None:
-        env["HOME"] = str(home)  # dpkg reads ~/.dpkg.cfg; root's home is not the builder's
+    env.pop("TMPDIR", None)  # the sandbox sets its own (see sandbox/confine.py)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     process = await asyncio.create_subprocess_exec(
@@ -239,12 +275,3 @@ def _normalise_hook(sources: Sequence[DebianSource], scratch: Path) -> list[str]
         # upload writes with the hook's umask; apt and the kernel read it as anyone.
         '--customize-hook=chmod 0644 "$1/etc/apt/sources.list"',
     ]
-
-
-def _others_can_reach(path: Path) -> bool:
-    """Whether every user may traverse the directories down to ``path`` (o+x all along)."""
-    try:
-        resolved = path.resolve()
-        return all(os.stat(p).st_mode & stat.S_IXOTH for p in [resolved, *resolved.parents])
-    except OSError:
-        return False

@@ -101,8 +101,8 @@ def unprivileged_problem(
         "as root, nbseal runs mmdebstrap in a user namespace whose ids are root's "
         "subordinate ids, so that packages' maintainer scripts never run as host root"
         if root
-        else "mmdebstrap --mode=unshare maps the users of a Debian tree (root, _apt, "
-        f"nobody, ...) to subordinate ids of {user}"
+        else "nbseal builds a Debian tree in a user namespace that maps its users "
+        f"(root, _apt, nobody, ...) to subordinate ids of {user}"
     )
     if missing:
         verb = "grants" if len(missing) == 1 else "grant"
@@ -119,7 +119,7 @@ def unprivileged_problem(
             f"{verb} {user} fewer than {SUBID_NEEDED} subordinate ids",
             context="a Debian tree has files of ids up to 65534 (nobody)",
             hint=f"{ask} `usermod {' '.join(dropped)} --add-subuids "
-            f"{ids} --add-subgids {ids} {user}` (mmdebstrap uses one range){instead}",
+            f"{ids} --add-subgids {ids} {user}` (a build uses one range){instead}",
         )
     return None
 
@@ -133,31 +133,31 @@ class BuildIds:
     count: int = SUBID_NEEDED
 
 
-def root_build_ids(files: Sequence[Path] = SUBID_FILES) -> BuildIds:
-    """Root's first range of at least 65536 ids in /etc/subuid and /etc/subgid.
+def build_ids(user: str, uid: int, files: Sequence[Path] = SUBID_FILES) -> BuildIds:
+    """``user``'s first range of at least 65536 ids in /etc/subuid and /etc/subgid.
 
-    Raises :class:`DebianUnavailableError` naming the ``usermod`` that adds
-    one when root has none.
+    A build's user namespace maps its ids 0..65535 to them. Raises
+    :class:`DebianUnavailableError` naming the ``usermod`` that adds a
+    range when there is none.
     """
-    problem = unprivileged_problem("root", 0, files)
+    problem = unprivileged_problem(user, uid, files)
     if problem is not None:
         raise problem
     starts = []
     for path in files:
-        ranges = subid_ranges(path.read_text(), "root", 0)
+        ranges = subid_ranges(path.read_text(), user, uid)
         starts.append(next(r.start for r in ranges if r.count >= SUBID_NEEDED))
     return BuildIds(starts[0], starts[1])
 
 
-def _named_by_uid_only(user: str, uid: int, files: Sequence[Path] = SUBID_FILES) -> list[str]:
-    """Those of ``files`` that grant ``user`` ids under the uid only (mmdebstrap wants the name)."""
-    found = []
-    for path in files:
-        with contextlib.suppress(OSError):
-            ranges = subid_ranges(path.read_text(), user, uid)
-            if ranges and all(r.by != user for r in ranges):
-                found.append(str(path))
-    return found
+def root_build_ids(files: Sequence[Path] = SUBID_FILES) -> BuildIds:
+    """Root's build ids (see :func:`build_ids`)."""
+    return build_ids("root", 0, files)
+
+
+def current_build_ids() -> BuildIds:
+    """The build ids of the user running nbseal."""
+    return build_ids(_user_name(), os.getuid())
 
 
 def _userns_hint() -> str:
@@ -180,11 +180,12 @@ def _userns_hint() -> str:
 def check_mmdebstrap() -> str:
     """The mmdebstrap to use; raises :class:`DebianUnavailableError` saying why not.
 
-    As a regular user, mmdebstrap needs newuidmap/newgidmap (package uidmap),
-    subordinate id ranges of the user in /etc/subuid and /etc/subgid, and a
-    kernel that lets users create user namespaces; this checks each, then
-    runs ``mmdebstrap --unshare-helper /bin/true``, which creates the same
-    namespaces a build does.
+    A build runs as the root of a user namespace mapped to 65536 subordinate
+    ids of the user (root included) in /etc/subuid and /etc/subgid; a
+    regular user needs newuidmap/newgidmap (package uidmap) to map them and
+    a kernel that lets users create user namespaces. This checks each, then
+    runs ``mmdebstrap --unshare-helper /bin/true`` in such a namespace,
+    which creates the same namespaces a build does.
     """
     found = shutil.which("mmdebstrap")
     if found is None:
@@ -199,10 +200,6 @@ def check_mmdebstrap() -> str:
                 hint="install dpkg-dev (`apt-get install dpkg-dev`)",
             )
     unprivileged = os.geteuid() != 0
-    prefix: list[str] = []
-    if not unprivileged:
-        ids = root_build_ids()
-        prefix = userns_command(ids.uid, ids.gid, ids.count)
     if not hasattr(tarfile, "tar_filter"):
         raise DebianUnavailableError(
             f"cannot build Debian environments as {_user_name()}: this Python "
@@ -217,16 +214,15 @@ def check_mmdebstrap() -> str:
             if shutil.which(tool) is None:
                 raise DebianUnavailableError(
                     f"cannot build Debian environments as {user}: {tool} is not installed",
-                    context="mmdebstrap --mode=unshare maps a Debian tree's ids with it",
+                    context="nbseal maps a Debian build's ids to the user's subordinate ids "
+                    "with it",
                     hint="install uidmap (`apt-get install uidmap`), or run nbseal as root",
                 )
-        problem = unprivileged_problem(user, os.getuid())
-        if problem is not None:
-            raise problem
-    # The namespaces a build uses: user (made by mmdebstrap, or for root by
-    # nbseal's prefix), mount, pid, uts, ipc.
+    ids = current_build_ids()
+    # The namespaces a build uses: user (nbseal's, see sandbox/userns.py), then
+    # mmdebstrap's mount, pid, uts and ipc.
     done = subprocess.run(
-        [*prefix, found, "--unshare-helper", "/bin/true"],
+        [*userns_command(ids.uid, ids.gid, ids.count), found, "--unshare-helper", "/bin/true"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -234,19 +230,8 @@ def check_mmdebstrap() -> str:
     )
     if done.returncode != 0:
         if unprivileged:
-            user = _user_name()
-            by_uid = _named_by_uid_only(user, os.getuid())
-            if by_uid:
-                raise DebianUnavailableError(
-                    f"cannot build Debian environments as {user}: {' and '.join(by_uid)} "
-                    f"{'names' if len(by_uid) == 1 else 'name'} uid {os.getuid()}, but "
-                    "mmdebstrap looks the entries up by user name",
-                    context=done.stderr.strip(),
-                    hint=f"ask an administrator to write {user} instead of {os.getuid()} "
-                    f"in {' and '.join(by_uid)}",
-                )
             raise DebianUnavailableError(
-                f"mmdebstrap cannot create a user namespace as {user} here",
+                f"cannot create a user namespace as {_user_name()} here",
                 context=done.stderr.strip(),
                 hint=_userns_hint(),
             )
