@@ -4,8 +4,9 @@ The package is made here (dpkg-deb) and added to the R environment's lock,
 as a forged or compromised archive would; the offline build installs it. Its
 postinst runs as the tree's root while mmdebstrap builds and tries what host
 root in a chroot could do: write a host sysctl, and leave the chroot (a
-second chroot, then ``..`` past the first one's root) to read a host file
-anyone may read and to write a file in a host folder only root may write.
+second chroot, then ``..`` past the first one's root) to read host files
+anyone may read (in /var/tmp and in /etc) and to write a file in a host
+folder only root may write.
 nbseal must run mmdebstrap as the root of a user namespace of subordinate
 ids, in a bwrap that shows only /usr, /etc and its build folders
 (nbseal.sandbox.confine), so all three fail: as root, and as a regular
@@ -47,13 +48,25 @@ perl -e '
   mkdir "/.nbseal-out"; chroot "/.nbseal-out" or die "chroot: $!\\n";
   chdir ".." for 1 .. 64; chroot "." or die "chroot back: $!\\n";
   print -d "/usr/share/mmdebstrap" ? "out of the chroot\\n" : "still in the chroot\\n";
-  if (open(my $s, "<", "{secret}")) {{ print "read the host: ", scalar <$s>; }}
-  else {{ print "read refused: $!\\n"; }}
+  for my $path ("{secret}", "{etc_secret}") {{
+    if (open(my $s, "<", $path)) {{ print "read the host: ", scalar <$s>; }}
+    else {{ print "read refused: $!\\n"; }}
+  }}
   open(my $f, ">", "{target}/escaped") or die "write refused: $!\\n";
   print $f "host root\\n";
 ' && echo "escape wrote the host" || echo "escape refused"
 exit 0
 """
+
+
+@pytest.fixture
+def etc_secret() -> Iterator[Path]:
+    """A file anyone may read in the host's /etc, which no build reads."""
+    secret = Path(f"/etc/nbseal-test-secret-{os.getpid()}")
+    secret.write_text("host configuration\n")
+    secret.chmod(0o644)
+    yield secret
+    secret.unlink()
 
 
 @pytest.fixture
@@ -68,7 +81,7 @@ def host_secret() -> Iterator[Path]:
     shutil.rmtree(folder)
 
 
-def _probe_deb(where: Path, target: Path, secret: Path) -> Path:
+def _probe_deb(where: Path, target: Path, secrets: tuple[Path, Path]) -> Path:
     package = where / "pkg"
     (package / "DEBIAN").mkdir(parents=True)
     (package / "DEBIAN" / "control").write_text(
@@ -76,7 +89,11 @@ def _probe_deb(where: Path, target: Path, secret: Path) -> Path:
         "Maintainer: nbseal tests <tests@nbseal.invalid>\nDescription: hostile postinst\n"
     )
     postinst = package / "DEBIAN" / "postinst"
-    postinst.write_text(POSTINST.format(report=REPORT, sysctl=SYSCTL, target=target, secret=secret))
+    postinst.write_text(
+        POSTINST.format(
+            report=REPORT, sysctl=SYSCTL, target=target, secret=secrets[0], etc_secret=secrets[1]
+        )
+    )
     postinst.chmod(0o755)
     deb = where / "nbseal-probe_1.0_all.deb"
     subprocess.run(
@@ -104,7 +121,7 @@ def _check(report: list[str], build_ids: BuildIds, open_dir: Path, sysctl_before
     # The script left the chroot, and found neither the host's files nor a
     # way to write the host there (the folder is out of sight, or refused).
     assert "out of the chroot" in report, report
-    assert any(line.startswith("read refused: ") for line in report), report
+    assert sum(line.startswith("read refused: ") for line in report) == 2, report
     assert any(line.startswith("write refused: ") for line in report), report
     assert "escape refused" in report, report
     assert not (open_dir / "escaped").exists()
@@ -112,11 +129,11 @@ def _check(report: list[str], build_ids: BuildIds, open_dir: Path, sysctl_before
 
 
 def test_maintainer_scripts_of_root_s_build_cannot_reach_the_host(
-    r_env: BuiltRootfs, open_dir: Path, host_secret: Path, tmp_path: Path
+    r_env: BuiltRootfs, open_dir: Path, host_secret: Path, etc_secret: Path, tmp_path: Path
 ) -> None:
     if os.geteuid() != 0:
         pytest.skip("root's build: the next test is a regular user's")
-    deb = _probe_deb(tmp_path, open_dir, host_secret)
+    deb = _probe_deb(tmp_path, open_dir, (host_secret, etc_secret))
     backend = DebianBackend()
     backend.debs.add_file(deb, sha256_file(deb))
     hostile = _hostile_lock(r_env, deb)
@@ -148,7 +165,7 @@ finally:
 
 
 def test_maintainer_scripts_of_a_user_s_build_cannot_reach_the_host(
-    r_env: BuiltRootfs, open_dir: Path, host_secret: Path, tmp_path: Path
+    r_env: BuiltRootfs, open_dir: Path, host_secret: Path, etc_secret: Path, tmp_path: Path
 ) -> None:
     """The same, run by a regular user (created, as tests/debian/test_unprivileged does)."""
     if os.geteuid() != 0:
@@ -156,7 +173,7 @@ def test_maintainer_scripts_of_a_user_s_build_cannot_reach_the_host(
     user = ensure_user(CI_USER, subids=True)
     home = private_dir(user, "nbseal-ci-")
     try:
-        deb = _probe_deb(tmp_path, open_dir, host_secret)
+        deb = _probe_deb(tmp_path, open_dir, (host_secret, etc_secret))
         hostile = _hostile_lock(r_env, deb)
         # The user's own .deb store: the lock's .debs (copied from root's) and the probe.
         debs = home / "cache" / "debs"

@@ -72,9 +72,9 @@ _USERNS_HINT = (
 # Files of /etc a kernel without network needs: the loader's cache and the
 # local time zone. Host accounts, hosts and secrets stay hidden; a minimal
 # passwd, group and hosts are written for the sandbox instead.
-_ETC_ALWAYS = ("/etc/ld.so.cache", "/etc/localtime")
+ETC_ALWAYS = ("/etc/ld.so.cache", "/etc/localtime")
 # With network allowed, name resolution and TLS need these too.
-_ETC_NETWORK = (
+ETC_NETWORK = (
     "/etc/resolv.conf",
     "/etc/hosts",
     "/etc/nsswitch.conf",
@@ -273,7 +273,7 @@ def _runtime_args(*, network: bool, scratch: int = DEFAULT_LIMITS.scratch) -> li
     # /etc holds only bound files; readable by the sandbox's user (bwrap
     # running as root would make it root's own, mode 0700).
     args += ["--perms", "0755", "--dir", "/etc"]
-    for path in (*_ETC_ALWAYS, *(_ETC_NETWORK if network else ())):
+    for path in (*ETC_ALWAYS, *(ETC_NETWORK if network else ())):
         args += ["--ro-bind-try", path, path]
     return args
 

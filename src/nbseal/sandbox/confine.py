@@ -5,13 +5,12 @@ as that tree's root. Run by host root it would make no user namespace, and
 its chroot is no wall to root; run by a user, it makes its own namespace
 but its chroot still shows the host. So nbseal runs it as the root of a
 user namespace mapped to subordinate ids of the user (or of root;
-:mod:`.userns`), and inside
-that, under bwrap, in a file system that holds only what a build reads:
-the host's /usr and /etc read-only (the tools and their configuration),
-fresh /proc, /dev and /tmp, its input folders read-only and one scratch
-folder it may write. No
-/home, /root, /var or /srv, no nbseal store, no other build's files; no
-network unless the build downloads. What leaves the chroot finds no more.
+:mod:`.userns`), and inside that, under bwrap, in a file system that holds
+only what a build reads: the host's /usr and the parts of /etc a build
+reads (``BUILD_ETC``), read-only; fresh /proc, /dev and /tmp; its input
+folders read-only and one scratch folder it may write. No /home, /root,
+/var or /srv, no host accounts, no nbseal store, no other build's files;
+no network unless the build downloads. What leaves the chroot finds no more.
 """
 
 from __future__ import annotations
@@ -19,10 +18,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from nbseal.sandbox.bwrap import find_bwrap, usr_args
+from nbseal.sandbox.bwrap import ETC_ALWAYS, ETC_NETWORK, find_bwrap, usr_args
 from nbseal.sandbox.userns import userns_command
 
-__all__ = ["confined_command"]
+__all__ = ["BUILD_ETC", "confined_command"]
+
+# What of /etc a build reads: apt's and dpkg's configuration (sources,
+# proxies, trusted keys), the alternatives the tools are reached through,
+# TLS certificates, the loader's cache and name resolution. Not the host's
+# accounts, its hostname, machine-id, ssh keys or anything else.
+BUILD_ETC = ("/etc/apt", "/etc/dpkg", "/etc/alternatives", *ETC_ALWAYS, *ETC_NETWORK)
 
 
 def confined_command(
@@ -45,7 +50,8 @@ def confined_command(
     bwrap = [
         find_bwrap(),
         *usr_args(),
-        *("--ro-bind", "/etc", "/etc"),
+        *("--perms", "0755", "--dir", "/etc"),
+        *(arg for path in BUILD_ETC for arg in ("--ro-bind-try", path, path)),
         *("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"),
         *("--bind", folder, folder),
         *(arg for path in inputs for arg in ("--ro-bind", str(path), str(path))),

@@ -30,7 +30,7 @@ a URL, or ``snapshot`` for snapshot.debian.org at the environment's pin.
 Root and regular users both build, with ``--mode=unshare``, and the
 packages' maintainer scripts never run as host root: mmdebstrap runs as the
 root of a user namespace nbseal maps to 65536 subordinate ids of the user
-(or of root), under bwrap with only the host's /usr and /etc, an input
+(or of root), under bwrap with only the host's /usr, what it reads of /etc, an input
 folder and an output folder in /tmp (:class:`.mmdebstrap.BuildUser`,
 :mod:`nbseal.sandbox.userns`, :mod:`nbseal.sandbox.confine`). A regular
 user needs newuidmap (package uidmap) and a kernel that allows unprivileged

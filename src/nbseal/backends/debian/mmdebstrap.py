@@ -50,7 +50,7 @@ class BuildUser:
     show the host's files to whatever leaves its chroot. So both run it
     through :mod:`nbseal.sandbox.confine`: as the root of a user namespace
     mapped to 65536 subordinate ids of the user (or root), under bwrap,
-    seeing the host's /usr and /etc and its two folders, nothing else.
+    seeing the host's /usr, what it reads of /etc and its two folders, nothing else.
     The outputs folder belongs to those ids: a regular user makes and
     removes it through the same namespace.
     """
