@@ -1,7 +1,9 @@
-"""nbseal.sandbox.userns: root runs a tool as the root of a namespace of unprivileged ids.
+"""nbseal.sandbox.userns: a tool runs as the root of a namespace of unprivileged ids.
 
-Root only: the helper writes the id maps itself, which only root may do
-(a regular user's tools use newuidmap instead).
+These run as root: they map ids no user of the machine is granted (so only
+this test's files get them), which only root may. A regular user's path
+(newuidmap/newgidmap) is tested by tests/debian/test_hostile_build.py and
+tests/debian/test_unprivileged.py, which build as a created user.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 
 from nbseal.sandbox.userns import userns_command
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the helper is root's (see docstring)")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="maps ids only root may grant")
 
 BASE = 2_000_000  # ids no user of this machine has: only this test's files get them
 SYSCTL = Path("/proc/sys/kernel/printk_ratelimit_burst")

@@ -1,7 +1,7 @@
 """Run a command as the root of a new user namespace mapped to unprivileged host ids.
 
-Used when nbseal runs as root and a tool must believe it is root without
-being host root: mmdebstrap, whose packages' maintainer scripts are code
+Used when a tool must believe it is root without being host root (or, for
+a regular user, without being that user): mmdebstrap, whose packages' maintainer scripts are code
 from the notebook's declared environment. The command's uid 0 is host uid
 ``UID``, its ids 1..COUNT-1 are ``UID+1``...; it holds capabilities only over
 its own namespace, so it can neither write host files it does not own
