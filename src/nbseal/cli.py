@@ -42,26 +42,22 @@ def _sandbox_line(notebook: Path, *, sealed: bool) -> str:
     from nbseal.notebook import code_sources, read_notebook
     from nbseal.plan import plan_notebook
     from nbseal.sandbox.identity import sandbox_identity
-    from nbseal.sandbox.limits import DEFAULT_LIMITS, memory_cgroup_parent
+    from nbseal.sandbox.limits import memory_cgroup_parent
+    from nbseal.sandbox.policy import UNSEALED_SUMMARY, grants_summary
 
     if not sealed:
-        return "UNSEALED (--no-sandbox): kernels see the network and your files"
+        return UNSEALED_SUMMARY
     plan = plan_notebook(code_sources(read_notebook(notebook)))
-    grants = ["network (#seal allow network)"] if plan.network else []
-    for share in plan.shares:
-        # What is granted is where the path leads (a link is followed once, here).
-        resolved = (notebook.resolve().parent / Path(share.path).expanduser()).resolve()
-        written = "" if str(resolved) == share.path else f", written {share.path}"
-        grants.append(f"share {resolved} ({share.mode}{written})")
-    who = sandbox_identity().describe()
-    if plan.limits != DEFAULT_LIMITS:
-        grants.append(f"{plan.limits.describe()} (#seal limit)")
+    folder = notebook.resolve().parent
+    shares = [
+        ((folder / Path(share.path).expanduser()).resolve(), share.mode, share.path)
+        for share in plan.shares
+    ]
+    machine = sandbox_identity().describe()
     enforced = memory_cgroup_parent()
     if isinstance(enforced, str):
-        who += f"; memory not capped here ({enforced})"
-    if not grants:
-        return f"sealed: no network, no host files; {who}"
-    return "sealed; exceptions: " + ", ".join(grants) + f"; {who}"
+        machine += f"; memory not capped here ({enforced})"
+    return grants_summary(network=plan.network, shares=shares, limits=plan.limits, machine=machine)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import platform
 import sys
 import sysconfig
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -22,10 +22,13 @@ from nbseal.directives import (
     GUIX_REQUIREMENT_PREFIX,
     AllowDirective,
     DataDirective,
+    DescribeDirective,
+    Directive,
     EnvDefineDirective,
     EnvSwitchDirective,
     GuixEnvironmentDirective,
     GuixPinDirective,
+    HelpDirective,
     LimitDirective,
     PinDirective,
     ScriptBlockDirective,
@@ -43,6 +46,7 @@ __all__ = [
     "Declaration",
     "EnvironmentSpec",
     "NotebookPlan",
+    "NotebookState",
     "backend_of",
     "declare_env",
     "declare_script",
@@ -325,6 +329,83 @@ def default_environment() -> EnvironmentSpec:
 
 
 @dataclass
+class NotebookState:
+    """What a notebook's directives have said so far, applied in the order they run.
+
+    The one place a directive's meaning for the notebook is written: the
+    planner (``nbseal lock``, ``verify``) applies a whole notebook's cells in
+    order, the kernel applies each cell as it runs. Applying a directive
+    that the notebook cannot take raises :class:`DirectiveError` and changes
+    nothing, so a cell can be checked on a :meth:`copy` before it takes effect.
+    ``help`` and ``describe`` change nothing here.
+    """
+
+    # The notebook's pin string (see :func:`split_pin`).
+    pin: str | None = None
+    environments: dict[str, Declaration] = field(default_factory=dict)
+    current: str = DEFAULT_ENV_NAME
+    network: bool = False
+    shares: list[ShareDirective] = field(default_factory=list)
+    limits: Limits = DEFAULT_LIMITS
+    data: list[DataDirective] = field(default_factory=list)
+
+    def copy(self) -> NotebookState:
+        return replace(
+            self,
+            environments=dict(self.environments),
+            shares=list(self.shares),
+            data=list(self.data),
+        )
+
+    def declaration(self, name: str) -> Declaration:
+        """The environment ``name`` as declared; the default one when never declared."""
+        if name == DEFAULT_ENV_NAME and name not in self.environments:
+            return default_declaration()
+        return self.environments[name]
+
+    def apply(self, directive: Directive) -> Declaration | None:
+        """Apply ``directive``; the declaration it made current, if it defined one."""
+        defined: Declaration | None = None
+        if isinstance(directive, PinDirective):
+            self.pin = notebook_pin_after(self.pin, directive)
+        elif isinstance(directive, EnvDefineDirective):
+            defined = declare_env(directive, self.pin)
+        elif isinstance(directive, ScriptBlockDirective):
+            defined = declare_script(directive, self.pin)
+        elif isinstance(directive, EnvSwitchDirective):
+            known = {*self.environments, DEFAULT_ENV_NAME}
+            if directive.name not in known:
+                raise DirectiveError(
+                    f"no environment named {directive.name!r} is defined",
+                    line=directive.line,
+                    text=f"#seal env {directive.name}",
+                    expected="`#seal env NAME <- REQUIREMENT...` in an earlier cell"
+                    f" (defined: {', '.join(sorted(known))})",
+                )
+            self.current = directive.name
+        elif isinstance(directive, DataDirective):
+            self.data.append(directive)
+        elif isinstance(directive, AllowDirective):
+            self.network = True
+        elif isinstance(directive, ShareDirective):
+            self.shares.append(directive)
+        elif isinstance(directive, LimitDirective):
+            self.limits = limits_after(self.limits, directive)
+        elif not isinstance(directive, (HelpDirective, DescribeDirective)):
+            name = type(directive).__name__.removesuffix("Directive").lower()
+            raise DirectiveError(
+                f"this version of nbseal cannot apply this directive yet ({name})",
+                line=directive.line,
+                text=f"#seal {name}",
+                expected="a directive `#seal help` lists",
+            )
+        if defined is not None:
+            self.environments[defined.name] = defined
+            self.current = defined.name
+        return defined
+
+
+@dataclass
 class NotebookPlan:
     """What a whole notebook declares, in cell order (the last definition wins)."""
 
@@ -352,43 +433,26 @@ def plan_notebook(sources: Iterable[str]) -> NotebookPlan:
     A malformed directive raises :class:`DirectiveError` naming the cell
     (1-based, counting code cells only) and the line.
     """
-    plan = NotebookPlan()
-    pin: str | None = None
-    current = DEFAULT_ENV_NAME
+    state = NotebookState()
+    used: set[str] = set()
+    first_used: Declaration | None = None
     for number, source in enumerate(sources, start=1):
         try:
             cell = parse_cell(source)
             for directive in cell.directives:
-                if isinstance(directive, PinDirective):
-                    pin = notebook_pin_after(pin, directive)
-                elif isinstance(directive, EnvDefineDirective):
-                    plan.environments[directive.name] = declare_env(directive, pin)
-                    current = directive.name
-                elif isinstance(directive, ScriptBlockDirective):
-                    plan.environments[DEFAULT_ENV_NAME] = declare_script(directive, pin)
-                    current = DEFAULT_ENV_NAME
-                elif isinstance(directive, EnvSwitchDirective):
-                    known = {*plan.environments, DEFAULT_ENV_NAME}
-                    if directive.name not in known:
-                        raise DirectiveError(
-                            f"no environment named {directive.name!r} is defined",
-                            line=directive.line,
-                            text=f"#seal env {directive.name}",
-                            expected="`#seal env NAME <- REQUIREMENT...` in an earlier cell",
-                        )
-                    current = directive.name
-                elif isinstance(directive, DataDirective):
-                    plan.data.append(directive)
-                elif isinstance(directive, AllowDirective):
-                    plan.network = True
-                elif isinstance(directive, ShareDirective):
-                    plan.shares.append(directive)
-                elif isinstance(directive, LimitDirective):
-                    plan.limits = limits_after(plan.limits, directive)
+                state.apply(directive)
         except DirectiveError as exc:
             raise exc.in_cell(number) from None
         if cell.has_code:
-            plan.used.add(current)
-            if plan.first_used is None:
-                plan.first_used = plan.environments.get(current) or default_declaration()
-    return plan
+            used.add(state.current)
+            if first_used is None:
+                first_used = state.declaration(state.current)
+    return NotebookPlan(
+        environments=state.environments,
+        used=used,
+        data=state.data,
+        network=state.network,
+        shares=state.shares,
+        limits=state.limits,
+        first_used=first_used,
+    )

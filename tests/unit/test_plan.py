@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
 import pytest
 
+from nbseal.directives import parse_cell
 from nbseal.errors import DirectiveError, NotebookError
 from nbseal.lock import Lock
 from nbseal.notebook import LOCK_MIME, lock_output, set_locks, stored_locks
@@ -12,11 +15,13 @@ from nbseal.plan import (
     DEFAULT_ENV_NAME,
     DEFAULT_IPYKERNEL,
     Declaration,
+    NotebookState,
     host_platform,
     host_python_version,
     plan_notebook,
 )
 from nbseal.sandbox.limits import DEFAULT_LIMITS, Limits
+from nbseal.sandbox.policy import grants_summary
 
 PIN = "2025-06-01T00:00:00Z"
 
@@ -142,3 +147,67 @@ def test_limits_follow_the_notebook_and_name_a_value_too_low() -> None:
         plan_notebook(["x = 1", "#seal limit processes=2"])
     assert info.value.message == "cell 2, line 1: processes=2 is below 16"
     assert "at least processes=16" in info.value.hint
+
+
+# -- one meaning per directive: the state both the planner and the kernel apply ----
+
+
+def _apply_cell(state: NotebookState, source: str) -> None:
+    for directive in parse_cell(source).directives:
+        state.apply(directive)
+
+
+def test_notebook_state_applies_directives_in_the_order_they_run() -> None:
+    state = NotebookState()
+    _apply_cell(state, "#seal pin 2025-06-01\n#seal env a <- six")
+    assert state.current == "a"
+    assert state.environments["a"].pin == PIN
+    _apply_cell(state, "#seal env default\n#seal allow network\n#seal limit processes=64")
+    assert state.current == DEFAULT_ENV_NAME
+    assert state.declaration(DEFAULT_ENV_NAME).requirements == (DEFAULT_IPYKERNEL,)
+    assert state.network
+    assert state.limits.tasks == 64
+
+
+def test_a_cell_is_checked_on_a_copy_before_it_takes_effect() -> None:
+    state = NotebookState()
+    trial = state.copy()
+    _apply_cell(trial, "#seal pin 2025-06-01\n#seal env a <- six\n#seal share data ro")
+    assert trial.environments
+    assert trial.shares
+    assert trial.pin
+    assert state == NotebookState(), "the notebook's own state is untouched"
+
+
+def test_planner_and_kernel_word_an_unknown_switch_the_same() -> None:
+    # The planner applies cells through NotebookState.apply, as the kernel does.
+    with pytest.raises(DirectiveError) as planned:
+        plan_notebook(["#seal env a <- six", "#seal env b\nprint(1)"])
+    state = NotebookState()
+    _apply_cell(state, "#seal env a <- six")
+    with pytest.raises(DirectiveError) as applied:
+        _apply_cell(state, "#seal env b\nprint(1)")
+    assert planned.value.reason == applied.value.reason == "no environment named 'b' is defined"
+    assert planned.value.expected == applied.value.expected
+    assert "(defined: a, default)" in applied.value.expected
+    assert planned.value.cell == 2
+    assert state.current == "a", "a refused switch changes nothing"
+
+
+def test_grants_summary_is_one_line_for_describe_and_for_nbseal_run() -> None:
+    sealed = grants_summary(network=False, shares=[], limits=DEFAULT_LIMITS)
+    assert sealed.startswith("sealed: no network, no host files (seccomp profile")
+    assert DEFAULT_LIMITS.describe() in sealed
+    opened = grants_summary(
+        network=True,
+        shares=[(Path("/data/results"), "ro", "results")],
+        limits=Limits(tasks=64),
+        machine="kernels run as uid 1000000",
+    )
+    assert opened.startswith(
+        "sealed; exceptions: network (#seal allow network), "
+        "share /data/results (ro, written results), "
+    )
+    assert "limits: 64 processes" in opened
+    assert "(#seal limit)" in opened
+    assert opened.endswith("; kernels run as uid 1000000)")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nbseal.kernel.proxy import EnvironmentSlot
+    from nbseal.kernel.pool import EnvironmentSlot
 
 __all__ = ["describe_bundle"]
 

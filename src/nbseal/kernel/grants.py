@@ -12,15 +12,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbseal.directives import LimitDirective, ShareDirective
+from nbseal.directives import ShareDirective
 from nbseal.errors import DirectiveError
 from nbseal.kernel.provisioning import DirectLauncher, Launcher
-from nbseal.plan import limits_after
 from nbseal.sandbox import BwrapLauncher, SandboxPolicy, Share
 from nbseal.sandbox.identity import sandbox_identity
 from nbseal.sandbox.limits import DEFAULT_LIMITS, Limits
-from nbseal.sandbox.policy import ShareMode
-from nbseal.sandbox.seccomp import PROFILE
+from nbseal.sandbox.policy import UNSEALED_SUMMARY, ShareMode, grants_summary
 from nbseal.sandbox.workdir import place_link, remove_link
 
 __all__ = ["Grants"]
@@ -54,15 +52,9 @@ class Grants:
     def summary(self) -> str:
         """One line for ``#seal describe`` and logs: sealed or not, and every exception."""
         if not self.sealed:
-            return "UNSEALED (--no-sandbox): kernels see the network and the user's files"
-        grants = (["network"] if self.network else []) + [
-            f"share {path} ({mode})" for path, mode in sorted(self.shares.items())
-        ]
-        # Machine-independent, since notebooks store it: the uid is nbseal run's to say.
-        how = f" (seccomp profile {PROFILE.name}, no capabilities; {self.limits.describe()})"
-        if not grants:
-            return "sealed: no network, no host files" + how
-        return "sealed; exceptions: " + ", ".join(grants) + how
+            return UNSEALED_SUMMARY
+        shares = [(path, mode, None) for path, mode in sorted(self.shares.items())]
+        return grants_summary(network=self.network, shares=shares, limits=self.limits)
 
     def launcher(self, *, rootfs: bool = False) -> Launcher:
         """How to start a kernel: sealed, or plainly when the user opted out.
@@ -95,9 +87,6 @@ class Grants:
                 expected="an existing file or folder, absolute or relative to the notebook",
             )
         return path
-
-    def limit(self, directive: LimitDirective) -> None:
-        self.limits = limits_after(self.limits, directive)
 
     def share(self, directive: ShareDirective) -> None:
         self.shares[self.share_path(directive)] = "rw" if directive.mode == "rw" else "ro"

@@ -8,13 +8,17 @@ lets a notebook's directives build it without knowing bubblewrap.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from nbseal.sandbox.limits import DEFAULT_LIMITS, Limits
+from nbseal.sandbox.seccomp import PROFILE
 
-__all__ = ["SandboxPolicy", "Share", "ShareMode"]
+__all__ = ["UNSEALED_SUMMARY", "SandboxPolicy", "Share", "ShareMode", "grants_summary"]
+
+UNSEALED_SUMMARY = "UNSEALED (--no-sandbox): kernels see the network and the user's files"
 
 ShareMode = Literal["ro", "rw"]
 
@@ -71,3 +75,35 @@ class SandboxPolicy:
         lines += [f"read-only: {inside} <- {host}" for host, inside in self.readonly_binds]
         lines.append(self.limits.describe())
         return lines
+
+
+def grants_summary(
+    *,
+    network: bool,
+    shares: Sequence[tuple[Path, str, str | None]],
+    limits: Limits,
+    machine: str = "",
+) -> str:
+    """What the sandbox grants a notebook, in one line.
+
+    ``shares`` are ``(path granted, mode, path as the notebook wrote it)``;
+    the written path is shown when it differs (None: not known).
+    ``#seal describe`` stores the line in the notebook, so it says nothing
+    of this machine; ``nbseal run`` adds ``machine`` (the uid kernels run as,
+    whether memory is capped here).
+    """
+    grants = ["network (#seal allow network)"] if network else []
+    for path, mode, written in shares:
+        # What is granted is where the path leads (a link is followed once).
+        note = "" if written in (None, str(path)) else f", written {written}"
+        grants.append(f"share {path} ({mode}{note})")
+    how = f"seccomp profile {PROFILE.name}, no capabilities"
+    if limits == DEFAULT_LIMITS:
+        how += f"; {limits.describe()}"
+    else:
+        grants.append(f"{limits.describe()} (#seal limit)")
+    if machine:
+        how += f"; {machine}"
+    if not grants:
+        return f"sealed: no network, no host files ({how})"
+    return f"sealed; exceptions: {', '.join(grants)} ({how})"

@@ -1,0 +1,216 @@
+"""The execution queue: execute requests run one at a time, in the order they came.
+
+Each request is an :class:`Execution` that holds all of its state, from
+``busy`` to ``idle``: the request, its execution count, the kernel that runs
+it, the future its reply arrives on and the event of the kernel's ``idle``.
+What a cell means (its directives, its environment) is the cell runner's
+business: it returns the kernel and the code to relay, or None when the cell
+held only directives. A failure becomes the cell's ``error`` and its reply,
+and the requests queued behind it are aborted, as ipykernel does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbseal.errors import KernelDiedError, KernelStartError, NbsealError
+from nbseal.kernel.app import FrontendSockets
+from nbseal.kernel.display import error_content
+from nbseal.kernel.session import WireSession
+from nbseal.kernel.subkernel import SubKernel
+from nbseal.kernel.wire import RawMessage
+
+__all__ = ["CellRunner", "Execution", "ExecutionQueue"]
+
+log = logging.getLogger("nbseal.kernel")
+
+
+@dataclass
+class Execution:
+    """An execute_request the proxy is running or relaying outputs for."""
+
+    message: RawMessage
+    header: dict[str, Any]
+    content: dict[str, Any]
+    count: int
+    kernel: SubKernel | None = None
+    # Set while the request is in a sub-kernel: its execute_reply.
+    reply: asyncio.Future[RawMessage] | None = None
+    # True while nbseal builds or starts what the cell needs (an interrupt
+    # then stops that work instead of reaching a kernel).
+    preparing: bool = True
+    # Set at the sub-kernel's idle for this request.
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def msg_id(self) -> str:
+        return str(self.header["msg_id"])
+
+    @property
+    def code(self) -> str:
+        return str(self.content.get("code", ""))
+
+    @property
+    def silent(self) -> bool:
+        return bool(self.content.get("silent", False))
+
+    @property
+    def stop_on_error(self) -> bool:
+        return bool(self.content.get("stop_on_error", True))
+
+
+# Prepares a cell: the kernel and the code to relay, or None if nothing is left to run.
+CellRunner = Callable[[Execution], Awaitable["tuple[SubKernel, str] | None"]]
+
+
+class ExecutionQueue:
+    def __init__(self, session: WireSession, sockets: FrontendSockets) -> None:
+        self.session = session
+        self.sockets = sockets
+        self.execution_count = 0
+        self.running: Execution | None = None
+        self._queue: asyncio.Queue[RawMessage] = asyncio.Queue()
+        self._executions: dict[str, Execution] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def put(self, message: RawMessage) -> None:
+        self._queue.put_nowait(message)
+
+    def lookup(self, msg_id: str) -> Execution | None:
+        """The execution a sub-kernel's message answers, if it is still in flight."""
+        return self._executions.get(msg_id)
+
+    async def serve(self, prepare: CellRunner) -> None:
+        """Run requests until cancelled; ``prepare`` gives each its kernel and code."""
+        while True:
+            message = await self._queue.get()
+            task = asyncio.ensure_future(self._execute(message, prepare))
+            self._task = task
+            try:
+                await task
+            except asyncio.CancelledError:
+                if self._stopping:
+                    raise
+            except Exception:
+                log.exception("execute_request failed inside the proxy")
+            finally:
+                self._task = None
+                self.running = None
+
+    def stop(self) -> None:
+        """From now on a cancelled request is the proxy stopping, not an interrupt."""
+        self._stopping = True
+
+    def cancel_preparing(self) -> bool:
+        """Stop the running request if it is still being prepared; False if it is not."""
+        running = self.running
+        if running is None or not running.preparing or self._task is None:
+            return False
+        self._task.cancel()
+        return True
+
+    async def _execute(self, message: RawMessage, prepare: CellRunner) -> None:
+        header: dict[str, Any] = dict(message.header(self.session))
+        content = message.content(self.session)
+        code = str(content.get("code", ""))
+        if not content.get("silent", False) and content.get("store_history", True) and code.strip():
+            self.execution_count += 1
+        execution = Execution(message, header, content, self.execution_count)
+        self.running = execution
+        self._executions[execution.msg_id] = execution
+        self.sockets.status("busy", header)
+        try:
+            prepared = await prepare(execution)
+            if prepared is None:
+                self._finish_ok(execution)
+                return
+            kernel, code = prepared
+            execution.kernel = kernel
+            execution.preparing = False
+            await self._relay(execution, kernel, code)
+        except asyncio.CancelledError:
+            self._finish_with_error(execution, KernelStartError("interrupted before the cell ran"))
+            if self._stopping:
+                raise
+        except NbsealError as exc:
+            self._finish_with_error(execution, exc)
+        except Exception as exc:
+            log.exception("internal error while executing")
+            internal = NbsealError(
+                f"internal error in nbseal: {exc!r}",
+                hint="please report it; NBSEAL_TRACEBACK=1 in the kernel's environment "
+                "shows where it happened",
+            )
+            internal.__cause__ = exc
+            self._finish_with_error(execution, internal)
+
+    async def _relay(self, execution: Execution, kernel: SubKernel, code: str) -> None:
+        message = execution.message
+        if code != execution.code:
+            message = message.with_part(self.session, 4, {**execution.content, "code": code})
+        waiter: asyncio.Future[RawMessage] = asyncio.get_running_loop().create_future()
+        execution.reply = waiter
+        kernel.send("shell", message.frames)
+        waiting: set[asyncio.Future[Any]] = {waiter, kernel.exited}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            raise KernelDiedError(
+                f"the kernel of environment {kernel.env_name!r} died while running this cell "
+                f"({kernel.exit_description()})",
+                hint="its variables are lost; the next cell starts a fresh kernel",
+            )
+        reply = waiter.result()
+        reply_content = reply.content(self.session)
+        reply_content["execution_count"] = execution.count
+        # Abort what was queued when the cell failed, not what the frontend
+        # sends after it has seen the error (as ipykernel does).
+        failed = reply_content.get("status") == "error"
+        doomed = self._take_queued() if failed and execution.stop_on_error else []
+        reply = reply.with_part(self.session, 4, reply_content)
+        reply.idents = execution.message.idents
+        self.sockets.relay("shell", reply)
+        # The next request starts after this one's idle, as in a single kernel.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(execution.idle.wait(), timeout=5.0)
+        self._executions.pop(execution.msg_id, None)
+        self._abort(doomed)
+
+    def _finish_ok(self, execution: Execution) -> None:
+        content = {
+            "status": "ok",
+            "execution_count": execution.count,
+            "user_expressions": {},
+            "payload": [],
+        }
+        self.sockets.reply("shell", execution.message, execution.header, content)
+        self._end(execution)
+
+    def _finish_with_error(self, execution: Execution, exc: NbsealError) -> None:
+        self.sockets.send("iopub", "error", error_content(exc), execution.header)
+        content = {"status": "error", **error_content(exc, execution.count)}
+        self.sockets.reply("shell", execution.message, execution.header, content)
+        self._end(execution)
+        if execution.stop_on_error:
+            self._abort(self._take_queued())
+
+    def _end(self, execution: Execution) -> None:
+        self.sockets.status("idle", execution.header)
+        self._executions.pop(execution.msg_id, None)
+
+    def _take_queued(self) -> list[RawMessage]:
+        taken = []
+        while not self._queue.empty():
+            taken.append(self._queue.get_nowait())
+        return taken
+
+    def _abort(self, messages: list[RawMessage]) -> None:
+        """After an error, queued cells are aborted, as ipykernel does."""
+        for message in messages:
+            header: dict[str, Any] = dict(message.header(self.session))
+            self.sockets.answer("shell", message, header, {"status": "aborted"})

@@ -1,0 +1,160 @@
+"""The frontend protocol: each request type the proxy receives, and who handles it.
+
+Messages are dispatched by type through a table per channel, as in
+ipykernel's ``kernelbase``. The proxy answers ``kernel_info``, ``shutdown``
+and ``interrupt`` itself, queues ``execute_request``, routes comms, and
+forwards anything else to the current environment's kernel. A handler's
+exception is logged and the message dropped; it never takes the proxy down.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from collections.abc import Callable
+from typing import Any
+
+from nbseal import __version__
+from nbseal.kernel.app import Background, FrontendSockets
+from nbseal.kernel.execution import ExecutionQueue
+from nbseal.kernel.pool import EnvironmentPool
+from nbseal.kernel.router import Router
+from nbseal.kernel.session import WireSession
+from nbseal.kernel.wire import RawMessage, split_frames
+
+__all__ = ["PROTOCOL_VERSION", "FrontendProtocol", "Handler"]
+
+log = logging.getLogger("nbseal.kernel")
+
+PROTOCOL_VERSION = "5.3"
+
+# (channel, message, header) -> None; the dispatch tables hold these.
+Handler = Callable[[str, RawMessage, dict[str, Any]], None]
+
+_PYTHON_LANGUAGE_INFO: dict[str, Any] = {
+    "name": "python",
+    "version": platform.python_version(),
+    "mimetype": "text/x-python",
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "pygments_lexer": "ipython3",
+    "nbconvert_exporter": "python",
+    "file_extension": ".py",
+}
+
+
+class FrontendProtocol:
+    def __init__(
+        self,
+        session: WireSession,
+        sockets: FrontendSockets,
+        background: Background,
+        pool: EnvironmentPool,
+        queue: ExecutionQueue,
+        router: Router,
+        *,
+        on_shutdown: Callable[[], None],
+    ) -> None:
+        self.session = session
+        self.sockets = sockets
+        self.background = background
+        self.pool = pool
+        self.queue = queue
+        self.router = router
+        self.on_shutdown = on_shutdown
+        shell: dict[str, Handler] = {
+            "execute_request": self._execute,
+            "kernel_info_request": self._kernel_info,
+            "comm_open": router.comm_open,
+            "comm_info_request": router.comm_info,
+            "comm_msg": router.comm_route,
+            "comm_close": router.comm_route,
+            "shutdown_request": self._shutdown,
+        }
+        control: dict[str, Handler] = {
+            "kernel_info_request": self._kernel_info,
+            "interrupt_request": self._interrupt,
+            "shutdown_request": self._shutdown,
+        }
+        self.handlers: dict[str, dict[str, Handler]] = {"shell": shell, "control": control}
+
+    async def serve(self, channel: str) -> None:
+        """Read ``channel`` until cancelled, handing each verified message to its handler."""
+        while True:
+            frames = await self.sockets.receive(channel)
+            try:
+                message = split_frames(frames)
+                if not message.verify(self.session):
+                    log.warning("dropped a %s message with a bad signature", channel)
+                    continue
+                self._dispatch(channel, message, dict(message.header(self.session)))
+            except Exception:
+                log.exception("dropped a malformed %s message", channel)
+
+    def _dispatch(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        if channel == "stdin":
+            self.router.stdin(channel, message, header)
+            return
+        table = self.handlers[channel]
+        handler = table.get(header.get("msg_type", ""), self.router.forward_to_current)
+        handler(channel, message, header)
+
+    # -- requests the proxy answers ------------------------------------------
+    def _execute(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        self.queue.put(message)
+
+    def _kernel_info(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        self.sockets.answer(channel, message, header, self.kernel_info())
+
+    def kernel_info(self) -> dict[str, Any]:
+        """The proxy's own kernel_info, in the current kernel's language."""
+        kernel = self.pool.current_slot.kernel
+        info = kernel.kernel_info if kernel is not None else {}
+        language_info = info.get("language_info") or _PYTHON_LANGUAGE_INFO
+        implementation = info.get("implementation", "ipykernel")
+        return {
+            "status": "ok",
+            "protocol_version": PROTOCOL_VERSION,
+            "implementation": "nbseal",
+            "implementation_version": __version__,
+            "language_info": language_info,
+            "banner": (
+                f"nbseal {__version__}: reproducible environments. "
+                f"Current environment {self.pool.current!r} runs {implementation}. "
+                "Type `#seal help` for the directives."
+            ),
+            "help_links": info.get("help_links", []),
+            "debugger": bool(info.get("debugger", False)),
+        }
+
+    def _shutdown(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        restart = bool(message.content(self.session).get("restart", False))
+
+        async def shut() -> None:
+            self.pool.closing = True
+            self.sockets.status("busy", header)
+            await self.pool.stop_all()
+            content = {"status": "ok", "restart": restart}
+            self.sockets.reply(channel, message, header, content)
+            self.sockets.send("iopub", "shutdown_reply", content, header)
+            self.sockets.status("idle", header)
+            self.on_shutdown()
+
+        self.background.spawn(shut())
+
+    def _interrupt(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
+        async def interrupt() -> None:
+            await self.interrupt()
+            self.sockets.answer(channel, message, header, {"status": "ok"})
+
+        self.background.spawn(interrupt())
+
+    async def interrupt(self) -> None:
+        """Stop the build or start a cell waits for, else interrupt the kernel running it."""
+        running = self.queue.running
+        if running is not None and running.preparing:
+            self.pool.cancel_current_start()
+            if self.queue.cancel_preparing():
+                return
+        kernel = running.kernel if running is not None else self.pool.current_kernel()
+        if kernel is not None:
+            await kernel.interrupt()

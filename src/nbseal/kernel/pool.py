@@ -1,0 +1,399 @@
+"""The environment pool: the notebook's environments and, once started, their kernels.
+
+An :class:`EnvironmentSlot` is one environment as the notebook declares it,
+with its lock, its store entry and its kernel. The pool builds and starts a
+slot's kernel on demand (showing the build's progress in the cell that asked),
+restarts it when the sandbox's grants changed, starts the first kernels before
+any cell asks, and stops them all at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq.asyncio
+
+from nbseal.datastore import DataStore
+from nbseal.environments import realize, resolve
+from nbseal.errors import KernelStartError, NbsealError
+from nbseal.kernel.app import Background, FrontendSockets
+from nbseal.kernel.display import progress_bundle
+from nbseal.kernel.grants import Grants
+from nbseal.kernel.kernelcmd import find_kernel_command
+from nbseal.kernel.session import WireSession
+from nbseal.kernel.subkernel import SubKernel
+from nbseal.kernel.wire import RawMessage
+from nbseal.lock import Lock
+from nbseal.notebook import code_sources, lock_output, read_notebook_json, stored_locks
+from nbseal.plan import (
+    DEFAULT_ENV_NAME,
+    Declaration,
+    EnvironmentSpec,
+    NotebookPlan,
+    default_declaration,
+    plan_notebook,
+)
+from nbseal.progress import Progress, ProgressEvent
+from nbseal.sandbox import SandboxPolicy
+from nbseal.sandbox.limits import DEFAULT_LIMITS
+from nbseal.store import BuiltEnvironment, EnvironmentStore
+
+__all__ = ["EnvironmentPool", "EnvironmentSlot", "ProgressDisplay"]
+
+log = logging.getLogger("nbseal.kernel")
+
+UNSEALED_MIME = "application/vnd.nbseal.unsealed+json"
+
+# What a sub-kernel says, and its death: both go to the router.
+MessageHandler = Callable[[SubKernel, str, RawMessage], None]
+ExitHandler = Callable[[SubKernel], None]
+
+
+@dataclass
+class EnvironmentSlot:
+    """An environment of the notebook and, once started, its kernel."""
+
+    # What the notebook wrote, to tell a redefinition from a re-run.
+    declaration: Declaration
+    spec: EnvironmentSpec
+    lock: Lock | None = None
+    built: BuiltEnvironment | None = None
+    kernel: SubKernel | None = None
+    starting: asyncio.Task[SubKernel] | None = None
+    progress: Progress | None = None
+    # Whether any cell ran in its kernel (a restart then loses state).
+    ran: bool = False
+    # The sandbox policy its kernel was started under.
+    policy: SandboxPolicy | None = None
+    # Whether a define cell showed the start's summary; later ones must not repeat it.
+    summarised: bool = False
+
+    @property
+    def live_kernel(self) -> SubKernel | None:
+        return self.kernel if self.kernel is not None and self.kernel.alive else None
+
+
+@dataclass
+class KernelPlace:
+    """Where sub-kernels live: the proxy's session, zmq context and folders."""
+
+    session: WireSession
+    context: zmq.asyncio.Context
+    runtime_dir: Path
+    workdir: Path
+
+
+class EnvironmentPool:
+    def __init__(
+        self,
+        store: EnvironmentStore,
+        grants: Grants,
+        place: KernelPlace,
+        sockets: FrontendSockets,
+        background: Background,
+        *,
+        on_message: MessageHandler,
+        on_exit: ExitHandler,
+    ) -> None:
+        self.store = store
+        self.grants = grants
+        self.place = place
+        self.sockets = sockets
+        self.background = background
+        self.on_message = on_message
+        self.on_exit = on_exit
+        # Locks the notebook file holds (metadata.nbseal, then cell outputs).
+        self.stored: dict[str, list[Lock]] = {}
+        # Start the default kernel at once unless the notebook never uses it.
+        self.prestart_default = True
+        # Another environment to start at once: the first code cell's, when stored.
+        self.prestart_first: EnvironmentSlot | None = None
+        self.environments: dict[str, EnvironmentSlot] = {}
+        self.current = DEFAULT_ENV_NAME
+        self.closing = False
+        self._unsealed_noted = False
+        self._kernel_index = 0
+
+    # -- the notebook file -------------------------------------------------
+    def load(self, path: Path | None, data_store: DataStore) -> None:
+        """Take the default environment and the stored locks from the notebook file."""
+        default = self._read_notebook(path, data_store)
+        spec, lock = self.fitting(default)
+        self.environments[DEFAULT_ENV_NAME] = EnvironmentSlot(default, spec or default.spec(), lock)
+
+    def _read_notebook(self, path: Path | None, data_store: DataStore) -> Declaration:
+        if path is None:
+            return default_declaration()
+        try:
+            notebook = read_notebook_json(path)
+            self.stored = stored_locks(notebook)
+            plan = plan_notebook(code_sources(notebook))
+        except NbsealError as exc:
+            # The cell that holds the problem reports it when it runs.
+            log.warning("reading %s: %s", path, exc.message)
+            return default_declaration()
+        log.info("notebook %s holds locks for %s", path, ", ".join(self.stored) or "nothing")
+        self.prestart_default = DEFAULT_ENV_NAME in plan.used
+        self.prestart_first = self._stored_first_environment(plan)
+        # Data already stored is in place before the first kernel starts, so
+        # the pre-started kernel need not restart when its cell runs.
+        for data in plan.data:
+            stored = data_store.lookup(data.sha256)
+            if stored is not None:
+                self.grants.add_data(data.name, stored)
+        return plan.environments.get(DEFAULT_ENV_NAME) or default_declaration()
+
+    def _stored_first_environment(self, plan: NotebookPlan) -> EnvironmentSlot | None:
+        """The first code cell's environment, if it is not the default one and can start now.
+
+        Only with a lock stored in the notebook that still fits and an entry
+        in the store: a kernel start then needs no resolution and no build, so
+        it can overlap the frontend's own start-up (and is wasted at most).
+        With network, shares or limits declared the kernel would restart at
+        their cell, so it is not started early.
+        """
+        first = plan.first_used
+        if first is None or first.name == DEFAULT_ENV_NAME:
+            return None
+        if plan.network or plan.shares or plan.limits != DEFAULT_LIMITS:
+            return None
+        spec, lock = self.fitting(first)
+        if spec is None or lock is None or self.store.lookup(lock) is None:
+            return None
+        return EnvironmentSlot(first, spec, lock)
+
+    def fitting(self, declaration: Declaration) -> tuple[EnvironmentSpec | None, Lock | None]:
+        """The spec and lock to use when the notebook holds a lock that still fits."""
+        lock = declaration.fitting(self.stored.get(declaration.name, []))
+        if lock is None:
+            return None, None
+        return declaration.spec(lock.exclude_newer), lock
+
+    # -- what runs ----------------------------------------------------------
+    @property
+    def current_slot(self) -> EnvironmentSlot:
+        return self.environments[self.current]
+
+    def current_kernel(self) -> SubKernel | None:
+        return self.current_slot.live_kernel
+
+    def live_kernels(self) -> list[SubKernel]:
+        return [k for k in (s.live_kernel for s in self.environments.values()) if k is not None]
+
+    def cancel_current_start(self) -> None:
+        starting = self.current_slot.starting
+        if starting is not None and not starting.done():
+            starting.cancel()
+
+    # -- start and stop -----------------------------------------------------
+    def prestart(self, enabled: bool) -> None:
+        """Build and start the kernels the notebook will need first, without waiting for a cell."""
+        if not enabled:
+            return
+        if self.prestart_default:
+            self.background.spawn(self._prestart(self.environments[DEFAULT_ENV_NAME]))
+        first = self.prestart_first
+        if first is not None:
+            self.environments[first.declaration.name] = first
+            self.background.spawn(self._prestart(first))
+
+    async def _prestart(self, slot: EnvironmentSlot) -> None:
+        # A failure is reported by the cell that needs the environment.
+        with contextlib.suppress(Exception):
+            await self.kernel_for(slot)
+
+    async def settle(self, parent: dict[str, Any]) -> None:
+        """Let kernels being started (the pre-start) finish, so a table does not race them.
+
+        ``#seal describe`` then shows the same thing however fast the machine
+        is; a build in progress shows its progress in the describe cell.
+        """
+        for slot in list(self.environments.values()):
+            if slot.starting is not None and not slot.starting.done():
+                with contextlib.suppress(Exception):  # the failure is the start's cell's news
+                    await self.kernel_for(slot, show_in=parent)
+
+    async def stop_all(self) -> None:
+        slots = list(self.environments.values())
+        starting = [s.starting for s in slots if s.starting is not None and not s.starting.done()]
+        for task in starting:
+            task.cancel()
+        # A start cancelled but not awaited would leave its sockets open (and
+        # its sandbox running) while the context is torn down.
+        if starting:
+            await asyncio.wait(starting, timeout=10)
+        kernels = [s.kernel for s in slots if s.kernel is not None]
+        await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
+        for slot in slots:
+            slot.kernel = None
+
+    async def kernel_for(
+        self,
+        slot: EnvironmentSlot,
+        show_in: dict[str, Any] | None = None,
+        summary: bool = False,
+    ) -> SubKernel:
+        """The running kernel of ``slot``, built and started if need be.
+
+        With ``show_in`` (a request's header), a build's progress is shown in
+        that cell; with ``summary`` the cell always ends with the one-line
+        summary and the lock (saved with the notebook, where the kernel and
+        ``nbseal lock`` find it again).
+        """
+        display = ProgressDisplay(self.sockets, show_in) if show_in is not None else None
+        if show_in is not None:
+            self._note_unsealed(show_in)
+        await self._apply_policy(slot, show_in)
+        running = slot.live_kernel is not None
+        if not running:
+            if slot.starting is None or slot.starting.done():
+                slot.progress = Progress(slot.spec.name)
+                slot.starting = asyncio.ensure_future(self._start(slot, slot.progress))
+            if display is not None and slot.progress is not None:
+                slot.progress.subscribe(display.on_event)
+            try:
+                await asyncio.shield(slot.starting)
+            finally:
+                if display is not None and slot.progress is not None:
+                    slot.progress.unsubscribe(display.on_event)
+        kernel = slot.kernel
+        if kernel is None:
+            raise KernelStartError(f"the kernel of environment {slot.spec.name!r} did not start")
+        if self.grants.sealed and slot.policy != self.grants.policy():
+            # Started (by the pre-start) before this cell's grants or data existed.
+            return await self.kernel_for(slot, show_in, summary)
+        if display is not None and summary and slot.lock:
+            if running and slot.summarised:
+                last = _running_summary(slot)
+            else:
+                last = slot.progress.last if slot.progress is not None else None
+            if last is not None and last.done:
+                display.show(last, lock_output(slot.spec.name, slot.lock))
+                slot.summarised = True
+        return kernel
+
+    def _note_unsealed(self, parent: dict[str, Any]) -> None:
+        """An unsealed run says so in the notebook's outputs, once per session."""
+        if self.grants.sealed or self._unsealed_noted:
+            return
+        self._unsealed_noted = True
+        text = (
+            "nbseal: this session runs WITHOUT the sandbox (--no-sandbox): kernels can "
+            "reach the network and the user's files, so outputs may depend on them"
+        )
+        content = {
+            "data": {"text/plain": text, UNSEALED_MIME: {"sealed": False}},
+            "metadata": {},
+            "transient": {},
+        }
+        self.sockets.send("iopub", "display_data", content, parent)
+
+    async def _apply_policy(self, slot: EnvironmentSlot, show_in: dict[str, Any] | None) -> None:
+        """A kernel started under other grants is restarted before it runs more code."""
+        kernel = slot.live_kernel
+        if kernel is None or not self.grants.sealed or slot.policy == self.grants.policy():
+            return
+        await kernel.shutdown()
+        slot.kernel = None
+        if slot.ran and show_in is not None:
+            self.sockets.print(
+                show_in,
+                f"nbseal: the sandbox of {slot.spec.name!r} changed "
+                f"({self.grants.summary()}); its kernel was restarted",
+            )
+        slot.ran = False
+
+    async def _start(self, slot: EnvironmentSlot, progress: Progress) -> SubKernel:
+        try:
+            if slot.lock is None:
+                slot.lock = await resolve(slot.spec, self.store, progress)
+            if slot.built is None:
+                slot.built = await realize(slot.spec, self.store, progress, lock=slot.lock)
+            rootfs = slot.lock.backend == "deb"
+            launcher = self.grants.launcher(rootfs=rootfs)
+            if slot.lock.backend == "guix":
+                # Guix seals its own kernels: `guix shell --container` (needs Guix).
+                from nbseal.backends.guix import GuixLauncher, guix_kernel_command
+
+                command = guix_kernel_command(slot.built.path, slot.spec.kernel)
+                launcher = GuixLauncher(self.grants.policy(), sealed=self.grants.sealed)
+            elif rootfs:
+                from nbseal.sandbox.rootfs import find_rootfs_kernel_command
+
+                command = find_rootfs_kernel_command(slot.built.path, slot.spec.kernel)
+            else:
+                command = find_kernel_command(slot.built.path, slot.spec.kernel)
+            slot.policy = self.grants.policy()
+            self._kernel_index += 1
+            kernel = SubKernel(
+                env_name=slot.spec.name,
+                command=command,
+                env_path=slot.built.path,
+                session=self.place.session,
+                context=self.place.context,
+                runtime_dir=self.place.runtime_dir,
+                workdir=self.place.workdir,
+                launcher=launcher,
+                handler=self.on_message,
+                index=self._kernel_index,
+                # With the network, a kernel could reach the frontend's ports:
+                # it must not hold the key that signs the frontend's requests.
+                private_key=self.grants.network,
+            )
+            await kernel.start()
+        except NbsealError as exc:
+            progress.fail(exc.message)
+            raise
+        slot.kernel = kernel
+        self.background.spawn(self._watch(slot, kernel))
+        return kernel
+
+    async def _watch(self, slot: EnvironmentSlot, kernel: SubKernel) -> None:
+        await asyncio.shield(kernel.exited)
+        if slot.kernel is kernel:
+            slot.kernel = None
+        self.on_exit(kernel)
+        await kernel.close()
+        if not (self.closing or kernel.stopping):
+            log.warning("kernel of %s ended (%s)", kernel.env_name, kernel.exit_description())
+
+
+def _running_summary(slot: EnvironmentSlot) -> ProgressEvent | None:
+    """The summary of a define cell whose kernel was already running: nothing was built."""
+    if slot.lock is None or slot.built is None:
+        return None
+    count = len(slot.lock.packages())
+    step = f"{count} packages, kernel already running (key {slot.built.key[:12]})"
+    return ProgressEvent(slot.spec.name, step, 0.0, done=True)
+
+
+class ProgressDisplay:
+    """One display in a cell that a build's progress updates in place."""
+
+    def __init__(self, sockets: FrontendSockets, parent: dict[str, Any]) -> None:
+        self.sockets = sockets
+        self.parent = parent
+        self.display_id = f"nbseal-progress-{uuid.uuid4().hex}"
+        self.shown = False
+
+    def on_event(self, event: ProgressEvent) -> None:
+        if not self.shown and event.done and not event.failed:
+            return  # nothing was built: a reused environment needs no display
+        self.show(event)
+
+    def show(self, event: ProgressEvent, extra: dict[str, Any] | None = None) -> None:
+        msg_type = "update_display_data" if self.shown else "display_data"
+        self.shown = True
+        content = {
+            "data": {**progress_bundle(event), **(extra or {})},
+            "metadata": {},
+            "transient": {"display_id": self.display_id},
+        }
+        self.sockets.send("iopub", msg_type, content, self.parent)
