@@ -23,11 +23,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from nbseal.errors import DataHashError, StoreError
 from nbseal.fetch import fetch_to
-from nbseal.fsutil import acquire_polling, atomic_write_text
+from nbseal.fsutil import acquire_polling, atomic_write_text, remove_unless_busy
 from nbseal.paths import cache_root
 from nbseal.progress import Progress
 from nbseal.sources import UNRESTRICTED, SourcePolicy
@@ -93,7 +93,7 @@ class DataStore:
             self.touch(sha256)
             return StoredData(sha256, found, found.stat().st_size, reused=True)
         self._prepare_dirs()
-        filelock = FileLock(str(self.root / ".locks" / f"{sha256}.lock"))
+        filelock = FileLock(str(self._lockfile(sha256)))
         await acquire_polling(filelock, progress, "waiting for another process fetching it")
         try:
             found = self.lookup(sha256)  # fetched by the process we waited for
@@ -152,36 +152,23 @@ class DataStore:
     def gc(self, older_than_seconds: float) -> list[DataEntry]:
         """Remove files unused for ``older_than_seconds`` and abandoned partial downloads."""
         cutoff = time.time() - older_than_seconds
-        removed = []
-        for entry in self.entries():
-            if entry.last_used >= cutoff:
-                continue
-            filelock = FileLock(str(self.root / ".locks" / f"{entry.sha256}.lock"))
-            try:
-                filelock.acquire(timeout=0)
-            except Timeout:
-                continue
-            try:
-                entry.path.unlink(missing_ok=True)
-                (self.root / ".usage" / entry.sha256).unlink(missing_ok=True)
-                (self.root / ".sources" / f"{entry.sha256}.json").unlink(missing_ok=True)
-                removed.append(entry)
-            finally:
-                filelock.release()
-        self._remove_abandoned()
+        unused = [entry for entry in self.entries() if entry.last_used < cutoff]
+
+        def remove(entry: DataEntry) -> None:
+            entry.path.unlink(missing_ok=True)
+            (self.root / ".usage" / entry.sha256).unlink(missing_ok=True)
+            (self.root / ".sources" / f"{entry.sha256}.json").unlink(missing_ok=True)
+
+        removed = remove_unless_busy(unused, lambda e: self._lockfile(e.sha256), remove)
+        if self.root.is_dir():
+            # A partial download is named .partial-SHA256-...: its fetch holds SHA256's lock.
+            partial = list(self.root.glob(".partial-*"))
+            remove_unless_busy(
+                partial,
+                lambda p: self._lockfile(p.name.split("-")[1]),
+                lambda p: p.unlink(missing_ok=True),
+            )
         return removed
 
-    def _remove_abandoned(self) -> None:
-        if not self.root.is_dir():
-            return
-        for path in self.root.glob(".partial-*"):
-            sha256 = path.name.split("-")[1]
-            filelock = FileLock(str(self.root / ".locks" / f"{sha256}.lock"))
-            try:
-                filelock.acquire(timeout=0)
-            except Timeout:
-                continue
-            try:
-                path.unlink(missing_ok=True)
-            finally:
-                filelock.release()
+    def _lockfile(self, sha256: str) -> Path:
+        return self.root / ".locks" / f"{sha256}.lock"

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from nbseal.backends.base import Backend
 from nbseal.errors import BuildError, StoreError
@@ -44,6 +44,7 @@ from nbseal.fsutil import (
     atomic_write_text,
     make_tree_readonly,
     remove_tree,
+    remove_unless_busy,
     tree_size,
 )
 from nbseal.lock import Lock
@@ -247,35 +248,15 @@ class EnvironmentStore:
     def gc(self, older_than_seconds: float) -> list[StoreEntry]:
         """Remove entries unused for ``older_than_seconds`` and leftover failed builds."""
         cutoff = time.time() - older_than_seconds
-        removed = []
-        for entry in self.entries():
-            if entry.last_used >= cutoff:
-                continue
-            filelock = FileLock(str(self._lockfile(entry.key)))
-            try:
-                filelock.acquire(timeout=0)
-            except Timeout:
-                continue  # being built or used by a build right now
-            try:
-                remove_tree(entry.path)
-                self._usage(entry.key).unlink(missing_ok=True)
-                removed.append(entry)
-            finally:
-                filelock.release()
-        self._remove_abandoned_builds()
-        return removed
+        unused = [entry for entry in self.entries() if entry.last_used < cutoff]
 
-    def _remove_abandoned_builds(self) -> None:
-        if not self.root.is_dir():
-            return
-        for path in self.root.glob(".build-*"):
-            key = path.name.split("-")[1]
-            filelock = FileLock(str(self._lockfile(key)))
-            try:
-                filelock.acquire(timeout=0)
-            except Timeout:
-                continue
-            try:
-                remove_tree(path)
-            finally:
-                filelock.release()
+        def remove(entry: StoreEntry) -> None:
+            remove_tree(entry.path)
+            self._usage(entry.key).unlink(missing_ok=True)
+
+        removed = remove_unless_busy(unused, lambda e: self._lockfile(e.key), remove)
+        if self.root.is_dir():
+            # A build folder is named .build-KEY-...: its build holds KEY's lock.
+            builds = list(self.root.glob(".build-*"))
+            remove_unless_busy(builds, lambda p: self._lockfile(p.name.split("-")[1]), remove_tree)
+        return removed

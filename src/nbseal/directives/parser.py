@@ -134,25 +134,19 @@ def parse_cell(text: str) -> ParsedCell:
                 code_lines[blank] = ""
             index = end + 1
             continue
-        if match:
+        if match or guix:
+            prefix = "#seal" if match else ";;guix"
             if not in_header:
                 raise DirectiveError(
-                    "#seal directives must come before any code in the cell",
+                    f"{prefix} directives must come before any code in the cell",
                     line=number,
                     text=line,
                     expected="directive lines at the top of the cell",
                 )
-            directives.append(_parse_directive(match.group(1), number, line))
-            code_lines[index] = ""
-        elif guix:
-            if not in_header:
-                raise DirectiveError(
-                    ";;guix directives must come before any code in the cell",
-                    line=number,
-                    text=line,
-                    expected="directive lines at the top of the cell",
-                )
-            directives.append(_parse_guix(guix.group(1), number, line))
+            if match:
+                directives.append(_parse_directive(match.group(1), number, line))
+            elif guix:
+                directives.append(_parse_guix(guix.group(1), number, line))
             code_lines[index] = ""
         elif line.strip():
             in_header = False
