@@ -14,10 +14,10 @@ from pathlib import Path
 
 from nbseal.directives import LimitDirective, ShareDirective
 from nbseal.errors import DirectiveError
-from nbseal.kernel.provisioning import DirectLauncher, Launcher
 from nbseal.plan import limits_after
 from nbseal.sandbox import BwrapLauncher, SandboxPolicy, Share
 from nbseal.sandbox.identity import sandbox_identity
+from nbseal.sandbox.launch import DirectLauncher, Launcher
 from nbseal.sandbox.limits import DEFAULT_LIMITS, Limits
 from nbseal.sandbox.policy import ShareMode
 from nbseal.sandbox.seccomp import PROFILE

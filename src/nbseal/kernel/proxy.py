@@ -30,6 +30,7 @@ import zmq
 import zmq.asyncio
 
 from nbseal import __version__
+from nbseal.backends.kernelspecs import find_kernel_command
 from nbseal.datastore import DataStore
 from nbseal.directives import (
     HELP_TEXT,
@@ -51,7 +52,6 @@ from nbseal.errors import DirectiveError, KernelDiedError, KernelStartError, Nbs
 from nbseal.kernel.comms import CONTROL_TARGET, ControlFanOut, StateAnswer, merge_comm_infos
 from nbseal.kernel.display import error_content, progress_bundle
 from nbseal.kernel.grants import Grants
-from nbseal.kernel.kernelcmd import find_kernel_command
 from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage, split_frames
@@ -1173,12 +1173,13 @@ class ProxyKernel:
             launcher = self.grants.launcher(rootfs=rootfs)
             if slot.lock.backend == "guix":
                 # Guix seals its own kernels: `guix shell --container` (needs Guix).
-                from nbseal.backends.guix import GuixLauncher, guix_kernel_command
+                from nbseal.backends.guix import guix_kernel_command
+                from nbseal.sandbox.guix import GuixLauncher
 
                 command = guix_kernel_command(slot.built.path, slot.spec.kernel)
                 launcher = GuixLauncher(self.grants.policy(), sealed=self.grants.sealed)
             elif rootfs:
-                from nbseal.sandbox.rootfs import find_rootfs_kernel_command
+                from nbseal.backends.debian.kernel import find_rootfs_kernel_command
 
                 command = find_rootfs_kernel_command(slot.built.path, slot.spec.kernel)
             else:
