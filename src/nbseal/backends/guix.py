@@ -60,7 +60,9 @@ from nbseal.lock import Lock
 from nbseal.paths import cache_root
 from nbseal.plan import EnvironmentSpec, guix_commit_of, host_platform
 from nbseal.progress import Progress
-from nbseal.sandbox.guix import find_guix, guix_profile
+from nbseal.sandbox.guix import GuixLauncher, find_guix, guix_profile
+from nbseal.sandbox.launch import Launcher
+from nbseal.sandbox.policy import SandboxPolicy
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -316,6 +318,19 @@ class GuixBackend(Backend):
     def __init__(self, *, roots: Path | None = None) -> None:
         # GC roots of built profiles: outside the store entry, whose path changes on rename.
         self.roots = roots if roots is not None else cache_root() / "guix" / "roots"
+
+    def kernel_command(self, env_path: Path, wanted: str | None = None) -> KernelCommand:
+        return guix_kernel_command(env_path, wanted)
+
+    def launcher(self, policy: SandboxPolicy, *, sealed: bool) -> Launcher:
+        """Guix seals its own kernels: ``guix shell --container`` (needs Guix)."""
+        return GuixLauncher(policy, sealed=sealed)
+
+    def unpinned_note(self, env_name: str, instant: str) -> str:
+        return (
+            f"environment {env_name!r} uses Guix as installed here; "
+            "add `;;guix pin COMMIT` (from `guix describe`) to freeze it"
+        )
 
     async def resolve(self, spec: EnvironmentSpec, workdir: Path, progress: Progress) -> Lock:
         guix = find_guix(_directive(spec.name, spec.requirements, spec.pin))

@@ -27,6 +27,7 @@ __all__ = [
     "find_kernel_command",
     "is_xeus_python",
     "kernel_transport",
+    "kernelspec_files",
     "pick_kernelspec",
     "read_kernelspecs",
 ]
@@ -91,21 +92,28 @@ class KernelCommand:
 PREFIX_KERNEL_DIR = "share/jupyter/kernels"
 
 
+def kernelspec_files(*kernel_dirs: Path) -> list[Path]:
+    """The ``NAME/kernel.json`` files in ``kernel_dirs``, folder by folder, by name."""
+    found: list[Path] = []
+    for kernel_dir in kernel_dirs:
+        found += sorted(kernel_dir.glob("*/kernel.json"))
+    return found
+
+
 def read_kernelspecs(*kernel_dirs: Path) -> dict[str, dict[str, Any]]:
     """The kernelspecs in ``kernel_dirs`` by name; an earlier folder wins, as in Jupyter.
 
     A ``kernel.json`` that cannot be read or parsed is left out.
     """
     found: dict[str, dict[str, Any]] = {}
-    for kernel_dir in kernel_dirs:
-        for spec_file in sorted(kernel_dir.glob("*/kernel.json")):
-            name = spec_file.parent.name
-            if name in found:
-                continue
-            try:
-                found[name] = json.loads(spec_file.read_text())
-            except (OSError, ValueError):
-                continue
+    for spec_file in kernelspec_files(*kernel_dirs):
+        name = spec_file.parent.name
+        if name in found:
+            continue
+        try:
+            found[name] = json.loads(spec_file.read_text())
+        except (OSError, ValueError):
+            continue
     return found
 
 

@@ -30,7 +30,7 @@ import zmq
 import zmq.asyncio
 
 from nbseal import __version__
-from nbseal.backends.kernelspecs import find_kernel_command
+from nbseal.backends import backend_for, backend_for_requirements
 from nbseal.datastore import DataStore
 from nbseal.directives import (
     HELP_TEXT,
@@ -62,7 +62,6 @@ from nbseal.plan import (
     Declaration,
     EnvironmentSpec,
     NotebookPlan,
-    backend_of,
     declare_env,
     declare_script,
     default_declaration,
@@ -995,18 +994,8 @@ class ProxyKernel:
         if declaration.pin is not None:
             return declaration.spec(), None
         instant = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if backend_of(declaration.requirements) == "guix":
-            self._print(
-                execution,
-                f"nbseal: environment {name!r} uses Guix as installed here; "
-                "add `;;guix pin COMMIT` (from `guix describe`) to freeze it",
-            )
-            return declaration.spec(instant), None
-        self._print(
-            execution,
-            f"nbseal: environment {name!r} is resolved as of {instant}; "
-            f"add `#seal pin {instant}` to freeze it",
-        )
+        backend = backend_for_requirements(declaration.requirements)
+        self._print(execution, "nbseal: " + backend.unpinned_note(name, instant))
         return declaration.spec(instant), None
 
     def _print(self, execution: Execution, text: str) -> None:
@@ -1169,21 +1158,9 @@ class ProxyKernel:
                 slot.lock = await resolve(slot.spec, self.config.store, progress)
             if slot.built is None:
                 slot.built = await realize(slot.spec, self.config.store, progress, lock=slot.lock)
-            rootfs = slot.lock.backend == "deb"
-            launcher = self.grants.launcher(rootfs=rootfs)
-            if slot.lock.backend == "guix":
-                # Guix seals its own kernels: `guix shell --container` (needs Guix).
-                from nbseal.backends.guix import guix_kernel_command
-                from nbseal.sandbox.guix import GuixLauncher
-
-                command = guix_kernel_command(slot.built.path, slot.spec.kernel)
-                launcher = GuixLauncher(self.grants.policy(), sealed=self.grants.sealed)
-            elif rootfs:
-                from nbseal.backends.debian.kernel import find_rootfs_kernel_command
-
-                command = find_rootfs_kernel_command(slot.built.path, slot.spec.kernel)
-            else:
-                command = find_kernel_command(slot.built.path, slot.spec.kernel)
+            backend = backend_for(slot.lock.backend)
+            launcher = backend.launcher(self.grants.policy(), sealed=self.grants.sealed)
+            command = backend.kernel_command(slot.built.path, slot.spec.kernel)
             slot.policy = self.grants.policy()
             self._kernel_index += 1
             kernel = SubKernel(
