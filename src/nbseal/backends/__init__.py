@@ -23,6 +23,7 @@ __all__ = [
     "backend_for_requirements",
     "register_backend",
     "registered_backends",
+    "unregister_backend",
 ]
 
 
@@ -50,6 +51,11 @@ def register_backend(name: str, make: Callable[[], Backend], *, prefix: str | No
             claimed = f"prefix {prefix!r}" if prefix else "requirements without a prefix"
             raise ValueError(f"backend {other!r} already claims {claimed}")
     _REGISTRY[name] = _Registration(make, prefix)
+
+
+def unregister_backend(name: str) -> None:
+    """Forget backend ``name`` (a stand-in registered by a test, say)."""
+    _REGISTRY.pop(name, None)
 
 
 def backend_for(name: str) -> Backend:
