@@ -48,11 +48,10 @@ from typing import Any
 
 from nbseal.backends.base import Backend
 from nbseal.backends.kernelspecs import (
-    PREFIX_KERNEL_DIR,
     KernelCommand,
     command_from_spec,
     pick_kernelspec,
-    read_kernelspecs,
+    prefix_kernelspecs,
 )
 from nbseal.directives import GUIX_REQUIREMENT_PREFIX
 from nbseal.errors import BuildError, KernelStartError, ResolutionError
@@ -300,10 +299,6 @@ async def _run(argv: Sequence[str], progress: Progress) -> _Run:
     return _Run(returncode, stdout.decode(errors="replace"), "\n".join(errors))
 
 
-def _kernelspecs(profile: Path) -> dict[str, dict[str, Any]]:
-    return read_kernelspecs(profile / PREFIX_KERNEL_DIR)
-
-
 _KERNEL_HINT = (
     "add a Jupyter kernel package to the environment, as Guix-Jupyter requires too: "
     "python-ipykernel (Python) or r-irkernel (R)"
@@ -395,7 +390,7 @@ class GuixBackend(Backend):
                 "daemon (`guix build hello`) and the network for substitutes",
             )
         profile = Path(os.path.realpath(root))
-        if not _kernelspecs(profile):
+        if not prefix_kernelspecs(profile):
             raise BuildError(
                 "the Guix environment holds no Jupyter kernel",
                 context=f"packages: {' '.join(packages)}",
@@ -414,7 +409,7 @@ def guix_kernel_command(env_path: Path, wanted: str | None = None) -> KernelComm
     profile's ``bin`` is on ``PATH`` and its ``/gnu/store`` paths are there.
     """
     profile = guix_profile(env_path)
-    specs = _kernelspecs(profile)
+    specs = prefix_kernelspecs(profile)
     if not specs:
         raise KernelStartError(
             f"the Guix environment at {env_path} holds no Jupyter kernel", hint=_KERNEL_HINT

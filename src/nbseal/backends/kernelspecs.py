@@ -29,6 +29,7 @@ __all__ = [
     "kernel_transport",
     "kernelspec_files",
     "pick_kernelspec",
+    "prefix_kernelspecs",
     "read_kernelspecs",
 ]
 
@@ -92,6 +93,11 @@ class KernelCommand:
 PREFIX_KERNEL_DIR = "share/jupyter/kernels"
 
 
+def prefix_kernelspecs(prefix: Path) -> dict[str, dict[str, Any]]:
+    """The kernelspecs of a prefix (a venv, a Guix profile) by name."""
+    return read_kernelspecs(prefix / PREFIX_KERNEL_DIR)
+
+
 def kernelspec_files(*kernel_dirs: Path) -> list[Path]:
     """The ``NAME/kernel.json`` files in ``kernel_dirs``, folder by folder, by name."""
     found: list[Path] = []
@@ -124,7 +130,7 @@ def find_kernel_command(env_path: Path, wanted: str | None = None) -> KernelComm
     that would start the *caller's* interpreter, so it is rewritten to the
     environment's own.
     """
-    specs = read_kernelspecs(env_path / PREFIX_KERNEL_DIR)
+    specs = prefix_kernelspecs(env_path)
     if not specs:
         raise KernelStartError(
             f"the environment at {env_path} holds no Jupyter kernel",
