@@ -22,15 +22,15 @@ from pathlib import Path
 
 import zmq.asyncio
 
+from nbseal.backends.kernelspecs import find_kernel_command
 from nbseal.environments import realize
-from nbseal.kernel.kernelcmd import find_kernel_command
-from nbseal.kernel.provisioning import DirectLauncher, Launcher
 from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage
 from nbseal.plan import default_environment
 from nbseal.progress import Progress
 from nbseal.sandbox import BwrapLauncher, SandboxPolicy, check_sandbox, find_bwrap
+from nbseal.sandbox.launch import DirectLauncher, Launcher
 from nbseal.store import EnvironmentStore
 
 

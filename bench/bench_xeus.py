@@ -29,9 +29,9 @@ from jupyter_client.manager import KernelManager
 
 from nbseal.environments import realize
 from nbseal.kernel.kernelspec import InMemoryKernelSpecManager
-from nbseal.kernel.provisioning import relay_script
 from nbseal.plan import EnvironmentSpec
 from nbseal.progress import Progress
+from nbseal.sandbox.launch import relay_script
 from nbseal.store import EnvironmentStore
 
 sys.path.insert(0, str(Path(__file__).parent))

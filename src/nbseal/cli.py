@@ -164,15 +164,13 @@ def _cmd_env(args: argparse.Namespace) -> int:
     removed = store.gc(args.older_than * 86400)
     freed = sum(e.size for e in removed)
     print(f"removed {len(removed)} environments, freed {freed / 1e6:.1f} MB")
-    from nbseal.backends.debian import remove_unused_debs
+    from nbseal.backends import registered_backends
 
-    debs = remove_unused_debs(lock for _, lock in store.locks())
-    if debs.removed or debs.kept_recent:
-        recent = f" (kept {debs.kept_recent} used within a day)" if debs.kept_recent else ""
-        print(
-            f"removed {len(debs.removed)} .debs no stored environment uses, "
-            f"freed {debs.freed_bytes / 1e6:.1f} MB{recent}"
-        )
+    locks = [lock for _, lock in store.locks()]
+    for backend in registered_backends():  # what each keeps beside the store (.debs)
+        note = backend.collect_garbage(locks)
+        if note:
+            print(note)
     return 0
 
 

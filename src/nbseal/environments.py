@@ -5,10 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from nbseal.backends import backend_for
-from nbseal.backends.uv import python_version_of
+from nbseal.backends import backend_for, backend_for_requirements
 from nbseal.lock import Lock
-from nbseal.plan import EnvironmentSpec, backend_of, host_platform
+from nbseal.plan import EnvironmentSpec, host_platform
 from nbseal.progress import Progress
 from nbseal.store import BuiltEnvironment, EnvironmentStore
 
@@ -17,14 +16,11 @@ __all__ = ["realize", "resolve"]
 
 async def resolve(spec: EnvironmentSpec, store: EnvironmentStore, progress: Progress) -> Lock:
     """Return the lock of ``spec``; a pinned spec is resolved once and remembered."""
-    name = backend_of(spec.requirements)
-    # A root file system or a Guix profile brings its own interpreters: the
-    # host's is not part of it.
-    python = "" if name in {"deb", "guix"} else python_version_of(spec.python)
+    backend = backend_for_requirements(spec.requirements)
+    python = backend.interpreter_key(spec)
     cached = store.cached_resolution(spec, python, host_platform())
     if cached is not None:
         return cached
-    backend = backend_for(name)
     with tempfile.TemporaryDirectory(prefix="nbseal-resolve-") as tmp:
         lock = await backend.resolve(spec, Path(tmp), progress)
     store.save_resolution(spec, lock)

@@ -3,7 +3,9 @@
 A lock is a PEP 751 ``pylock.toml`` (exact versions, artifact URLs, SHA-256
 hashes) plus the interpreter version and platform it was resolved for. The
 store key is the hash of those three, so two notebooks whose specs resolve
-to the same packages share one built environment.
+to the same packages share one built environment. Its ``backend`` field says
+which backend made it and so what ``pylock`` holds: PEP 751 text for
+:data:`PEP751_BACKEND` (PyPI), the backend's own TOML for the others.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["Lock", "LockedPackage", "index_hosts", "unnamed_sources"]
+__all__ = ["PEP751_BACKEND", "Lock", "LockedPackage", "index_hosts", "unnamed_sources"]
 
 LOCK_FORMAT = 1
+# The ``backend`` of a lock whose ``pylock`` is PEP 751 text: the PyPI backend's.
+PEP751_BACKEND = "uv"
 
 # Hosts a fresh resolution may fetch from without the notebook naming them.
 DEFAULT_INDEX_HOSTS = ("pypi.org", "files.pythonhosted.org")
@@ -128,7 +132,10 @@ def unnamed_sources(
     is not the declaration it claims to be. Each returned entry is
     ``NAME from WHERE``; empty when every artifact is accounted for.
     """
-    if lock.backend != "uv":
+    # Only PEP 751 text names artifacts by URL. Known by the lock's own field,
+    # not by the requirements: the field chooses the backend that builds it, so
+    # a lock claiming to be PyPI's is always judged here.
+    if lock.backend != PEP751_BACKEND:
         return []
     allowed = {h.lower() for h in (index_hosts() if hosts is None else hosts)}
     direct = {

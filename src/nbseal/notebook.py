@@ -15,6 +15,8 @@ from nbseal.fsutil import atomic_write_text
 from nbseal.lock import Lock
 
 __all__ = [
+    "DISPLAY_NAME",
+    "KERNEL_NAME",
     "LOCK_MIME",
     "code_sources",
     "insert_directive",
@@ -32,6 +34,11 @@ __all__ = [
     "stored_locks",
     "write_notebook",
 ]
+
+# The kernel a notebook names in ``metadata.kernelspec`` to run under nbseal
+# (the kernelspec itself: :mod:`nbseal.kernel.kernelspec`).
+KERNEL_NAME = "nbseal"
+DISPLAY_NAME = "nbseal (reproducible)"
 
 
 def _read_text(path: Path) -> str:
@@ -85,8 +92,6 @@ def write_notebook(notebook: Any, path: Path) -> None:
 
 
 def mark_kernel(notebook: Any) -> None:
-    from nbseal.kernel.kernelspec import DISPLAY_NAME, KERNEL_NAME
-
     notebook.metadata["kernelspec"] = {
         "name": KERNEL_NAME,
         "display_name": DISPLAY_NAME,

@@ -18,6 +18,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from nbseal.directives import (
+    DEB_REQUIREMENT_PREFIX,
     GUIX_PIN_PREFIX,
     GUIX_REQUIREMENT_PREFIX,
     AllowDirective,
@@ -47,7 +48,6 @@ __all__ = [
     "EnvironmentSpec",
     "NotebookPlan",
     "NotebookState",
-    "backend_of",
     "declare_env",
     "declare_script",
     "default_declaration",
@@ -56,8 +56,6 @@ __all__ = [
     "host_platform",
     "host_python",
     "host_python_version",
-    "is_debian",
-    "is_guix",
     "notebook_pin_after",
     "plan_notebook",
     "split_pin",
@@ -148,25 +146,6 @@ class Declaration:
         return next((lock for lock in candidates if self.staleness(lock) is None), None)
 
 
-def is_debian(requirements: tuple[str, ...]) -> bool:
-    """A Debian environment: every requirement is a ``deb:`` package."""
-    return bool(requirements) and all(r.startswith("deb:") for r in requirements)
-
-
-def is_guix(requirements: tuple[str, ...]) -> bool:
-    """A Guix environment: every requirement is a ``guix:`` package (``;;guix environment``)."""
-    return bool(requirements) and all(r.startswith(GUIX_REQUIREMENT_PREFIX) for r in requirements)
-
-
-def backend_of(requirements: tuple[str, ...]) -> str:
-    """The backend that builds an environment of ``requirements``: uv, deb or guix."""
-    if is_debian(requirements):
-        return "deb"
-    if is_guix(requirements):
-        return "guix"
-    return "uv"
-
-
 # -- pins --------------------------------------------------------------------
 # A notebook holds at most one date pin (``#seal pin``, for PyPI and Debian)
 # and one Guix pin (``;;guix pin``, ``guix-commit:COMMIT``). As one string
@@ -201,11 +180,20 @@ def guix_commit_of(pin: str) -> str | None:
     return guix[len(GUIX_PIN_PREFIX) :] if guix else None
 
 
+# Requirements outside PyPI carry the prefix of their namespace.
+_NAMESPACE_PREFIXES = (DEB_REQUIREMENT_PREFIX, GUIX_REQUIREMENT_PREFIX)
+
+
 def _with_kernel(requirements: tuple[str, ...], kernel: str | None) -> tuple[str, ...]:
-    if backend_of(requirements) != "uv":
-        # A root file system or a Guix profile brings its own kernel package.
+    """PyPI requirements (no namespace prefix) that name no kernel get ipykernel.
+
+    Packages of one namespace (all ``deb:``, all ``guix:``) bring their own
+    kernel package; a spec of PyPI packages that names no kernel runs Python.
+    """
+    if requirements and any(
+        all(r.startswith(prefix) for r in requirements) for prefix in _NAMESPACE_PREFIXES
+    ):
         return requirements
-    # A spec that names no kernel runs Python, so it gets ipykernel.
     if kernel is None and not any(Requirement(r).name.lower() == "ipykernel" for r in requirements):
         return (*requirements, "ipykernel")
     return requirements
@@ -230,7 +218,7 @@ def declare_env(directive: EnvDefineDirective, notebook_pin: str | None) -> Decl
             text=f"#seal env {directive.name} <- ... python={wanted}",
             expected=f"python={here.rsplit('.', 1)[0]} or no python= option",
         )
-    debs = [r.startswith("deb:") for r in directive.requirements]
+    debs = [r.startswith(DEB_REQUIREMENT_PREFIX) for r in directive.requirements]
     if any(debs) and not all(debs):
         raise DirectiveError(
             "an environment holds either Debian packages (deb:NAME) or Python packages",

@@ -16,8 +16,14 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 
 from nbseal.errors import NotebookError
 from nbseal.kernel.display import PROGRESS_MIME
-from nbseal.kernel.kernelspec import KERNEL_NAME, InMemoryKernelSpecManager
-from nbseal.notebook import mark_kernel, read_notebook, record_run, write_notebook
+from nbseal.kernel.kernelspec import InMemoryKernelSpecManager
+from nbseal.notebook import (
+    KERNEL_NAME,
+    mark_kernel,
+    read_notebook,
+    record_run,
+    write_notebook,
+)
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 
 __all__ = ["CellFailedError", "RunEvent", "RunResult", "execute_notebook", "run_notebook"]

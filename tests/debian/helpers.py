@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from nbseal.kernel.kernelcmd import KernelCommand
+from nbseal.backends.debian.kernel import find_rootfs_kernel_command
+from nbseal.backends.kernelspecs import KernelCommand
 from nbseal.sandbox import SandboxPolicy
-from nbseal.sandbox.rootfs import RootfsLauncher, find_rootfs_kernel_command
+from nbseal.sandbox.rootfs import RootfsLauncher
 from tests.sandbox.helpers import LoopThread, SealedKernel
 
 

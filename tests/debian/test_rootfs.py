@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from nbseal.backends.debian import DebianBackend
+from nbseal.backends.debian.kernel import find_rootfs_kernel_command
 from nbseal.backends.debian.lock import DebCache, DebianLockData, sha256_file
 from nbseal.backends.debian.tree import disk_usage, installed_packages, share_identical_files
 from nbseal.errors import BuildError, ResolutionError
@@ -30,7 +31,6 @@ from nbseal.fsutil import remove_tree
 from nbseal.plan import EnvironmentSpec
 from nbseal.progress import Progress
 from nbseal.sandbox import SandboxPolicy
-from nbseal.sandbox.rootfs import find_rootfs_kernel_command
 from nbseal.store import EnvironmentStore
 from tests.debian.conftest import PIN, R_REQUIREMENTS, BuiltRootfs
 from tests.debian.helpers import RootfsKernel

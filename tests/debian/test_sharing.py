@@ -15,11 +15,14 @@ from nbseal.backends.base import Backend
 from nbseal.backends.debian import DebianBackend, remove_unused_debs
 from nbseal.backends.debian.lock import DebCache, DebianLockData, DebianPackage, DebianSource
 from nbseal.backends.debian.tree import disk_usage, share_identical_files
+from nbseal.backends.kernelspecs import KernelCommand
 from nbseal.cli import main as cli_main
 from nbseal.fsutil import make_tree_readonly
 from nbseal.lock import Lock
 from nbseal.plan import EnvironmentSpec
 from nbseal.progress import Progress
+from nbseal.sandbox.launch import Launcher
+from nbseal.sandbox.policy import SandboxPolicy
 from nbseal.store import EnvironmentStore
 
 MTIME = 1_700_000_000  # as dpkg extracts it from the .deb: the same in every tree
@@ -105,6 +108,12 @@ class _FakeVenv(Backend):
 
     async def build(self, lock: Lock, dest: Path, progress: Progress) -> None:
         _write(dest, "lib/libR.so", BIG)
+
+    def kernel_command(self, env_path: Path, wanted: str | None = None) -> KernelCommand:
+        raise NotImplementedError  # the store never starts a kernel
+
+    def launcher(self, policy: SandboxPolicy, *, sealed: bool) -> Launcher:
+        raise NotImplementedError
 
 
 def test_store_shares_files_between_debian_trees_only(tmp_path: Path) -> None:

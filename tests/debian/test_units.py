@@ -30,16 +30,17 @@ from nbseal.backends.debian import (
     unprivileged_problem,
 )
 from nbseal.backends.debian.indices import _list_prefix
+from nbseal.backends.debian.kernel import find_rootfs_kernel_command
 from nbseal.backends.debian.lock import DebCache, DebianLockData, DebianPackage, DebianSource
 from nbseal.backends.debian.mmdebstrap import BuildUser, _dpkg_options, _normalise_hook
 from nbseal.backends.debian.preflight import BuildIds, root_build_ids
 from nbseal.backends.debian.tree import unpack_rootfs
 from nbseal.errors import BuildError, KernelStartError, ResolutionError
-from nbseal.kernel.provisioning import LaunchRequest
 from nbseal.lock import Lock
 from nbseal.progress import Progress
 from nbseal.sandbox import SandboxPolicy
-from nbseal.sandbox.rootfs import RootfsLauncher, find_rootfs_kernel_command
+from nbseal.sandbox.launch import LaunchRequest
+from nbseal.sandbox.rootfs import RootfsLauncher
 from nbseal.sandbox.userns import userns_command
 from tests.dataserver import serve
 

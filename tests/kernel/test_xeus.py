@@ -18,8 +18,8 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from nbseal.kernel.kernelcmd import find_kernel_command, kernel_transport
-from nbseal.kernel.provisioning import LaunchRequest, Relay
+from nbseal.backends.kernelspecs import find_kernel_command, kernel_transport
+from nbseal.sandbox.launch import LaunchRequest, Relay
 from tests.kernel.helpers import Result, collect, execute, pid_alive, running_kernel, wait_gone
 
 pytestmark = pytest.mark.usefixtures("default_env")

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import zmq.asyncio
 
-from nbseal.kernel.kernelcmd import KernelCommand, find_kernel_command
+from nbseal.backends.kernelspecs import KernelCommand, find_kernel_command
 from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage

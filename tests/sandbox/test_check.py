@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from nbseal.errors import SandboxUnavailableError
-from nbseal.kernel.provisioning import LaunchRequest
 from nbseal.sandbox import BwrapLauncher, SandboxPolicy, check_sandbox, find_bwrap
 from nbseal.sandbox.bwrap import BWRAP_ENV_VAR
+from nbseal.sandbox.launch import LaunchRequest
 
 
 def test_the_sandbox_works_here() -> None:

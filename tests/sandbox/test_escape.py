@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from nbseal.kernel.provisioning import LaunchRequest
 from nbseal.paths import cache_root
 from nbseal.sandbox.bwrap import SANDBOX_HOME, base_python_prefixes
+from nbseal.sandbox.launch import LaunchRequest
 from tests.sandbox.conftest import FAKE_SECRETS
 from tests.sandbox.helpers import SealedKernel
 

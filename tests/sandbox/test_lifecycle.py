@@ -85,7 +85,7 @@ def test_kernel_dies_with_the_process_that_launched_it(
         f"""
         import asyncio, sys, time
         from pathlib import Path
-        from nbseal.kernel.provisioning import LaunchRequest
+        from nbseal.sandbox.launch import LaunchRequest
         from nbseal.sandbox import BwrapLauncher, SandboxPolicy
 
         async def main():

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from nbseal.kernel.provisioning import relay_script
+from nbseal.sandbox.launch import relay_script
 from tests.kernel.helpers import pid_alive, wait_gone
 
 PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}

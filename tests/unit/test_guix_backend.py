@@ -19,14 +19,11 @@ import pytest
 from nbseal.backends import backend_for
 from nbseal.backends.guix import (
     GuixBackend,
-    GuixLauncher,
     GuixLockData,
     GuixPackage,
     build_argv,
     channel_commits,
-    container_argv,
     describe_argv,
-    find_guix,
     guix_kernel_command,
     manifest_argv,
     parse_show,
@@ -39,10 +36,11 @@ from nbseal.errors import (
     NbsealError,
     ResolutionError,
 )
-from nbseal.kernel.provisioning import LaunchRequest
 from nbseal.lock import Lock
 from nbseal.plan import EnvironmentSpec, host_platform, plan_notebook
 from nbseal.progress import Progress
+from nbseal.sandbox.guix import GuixLauncher, container_argv, find_guix
+from nbseal.sandbox.launch import LaunchRequest
 from nbseal.sandbox.policy import SandboxPolicy, Share
 from nbseal.store import EnvironmentStore
 from tests.fakeguix import CHANNELS, FULL, calls, install_fake_guix

@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from nbseal.backends import backend_for_requirements
 from nbseal.digests import nix_base32_encode
 from nbseal.directives import (
     HELP_TEXT,
@@ -25,7 +26,6 @@ from nbseal.errors import DirectiveError
 from nbseal.lock import Lock
 from nbseal.plan import (
     Declaration,
-    backend_of,
     declare_env,
     guix_commit_of,
     host_platform,
@@ -187,7 +187,7 @@ def test_a_guix_environment_is_declared_for_the_guix_backend_at_its_pin() -> Non
         f"guix-commit:{COMMIT}",
         source=";;guix environment",
     )
-    assert backend_of(py.requirements) == "guix"
+    assert backend_for_requirements(py.requirements).name == "guix"
     assert py.spec().pin == f"guix-commit:{COMMIT}"
     assert plan.used == {"py"}
     # ;;guix download is nbseal's data: recorded by `nbseal lock`, fetched without Guix.
@@ -254,9 +254,9 @@ def test_bad_guix_environments_name_the_cell(source: str, fragment: str) -> None
 
 
 def test_backends_by_requirements() -> None:
-    assert backend_of(("six",)) == "uv"
-    assert backend_of(("deb:bash",)) == "deb"
-    assert backend_of(("guix:python", "guix:python-ipykernel")) == "guix"
+    assert backend_for_requirements(("six",)).name == "uv"
+    assert backend_for_requirements(("deb:bash",)).name == "deb"
+    assert backend_for_requirements(("guix:python", "guix:python-ipykernel")).name == "guix"
 
 
 def test_a_guix_lock_goes_stale_when_the_commit_or_packages_change() -> None:

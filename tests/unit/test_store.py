@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 
 from nbseal.backends.base import Backend
+from nbseal.backends.kernelspecs import KernelCommand
 from nbseal.errors import BuildError
 from nbseal.lock import Lock
 from nbseal.plan import EnvironmentSpec
 from nbseal.progress import Progress
+from nbseal.sandbox.launch import Launcher
+from nbseal.sandbox.policy import SandboxPolicy
 from nbseal.store import EnvironmentStore
 
 LOCK = Lock(
@@ -49,6 +52,12 @@ class FileBackend(Backend):
                 raise OSError(28, "No space left on device")
             (dest / "bin" / f"f{i}").write_text(str(i))
             await asyncio.sleep(self.delay)
+
+    def kernel_command(self, env_path: Path, wanted: str | None = None) -> KernelCommand:
+        raise NotImplementedError  # the store never starts a kernel
+
+    def launcher(self, policy: SandboxPolicy, *, sealed: bool) -> Launcher:
+        raise NotImplementedError
 
 
 def test_build_then_reuse(tmp_path: Path) -> None:

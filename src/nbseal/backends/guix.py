@@ -25,16 +25,12 @@ build
     collector root; the store entry holds the channels, the manifest and
     ``profile``, a link to the profile in ``/gnu/store``.
 kernel
-    ``guix shell --container --profile=PROFILE [--network] --share=SOCKETS
-    [--expose=DATA=WORKDIR/NAME]... -- KERNEL ARGV``, started in the
-    notebook's working directory, which ``guix shell --container`` shares
-    (see :func:`container_argv`, :class:`GuixLauncher`).
+    the profile's kernelspec (:func:`guix_kernel_command`), started by
+    ``guix shell --container`` (:class:`nbseal.sandbox.guix.GuixLauncher`).
 
 None of this can run where nbseal is developed: Guix is not installed there.
 The command lines are pure functions with unit tests, resolve and build are
-tested against a stand-in ``guix`` script, and the kernel needs the proxy to
-use :func:`guix_kernel_command` and :class:`GuixLauncher` for a lock whose
-backend is ``guix``.
+tested against a stand-in ``guix`` script.
 """
 
 from __future__ import annotations
@@ -44,22 +40,27 @@ import json
 import os
 import re
 import shlex
-import shutil
 import sys
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nbseal.backends.base import Backend
+from nbseal.backends.kernelspecs import (
+    KernelCommand,
+    command_from_spec,
+    pick_kernelspec,
+    prefix_kernelspecs,
+)
 from nbseal.directives import GUIX_REQUIREMENT_PREFIX
-from nbseal.errors import BuildError, GuixUnavailableError, KernelStartError, ResolutionError
-from nbseal.kernel.kernelcmd import KernelCommand, command_from_spec, pick_kernelspec
-from nbseal.kernel.provisioning import Launcher, LaunchRequest, spawn_logged
+from nbseal.errors import BuildError, KernelStartError, ResolutionError
 from nbseal.lock import Lock
 from nbseal.paths import cache_root
 from nbseal.plan import EnvironmentSpec, guix_commit_of, host_platform
 from nbseal.progress import Progress
+from nbseal.sandbox.guix import GuixLauncher, find_guix, guix_profile
+from nbseal.sandbox.launch import Launcher
 from nbseal.sandbox.policy import SandboxPolicy
 
 if sys.version_info >= (3, 11):
@@ -70,28 +71,19 @@ else:  # pragma: no cover
 __all__ = [
     "GUIX_LOCK_VERSION",
     "GuixBackend",
-    "GuixLauncher",
     "GuixLockData",
     "GuixPackage",
     "build_argv",
     "channel_commits",
-    "container_argv",
     "describe_argv",
-    "find_guix",
     "guix_kernel_command",
     "guix_packages",
-    "guix_profile",
     "manifest_argv",
     "parse_show",
     "show_argv",
 ]
 
 GUIX_LOCK_VERSION = 1
-INSTALL_HINT = (
-    "install Guix (https://guix.gnu.org/manual/en/html_node/Installation.html) and run the "
-    "cell again, or declare the environment with `#seal env NAME <- ...` from PyPI packages "
-    "(e.g. `#seal env py <- numpy`) or Debian packages (`deb:NAME`) instead"
-)
 
 
 # ---------------------------------------------------------------------------
@@ -120,16 +112,6 @@ def _directive(name: str, requirements: Sequence[str], pin: str = "") -> str:
         lines.append(f";;guix pin {commit}")
     lines.append(f";;guix environment {name} <- {' '.join(guix_packages(requirements))}")
     return "needed by:\n" + "\n".join(f"    {line}" for line in lines)
-
-
-def find_guix(context: str = "") -> str:
-    """The ``guix`` command; raises :class:`GuixUnavailableError` when there is none."""
-    found = shutil.which("guix")
-    if found is None:
-        raise GuixUnavailableError(
-            "guix is not installed on this machine", context=context, hint=INSTALL_HINT
-        )
-    return found
 
 
 # -- command lines (pure) ----------------------------------------------------
@@ -163,40 +145,6 @@ def build_argv(guix: str, channels: Path, manifest: Path, root: Path) -> list[st
         "--",
         "true",
     ]
-
-
-def container_argv(
-    guix: str,
-    profile: Path,
-    kernel_argv: Sequence[str],
-    *,
-    policy: SandboxPolicy,
-    socket_dir: Path,
-    preserve: Iterable[str] = (),
-    container: bool = True,
-) -> list[str]:
-    """``guix shell --container`` running ``kernel_argv`` under ``policy``.
-
-    Run it in ``policy.workdir``: ``guix shell --container`` shares the
-    current directory, writable, at the same path, and starts there. The
-    socket directory (connection file and ipc sockets) is shared writable;
-    data is exposed read-only under its name in the working directory.
-    ``preserve`` names the variables (e.g. a kernelspec's ``env``) that pass
-    into the container. Without ``container``, the kernel runs unsealed.
-    """
-    argv = [guix, "shell"]
-    if container:
-        argv.append("--container")
-        if policy.network:
-            argv.append("--network")
-        argv.append(f"--share={socket_dir}")
-        for share in policy.shares:
-            option = "--share" if share.mode == "rw" else "--expose"
-            argv.append(f"{option}={share.host_path}")
-        argv += [f"--expose={host}={inside}" for host, inside in policy.readonly_binds]
-    argv.append(f"--profile={profile}")
-    argv += [f"--preserve=^{re.escape(name)}$" for name in sorted(preserve)]
-    return [*argv, "--", *kernel_argv]
 
 
 # -- what guix prints (pure) ---------------------------------------------------
@@ -351,16 +299,6 @@ async def _run(argv: Sequence[str], progress: Progress) -> _Run:
     return _Run(returncode, stdout.decode(errors="replace"), "\n".join(errors))
 
 
-def _kernelspecs(profile: Path) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for spec_file in sorted(profile.glob("share/jupyter/kernels/*/kernel.json")):
-        try:
-            found[spec_file.parent.name] = json.loads(spec_file.read_text())
-        except (OSError, ValueError):
-            continue
-    return found
-
-
 _KERNEL_HINT = (
     "add a Jupyter kernel package to the environment, as Guix-Jupyter requires too: "
     "python-ipykernel (Python) or r-irkernel (R)"
@@ -375,6 +313,19 @@ class GuixBackend(Backend):
     def __init__(self, *, roots: Path | None = None) -> None:
         # GC roots of built profiles: outside the store entry, whose path changes on rename.
         self.roots = roots if roots is not None else cache_root() / "guix" / "roots"
+
+    def kernel_command(self, env_path: Path, wanted: str | None = None) -> KernelCommand:
+        return guix_kernel_command(env_path, wanted)
+
+    def launcher(self, policy: SandboxPolicy, *, sealed: bool) -> Launcher:
+        """Guix seals its own kernels: ``guix shell --container`` (needs Guix)."""
+        return GuixLauncher(policy, sealed=sealed)
+
+    def unpinned_note(self, env_name: str, instant: str) -> str:
+        return (
+            f"environment {env_name!r} uses Guix as installed here; "
+            "add `;;guix pin COMMIT` (from `guix describe`) to freeze it"
+        )
 
     async def resolve(self, spec: EnvironmentSpec, workdir: Path, progress: Progress) -> Lock:
         guix = find_guix(_directive(spec.name, spec.requirements, spec.pin))
@@ -439,7 +390,7 @@ class GuixBackend(Backend):
                 "daemon (`guix build hello`) and the network for substitutes",
             )
         profile = Path(os.path.realpath(root))
-        if not _kernelspecs(profile):
+        if not prefix_kernelspecs(profile):
             raise BuildError(
                 "the Guix environment holds no Jupyter kernel",
                 context=f"packages: {' '.join(packages)}",
@@ -451,11 +402,6 @@ class GuixBackend(Backend):
 # ---------------------------------------------------------------------------
 # the kernel (the proxy's side; needs Guix)
 # ---------------------------------------------------------------------------
-def guix_profile(env_path: Path) -> Path:
-    """The profile in ``/gnu/store`` that a built Guix environment links to."""
-    return Path(os.path.realpath(env_path / "profile"))
-
-
 def guix_kernel_command(env_path: Path, wanted: str | None = None) -> KernelCommand:
     """The kernel of a built Guix environment, as its kernelspec names it.
 
@@ -463,7 +409,7 @@ def guix_kernel_command(env_path: Path, wanted: str | None = None) -> KernelComm
     profile's ``bin`` is on ``PATH`` and its ``/gnu/store`` paths are there.
     """
     profile = guix_profile(env_path)
-    specs = _kernelspecs(profile)
+    specs = prefix_kernelspecs(profile)
     if not specs:
         raise KernelStartError(
             f"the Guix environment at {env_path} holds no Jupyter kernel", hint=_KERNEL_HINT
@@ -472,37 +418,3 @@ def guix_kernel_command(env_path: Path, wanted: str | None = None) -> KernelComm
     # ipykernel answers interrupt_request; a signal would reach `guix shell`.
     interrupt_mode = "message" if "ipykernel_launcher" in argv else None
     return command_from_spec(name, spec, argv, interrupt_mode)
-
-
-class GuixLauncher(Launcher):
-    """Start a Guix environment's kernel with ``guix shell --container``.
-
-    Sealed as Guix seals: its own namespaces, only the profile's store items,
-    the working directory, the sockets and what the policy grants. Unsealed
-    (``--no-sandbox``) it runs ``guix shell --profile`` without a container.
-    Not run by the tests: it needs Guix.
-    """
-
-    def __init__(self, policy: SandboxPolicy, *, sealed: bool = True, guix: str | None = None):
-        self.policy = policy if sealed else replace(policy, network=True)
-        self.sealed = sealed
-        self._guix = guix
-
-    def build_argv(self, request: LaunchRequest) -> list[str]:
-        return container_argv(
-            self._guix or find_guix(),
-            guix_profile(request.env_path),
-            request.argv,
-            policy=self.policy,
-            socket_dir=request.socket_dir,
-            # A pid namespace's parent is pid 1: ipykernel would take that for its parent dying.
-            preserve=[name for name in request.env if name != "JPY_PARENT_PID"],
-            container=self.sealed,
-        )
-
-    async def launch(self, request: LaunchRequest) -> asyncio.subprocess.Process:
-        argv = self.build_argv(request)
-        env = dict(os.environ)
-        env.update(request.env)
-        env.pop("JPY_PARENT_PID", None)
-        return await spawn_logged(argv, env=env, cwd=request.cwd, log_path=request.log_path)

@@ -15,14 +15,18 @@ from pathlib import Path
 
 from nbseal import uv
 from nbseal.backends.base import Backend
+from nbseal.backends.kernelspecs import KernelCommand, find_kernel_command
 from nbseal.errors import BuildError
 from nbseal.fsutil import remove_tree
-from nbseal.lock import Lock
+from nbseal.lock import PEP751_BACKEND, Lock
 from nbseal.plan import EnvironmentSpec, host_platform
 from nbseal.progress import Progress
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 from nbseal.sandbox.build import sealed_step
+from nbseal.sandbox.bwrap import BwrapLauncher
 from nbseal.sandbox.identity import sandbox_identity
+from nbseal.sandbox.launch import DirectLauncher, Launcher
+from nbseal.sandbox.policy import SandboxPolicy
 
 __all__ = ["UvBackend"]
 
@@ -59,7 +63,18 @@ def python_version_of(python: str) -> str:
 
 
 class UvBackend(Backend):
-    name = "uv"
+    """PyPI packages into a venv on the host's interpreter, its kernel under bwrap."""
+
+    name = PEP751_BACKEND
+
+    def interpreter_key(self, spec: EnvironmentSpec) -> str:
+        return python_version_of(spec.python)
+
+    def kernel_command(self, env_path: Path, wanted: str | None = None) -> KernelCommand:
+        return find_kernel_command(env_path, wanted)
+
+    def launcher(self, policy: SandboxPolicy, *, sealed: bool) -> Launcher:
+        return BwrapLauncher(policy) if sealed else DirectLauncher()
 
     async def resolve(self, spec: EnvironmentSpec, workdir: Path, progress: Progress) -> Lock:
         progress.step(f"resolving {' '.join(spec.requirements)} as of {spec.pin}")

@@ -1,6 +1,7 @@
 """``#seal`` (and ``;;guix``) directives: a pure parser from cell text to typed directives."""
 
 from nbseal.directives.model import (
+    DEB_REQUIREMENT_PREFIX,
     GUIX_PIN_PREFIX,
     GUIX_REQUIREMENT_PREFIX,
     AllowDirective,
@@ -23,6 +24,7 @@ from nbseal.directives.model import (
 from nbseal.directives.parser import HELP_TEXT, parse_cell
 
 __all__ = [
+    "DEB_REQUIREMENT_PREFIX",
     "GUIX_PIN_PREFIX",
     "GUIX_REQUIREMENT_PREFIX",
     "HELP_TEXT",

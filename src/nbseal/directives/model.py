@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "DEB_REQUIREMENT_PREFIX",
     "GUIX_PIN_PREFIX",
     "GUIX_REQUIREMENT_PREFIX",
     "AllowDirective",
@@ -117,6 +118,8 @@ Directive = (
 )
 
 
+# A Debian package: ``deb:r-base-core`` or ``deb:NAME=VERSION``.
+DEB_REQUIREMENT_PREFIX = "deb:"
 # A Guix package inside nbseal: ``guix:python-numpy@1.26``, beside ``deb:NAME``.
 GUIX_REQUIREMENT_PREFIX = "guix:"
 # A Guix pin as a pin string: ``guix-commit:COMMIT`` (a date pin is an instant).

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from nbseal.backends import backend_for_requirements
 from nbseal.datastore import DataStore
 from nbseal.directives import (
     HELP_TEXT,
@@ -35,7 +36,7 @@ from nbseal.kernel.grants import Grants
 from nbseal.kernel.pool import EnvironmentPool, EnvironmentSlot, ProgressDisplay
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.lock import Lock
-from nbseal.plan import Declaration, EnvironmentSpec, NotebookState, backend_of
+from nbseal.plan import Declaration, EnvironmentSpec, NotebookState
 from nbseal.progress import Progress
 from nbseal.sources import UNRESTRICTED, SourcePolicy
 
@@ -175,16 +176,6 @@ class Cells:
         if declaration.pin is not None:
             return declaration.spec(), None
         instant = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if backend_of(declaration.requirements) == "guix":
-            self.sockets.print(
-                execution.header,
-                f"nbseal: environment {name!r} uses Guix as installed here; "
-                "add `;;guix pin COMMIT` (from `guix describe`) to freeze it",
-            )
-            return declaration.spec(instant), None
-        self.sockets.print(
-            execution.header,
-            f"nbseal: environment {name!r} is resolved as of {instant}; "
-            f"add `#seal pin {instant}` to freeze it",
-        )
+        backend = backend_for_requirements(declaration.requirements)
+        self.sockets.print(execution.header, "nbseal: " + backend.unpinned_note(name, instant))
         return declaration.spec(instant), None

@@ -4,49 +4,30 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from nbseal.kernel.pool import EnvironmentSlot
+from nbseal.backends import backend_for, backend_for_requirements
+from nbseal.kernel.pool import EnvironmentSlot
 
 __all__ = ["describe_bundle"]
 
 _COLUMNS = ("environment", "kernel", "language", "pin", "packages", "store key", "sandbox")
-# Shown when some environment is a Debian root file system.
+# Where an environment's packages come from, when its backend says (a Debian
+# tree's suite and mirror); a column only when some row has it.
 _SOURCE = "source"
 
 
-def _debian_source(slot: EnvironmentSlot) -> dict[str, Any] | None:
-    """Suite, mirror and sources of a Debian environment's lock; None for other backends."""
+def _backend_fields(slot: EnvironmentSlot) -> dict[str, Any]:
+    """What the environment's backend adds to its row (a Debian tree: suite and mirror)."""
     lock = slot.built.lock if slot.built is not None else slot.lock
-    if lock is None:
-        if slot.spec.requirements and all(r.startswith("deb:") for r in slot.spec.requirements):
-            return {"text": "Debian (not resolved yet)"}
-        return None
-    if lock.backend != "deb":
-        return None
-    from nbseal.backends.debian.lock import DebianLockData
-    from nbseal.errors import BuildError
-
     try:
-        data = DebianLockData.loads(lock.pylock)
-    except BuildError:
-        return {"text": "Debian (lock unreadable)"}
-    mirror = data.sources[0].uri if data.sources else ""
-    suites = list(dict.fromkeys(s.suite for s in data.sources))
-    text = f"Debian {data.suite} ({data.architecture}) from {mirror}"
-    if len(suites) > 1:
-        text += f" ({', '.join(suites)})"
-    if not data.pin_enforced:
-        text += "; the pin is not enforced (a regular mirror has only its newest packages)"
-    return {
-        "text": text,
-        "suite": data.suite,
-        "architecture": data.architecture,
-        "mirror": mirror,
-        "sources": [s.line() for s in data.sources],
-        "pin_enforced": data.pin_enforced,
-    }
+        if lock is None:
+            backend = backend_for_requirements(slot.spec.requirements)
+        else:
+            backend = backend_for(lock.backend)
+    except ValueError:  # a lock of a backend this nbseal does not know
+        return {}
+    return backend.describe(lock) or {}
 
 
 def _row(name: str, slot: EnvironmentSlot, current: str, sandbox: str) -> dict[str, Any]:
@@ -66,10 +47,7 @@ def _row(name: str, slot: EnvironmentSlot, current: str, sandbox: str) -> dict[s
         "store key": slot.built.key[:12] if slot.built is not None else "not built",
         "sandbox": sandbox,
     }
-    debian = _debian_source(slot)
-    if debian is not None:
-        row[_SOURCE] = debian["text"]
-        row["debian"] = debian
+    row.update(_backend_fields(slot))
     return row
 
 

@@ -2,8 +2,9 @@
 
 The notebook opens its sandbox only through directives (``#seal allow
 network``, ``#seal share``) and puts data in it with ``#seal data``; this
-module keeps that state and turns it into a :class:`SandboxPolicy` and a
-launcher. A kernel started under other grants is restarted by the proxy.
+module keeps that state and turns it into a :class:`SandboxPolicy`, which an
+environment's backend turns into a launcher (``Backend.launcher``). A kernel
+started under other grants is restarted by the proxy.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from pathlib import Path
 
 from nbseal.directives import ShareDirective
 from nbseal.errors import DirectiveError
-from nbseal.kernel.provisioning import DirectLauncher, Launcher
-from nbseal.sandbox import BwrapLauncher, SandboxPolicy, Share
+from nbseal.sandbox import SandboxPolicy, Share
 from nbseal.sandbox.identity import sandbox_identity
 from nbseal.sandbox.limits import DEFAULT_LIMITS, Limits
 from nbseal.sandbox.policy import UNSEALED_SUMMARY, ShareMode, grants_summary
@@ -55,26 +55,6 @@ class Grants:
             return UNSEALED_SUMMARY
         shares = [(path, mode, None) for path, mode in sorted(self.shares.items())]
         return grants_summary(network=self.network, shares=shares, limits=self.limits)
-
-    def launcher(self, *, rootfs: bool = False) -> Launcher:
-        """How to start a kernel: sealed, or plainly when the user opted out.
-
-        A root file system (a Debian environment) is always entered through
-        bubblewrap; unsealed, it keeps the host's network.
-        """
-        if rootfs:
-            from nbseal.sandbox.rootfs import RootfsLauncher
-
-            policy = self.policy()
-            if not self.sealed:
-                policy = SandboxPolicy(
-                    workdir=policy.workdir,
-                    network=True,
-                    shares=policy.shares,
-                    readonly_binds=policy.readonly_binds,
-                )
-            return RootfsLauncher(policy)
-        return BwrapLauncher(self.policy()) if self.sealed else DirectLauncher()
 
     def share_path(self, directive: ShareDirective) -> Path:
         """The host path ``#seal share`` names; raises when it does not exist."""

@@ -10,8 +10,9 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
+from nbseal.notebook import DISPLAY_NAME, KERNEL_NAME
+
 __all__ = [
-    "KERNEL_NAME",
     "UNSEALED_KERNEL_NAME",
     "InMemoryKernelSpecManager",
     "install_kernelspec",
@@ -19,8 +20,6 @@ __all__ = [
     "remove_kernelspec",
 ]
 
-KERNEL_NAME = "nbseal"
-DISPLAY_NAME = "nbseal (reproducible)"
 # The explicit opt-out: same kernel, no sandbox, and it says so in the launcher.
 UNSEALED_KERNEL_NAME = "nbseal-unsealed"
 UNSEALED_DISPLAY_NAME = "nbseal (UNSEALED: no sandbox)"

@@ -20,13 +20,13 @@ from typing import Any
 
 import zmq.asyncio
 
+from nbseal.backends import backend_for
 from nbseal.datastore import DataStore
 from nbseal.environments import realize, resolve
 from nbseal.errors import KernelStartError, NbsealError
 from nbseal.kernel.app import Background, FrontendSockets
 from nbseal.kernel.display import progress_bundle
 from nbseal.kernel.grants import Grants
-from nbseal.kernel.kernelcmd import find_kernel_command
 from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage
@@ -316,21 +316,10 @@ class EnvironmentPool:
                 slot.lock = await resolve(slot.spec, self.store, progress)
             if slot.built is None:
                 slot.built = await realize(slot.spec, self.store, progress, lock=slot.lock)
-            rootfs = slot.lock.backend == "deb"
-            launcher = self.grants.launcher(rootfs=rootfs)
-            if slot.lock.backend == "guix":
-                # Guix seals its own kernels: `guix shell --container` (needs Guix).
-                from nbseal.backends.guix import GuixLauncher, guix_kernel_command
-
-                command = guix_kernel_command(slot.built.path, slot.spec.kernel)
-                launcher = GuixLauncher(self.grants.policy(), sealed=self.grants.sealed)
-            elif rootfs:
-                from nbseal.sandbox.rootfs import find_rootfs_kernel_command
-
-                command = find_rootfs_kernel_command(slot.built.path, slot.spec.kernel)
-            else:
-                command = find_kernel_command(slot.built.path, slot.spec.kernel)
+            backend = backend_for(slot.lock.backend)
+            command = backend.kernel_command(slot.built.path, slot.spec.kernel)
             slot.policy = self.grants.policy()
+            launcher = backend.launcher(slot.policy, sealed=self.grants.sealed)
             self._kernel_index += 1
             kernel = SubKernel(
                 env_name=slot.spec.name,

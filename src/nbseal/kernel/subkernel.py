@@ -17,11 +17,11 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from nbseal.backends.kernelspecs import KernelCommand
 from nbseal.errors import KernelStartError
-from nbseal.kernel.kernelcmd import KernelCommand
-from nbseal.kernel.provisioning import Launcher, LaunchRequest, Relay
 from nbseal.kernel.session import WireSession
 from nbseal.kernel.wire import RawMessage, resign, split_frames
+from nbseal.sandbox.launch import Launcher, LaunchRequest, Relay
 
 __all__ = ["SubKernel"]
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from nbseal.errors import KernelStartError, SandboxUnavailableError
-from nbseal.kernel.provisioning import Launcher, LaunchRequest, relay_script
 from nbseal.sandbox.identity import SandboxIdentity, sandbox_identity
+from nbseal.sandbox.launch import Launcher, LaunchRequest, relay_script
 from nbseal.sandbox.limits import DEFAULT_LIMITS, MemoryCgroup, memory_cgroup_parent
 from nbseal.sandbox.policy import SandboxPolicy
 from nbseal.sandbox.seccomp import PROFILE, SeccompProfile, compiled_filter

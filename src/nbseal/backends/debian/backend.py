@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from nbseal.backends.base import Backend
-from nbseal.backends.debian.indices import _index, _kernelspecs, _locked, _uris_for
+from nbseal.backends.debian.indices import _index, _locked, _uris_for
+from nbseal.backends.debian.kernel import KERNEL_DIRS, find_rootfs_kernel_command
 from nbseal.backends.debian.lock import (
     DebCache,
     DebGcResult,
@@ -49,12 +51,15 @@ from nbseal.backends.debian.tree import (
     share_identical_files,
     unpack_rootfs,
 )
+from nbseal.backends.kernelspecs import KernelCommand, kernelspec_files
 from nbseal.errors import BuildError
 from nbseal.fsutil import remove_tree
 from nbseal.lock import Lock
 from nbseal.paths import cache_root
 from nbseal.plan import EnvironmentSpec, host_platform
 from nbseal.progress import Progress
+from nbseal.sandbox.launch import Launcher
+from nbseal.sandbox.policy import SandboxPolicy
 
 
 # ---------------------------------------------------------------------------
@@ -85,6 +90,38 @@ class DebianBackend(Backend):
     @property
     def prebuilt_root(self) -> Path:
         return self.work_root / "resolved"
+
+    # -- the kernel, describe, gc ----------------------------------------------
+    def kernel_command(self, env_path: Path, wanted: str | None = None) -> KernelCommand:
+        return find_rootfs_kernel_command(env_path, wanted)
+
+    def launcher(self, policy: SandboxPolicy, *, sealed: bool) -> Launcher:
+        """The tree is always entered through bubblewrap; unsealed, it keeps the host's network."""
+        from nbseal.sandbox.rootfs import RootfsLauncher
+
+        if not sealed:
+            policy = SandboxPolicy(
+                workdir=policy.workdir,
+                network=True,
+                shares=policy.shares,
+                readonly_binds=policy.readonly_binds,
+            )
+        return RootfsLauncher(policy)
+
+    def describe(self, lock: Lock | None) -> dict[str, Any] | None:
+        """The suite, mirror and sources of the lock: a ``source`` and a ``debian`` field."""
+        debian = _debian_source(lock)
+        return {"source": debian["text"], "debian": debian}
+
+    def collect_garbage(self, locks: Sequence[Lock]) -> str | None:
+        debs = remove_unused_debs(locks, self.debs)
+        if not (debs.removed or debs.kept_recent):
+            return None
+        recent = f" (kept {debs.kept_recent} used within a day)" if debs.kept_recent else ""
+        return (
+            f"removed {len(debs.removed)} .debs no stored environment uses, "
+            f"freed {debs.freed_bytes / 1e6:.1f} MB{recent}"
+        )
 
     @staticmethod
     def _hook_dirs(*, file_mirror: bool, eatmydata: bool) -> list[str]:
@@ -155,7 +192,7 @@ class DebianBackend(Backend):
                 self._lock_data, tree, kept_debs, kept_lists, sources, suite, arch, packages
             )
             data = dataclasses.replace(data, pin_enforced=enforced)
-            if self.require_kernel and not _kernelspecs(tree):
+            if self.require_kernel and not kernelspec_files(*(tree / d for d in KERNEL_DIRS)):
                 raise BuildError(
                     f"the Debian environment {spec.name!r} holds no Jupyter kernel",
                     context=f"packages: {' '.join(packages)}",
@@ -378,3 +415,28 @@ def remove_unused_debs(locks: Iterable[Lock], debs: DebCache | None = None) -> D
             return DebGcResult((), 0, 0)
         keep.update(p.sha256 for p in data.all_debs())
     return (debs if debs is not None else DebCache()).gc(keep)
+
+
+def _debian_source(lock: Lock | None) -> dict[str, Any]:
+    """Suite, mirror and sources of a Debian lock, with a line of ``text`` saying them."""
+    if lock is None:
+        return {"text": "Debian (not resolved yet)"}
+    try:
+        data = DebianLockData.loads(lock.pylock)
+    except BuildError:
+        return {"text": "Debian (lock unreadable)"}
+    mirror = data.sources[0].uri if data.sources else ""
+    suites = list(dict.fromkeys(s.suite for s in data.sources))
+    text = f"Debian {data.suite} ({data.architecture}) from {mirror}"
+    if len(suites) > 1:
+        text += f" ({', '.join(suites)})"
+    if not data.pin_enforced:
+        text += "; the pin is not enforced (a regular mirror has only its newest packages)"
+    return {
+        "text": text,
+        "suite": data.suite,
+        "architecture": data.architecture,
+        "mirror": mirror,
+        "sources": [s.line() for s in data.sources],
+        "pin_enforced": data.pin_enforced,
+    }

@@ -1,4 +1,4 @@
-"""apt's package indexes, read back into exact packages; the .deb cache's gc."""
+"""apt's package indexes, read back into exact packages; where a .deb is downloaded from."""
 
 from __future__ import annotations
 
@@ -59,13 +59,6 @@ def _locked(entry: IndexEntry, source: int) -> DebianPackage:
         entry.filename,
         source,
     )
-
-
-def _kernelspecs(root: Path) -> list[Path]:
-    found: list[Path] = []
-    for base in ("usr/local/share/jupyter/kernels", "usr/share/jupyter/kernels"):
-        found += sorted((root / base).glob("*/kernel.json"))
-    return found
 
 
 def _uris_for(data: DebianLockData) -> dict[int, list[str]]:

@@ -14,9 +14,10 @@ from pathlib import Path
 from nbseal.backends.debian.lock import (
     DebianSource,
 )
+from nbseal.directives import DEB_REQUIREMENT_PREFIX
 from nbseal.errors import BuildError, ResolutionError
 
-DEB_PREFIX = "deb:"
+DEB_PREFIX = DEB_REQUIREMENT_PREFIX
 MIRROR_ENV_VAR = "NBSEAL_DEBIAN_MIRROR"
 SUITE_ENV_VAR = "NBSEAL_DEBIAN_SUITE"
 SNAPSHOT = "snapshot"

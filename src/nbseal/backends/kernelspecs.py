@@ -1,4 +1,11 @@
-"""Find how to start the Jupyter kernel that lives inside a built environment."""
+"""Find how to start the Jupyter kernel that lives inside a built environment.
+
+Every backend's environment holds kernelspecs (``kernels/NAME/kernel.json``)
+somewhere: a venv's ``share/jupyter/kernels``, a root file system's
+``/usr/local`` and ``/usr`` ones, a Guix profile's. :func:`read_kernelspecs`
+reads them; :func:`pick_kernelspec` and :func:`command_from_spec` turn one into
+the :class:`KernelCommand` a launcher starts.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from typing import Any, Literal
 from nbseal.errors import KernelStartError
 
 __all__ = [
+    "PREFIX_KERNEL_DIR",
     "TCP_ONLY_MODULES",
     "TCP_ONLY_PROGRAMS",
     "KernelCommand",
@@ -19,7 +27,10 @@ __all__ = [
     "find_kernel_command",
     "is_xeus_python",
     "kernel_transport",
+    "kernelspec_files",
     "pick_kernelspec",
+    "prefix_kernelspecs",
+    "read_kernelspecs",
 ]
 
 Transport = Literal["ipc", "tcp"]
@@ -78,11 +89,35 @@ class KernelCommand:
         return [arg.replace("{connection_file}", connection_file) for arg in self.argv]
 
 
-def _specs(env_path: Path) -> dict[str, dict[str, Any]]:
+# Where a prefix (a venv, a Guix profile) holds its kernelspecs.
+PREFIX_KERNEL_DIR = "share/jupyter/kernels"
+
+
+def prefix_kernelspecs(prefix: Path) -> dict[str, dict[str, Any]]:
+    """The kernelspecs of a prefix (a venv, a Guix profile) by name."""
+    return read_kernelspecs(prefix / PREFIX_KERNEL_DIR)
+
+
+def kernelspec_files(*kernel_dirs: Path) -> list[Path]:
+    """The ``NAME/kernel.json`` files in ``kernel_dirs``, folder by folder, by name."""
+    found: list[Path] = []
+    for kernel_dir in kernel_dirs:
+        found += sorted(kernel_dir.glob("*/kernel.json"))
+    return found
+
+
+def read_kernelspecs(*kernel_dirs: Path) -> dict[str, dict[str, Any]]:
+    """The kernelspecs in ``kernel_dirs`` by name; an earlier folder wins, as in Jupyter.
+
+    A ``kernel.json`` that cannot be read or parsed is left out.
+    """
     found: dict[str, dict[str, Any]] = {}
-    for spec_file in sorted(env_path.glob("share/jupyter/kernels/*/kernel.json")):
+    for spec_file in kernelspec_files(*kernel_dirs):
+        name = spec_file.parent.name
+        if name in found:
+            continue
         try:
-            found[spec_file.parent.name] = json.loads(spec_file.read_text())
+            found[name] = json.loads(spec_file.read_text())
         except (OSError, ValueError):
             continue
     return found
@@ -95,7 +130,7 @@ def find_kernel_command(env_path: Path, wanted: str | None = None) -> KernelComm
     that would start the *caller's* interpreter, so it is rewritten to the
     environment's own.
     """
-    specs = _specs(env_path)
+    specs = prefix_kernelspecs(env_path)
     if not specs:
         raise KernelStartError(
             f"the environment at {env_path} holds no Jupyter kernel",

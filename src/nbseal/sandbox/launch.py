@@ -2,7 +2,8 @@
 
 A :class:`Launcher` turns a kernel command into a running process. The direct
 launcher runs it as a child of the proxy; a sandboxing launcher wraps the same
-command (see :mod:`nbseal.sandbox`). The proxy does not know which one it has.
+command (:mod:`.bwrap`, :mod:`.rootfs`, :mod:`.guix`). The proxy does not
+know which one it has; a backend says which one its kernels need.
 """
 
 from __future__ import annotations
@@ -26,9 +27,7 @@ __all__ = [
 
 def relay_script() -> Path:
     """The host file of :mod:`nbseal.sandbox.tcp_relay` (a standalone script)."""
-    from nbseal.sandbox import tcp_relay  # here: nbseal.sandbox imports this module
-
-    return Path(tcp_relay.__file__)
+    return Path(__file__).with_name("tcp_relay.py")
 
 
 @dataclass(frozen=True)
