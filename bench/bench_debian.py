@@ -74,7 +74,7 @@ from nbseal.lock import Lock  # noqa: E402
 from nbseal.plan import EnvironmentSpec, plan_notebook  # noqa: E402
 from nbseal.progress import Progress  # noqa: E402
 from nbseal.sandbox import SandboxPolicy  # noqa: E402
-from nbseal.sandbox.bwrap import find_bwrap  # noqa: E402
+from nbseal.sandbox.available import find_bwrap  # noqa: E402
 from nbseal.store import EnvironmentStore  # noqa: E402
 
 R = ("deb:r-base-core", "deb:r-cran-irkernel")

@@ -10,7 +10,7 @@ import pytest
 
 from nbseal.errors import SandboxUnavailableError
 from nbseal.sandbox import BwrapLauncher, SandboxPolicy, check_sandbox, find_bwrap
-from nbseal.sandbox.bwrap import BWRAP_ENV_VAR
+from nbseal.sandbox.available import BWRAP_ENV_VAR
 from nbseal.sandbox.launch import LaunchRequest
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from nbseal.paths import cache_root
-from nbseal.sandbox.bwrap import SANDBOX_HOME, base_python_prefixes
 from nbseal.sandbox.launch import LaunchRequest
+from nbseal.sandbox.mounts import SANDBOX_HOME, base_python_prefixes
 from tests.sandbox.conftest import FAKE_SECRETS
 from tests.sandbox.helpers import SealedKernel
 

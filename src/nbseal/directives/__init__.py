@@ -1,5 +1,6 @@
 """``#seal`` (and ``;;guix``) directives: a pure parser from cell text to typed directives."""
 
+from nbseal.directives.forms import HELP_TEXT
 from nbseal.directives.model import (
     DEB_REQUIREMENT_PREFIX,
     GUIX_PIN_PREFIX,
@@ -21,7 +22,7 @@ from nbseal.directives.model import (
     ScriptBlockDirective,
     ShareDirective,
 )
-from nbseal.directives.parser import HELP_TEXT, parse_cell
+from nbseal.directives.parser import parse_cell
 
 __all__ = [
     "DEB_REQUIREMENT_PREFIX",

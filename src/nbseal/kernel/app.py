@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
@@ -24,7 +25,7 @@ import zmq.asyncio
 from nbseal.kernel.session import WireSession
 from nbseal.kernel.wire import RawMessage
 
-__all__ = ["Background", "FrontendSockets", "configure_logging", "watch_parent"]
+__all__ = ["Background", "FrontendSockets", "ProxyIO", "configure_logging", "watch_parent"]
 
 log = logging.getLogger("nbseal.kernel")
 
@@ -172,3 +173,12 @@ async def watch_parent(on_gone: Callable[[], None]) -> None:
         await asyncio.sleep(1.0)
     log.warning("parent process %d exited; shutting down", parent)
     on_gone()
+
+
+@dataclass(frozen=True)
+class ProxyIO:
+    """What every part of the proxy shares: the wire session, the frontend's sockets, its tasks."""
+
+    session: WireSession
+    sockets: FrontendSockets
+    background: Background

@@ -10,6 +10,7 @@ left to run, or None when the cell held only directives.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from nbseal.directives import (
     parse_cell,
 )
 from nbseal.errors import NbsealError
-from nbseal.kernel.app import FrontendSockets
+from nbseal.kernel.app import ProxyIO
 from nbseal.kernel.describe import describe_bundle
 from nbseal.kernel.execution import Execution
 from nbseal.kernel.grants import Grants
@@ -45,22 +46,16 @@ __all__ = ["Cells"]
 log = logging.getLogger("nbseal.kernel")
 
 
+@dataclass
 class Cells:
-    def __init__(
-        self,
-        pool: EnvironmentPool,
-        grants: Grants,
-        sockets: FrontendSockets,
-        data_store: DataStore,
-        notebook_dir: Path,
-    ) -> None:
-        self.pool = pool
-        self.grants = grants
-        self.sockets = sockets
-        self.data_store = data_store
-        self.notebook_dir = notebook_dir
-        # What the cells run so far have declared, in the order they ran.
-        self.state = NotebookState()
+    io: ProxyIO
+    pool: EnvironmentPool
+    grants: Grants
+    data_store: DataStore
+    # Where relative paths in directives start.
+    notebook_dir: Path
+    # What the cells run so far have declared, in the order they ran.
+    state: NotebookState = field(default_factory=NotebookState)
 
     async def prepare(self, execution: Execution) -> tuple[SubKernel, str] | None:
         """Apply the cell's directives; the kernel and code to run, or None."""
@@ -68,7 +63,7 @@ class Cells:
         self._validate(cell.directives)
         if not execution.silent:
             content = {"code": execution.code, "execution_count": execution.count}
-            self.sockets.send("iopub", "execute_input", content, execution.header)
+            self.io.sockets.send("iopub", "execute_input", content, execution.header)
         for directive in cell.directives:
             await self._apply(directive, execution)
         if cell.directives and not cell.has_code:
@@ -91,10 +86,10 @@ class Cells:
         if declared is not None:
             await self._define(declared, execution)
         elif isinstance(directive, HelpDirective):
-            self.sockets.print(execution.header, HELP_TEXT)
+            self.io.sockets.print(execution.header, HELP_TEXT)
         elif isinstance(directive, DescribeDirective):
             await self.pool.settle(execution.header)
-            self.sockets.send("iopub", "display_data", self._describe(), execution.header)
+            self.io.sockets.send("iopub", "display_data", self._describe(), execution.header)
         elif isinstance(directive, EnvSwitchDirective):
             self.pool.current = self.state.current
         elif isinstance(directive, AllowDirective):
@@ -116,7 +111,7 @@ class Cells:
         if "://" not in url and not url.startswith("doi:"):
             url = str((self.notebook_dir / Path(url).expanduser()).resolve())
         progress = Progress(f"data {directive.name}")
-        display = ProgressDisplay(self.sockets, execution.header)
+        display = ProgressDisplay(self.io.sockets, execution.header)
         progress.subscribe(display.on_event)
         policy = (
             SourcePolicy.for_notebook(
@@ -149,7 +144,7 @@ class Cells:
             if slot is not None and slot.kernel is not None:
                 await slot.kernel.shutdown()
                 if slot.ran:
-                    self.sockets.print(
+                    self.io.sockets.print(
                         execution.header,
                         f"nbseal: environment {name!r} changed; its kernel was restarted",
                     )
@@ -167,7 +162,7 @@ class Cells:
         name = declaration.name
         candidates = self.pool.stored.get(name, [])
         if candidates:
-            self.sockets.print(
+            self.io.sockets.print(
                 execution.header,
                 f"nbseal: the lock stored in this notebook for {name!r} is stale "
                 f"({declaration.staleness(candidates[0])}); it is not used. "
@@ -177,5 +172,5 @@ class Cells:
             return declaration.spec(), None
         instant = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         backend = backend_for_requirements(declaration.requirements)
-        self.sockets.print(execution.header, "nbseal: " + backend.unpinned_note(name, instant))
+        self.io.sockets.print(execution.header, "nbseal: " + backend.unpinned_note(name, instant))
         return declaration.spec(instant), None

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbseal.errors import KernelDiedError, KernelStartError, NbsealError
-from nbseal.kernel.app import FrontendSockets
+from nbseal.kernel.app import ProxyIO
 from nbseal.kernel.display import error_content
-from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage
 
@@ -69,9 +68,8 @@ CellRunner = Callable[[Execution], Awaitable["tuple[SubKernel, str] | None"]]
 
 
 class ExecutionQueue:
-    def __init__(self, session: WireSession, sockets: FrontendSockets) -> None:
-        self.session = session
-        self.sockets = sockets
+    def __init__(self, io: ProxyIO) -> None:
+        self.io = io
         self.execution_count = 0
         self.running: Execution | None = None
         self._queue: asyncio.Queue[RawMessage] = asyncio.Queue()
@@ -116,15 +114,15 @@ class ExecutionQueue:
         return True
 
     async def _execute(self, message: RawMessage, prepare: CellRunner) -> None:
-        header: dict[str, Any] = dict(message.header(self.session))
-        content = message.content(self.session)
+        header: dict[str, Any] = dict(message.header(self.io.session))
+        content = message.content(self.io.session)
         code = str(content.get("code", ""))
         if not content.get("silent", False) and content.get("store_history", True) and code.strip():
             self.execution_count += 1
         execution = Execution(message, header, content, self.execution_count)
         self.running = execution
         self._executions[execution.msg_id] = execution
-        self.sockets.status("busy", header)
+        self.io.sockets.status("busy", header)
         try:
             prepared = await prepare(execution)
             if prepared is None:
@@ -153,7 +151,7 @@ class ExecutionQueue:
     async def _relay(self, execution: Execution, kernel: SubKernel, code: str) -> None:
         message = execution.message
         if code != execution.code:
-            message = message.with_part(self.session, 4, {**execution.content, "code": code})
+            message = message.with_part(self.io.session, 4, {**execution.content, "code": code})
         waiter: asyncio.Future[RawMessage] = asyncio.get_running_loop().create_future()
         execution.reply = waiter
         kernel.send("shell", message.frames)
@@ -166,15 +164,15 @@ class ExecutionQueue:
                 hint="its variables are lost; the next cell starts a fresh kernel",
             )
         reply = waiter.result()
-        reply_content = reply.content(self.session)
+        reply_content = reply.content(self.io.session)
         reply_content["execution_count"] = execution.count
         # Abort what was queued when the cell failed, not what the frontend
         # sends after it has seen the error (as ipykernel does).
         failed = reply_content.get("status") == "error"
         doomed = self._take_queued() if failed and execution.stop_on_error else []
-        reply = reply.with_part(self.session, 4, reply_content)
+        reply = reply.with_part(self.io.session, 4, reply_content)
         reply.idents = execution.message.idents
-        self.sockets.relay("shell", reply)
+        self.io.sockets.relay("shell", reply)
         # The next request starts after this one's idle, as in a single kernel.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(execution.idle.wait(), timeout=5.0)
@@ -188,19 +186,19 @@ class ExecutionQueue:
             "user_expressions": {},
             "payload": [],
         }
-        self.sockets.reply("shell", execution.message, execution.header, content)
+        self.io.sockets.reply("shell", execution.message, execution.header, content)
         self._end(execution)
 
     def _finish_with_error(self, execution: Execution, exc: NbsealError) -> None:
-        self.sockets.send("iopub", "error", error_content(exc), execution.header)
+        self.io.sockets.send("iopub", "error", error_content(exc), execution.header)
         content = {"status": "error", **error_content(exc, execution.count)}
-        self.sockets.reply("shell", execution.message, execution.header, content)
+        self.io.sockets.reply("shell", execution.message, execution.header, content)
         self._end(execution)
         if execution.stop_on_error:
             self._abort(self._take_queued())
 
     def _end(self, execution: Execution) -> None:
-        self.sockets.status("idle", execution.header)
+        self.io.sockets.status("idle", execution.header)
         self._executions.pop(execution.msg_id, None)
 
     def _take_queued(self) -> list[RawMessage]:
@@ -212,5 +210,5 @@ class ExecutionQueue:
     def _abort(self, messages: list[RawMessage]) -> None:
         """After an error, queued cells are aborted, as ipykernel does."""
         for message in messages:
-            header: dict[str, Any] = dict(message.header(self.session))
-            self.sockets.answer("shell", message, header, {"status": "aborted"})
+            header: dict[str, Any] = dict(message.header(self.io.session))
+            self.io.sockets.answer("shell", message, header, {"status": "aborted"})

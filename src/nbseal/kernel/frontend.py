@@ -15,11 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from nbseal import __version__
-from nbseal.kernel.app import Background, FrontendSockets
-from nbseal.kernel.execution import ExecutionQueue
-from nbseal.kernel.pool import EnvironmentPool
+from nbseal.kernel.app import ProxyIO
 from nbseal.kernel.router import Router
-from nbseal.kernel.session import WireSession
 from nbseal.kernel.wire import RawMessage, split_frames
 
 __all__ = ["PROTOCOL_VERSION", "FrontendProtocol", "Handler"]
@@ -43,22 +40,8 @@ _PYTHON_LANGUAGE_INFO: dict[str, Any] = {
 
 
 class FrontendProtocol:
-    def __init__(
-        self,
-        session: WireSession,
-        sockets: FrontendSockets,
-        background: Background,
-        pool: EnvironmentPool,
-        queue: ExecutionQueue,
-        router: Router,
-        *,
-        on_shutdown: Callable[[], None],
-    ) -> None:
-        self.session = session
-        self.sockets = sockets
-        self.background = background
-        self.pool = pool
-        self.queue = queue
+    def __init__(self, io: ProxyIO, router: Router, *, on_shutdown: Callable[[], None]) -> None:
+        self.io = io
         self.router = router
         self.on_shutdown = on_shutdown
         shell: dict[str, Handler] = {
@@ -80,13 +63,13 @@ class FrontendProtocol:
     async def serve(self, channel: str) -> None:
         """Read ``channel`` until cancelled, handing each verified message to its handler."""
         while True:
-            frames = await self.sockets.receive(channel)
+            frames = await self.io.sockets.receive(channel)
             try:
                 message = split_frames(frames)
-                if not message.verify(self.session):
+                if not message.verify(self.io.session):
                     log.warning("dropped a %s message with a bad signature", channel)
                     continue
-                self._dispatch(channel, message, dict(message.header(self.session)))
+                self._dispatch(channel, message, dict(message.header(self.io.session)))
             except Exception:
                 log.exception("dropped a malformed %s message", channel)
 
@@ -100,14 +83,14 @@ class FrontendProtocol:
 
     # -- requests the proxy answers ------------------------------------------
     def _execute(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
-        self.queue.put(message)
+        self.router.queue.put(message)
 
     def _kernel_info(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
-        self.sockets.answer(channel, message, header, self.kernel_info())
+        self.io.sockets.answer(channel, message, header, self.kernel_info())
 
     def kernel_info(self) -> dict[str, Any]:
         """The proxy's own kernel_info, in the current kernel's language."""
-        kernel = self.pool.current_slot.kernel
+        kernel = self.router.pool.current_slot.kernel
         info = kernel.kernel_info if kernel is not None else {}
         language_info = info.get("language_info") or _PYTHON_LANGUAGE_INFO
         implementation = info.get("implementation", "ipykernel")
@@ -119,7 +102,7 @@ class FrontendProtocol:
             "language_info": language_info,
             "banner": (
                 f"nbseal {__version__}: reproducible environments. "
-                f"Current environment {self.pool.current!r} runs {implementation}. "
+                f"Current environment {self.router.pool.current!r} runs {implementation}. "
                 "Type `#seal help` for the directives."
             ),
             "help_links": info.get("help_links", []),
@@ -127,34 +110,34 @@ class FrontendProtocol:
         }
 
     def _shutdown(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
-        restart = bool(message.content(self.session).get("restart", False))
+        restart = bool(message.content(self.io.session).get("restart", False))
 
         async def shut() -> None:
-            self.pool.closing = True
-            self.sockets.status("busy", header)
-            await self.pool.stop_all()
+            self.router.pool.closing = True
+            self.io.sockets.status("busy", header)
+            await self.router.pool.stop_all()
             content = {"status": "ok", "restart": restart}
-            self.sockets.reply(channel, message, header, content)
-            self.sockets.send("iopub", "shutdown_reply", content, header)
-            self.sockets.status("idle", header)
+            self.io.sockets.reply(channel, message, header, content)
+            self.io.sockets.send("iopub", "shutdown_reply", content, header)
+            self.io.sockets.status("idle", header)
             self.on_shutdown()
 
-        self.background.spawn(shut())
+        self.io.background.spawn(shut())
 
     def _interrupt(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
         async def interrupt() -> None:
             await self.interrupt()
-            self.sockets.answer(channel, message, header, {"status": "ok"})
+            self.io.sockets.answer(channel, message, header, {"status": "ok"})
 
-        self.background.spawn(interrupt())
+        self.io.background.spawn(interrupt())
 
     async def interrupt(self) -> None:
         """Stop the build or start a cell waits for, else interrupt the kernel running it."""
-        running = self.queue.running
+        running = self.router.queue.running
         if running is not None and running.preparing:
-            self.pool.cancel_current_start()
-            if self.queue.cancel_preparing():
+            self.router.pool.cancel_current_start()
+            if self.router.queue.cancel_preparing():
                 return
-        kernel = running.kernel if running is not None else self.pool.current_kernel()
+        kernel = running.kernel if running is not None else self.router.pool.current_kernel()
         if kernel is not None:
             await kernel.interrupt()

@@ -24,10 +24,9 @@ from nbseal.backends import backend_for
 from nbseal.datastore import DataStore
 from nbseal.environments import realize, resolve
 from nbseal.errors import KernelStartError, NbsealError
-from nbseal.kernel.app import Background, FrontendSockets
+from nbseal.kernel.app import FrontendSockets, ProxyIO
 from nbseal.kernel.display import progress_bundle
 from nbseal.kernel.grants import Grants
-from nbseal.kernel.session import WireSession
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage
 from nbseal.lock import Lock
@@ -82,9 +81,8 @@ class EnvironmentSlot:
 
 @dataclass
 class KernelPlace:
-    """Where sub-kernels live: the proxy's session, zmq context and folders."""
+    """Where sub-kernels live: the proxy's zmq context and folders."""
 
-    session: WireSession
     context: zmq.asyncio.Context
     runtime_dir: Path
     workdir: Path
@@ -93,20 +91,18 @@ class KernelPlace:
 class EnvironmentPool:
     def __init__(
         self,
+        io: ProxyIO,
         store: EnvironmentStore,
         grants: Grants,
         place: KernelPlace,
-        sockets: FrontendSockets,
-        background: Background,
         *,
         on_message: MessageHandler,
         on_exit: ExitHandler,
     ) -> None:
+        self.io = io
         self.store = store
         self.grants = grants
         self.place = place
-        self.sockets = sockets
-        self.background = background
         self.on_message = on_message
         self.on_exit = on_exit
         # Locks the notebook file holds (metadata.nbseal, then cell outputs).
@@ -198,11 +194,11 @@ class EnvironmentPool:
         if not enabled:
             return
         if self.prestart_default:
-            self.background.spawn(self._prestart(self.environments[DEFAULT_ENV_NAME]))
+            self.io.background.spawn(self._prestart(self.environments[DEFAULT_ENV_NAME]))
         first = self.prestart_first
         if first is not None:
             self.environments[first.declaration.name] = first
-            self.background.spawn(self._prestart(first))
+            self.io.background.spawn(self._prestart(first))
 
     async def _prestart(self, slot: EnvironmentSlot) -> None:
         # A failure is reported by the cell that needs the environment.
@@ -247,7 +243,7 @@ class EnvironmentPool:
         summary and the lock (saved with the notebook, where the kernel and
         ``nbseal lock`` find it again).
         """
-        display = ProgressDisplay(self.sockets, show_in) if show_in is not None else None
+        display = ProgressDisplay(self.io.sockets, show_in) if show_in is not None else None
         if show_in is not None:
             self._note_unsealed(show_in)
         await self._apply_policy(slot, show_in)
@@ -293,7 +289,7 @@ class EnvironmentPool:
             "metadata": {},
             "transient": {},
         }
-        self.sockets.send("iopub", "display_data", content, parent)
+        self.io.sockets.send("iopub", "display_data", content, parent)
 
     async def _apply_policy(self, slot: EnvironmentSlot, show_in: dict[str, Any] | None) -> None:
         """A kernel started under other grants is restarted before it runs more code."""
@@ -303,7 +299,7 @@ class EnvironmentPool:
         await kernel.shutdown()
         slot.kernel = None
         if slot.ran and show_in is not None:
-            self.sockets.print(
+            self.io.sockets.print(
                 show_in,
                 f"nbseal: the sandbox of {slot.spec.name!r} changed "
                 f"({self.grants.summary()}); its kernel was restarted",
@@ -325,7 +321,7 @@ class EnvironmentPool:
                 env_name=slot.spec.name,
                 command=command,
                 env_path=slot.built.path,
-                session=self.place.session,
+                session=self.io.session,
                 context=self.place.context,
                 runtime_dir=self.place.runtime_dir,
                 workdir=self.place.workdir,
@@ -341,7 +337,7 @@ class EnvironmentPool:
             progress.fail(exc.message)
             raise
         slot.kernel = kernel
-        self.background.spawn(self._watch(slot, kernel))
+        self.io.background.spawn(self._watch(slot, kernel))
         return kernel
 
     async def _watch(self, slot: EnvironmentSlot, kernel: SubKernel) -> None:

@@ -28,7 +28,13 @@ from typing import Any
 import zmq.asyncio
 
 from nbseal.datastore import DataStore
-from nbseal.kernel.app import Background, FrontendSockets, configure_logging, watch_parent
+from nbseal.kernel.app import (
+    Background,
+    FrontendSockets,
+    ProxyIO,
+    configure_logging,
+    watch_parent,
+)
 from nbseal.kernel.cell import Cells
 from nbseal.kernel.execution import ExecutionQueue
 from nbseal.kernel.frontend import FrontendProtocol
@@ -84,34 +90,24 @@ class ProxyKernel:
         workdir.mkdir(parents=True, exist_ok=True)
         self.grants = Grants(workdir, self.notebook_dir, sealed=self.config.sandbox)
         self._stopping = asyncio.Event()
-        self.background = Background()
         self.sockets = FrontendSockets(session, self.context)
+        io = ProxyIO(session, self.sockets, Background())
+        self.background = io.background
         self.pool = EnvironmentPool(
+            io,
             self.config.store,
             self.grants,
-            KernelPlace(session, self.context, self.runtime_dir, workdir),
-            self.sockets,
-            self.background,
+            KernelPlace(self.context, self.runtime_dir, workdir),
             on_message=lambda kernel, channel, message: self.router.from_kernel(
                 kernel, channel, message
             ),
             on_exit=lambda kernel: self.router.forget(kernel),
         )
         self.pool.load(self.notebook_path(), self.config.data_store)
-        self.queue = ExecutionQueue(session, self.sockets)
-        self.router = Router(session, self.sockets, self.background, self.pool, self.queue)
-        self.cells = Cells(
-            self.pool, self.grants, self.sockets, self.config.data_store, self.notebook_dir
-        )
-        self.frontend = FrontendProtocol(
-            session,
-            self.sockets,
-            self.background,
-            self.pool,
-            self.queue,
-            self.router,
-            on_shutdown=self._stopping.set,
-        )
+        self.queue = ExecutionQueue(io)
+        self.router = Router(io, self.pool, self.queue)
+        self.cells = Cells(io, self.pool, self.grants, self.config.data_store, self.notebook_dir)
+        self.frontend = FrontendProtocol(io, self.router, on_shutdown=self._stopping.set)
 
     def notebook_path(self) -> Path | None:
         """The notebook this kernel runs: ``nbseal run``'s path or ``JPY_SESSION_NAME``."""

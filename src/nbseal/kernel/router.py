@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from nbseal.kernel.app import Background, FrontendSockets
+from nbseal.kernel.app import ProxyIO
 from nbseal.kernel.comms import CONTROL_TARGET, ControlFanOut, StateAnswer, merge_comm_infos
 from nbseal.kernel.execution import ExecutionQueue
 from nbseal.kernel.pool import EnvironmentPool
@@ -61,24 +61,17 @@ class Route:
     msg_type: str
 
 
+@dataclass
 class Router:
-    def __init__(
-        self,
-        session: WireSession,
-        sockets: FrontendSockets,
-        background: Background,
-        pool: EnvironmentPool,
-        queue: ExecutionQueue,
-    ) -> None:
-        self.session = session
-        self.sockets = sockets
-        self.background = background
-        self.pool = pool
-        self.queue = queue
-        self._routes: dict[str, Route] = {}
-        self._comms: dict[str, SubKernel] = {}
-        self._fanouts: dict[str, ControlFanOut] = {}
-        self._stdin_owner: SubKernel | None = None
+    io: ProxyIO
+    pool: EnvironmentPool
+    queue: ExecutionQueue
+    # msg_id -> where its reply goes; comm_id -> the kernel the comm lives in.
+    _routes: dict[str, Route] = field(default_factory=dict, init=False)
+    _comms: dict[str, SubKernel] = field(default_factory=dict, init=False)
+    _fanouts: dict[str, ControlFanOut] = field(default_factory=dict, init=False)
+    # The kernel whose input_request the frontend answers next.
+    _stdin_owner: SubKernel | None = field(default=None, init=False)
 
     # ==================================================================
     # frontend -> sub-kernels
@@ -98,7 +91,7 @@ class Router:
                 return
             self._forward(channel, started, message, header)
 
-        self.background.spawn(later())
+        self.io.background.spawn(later())
 
     def _forward(
         self, channel: str, kernel: SubKernel, message: RawMessage, header: dict[str, Any]
@@ -120,7 +113,7 @@ class Router:
             )
         else:
             content["status"] = "ok"
-        self.sockets.answer(channel, message, header, content)
+        self.io.sockets.answer(channel, message, header, content)
 
     def stdin(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
         """An input_reply goes to the kernel that asked for input."""
@@ -132,7 +125,7 @@ class Router:
 
     # -- comms -------------------------------------------------------------
     def comm_open(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
-        content = message.content(self.session)
+        content = message.content(self.io.session)
         comm_id = str(content.get("comm_id", ""))
         kernels = self.pool.live_kernels()
         if content.get("target_name") == CONTROL_TARGET and kernels:
@@ -145,7 +138,7 @@ class Router:
             # What a kernel without the comm's target does: close it at once,
             # so the frontend does not wait for an answer that never comes.
             log.warning("closed comm %s: no kernel is running", comm_id)
-            self.sockets.send("iopub", "comm_close", {"comm_id": comm_id, "data": {}}, header)
+            self.io.sockets.send("iopub", "comm_close", {"comm_id": comm_id, "data": {}}, header)
             return
         if comm_id:
             self._comms[comm_id] = current
@@ -153,7 +146,7 @@ class Router:
 
     def comm_route(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
         # A comm lives in the kernel that opened it, even after a switch.
-        content = message.content(self.session)
+        content = message.content(self.io.session)
         comm_id = str(content.get("comm_id", ""))
         fanout = self._fanouts.get(comm_id)
         if fanout is not None:
@@ -172,7 +165,7 @@ class Router:
     ) -> None:
         if header["msg_type"] == "comm_close":
             self._fanouts.pop(fanout.comm_id, None)
-        elif message.content(self.session).get("data", {}).get("method") == "request_states":
+        elif message.content(self.io.session).get("data", {}).get("method") == "request_states":
             fanout.ask(header)
             # A kernel that never answers must not hide the others' widgets.
             loop = asyncio.get_running_loop()
@@ -183,12 +176,12 @@ class Router:
 
     def comm_info(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
         """List the comms of every running kernel, not only the current one's."""
-        content = message.content(self.session)
+        content = message.content(self.io.session)
         kernels = self.pool.live_kernels()
 
         async def ask(kernel: SubKernel) -> dict[str, Any]:
             reply = await asyncio.wait_for(kernel.request("shell", "comm_info_request", content), 5)
-            comms = reply.content(self.session).get("comms", {})
+            comms = reply.content(self.io.session).get("comms", {})
             for comm_id in comms:
                 self._comms.setdefault(str(comm_id), kernel)
             return {"comms": comms}
@@ -196,9 +189,9 @@ class Router:
         async def gather() -> None:
             replies = await asyncio.gather(*(ask(k) for k in kernels), return_exceptions=True)
             merged = merge_comm_infos([r for r in replies if isinstance(r, dict)])
-            self.sockets.answer(channel, message, header, merged)
+            self.io.sockets.answer(channel, message, header, merged)
 
-        self.background.spawn(gather())
+        self.io.background.spawn(gather())
 
     # ==================================================================
     # sub-kernels -> frontend
@@ -226,7 +219,7 @@ class Router:
                 del self._routes[msg_id]
 
     def _relay_reply(self, channel: str, message: RawMessage) -> None:
-        parent_id = str(message.parent(self.session).get("msg_id", ""))
+        parent_id = str(message.parent(self.io.session).get("msg_id", ""))
         execution = self.queue.lookup(parent_id)
         if channel == "shell" and execution is not None and execution.reply is not None:
             if not execution.reply.done():
@@ -237,44 +230,44 @@ class Router:
             log.debug("dropped a %s reply nobody waits for", channel)
             return
         message.idents = route.idents
-        self.sockets.relay(route.channel, message)
+        self.io.sockets.relay(route.channel, message)
 
     def _relay_input_request(self, kernel: SubKernel, message: RawMessage) -> None:
-        parent_id = str(message.parent(self.session).get("msg_id", ""))
+        parent_id = str(message.parent(self.io.session).get("msg_id", ""))
         execution = self.queue.lookup(parent_id)
         if execution is None:
             log.warning("dropped an input_request for an unknown request")
             return
         self._stdin_owner = kernel
         message.idents = execution.message.idents
-        self.background.spawn(self.sockets.send_input_request(message.wire()))
+        self.io.background.spawn(self.io.sockets.send_input_request(message.wire()))
 
     def _relay_iopub(self, kernel: SubKernel, message: RawMessage) -> None:
-        msg_type = message.header(self.session).get("msg_type", "")
+        msg_type = message.header(self.io.session).get("msg_type", "")
         if msg_type in _OUTPUT_TYPES:
-            message = _without_nbseal_bundles(self.session, message)
+            message = _without_nbseal_bundles(self.io.session, message)
         if msg_type in {"status", "execute_input", "execute_result"}:
             rewritten = self._rewrite_iopub(msg_type, message)
             if rewritten is None:
                 return
             message = rewritten
         elif msg_type == "comm_open":
-            comm_id = message.content(self.session).get("comm_id")
+            comm_id = message.content(self.io.session).get("comm_id")
             if comm_id:
                 self._comms[str(comm_id)] = kernel
         elif msg_type in {"comm_msg", "comm_close"}:
-            comm_id = str(message.content(self.session).get("comm_id", ""))
+            comm_id = str(message.content(self.io.session).get("comm_id", ""))
             fanout = self._fanouts.get(comm_id)
             if fanout is not None:
                 self._fanout_from_kernel(fanout, kernel, msg_type, message)
                 return
             if msg_type == "comm_close":
                 self._comms.pop(comm_id, None)
-        self.sockets.relay("iopub", message)
+        self.io.sockets.relay("iopub", message)
 
     def _rewrite_iopub(self, msg_type: str, message: RawMessage) -> RawMessage | None:
         """Own the execution count; drop the sub-kernel's duplicate ``busy`` (None: drop)."""
-        parent_id = str(message.parent(self.session).get("msg_id", ""))
+        parent_id = str(message.parent(self.io.session).get("msg_id", ""))
         execution = self.queue.lookup(parent_id)
         if execution is None:
             if msg_type == "status" and (not parent_id or self.queue.running is not None):
@@ -283,7 +276,7 @@ class Router:
                 # frontend must not see another kernel's "idle".
                 return None
             return message
-        content = message.content(self.session)
+        content = message.content(self.io.session)
         if msg_type == "status":
             state = content.get("execution_state")
             if state == "busy":
@@ -294,7 +287,7 @@ class Router:
         if msg_type == "execute_input":
             return None  # the proxy published the cell's own code already
         content["execution_count"] = execution.count
-        return message.with_part(self.session, 4, content)
+        return message.with_part(self.io.session, 4, content)
 
     def _fanout_from_kernel(
         self, fanout: ControlFanOut, kernel: SubKernel, msg_type: str, message: RawMessage
@@ -303,10 +296,10 @@ class Router:
             fanout.drop(kernel)  # no ipywidgets in that kernel
             if not fanout.kernels:
                 self._fanouts.pop(fanout.comm_id, None)
-                self.sockets.relay("iopub", message)
+                self.io.sockets.relay("iopub", message)
                 return
-        elif message.content(self.session).get("data", {}).get("method") == "update_states":
-            fanout.answer(kernel, StateAnswer(message.content(self.session), message.frames[5:]))
+        elif message.content(self.io.session).get("data", {}).get("method") == "update_states":
+            fanout.answer(kernel, StateAnswer(message.content(self.io.session), message.frames[5:]))
         if fanout.complete():
             self._publish_states(fanout)
 
@@ -314,7 +307,9 @@ class Router:
         taken = fanout.take()
         if taken is not None:
             parent, merged = taken
-            self.sockets.send("iopub", "comm_msg", merged.content, parent, buffers=merged.buffers)
+            self.io.sockets.send(
+                "iopub", "comm_msg", merged.content, parent, buffers=merged.buffers
+            )
 
 
 def _without_nbseal_bundles(session: WireSession, message: RawMessage) -> RawMessage:

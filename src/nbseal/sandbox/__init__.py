@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nbseal.sandbox.bwrap import BwrapLauncher, check_sandbox, find_bwrap
+from nbseal.sandbox.available import check_sandbox, find_bwrap
+from nbseal.sandbox.bwrap import BwrapLauncher
 from nbseal.sandbox.policy import SandboxPolicy, Share
 
 __all__ = ["BwrapLauncher", "SandboxPolicy", "Share", "check_sandbox", "find_bwrap"]

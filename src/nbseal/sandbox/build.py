@@ -27,16 +27,16 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from nbseal.sandbox.bwrap import (
-    _DROP_CAPS,
+from nbseal.sandbox.available import find_bwrap
+from nbseal.sandbox.identity import sandbox_identity
+from nbseal.sandbox.mounts import (
+    DROP_CAPS,
     SANDBOX_HOME,
-    _Mounts,
-    _pipe_with,
-    _runtime_args,
-    find_bwrap,
+    Mounts,
+    pipe_with,
+    runtime_args,
     scratch_tmpfs,
 )
-from nbseal.sandbox.identity import sandbox_identity
 from nbseal.sandbox.seccomp import PROFILE, compiled_filter
 
 __all__ = ["SealedStep", "sealed_step"]
@@ -114,7 +114,7 @@ def sealed_step(
     if identity.drops:
         # As root: no user namespace (it would map to host uid 0); setpriv leaves root.
         args += ["--cap-drop", "ALL"]
-        for cap in _DROP_CAPS:
+        for cap in DROP_CAPS:
             args += ["--cap-add", cap]
         argv = [*identity.drop_command(), *argv]
     else:
@@ -132,9 +132,9 @@ def sealed_step(
     ]
     for key, value in _environment(env).items():
         args += ["--setenv", key, value]
-    args += _runtime_args(network=True)
+    args += runtime_args(network=True)
     args += ["--remount-ro", "/proc"]
-    mounts = _Mounts()
+    mounts = Mounts()
     mounts.add("/tmp", *scratch_tmpfs("/tmp", _BUILD_SCRATCH))
     mounts.add(SANDBOX_HOME, *scratch_tmpfs(SANDBOX_HOME, _BUILD_SCRATCH))
     # One bind per writable tree: a folder inside another writable one is
@@ -150,6 +150,6 @@ def sealed_step(
         mounts.add(str(path), "--bind", str(path), str(path))
     args += mounts.args()
     args += ["--remount-ro", "/", "--chdir", os.path.realpath(cwd)]
-    seccomp_fd = _pipe_with(compiled_filter(PROFILE))
+    seccomp_fd = pipe_with(compiled_filter(PROFILE))
     args += ["--seccomp", str(seccomp_fd), "--", *argv]
     return SealedStep(args, seccomp_fd)

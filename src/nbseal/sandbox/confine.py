@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from nbseal.sandbox.bwrap import ETC_ALWAYS, ETC_NETWORK, find_bwrap, usr_args
+from nbseal.sandbox.available import find_bwrap
+from nbseal.sandbox.mounts import ETC_ALWAYS, ETC_NETWORK, usr_args
 from nbseal.sandbox.userns import userns_command
 
 __all__ = ["BUILD_ETC", "confined_command"]

@@ -29,14 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from nbseal.errors import KernelStartError
-from nbseal.sandbox.bwrap import (
-    RELAY_INSIDE,
-    SANDBOX_HOME,
-    BwrapLauncher,
-    _namespace_args,
-    scratch_tmpfs,
-)
+from nbseal.sandbox.bwrap import BwrapLauncher
 from nbseal.sandbox.launch import LaunchRequest
+from nbseal.sandbox.mounts import RELAY_INSIDE, SANDBOX_HOME, namespace_args, scratch_tmpfs
 
 __all__ = ["ROOTFS_PATH", "RootfsLauncher"]
 
@@ -185,7 +180,7 @@ class RootfsLauncher(BwrapLauncher):
             if not (rootfs / d.lstrip("/")).exists() and not os.path.islink(rootfs / d.lstrip("/"))
         ]
 
-        argv = [self.bwrap, *_namespace_args(network=policy.network), "--clearenv"]
+        argv = [self.bwrap, *namespace_args(network=policy.network), "--clearenv"]
         for key, value in self.environment(request).items():
             argv += ["--setenv", key, value]
         argv += _Tree(rootfs).graft(dests)

