@@ -57,7 +57,13 @@ def _sandbox_line(notebook: Path, *, sealed: bool) -> str:
     enforced = memory_cgroup_parent()
     if isinstance(enforced, str):
         machine += f"; memory not capped here ({enforced})"
-    return grants_summary(network=plan.network, shares=shares, limits=plan.limits, machine=machine)
+    return grants_summary(
+        network=plan.network,
+        shares=shares,
+        limits=plan.limits,
+        machine=machine,
+        javascript=plan.javascript,
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -333,6 +333,8 @@ class NotebookState:
     environments: dict[str, Declaration] = field(default_factory=dict)
     current: str = DEFAULT_ENV_NAME
     network: bool = False
+    # Outputs act in the page as they are (no output policy).
+    javascript: bool = False
     shares: list[ShareDirective] = field(default_factory=list)
     limits: Limits = DEFAULT_LIMITS
     data: list[DataDirective] = field(default_factory=list)
@@ -373,6 +375,8 @@ class NotebookState:
             self.current = directive.name
         elif isinstance(directive, DataDirective):
             self.data.append(directive)
+        elif isinstance(directive, AllowDirective) and directive.what == "javascript":
+            self.javascript = True
         elif isinstance(directive, AllowDirective):
             self.network = True
         elif isinstance(directive, ShareDirective):
@@ -402,6 +406,7 @@ class NotebookPlan:
     used: set[str] = field(default_factory=set)
     data: list[DataDirective] = field(default_factory=list)
     network: bool = False
+    javascript: bool = False
     shares: list[ShareDirective] = field(default_factory=list)
     limits: Limits = DEFAULT_LIMITS
     # The environment the first code cell runs in, as declared at that point.
@@ -440,6 +445,7 @@ def plan_notebook(sources: Iterable[str]) -> NotebookPlan:
         used=used,
         data=state.data,
         network=state.network,
+        javascript=state.javascript,
         shares=state.shares,
         limits=state.limits,
         first_used=first_used,

@@ -11,7 +11,7 @@ FORMS = {
     "data": "`#seal data NAME <- URL sha256:HEX` (or sha256-BASE64, or a Guix nix-base32 hash)",
     "describe": "`#seal describe`",
     "help": "`#seal help`",
-    "allow": "`#seal allow network`",
+    "allow": "`#seal allow network` or `#seal allow javascript`",
     "share": "`#seal share PATH [ro|rw]`",
     "limit": "`#seal limit [processes=N] [memory=SIZE] [tmp=SIZE]` (SIZE: e.g. 512M, 4G)",
 }
@@ -40,6 +40,8 @@ nbseal directives: lines at the top of a cell, before any code.
                              fetch once, verify, mount read-only as NAME
                              e.g. #seal data iris.csv <- https://example.org/iris.csv sha256:3b7d...
   #seal allow network        let this notebook's kernels reach the network
+  #seal allow javascript     show outputs that run code in the page (scripts,
+                             Plotly, Bokeh, Vega, custom widgets) as they are
   #seal share PATH [ro|rw]   bind one host path into the sandbox
                              e.g. #seal share results rw
   #seal limit KEY=VALUE...   change the sandbox's caps (processes=1024,

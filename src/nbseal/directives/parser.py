@@ -181,9 +181,9 @@ def _parse_directive(rest: str, number: int, line: str) -> Directive:
             raise _error("#seal describe takes no arguments", number, line, "describe")
         return DescribeDirective(number)
     if verb == "allow":
-        if args != ["network"]:
-            raise _error("only `#seal allow network` is known", number, line, "allow")
-        return AllowDirective(number, "network")
+        if len(args) != 1 or args[0] not in ("network", "javascript"):
+            raise _error("`#seal allow` takes `network` or `javascript`", number, line, "allow")
+        return AllowDirective(number, args[0])
     if verb == "share":
         return _parse_share(args, number, line)
     if verb == "limit":

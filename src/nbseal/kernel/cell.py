@@ -94,6 +94,7 @@ class Cells:
             self.pool.current = self.state.current
         elif isinstance(directive, AllowDirective):
             self.grants.network = self.state.network
+            self.grants.javascript = self.state.javascript
         elif isinstance(directive, ShareDirective):
             self.grants.share(directive)
         elif isinstance(directive, LimitDirective):

@@ -32,6 +32,8 @@ class Grants:
     notebook_dir: Path
     sealed: bool = True
     network: bool = False
+    # Outputs reach the page as they are (#seal allow javascript).
+    javascript: bool = False
     shares: dict[Path, ShareMode] = field(default_factory=dict)
     # NAME in the working directory -> its file in the data store.
     data: dict[str, Path] = field(default_factory=dict)
@@ -54,7 +56,9 @@ class Grants:
         if not self.sealed:
             return UNSEALED_SUMMARY
         shares = [(path, mode, None) for path, mode in sorted(self.shares.items())]
-        return grants_summary(network=self.network, shares=shares, limits=self.limits)
+        return grants_summary(
+            network=self.network, shares=shares, limits=self.limits, javascript=self.javascript
+        )
 
     def share_path(self, directive: ShareDirective) -> Path:
         """The host path ``#seal share`` names; raises when it does not exist."""

@@ -41,6 +41,7 @@ from nbseal.kernel.frontend import FrontendProtocol
 from nbseal.kernel.grants import Grants
 from nbseal.kernel.pool import UNSEALED_MIME, EnvironmentPool, KernelPlace
 from nbseal.kernel.router import Router
+from nbseal.kernel.sealing import OutputSeal
 from nbseal.kernel.session import WireSession
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 from nbseal.sandbox.identity import sandbox_identity
@@ -105,7 +106,9 @@ class ProxyKernel:
         )
         self.pool.load(self.notebook_path(), self.config.data_store)
         self.queue = ExecutionQueue(io)
-        self.router = Router(io, self.pool, self.queue)
+        grants = self.grants
+        seal = OutputSeal(session, active=lambda: grants.sealed and not grants.javascript)
+        self.router = Router(io, self.pool, self.queue, seal)
         self.cells = Cells(io, self.pool, self.grants, self.config.data_store, self.notebook_dir)
         self.frontend = FrontendProtocol(io, self.router, on_shutdown=self._stopping.set)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,7 @@ from nbseal.kernel.app import ProxyIO
 from nbseal.kernel.comms import CONTROL_TARGET, ControlFanOut, StateAnswer, merge_comm_infos
 from nbseal.kernel.execution import ExecutionQueue
 from nbseal.kernel.pool import EnvironmentPool
-from nbseal.kernel.session import WireSession
+from nbseal.kernel.sealing import OUTPUT_TYPES, OutputSeal
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage
 
@@ -30,13 +29,6 @@ __all__ = ["Router"]
 
 log = logging.getLogger("nbseal.kernel")
 
-# Only the proxy writes nbseal's own MIME types (locks, progress, describe):
-# a sub-kernel's output carrying one is a forgery, and its bundle is dropped.
-_NBSEAL_MIME_PREFIX = "application/vnd.nbseal."
-_OUTPUT_TYPES = frozenset({"display_data", "update_display_data", "execute_result"})
-# A content frame worth decoding: it names nbseal, or escapes characters
-# (JSON may spell a key as "vnd\u002enbseal").
-_MAY_FORGE = re.compile(rb"(?i)nbseal|\\u")
 # How long the widget manager's request_states waits for a silent kernel
 # (JupyterLab gives up after 4 s).
 _STATES_PATIENCE = 2.5
@@ -66,6 +58,8 @@ class Router:
     io: ProxyIO
     pool: EnvironmentPool
     queue: ExecutionQueue
+    # The output policy (what a sealed kernel may show in the page).
+    seal: OutputSeal
     # msg_id -> where its reply goes; comm_id -> the kernel the comm lives in.
     _routes: dict[str, Route] = field(default_factory=dict, init=False)
     _comms: dict[str, SubKernel] = field(default_factory=dict, init=False)
@@ -223,12 +217,13 @@ class Router:
         execution = self.queue.lookup(parent_id)
         if channel == "shell" and execution is not None and execution.reply is not None:
             if not execution.reply.done():
-                execution.reply.set_result(message)
+                execution.reply.set_result(self.seal.reply("execute_reply", message))
             return
         route = self._routes.pop(parent_id, None)
         if route is None:
             log.debug("dropped a %s reply nobody waits for", channel)
             return
+        message = self.seal.reply(route.msg_type.replace("_request", "_reply"), message)
         message.idents = route.idents
         self.io.sockets.relay(route.channel, message)
 
@@ -244,8 +239,13 @@ class Router:
 
     def _relay_iopub(self, kernel: SubKernel, message: RawMessage) -> None:
         msg_type = message.header(self.io.session).get("msg_type", "")
-        if msg_type in _OUTPUT_TYPES:
-            message = _without_nbseal_bundles(self.io.session, message)
+        if msg_type in OUTPUT_TYPES:
+            message = self.seal.output(message)
+        elif msg_type in {"comm_open", "comm_msg", "comm_close"}:
+            sealed = self.seal.comm(msg_type, message)
+            if sealed is None:
+                return
+            message = sealed
         if msg_type in {"status", "execute_input", "execute_result"}:
             rewritten = self._rewrite_iopub(msg_type, message)
             if rewritten is None:
@@ -299,7 +299,8 @@ class Router:
                 self.io.sockets.relay("iopub", message)
                 return
         elif message.content(self.io.session).get("data", {}).get("method") == "update_states":
-            fanout.answer(kernel, StateAnswer(message.content(self.io.session), message.frames[5:]))
+            answer = StateAnswer(message.content(self.io.session), message.frames[5:])
+            fanout.answer(kernel, self.seal.states(answer))
         if fanout.complete():
             self._publish_states(fanout)
 
@@ -310,22 +311,3 @@ class Router:
             self.io.sockets.send(
                 "iopub", "comm_msg", merged.content, parent, buffers=merged.buffers
             )
-
-
-def _without_nbseal_bundles(session: WireSession, message: RawMessage) -> RawMessage:
-    """``message`` without any ``application/vnd.nbseal.*`` bundle a sub-kernel put in it."""
-    if len(message.frames) < 5 or not _MAY_FORGE.search(message.frames[4]):
-        return message  # the common case: nothing decoded
-    content = message.content(session)
-    data = content.get("data")
-    if not isinstance(data, dict):
-        return message
-    forged = [key for key in data if str(key).lower().startswith(_NBSEAL_MIME_PREFIX)]
-    if not forged:
-        return message
-    log.warning("dropped %s from a sub-kernel's output: only nbseal writes them", forged)
-    kept = {key: value for key, value in data.items() if key not in forged}
-    metadata = content.get("metadata")
-    if isinstance(metadata, dict):
-        metadata = {key: value for key, value in metadata.items() if key not in forged}
-    return message.with_part(session, 4, {**content, "data": kept, "metadata": metadata or {}})

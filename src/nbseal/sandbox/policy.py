@@ -83,6 +83,7 @@ def grants_summary(
     shares: Sequence[tuple[Path, str, str | None]],
     limits: Limits,
     machine: str = "",
+    javascript: bool = False,
 ) -> str:
     """What the sandbox grants a notebook, in one line.
 
@@ -93,6 +94,8 @@ def grants_summary(
     whether memory is capped here).
     """
     grants = ["network (#seal allow network)"] if network else []
+    if javascript:
+        grants.append("outputs run in the page (#seal allow javascript)")
     for path, mode, written in shares:
         # What is granted is where the path leads (a link is followed once).
         note = "" if written in (None, str(path)) else f", written {written}"
