@@ -14,18 +14,22 @@ import hashlib
 import json
 import os
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+from nbseal._toml import tomllib
+from nbseal.errors import LockFormatError
 
-__all__ = ["PEP751_BACKEND", "Lock", "LockedPackage", "index_hosts", "unnamed_sources"]
+__all__ = [
+    "PEP751_BACKEND",
+    "Lock",
+    "LockedPackage",
+    "backend_lock_data",
+    "index_hosts",
+    "unnamed_sources",
+]
 
 LOCK_FORMAT = 1
 # The ``backend`` of a lock whose ``pylock`` is PEP 751 text: the PyPI backend's.
@@ -160,6 +164,22 @@ def unnamed_sources(
                 where = url or f"path {artifact.get('path', '?')}"
                 found.append(f"{name} from {where}")
     return found
+
+
+def backend_lock_data(text: str, *, backend: str, version: int) -> dict[str, Any]:
+    """The TOML of a backend's own lock (Debian, Guix), if it is in format ``version``.
+
+    Raises :class:`~nbseal.errors.LockFormatError` (``backend`` names the
+    lock in its message) for text that is not TOML or of another format.
+    """
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LockFormatError(backend, "invalid", detail=str(exc)) from exc
+    found = data.get("lock-version")
+    if found != version:
+        raise LockFormatError(backend, "version", found=found, expected=version)
+    return data
 
 
 def _artifacts(package: dict[str, Any]) -> list[dict[str, Any]]:

@@ -51,7 +51,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import urllib.error
@@ -61,13 +60,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbseal.errors import BuildError
+from nbseal.digests import sha256_file
+from nbseal.errors import DebianError, LockFormatError
+from nbseal.lock import backend_lock_data
 from nbseal.paths import cache_root
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 __all__ = [
     "DEBIAN_LOCK_VERSION",
@@ -179,17 +175,7 @@ class DebianLockData:
 
     @classmethod
     def loads(cls, text: str) -> DebianLockData:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise BuildError("the Debian lock is not valid TOML", context=str(exc)) from exc
-        version = data.get("lock-version")
-        if version != DEBIAN_LOCK_VERSION:
-            raise BuildError(
-                f"this Debian lock has format {version!r}; this nbseal reads "
-                f"format {DEBIAN_LOCK_VERSION}",
-                hint="re-lock the environment with `nbseal lock`",
-            )
+        data = backend_lock_data(text, backend="Debian", version=DEBIAN_LOCK_VERSION)
         resolved_at = ""
         for line in text.splitlines():
             if line.startswith("# resolved-at:"):
@@ -215,7 +201,7 @@ class DebianLockData:
                 resolved_at=resolved_at,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise BuildError("the Debian lock misses a field", context=repr(exc)) from exc
+            raise LockFormatError("Debian", "incomplete", detail=repr(exc)) from exc
 
     def installed_set(self) -> set[tuple[str, str, str]]:
         return {(p.name, p.version, p.architecture) for p in self.packages}
@@ -294,14 +280,6 @@ def read_packages_index(path: Path, names: set[str] | None = None) -> Iterator[I
 # ---------------------------------------------------------------------------
 # the content-addressed store of .debs
 # ---------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class DebCache:
     """``<root>/<sha256>.deb``: every .deb any lock named, verified, read-only."""
 
@@ -341,7 +319,7 @@ class DebCache:
                 os.replace(copy, tmp)
             actual = sha256_file(tmp)
             if actual != sha256:
-                raise BuildError(
+                raise DebianError(
                     f"{source.name} does not have the SHA-256 the archive index names",
                     context=f"expected {sha256}\nactual   {actual}",
                     hint="the download was altered or the mirror is inconsistent; retry",
@@ -378,7 +356,7 @@ class DebCache:
                 failures.append(f"{url}: {exc}")
             finally:
                 tmp.unlink(missing_ok=True)
-        raise BuildError(
+        raise DebianError(
             f"the .deb of {package.name} {package.version} is neither in the local "
             "store nor at any mirror",
             context="\n".join(failures),
