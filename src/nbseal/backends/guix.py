@@ -36,7 +36,6 @@ tested against a stand-in ``guix`` script.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shlex
@@ -53,7 +52,7 @@ from nbseal.backends.kernelspecs import (
 )
 from nbseal.directives import GUIX_REQUIREMENT_PREFIX
 from nbseal.errors import GuixError, GuixResolutionError, KernelStartError
-from nbseal.lock import Lock, backend_lock_data
+from nbseal.lock import Lock, backend_lock_data, toml_assignments, toml_table
 from nbseal.paths import cache_root
 from nbseal.plan import EnvironmentSpec, guix_commit_of, host_platform
 from nbseal.progress import Progress
@@ -193,25 +192,24 @@ class GuixLockData:
     packages: tuple[GuixPackage, ...]
 
     def dumps(self) -> str:
-        def q(text: str) -> str:  # a JSON string is a valid TOML basic string
-            return json.dumps(text, ensure_ascii=False)
-
         commits = ", ".join(
             f"{n} {c[:12]}" for n, c in sorted(channel_commits(self.channels).items())
         )
         lines = [
             f"# nbseal Guix lock: channels ({commits}) and manifest",
-            f"lock-version = {GUIX_LOCK_VERSION}",
-            f"channels = {q(self.channels)}",
-            f"manifest = {q(self.manifest)}",
+            *toml_assignments(
+                {
+                    "lock-version": GUIX_LOCK_VERSION,
+                    "channels": self.channels,
+                    "manifest": self.manifest,
+                },
+                ascii_only=False,
+            ),
         ]
         for package in self.packages:
-            lines += [
-                "",
-                "[[packages]]",
-                f"name = {q(package.name)}",
-                f"version = {q(package.version)}",
-            ]
+            lines += toml_table(
+                "packages", {"name": package.name, "version": package.version}, ascii_only=False
+            )
         return "\n".join(lines) + "\n"
 
     @classmethod

@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -62,7 +61,7 @@ from typing import Any
 
 from nbseal.digests import sha256_file
 from nbseal.errors import DebianError, LockFormatError
-from nbseal.lock import backend_lock_data
+from nbseal.lock import TomlValue, backend_lock_data, toml_assignments, toml_table
 from nbseal.paths import cache_root
 
 __all__ = [
@@ -134,43 +133,42 @@ class DebianLockData:
 
     # -- text ---------------------------------------------------------------
     def dumps(self) -> str:
-        q = json.dumps  # a JSON string is a valid TOML basic string
-        lines = [
-            "# nbseal Debian lock: a root file system built by mmdebstrap from these .debs",
-        ]
+        lines = ["# nbseal Debian lock: a root file system built by mmdebstrap from these .debs"]
         if self.resolved_at:
             lines.append(f"# resolved-at: {self.resolved_at}")
-        lines += [
-            f"lock-version = {DEBIAN_LOCK_VERSION}",
-            f"suite = {q(self.suite)}",
-            f"architecture = {q(self.architecture)}",
-            f"include = [{', '.join(q(i) for i in self.include)}]",
-            f"pin-enforced = {'true' if self.pin_enforced else 'false'}",
-            f"dpkg-options = [{', '.join(q(o) for o in self.dpkg_options)}]",
-        ]
+        lines += toml_assignments(
+            {
+                "lock-version": DEBIAN_LOCK_VERSION,
+                "suite": self.suite,
+                "architecture": self.architecture,
+                "include": self.include,
+                "pin-enforced": self.pin_enforced,
+                "dpkg-options": self.dpkg_options,
+            }
+        )
         for source in self.sources:
-            lines += [
-                "",
-                "[[sources]]",
-                f"uri = {q(source.uri)}",
-                f"suite = {q(source.suite)}",
-                f"components = [{', '.join(q(c) for c in source.components)}]",
-            ]
+            fields: dict[str, TomlValue] = {
+                "uri": source.uri,
+                "suite": source.suite,
+                "components": source.components,
+            }
             if source.options:
-                lines.append(f"options = {q(source.options)}")
+                fields["options"] = source.options
+            lines += toml_table("sources", fields)
         for table, packages in (("packages", self.packages), ("build-tools", self.build_tools)):
             for p in sorted(packages, key=lambda p: (p.name, p.architecture)):
-                lines += [
-                    "",
-                    f"[[{table}]]",
-                    f"name = {q(p.name)}",
-                    f"version = {q(p.version)}",
-                    f"architecture = {q(p.architecture)}",
-                    f"sha256 = {q(p.sha256)}",
-                    f"size = {p.size}",
-                    f"filename = {q(p.filename)}",
-                    f"source = {p.source}",
-                ]
+                lines += toml_table(
+                    table,
+                    {
+                        "name": p.name,
+                        "version": p.version,
+                        "architecture": p.architecture,
+                        "sha256": p.sha256,
+                        "size": p.size,
+                        "filename": p.filename,
+                        "source": p.source,
+                    },
+                )
         return "\n".join(lines) + "\n"
 
     @classmethod
