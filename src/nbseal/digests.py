@@ -1,15 +1,20 @@
 """SHA-256 digests as people write them: hex, SRI base64, and Guix's nix-base32.
 
-Pure functions; every form is normalised to lowercase hex, the store's key.
+Pure functions (but :func:`sha256_file`, which reads a file); every form is
+normalised to lowercase hex, the store's key.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import os
 import re
 
-__all__ = ["nix_base32_decode", "nix_base32_encode", "sha256_hex"]
+__all__ = ["nix_base32_decode", "nix_base32_encode", "sha256_file", "sha256_hex"]
+
+_CHUNK = 1 << 20
 
 _NIX_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"  # no e, o, u, t
 _SHA256_BYTES = 32
@@ -48,6 +53,15 @@ def nix_base32_decode(text: str, size: int = _SHA256_BYTES) -> bytes:
         elif carry:
             raise ValueError("the nix-base32 digest has bits beyond its size")
     return bytes(out)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes, as lowercase hex (read in chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def sha256_hex(text: str) -> str:

@@ -8,15 +8,26 @@ catch ``ValueError`` or ``TimeoutError`` without knowing nbseal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
 __all__ = [
     "BuildError",
     "DataFetchError",
     "DataHashError",
     "DataPlacementError",
     "DataSourceError",
+    "DebianError",
+    "DebianResolutionError",
+    "DebianUnavailableError",
     "DirectiveError",
+    "GuixError",
+    "GuixResolutionError",
+    "GuixUnavailableError",
     "KernelDiedError",
     "KernelStartError",
+    "LockFormatError",
     "NbsealError",
     "NotebookError",
     "ResolutionError",
@@ -96,7 +107,48 @@ class StoreError(NbsealError, OSError):
 
 
 class KernelStartError(NbsealError, RuntimeError):
-    """A sub-kernel did not start or did not answer."""
+    """A sub-kernel did not start or did not answer.
+
+    An environment without the kernel asked for is built by
+    :meth:`no_kernel` (which records ``path``) and :meth:`no_kernel_named`
+    (``wanted`` and the kernels ``found``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        context: str = "",
+        hint: str = "",
+        path: Path | None = None,
+        wanted: str | None = None,
+        found: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, context=context, hint=hint)
+        self.path = path
+        self.wanted = wanted
+        self.found = found
+
+    @classmethod
+    def no_kernel(
+        cls, path: Path, *, hint: str, holder: str = "environment", context: str = ""
+    ) -> KernelStartError:
+        """The ``holder`` (environment, root file system, ...) at ``path`` has no kernelspec."""
+        return cls(
+            f"the {holder} at {path} holds no Jupyter kernel", context=context, hint=hint, path=path
+        )
+
+    @classmethod
+    def no_kernel_named(cls, wanted: str, found: Iterable[str]) -> KernelStartError:
+        """``kernel=wanted`` names none of the kernelspecs ``found``."""
+        names = tuple(sorted(found))
+        return cls(
+            f"the environment holds no kernel named {wanted!r}",
+            context=f"kernels found: {', '.join(names)}",
+            hint="use kernel=NAME with one of those names",
+            wanted=wanted,
+            found=names,
+        )
 
 
 class KernelDiedError(NbsealError, RuntimeError):
@@ -104,7 +156,47 @@ class KernelDiedError(NbsealError, RuntimeError):
 
 
 class NotebookError(NbsealError, ValueError):
-    """A notebook file cannot be read, executed or written."""
+    """A notebook file cannot be read, executed or written.
+
+    A file that is no notebook is built by :meth:`not_json` or
+    :meth:`not_a_notebook` (which record ``path``), a damaged lock by
+    :meth:`damaged_lock` (``where``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        context: str = "",
+        hint: str = "",
+        path: Path | None = None,
+        where: str = "",
+    ) -> None:
+        super().__init__(message, context=context, hint=hint)
+        self.path = path
+        self.where = where
+
+    @classmethod
+    def not_json(cls, path: Path) -> NotebookError:
+        return cls(
+            f"{path} is not a notebook: it is not valid JSON",
+            hint="open it in Jupyter or restore it from version control",
+            path=path,
+        )
+
+    @classmethod
+    def not_a_notebook(cls, path: Path, reason: str) -> NotebookError:
+        """``path`` is JSON but no notebook: ``reason`` says what nbformat or nbseal found."""
+        return cls(f"{path} is not {reason}", path=path)
+
+    @classmethod
+    def damaged_lock(cls, where: str, problem: Exception) -> NotebookError:
+        """The lock at ``where`` (a metadata path or a cell output) does not load."""
+        return cls(
+            f"the lock in {where} is damaged ({problem!r})",
+            hint="run `nbseal lock NOTEBOOK` to write it again",
+            where=where,
+        )
 
 
 class SandboxUnavailableError(NbsealError, RuntimeError):
@@ -112,7 +204,52 @@ class SandboxUnavailableError(NbsealError, RuntimeError):
 
 
 class DataFetchError(NbsealError, ConnectionError):
-    """Declared data could not be fetched (host, HTTP status, truncation, disk)."""
+    """Declared data could not be fetched (host, HTTP status, truncation, disk).
+
+    The failures of a download are built by :meth:`http_status`,
+    :meth:`unreachable` and :meth:`cut_short`, which record ``url`` (and
+    ``status``); nothing is stored after any of them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        context: str = "",
+        hint: str = "",
+        url: str = "",
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, context=context, hint=hint)
+        self.url = url
+        self.status = status
+
+    @classmethod
+    def http_status(cls, url: str, status: int, reason: str) -> DataFetchError:
+        return cls(
+            f"cannot download {url}: HTTP {status} {reason}",
+            hint="check the URL; a 404 often means the file moved",
+            url=url,
+            status=status,
+        )
+
+    @classmethod
+    def unreachable(cls, url: str, reason: str) -> DataFetchError:
+        """The host did not answer, or the connection failed: ``reason`` says how."""
+        return cls(
+            f"cannot download {url}: {reason}",
+            hint="check the host is reachable and try again; nothing was stored",
+            url=url,
+        )
+
+    @classmethod
+    def cut_short(cls, url: str, how: str) -> DataFetchError:
+        """The transfer ended early; ``how`` says how much came."""
+        return cls(
+            f"the download of {url} was cut short: {how}",
+            hint="try again; nothing was stored",
+            url=url,
+        )
 
 
 class DataSourceError(NbsealError, PermissionError):
@@ -150,8 +287,145 @@ class DataPlacementError(NbsealError, OSError):
         self.component = component
 
 
-class GuixUnavailableError(BuildError):
-    """A ``;;guix`` environment needs the ``guix`` command, and this machine has none."""
+class LockFormatError(BuildError):
+    """A backend's own lock text (a Debian or Guix lock) cannot be read.
+
+    ``problem`` is ``"invalid"`` (not TOML), ``"version"`` (a format this
+    nbseal does not read: ``found`` and ``expected``) or ``"incomplete"``
+    (a field is missing or of the wrong type); ``detail`` says more.
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        problem: Literal["invalid", "version", "incomplete"],
+        *,
+        detail: str = "",
+        found: object = None,
+        expected: int | None = None,
+    ) -> None:
+        if problem == "version":
+            super().__init__(
+                f"this {backend} lock has format {found!r}; this nbseal reads format {expected}",
+                hint="re-lock the environment with `nbseal lock`",
+            )
+        elif problem == "invalid":
+            super().__init__(f"the {backend} lock is not valid TOML", context=detail)
+        else:
+            super().__init__(f"the {backend} lock misses a field", context=detail)
+        self.backend = backend
+        self.problem = problem
+        self.detail = detail
+        self.found = found
+        self.expected = expected
 
 
-__all__ += ["GuixUnavailableError"]
+class DebianError(BuildError):
+    """The Debian backend failed: the mirror, mmdebstrap, the root file system or a .deb."""
+
+
+class DebianUnavailableError(DebianError):
+    """mmdebstrap is missing or cannot run here; says why and what to do."""
+
+
+class _Unresolved(NbsealError):
+    """A backend's resolver said no: ``output`` is what it said (the context),
+    ``requirement`` the requirement at fault, when one is."""
+
+    def __init__(
+        self, message: str, *, output: str = "", hint: str = "", requirement: str = ""
+    ) -> None:
+        super().__init__(message, context=output.strip(), hint=hint)
+        self.output = output
+        self.requirement = requirement
+
+
+class DebianResolutionError(_Unresolved, DebianError):
+    """apt cannot satisfy a Debian environment's requirements, or they are not Debian's.
+
+    ``output`` is what apt (through mmdebstrap) said.
+    """
+
+    @classmethod
+    def foreign(cls, requirement: str) -> DebianResolutionError:
+        """``requirement`` has no ``deb:`` prefix."""
+        return cls(
+            f"{requirement!r} is not a Debian package requirement",
+            hint="a Debian environment takes only deb:NAME (or deb:NAME=VERSION); "
+            "Python packages go into an environment of their own",
+            requirement=requirement,
+        )
+
+    @classmethod
+    def bad_name(cls, requirement: str) -> DebianResolutionError:
+        """``deb:NAME`` whose name (or version) Debian policy does not allow."""
+        return cls(
+            f"{requirement!r} is not a Debian package name",
+            hint="use deb:NAME with a name as `apt-cache search` shows it, e.g. deb:r-base-core",
+            requirement=requirement,
+        )
+
+    @classmethod
+    def unknown_package(
+        cls, package: str, *, suite: str, output: str, mirror_variable: str
+    ) -> DebianResolutionError:
+        """apt found no package ``package`` in ``suite``."""
+        return cls(
+            f"Debian {suite} has no package {package!r}",
+            output=output,
+            hint="check the name with `apt-cache search NAME`, or set "
+            f"{mirror_variable} to a mirror that has it",
+            requirement=package,
+        )
+
+
+class GuixError(BuildError):
+    """The Guix backend failed: guix itself, its daemon, or the profile it built."""
+
+
+_GUIX_INSTALL_HINT = (
+    "install Guix (https://guix.gnu.org/manual/en/html_node/Installation.html) and run the "
+    "cell again, or declare the environment with `#seal env NAME <- ...` from PyPI packages "
+    "(e.g. `#seal env py <- numpy`) or Debian packages (`deb:NAME`) instead"
+)
+
+
+class GuixUnavailableError(GuixError):
+    """A ``;;guix`` environment needs the ``guix`` command, and this machine has none.
+
+    ``needed_by`` (the context) says what needed it: the ``;;guix`` lines of
+    the environment, or the lock being built.
+    """
+
+    def __init__(self, needed_by: str = "") -> None:
+        super().__init__(
+            "guix is not installed on this machine", context=needed_by, hint=_GUIX_INSTALL_HINT
+        )
+        self.needed_by = needed_by
+
+
+class GuixResolutionError(_Unresolved, GuixError):
+    """Guix cannot satisfy a ``;;guix`` environment's packages, or they are not Guix's.
+
+    ``output`` is what guix said (the command and its stderr).
+    """
+
+    @classmethod
+    def foreign(cls, requirement: str) -> GuixResolutionError:
+        """``requirement`` has no ``guix:`` prefix."""
+        return cls(
+            f"{requirement!r} is not a Guix package",
+            hint="a Guix environment takes only Guix packages; others go into "
+            "an environment of their own",
+            requirement=requirement,
+        )
+
+    @classmethod
+    def unknown_package(cls, spec: str, *, output: str) -> GuixResolutionError:
+        """``guix show`` printed no package matching ``spec``."""
+        return cls(
+            f"Guix has no package {spec!r}",
+            output=output,
+            hint="check the name with `guix search`, or pin another Guix commit",
+            requirement=spec,
+        )

@@ -7,20 +7,15 @@ sandbox, declared data, and (for a script) the exact lock.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from nbseal._toml import tomllib
 from nbseal.directives import parse_cell
 from nbseal.errors import DirectiveError, NotebookError
 from nbseal.locking import check_locks
 from nbseal.notebook import code_sources, metadata_data, metadata_locks, read_notebook
 from nbseal.plan import DEFAULT_ENV_NAME, DEFAULT_IPYKERNEL, plan_notebook
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["FORMATS", "export_notebook"]
 

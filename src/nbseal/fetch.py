@@ -162,35 +162,25 @@ def _download_blocking(
                 url = urljoin(url, response.getheader("Location", ""))
                 continue
             if response.status >= 400:
-                raise DataFetchError(
-                    f"cannot download {url}: HTTP {response.status} {response.reason}",
-                    hint="check the URL; a 404 often means the file moved",
-                )
+                raise DataFetchError.http_status(url, response.status, response.reason)
             length = response.getheader("Content-Length")
             total = int(length) if length and length.isdigit() else None
             result = _stream(response, dest, _Meter(report, total), stop)
             if total is not None and result[1] != total:
-                raise DataFetchError(
-                    f"the download of {url} was cut short: {result[1]} of {total} bytes",
-                    hint="try again; nothing was stored",
-                )
+                raise DataFetchError.cut_short(url, f"{result[1]} of {total} bytes")
             return result
         except http.client.IncompleteRead as exc:
-            raise DataFetchError(
-                f"the download of {url} was cut short: the server closed the connection "
-                f"({len(exc.partial)} bytes of the last read)",
-                hint="try again; nothing was stored",
+            raise DataFetchError.cut_short(
+                url,
+                f"the server closed the connection ({len(exc.partial)} bytes of the last read)",
             ) from exc
         except (http.client.HTTPException, OSError) as exc:
             if isinstance(exc, (DataFetchError, DataSourceError)):
                 raise
-            raise DataFetchError(
-                f"cannot download {url}: {exc or type(exc).__name__}",
-                hint="check the host is reachable and try again; nothing was stored",
-            ) from exc
+            raise DataFetchError.unreachable(url, str(exc or type(exc).__name__)) from exc
         finally:
             connection.close()
-    raise DataFetchError(f"cannot download {url}: more than {_MAX_REDIRECTS} redirects")
+    raise DataFetchError(f"cannot download {url}: more than {_MAX_REDIRECTS} redirects", url=url)
 
 
 def _stream(

@@ -14,18 +14,24 @@ import hashlib
 import json
 import os
 import re
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+from nbseal._toml import tomllib
+from nbseal.errors import LockFormatError
 
-__all__ = ["PEP751_BACKEND", "Lock", "LockedPackage", "index_hosts", "unnamed_sources"]
+__all__ = [
+    "PEP751_BACKEND",
+    "Lock",
+    "LockedPackage",
+    "backend_lock_data",
+    "index_hosts",
+    "toml_assignments",
+    "toml_table",
+    "unnamed_sources",
+]
 
 LOCK_FORMAT = 1
 # The ``backend`` of a lock whose ``pylock`` is PEP 751 text: the PyPI backend's.
@@ -160,6 +166,47 @@ def unnamed_sources(
                 where = url or f"path {artifact.get('path', '?')}"
                 found.append(f"{name} from {where}")
     return found
+
+
+def backend_lock_data(text: str, *, backend: str, version: int) -> dict[str, Any]:
+    """The TOML of a backend's own lock (Debian, Guix), if it is in format ``version``.
+
+    Raises :class:`~nbseal.errors.LockFormatError` (``backend`` names the
+    lock in its message) for text that is not TOML or of another format.
+    """
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LockFormatError(backend, "invalid", detail=str(exc)) from exc
+    found = data.get("lock-version")
+    if found != version:
+        raise LockFormatError(backend, "version", found=found, expected=version)
+    return data
+
+
+# What a backend's own lock holds: strings, numbers, flags and lists of strings.
+TomlValue = str | int | bool | Sequence[str]
+
+
+def _toml_value(value: TomlValue, ascii_only: bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):  # a JSON string is a valid TOML basic string
+        return json.dumps(value, ensure_ascii=ascii_only)
+    return "[" + ", ".join(_toml_value(item, ascii_only) for item in value) + "]"
+
+
+def toml_assignments(fields: Mapping[str, TomlValue], *, ascii_only: bool = True) -> list[str]:
+    """``key = value`` lines of a backend's own lock (the writing side of
+    :func:`backend_lock_data`); ``ascii_only`` escapes other characters as ``\\uXXXX``."""
+    return [f"{key} = {_toml_value(value, ascii_only)}" for key, value in fields.items()]
+
+
+def toml_table(name: str, fields: Mapping[str, TomlValue], *, ascii_only: bool = True) -> list[str]:
+    """One ``[[name]]`` entry of an array of tables, after a blank line."""
+    return ["", f"[[{name}]]", *toml_assignments(fields, ascii_only=ascii_only)]
 
 
 def _artifacts(package: dict[str, Any]) -> list[dict[str, Any]]:

@@ -59,12 +59,9 @@ def read_notebook_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
-        raise NotebookError(
-            f"{path} is not a notebook: it is not valid JSON",
-            hint="open it in Jupyter or restore it from version control",
-        ) from exc
+        raise NotebookError.not_json(path) from exc
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise NotebookError(f"{path} is not a notebook: it has no cells")
+        raise NotebookError.not_a_notebook(path, "a notebook: it has no cells")
     return data
 
 
@@ -75,12 +72,9 @@ def read_notebook(path: Path) -> Any:
     try:
         return nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
     except (json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
-        raise NotebookError(
-            f"{path} is not a notebook: it is not valid JSON",
-            hint="open it in Jupyter or restore it from version control",
-        ) from exc
+        raise NotebookError.not_json(path) from exc
     except Exception as exc:
-        raise NotebookError(f"{path} is not a valid notebook: {exc}") from exc
+        raise NotebookError.not_a_notebook(path, f"a valid notebook: {exc}") from exc
 
 
 def write_notebook(notebook: Any, path: Path) -> None:
@@ -119,10 +113,7 @@ def _lock_from(data: Any, where: str) -> Lock:
     try:
         return Lock.from_json(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise NotebookError(
-            f"the lock in {where} is damaged ({exc!r})",
-            hint="run `nbseal lock NOTEBOOK` to write it again",
-        ) from exc
+        raise NotebookError.damaged_lock(where, exc) from exc
 
 
 def metadata_locks(notebook: Any) -> dict[str, Lock]:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,10 +107,7 @@ def python_prefixes(python: str) -> list[Path]:
 
 def _lock_files(pylock: Path) -> list[Path]:
     """Local artifacts a pylock.toml names (``path`` keys, ``file://`` URLs): build inputs."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on Python 3.10 only
-        import tomli as tomllib
+    from nbseal._toml import tomllib
 
     found: list[Path] = []
 

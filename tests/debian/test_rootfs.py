@@ -26,7 +26,7 @@ from nbseal.backends.debian import DebianBackend
 from nbseal.backends.debian.kernel import find_rootfs_kernel_command
 from nbseal.backends.debian.lock import DebCache, DebianLockData, sha256_file
 from nbseal.backends.debian.tree import disk_usage, installed_packages, share_identical_files
-from nbseal.errors import BuildError, ResolutionError
+from nbseal.errors import BuildError, DebianResolutionError
 from nbseal.fsutil import remove_tree
 from nbseal.plan import EnvironmentSpec
 from nbseal.progress import Progress
@@ -247,7 +247,7 @@ def test_a_second_r_environment_shares_files_with_the_first_in_the_store(
 def test_unknown_debian_package_is_named(mmdebstrap: str, tmp_path: Path) -> None:
     spec = EnvironmentSpec("x", ("deb:nbseal-no-such-package",), PIN)
     backend = DebianBackend(work_root=tmp_path / "work")
-    with pytest.raises(ResolutionError) as caught:
+    with pytest.raises(DebianResolutionError) as caught:
         asyncio.run(backend.resolve(spec, tmp_path / "resolve", Progress("x")))
     assert "has no package 'nbseal-no-such-package'" in caught.value.message
     assert "apt-cache search" in caught.value.hint

@@ -35,7 +35,7 @@ from nbseal.backends.debian.lock import DebCache, DebianLockData, DebianPackage,
 from nbseal.backends.debian.mmdebstrap import BuildUser, _dpkg_options, _normalise_hook
 from nbseal.backends.debian.preflight import BuildIds, root_build_ids
 from nbseal.backends.debian.tree import unpack_rootfs
-from nbseal.errors import BuildError, KernelStartError, ResolutionError
+from nbseal.errors import BuildError, DebianResolutionError, KernelStartError
 from nbseal.lock import Lock
 from nbseal.progress import Progress
 from nbseal.sandbox import SandboxPolicy
@@ -107,7 +107,7 @@ def test_requirements_are_debian_package_names() -> None:
         "g++=4:12.2.0-3",
     )
     for bad in ("numpy", "deb:R-Base", "deb:", "deb:a b", "deb:x=1;rm"):
-        with pytest.raises(ResolutionError):
+        with pytest.raises(DebianResolutionError):
             debian_packages((bad,))
 
 
@@ -115,7 +115,7 @@ def test_pins_map_to_snapshot_timestamps() -> None:
     assert snapshot_timestamp("2025-06-01") == "20250601T000000Z"
     assert snapshot_timestamp("2025-06-01T12:30:05Z") == "20250601T123005Z"
     assert snapshot_timestamp("2025-06-01T12:30:00+02:00") == "20250601T103000Z"
-    with pytest.raises(ResolutionError):
+    with pytest.raises(DebianResolutionError):
         snapshot_timestamp("last tuesday")
 
 

@@ -32,9 +32,9 @@ from nbseal.backends.guix import (
 from nbseal.environments import realize, resolve
 from nbseal.errors import (
     BuildError,
+    GuixResolutionError,
     GuixUnavailableError,
     NbsealError,
-    ResolutionError,
 )
 from nbseal.lock import Lock
 from nbseal.plan import EnvironmentSpec, host_platform, plan_notebook
@@ -199,7 +199,7 @@ def test_guix_show_and_channels_are_read() -> None:
         GuixPackage("python", "3.11.11"),
         GuixPackage("python-ipykernel", "6.29.5"),
     )
-    with pytest.raises(ResolutionError, match=r"no package 'python@2\.7'"):
+    with pytest.raises(GuixResolutionError, match=r"no package 'python@2\.7'"):
         parse_show(shown, ["python@2.7"])
     two = CHANNELS.format(commit=FULL) + '(channel (name \'science) (commit "0123abcd"))'
     assert channel_commits(two) == {"guix": FULL, "science": "0123abcd"}
@@ -274,13 +274,13 @@ def test_an_unpinned_environment_takes_the_guix_in_use(fake_guix: Path, tmp_path
 
 
 def test_resolution_failures_say_what_guix_said(fake_guix: Path, tmp_path: Path) -> None:
-    with pytest.raises(ResolutionError) as bad_commit:
+    with pytest.raises(GuixResolutionError) as bad_commit:
         asyncio.run(GuixBackend().resolve(spec("guix-commit:deadbee"), tmp_path, Progress("py")))
     assert "at commit deadbee" in bad_commit.value.message
     assert "no match for id" in bad_commit.value.context
     assert "--commit=deadbee" in bad_commit.value.context
     missing = EnvironmentSpec("x", ("guix:no-such-package",), "guix-commit:abcdef0")
-    with pytest.raises(ResolutionError) as unknown:
+    with pytest.raises(GuixResolutionError) as unknown:
         asyncio.run(GuixBackend().resolve(missing, tmp_path, Progress("x")))
     assert "package not found" in unknown.value.context
     assert "guix search" in unknown.value.hint

@@ -12,7 +12,7 @@ name, as jupyter_client's manager never asks which provisioner it has.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from nbseal.progress import Progress
 from nbseal.sandbox.launch import Launcher
 from nbseal.sandbox.policy import SandboxPolicy
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "strip_prefix"]
 
 
 class Backend(abc.ABC):
@@ -74,3 +74,19 @@ class Backend(abc.ABC):
         longer need; ``locks`` are the store's, of every backend. A line saying what
         was removed, or None when there was nothing to say."""
         return None
+
+
+def strip_prefix(
+    requirements: Sequence[str], prefix: str, foreign: Callable[[str], Exception]
+) -> tuple[str, ...]:
+    """What follows ``prefix`` in each requirement (``deb:NAME`` → ``NAME``).
+
+    A requirement without ``prefix`` belongs to another backend: ``foreign(it)``
+    is raised.
+    """
+    bodies = []
+    for requirement in requirements:
+        if not requirement.startswith(prefix):
+            raise foreign(requirement)
+        bodies.append(requirement[len(prefix) :])
+    return tuple(bodies)

@@ -36,17 +36,14 @@ tested against a stand-in ``guix`` script.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shlex
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from nbseal.backends.base import Backend
+from nbseal.backends.base import Backend, strip_prefix
 from nbseal.backends.kernelspecs import (
     KernelCommand,
     command_from_spec,
@@ -54,19 +51,14 @@ from nbseal.backends.kernelspecs import (
     prefix_kernelspecs,
 )
 from nbseal.directives import GUIX_REQUIREMENT_PREFIX
-from nbseal.errors import BuildError, KernelStartError, ResolutionError
-from nbseal.lock import Lock
+from nbseal.errors import GuixError, GuixResolutionError, KernelStartError
+from nbseal.lock import Lock, backend_lock_data, toml_assignments, toml_table
 from nbseal.paths import cache_root
 from nbseal.plan import EnvironmentSpec, guix_commit_of, host_platform
 from nbseal.progress import Progress
 from nbseal.sandbox.guix import GuixLauncher, find_guix, guix_profile
 from nbseal.sandbox.launch import Launcher
 from nbseal.sandbox.policy import SandboxPolicy
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = [
     "GUIX_LOCK_VERSION",
@@ -91,17 +83,7 @@ GUIX_LOCK_VERSION = 1
 # ---------------------------------------------------------------------------
 def guix_packages(requirements: Sequence[str]) -> tuple[str, ...]:
     """``guix:SPEC`` → the package specifications Guix takes."""
-    packages = []
-    for requirement in requirements:
-        if not requirement.startswith(GUIX_REQUIREMENT_PREFIX):
-            raise ResolutionError(
-                f"{requirement!r} is not a Guix package",
-                stderr="",
-                hint="a Guix environment takes only Guix packages; others go into "
-                "an environment of their own",
-            )
-        packages.append(requirement[len(GUIX_REQUIREMENT_PREFIX) :])
-    return tuple(packages)
+    return strip_prefix(requirements, GUIX_REQUIREMENT_PREFIX, GuixResolutionError.foreign)
 
 
 def _directive(name: str, requirements: Sequence[str], pin: str = "") -> str:
@@ -193,11 +175,7 @@ def parse_show(text: str, packages: Sequence[str]) -> tuple[GuixPackage, ...]:
             None,
         )
         if match is None:
-            raise ResolutionError(
-                f"Guix has no package {spec!r}",
-                stderr=text[-2000:],
-                hint="check the name with `guix search`, or pin another Guix commit",
-            )
+            raise GuixResolutionError.unknown_package(spec, output=text[-2000:])
         chosen.append(GuixPackage(match["name"], match["version"]))
     return tuple(sorted(set(chosen), key=lambda p: (p.name, p.version)))
 
@@ -214,39 +192,29 @@ class GuixLockData:
     packages: tuple[GuixPackage, ...]
 
     def dumps(self) -> str:
-        def q(text: str) -> str:  # a JSON string is a valid TOML basic string
-            return json.dumps(text, ensure_ascii=False)
-
         commits = ", ".join(
             f"{n} {c[:12]}" for n, c in sorted(channel_commits(self.channels).items())
         )
         lines = [
             f"# nbseal Guix lock: channels ({commits}) and manifest",
-            f"lock-version = {GUIX_LOCK_VERSION}",
-            f"channels = {q(self.channels)}",
-            f"manifest = {q(self.manifest)}",
+            *toml_assignments(
+                {
+                    "lock-version": GUIX_LOCK_VERSION,
+                    "channels": self.channels,
+                    "manifest": self.manifest,
+                },
+                ascii_only=False,
+            ),
         ]
         for package in self.packages:
-            lines += [
-                "",
-                "[[packages]]",
-                f"name = {q(package.name)}",
-                f"version = {q(package.version)}",
-            ]
+            lines += toml_table(
+                "packages", {"name": package.name, "version": package.version}, ascii_only=False
+            )
         return "\n".join(lines) + "\n"
 
     @classmethod
     def loads(cls, text: str) -> GuixLockData:
-        try:
-            data: dict[str, Any] = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise BuildError("the Guix lock is not valid TOML", context=str(exc)) from exc
-        if data.get("lock-version") != GUIX_LOCK_VERSION:
-            raise BuildError(
-                f"this Guix lock has format {data.get('lock-version')!r}; this nbseal reads "
-                f"format {GUIX_LOCK_VERSION}",
-                hint="re-lock the environment with `nbseal lock`",
-            )
+        data = backend_lock_data(text, backend="Guix", version=GUIX_LOCK_VERSION)
         return cls(
             channels=str(data["channels"]),
             manifest=str(data["manifest"]),
@@ -337,9 +305,9 @@ class GuixBackend(Backend):
         )
         described = await _run(describe_argv(guix, commit), progress)
         if described.returncode != 0:
-            raise ResolutionError(
+            raise GuixResolutionError(
                 "guix could not describe its channels" + (f" at commit {commit}" if commit else ""),
-                stderr=described.context(describe_argv(guix, commit)),
+                output=described.context(describe_argv(guix, commit)),
                 hint="check the commit in `;;guix pin`"
                 if commit
                 else "pin a Guix commit with `;;guix pin COMMIT` (a Guix installed without "
@@ -352,9 +320,9 @@ class GuixBackend(Backend):
         for argv in (manifest_argv(guix, channels, packages), show_argv(guix, channels, packages)):
             run = await _run(argv, progress)
             if run.returncode != 0:
-                raise ResolutionError(
+                raise GuixResolutionError(
                     f"Guix could not resolve {' '.join(packages)}",
-                    stderr=run.context(argv),
+                    output=run.context(argv),
                     hint="check the package names with `guix search`, or pin another commit",
                 )
             outputs.append(run.stdout)
@@ -383,7 +351,7 @@ class GuixBackend(Backend):
         argv = build_argv(guix, channels, manifest, root)
         run = await _run(argv, progress)
         if run.returncode != 0:
-            raise BuildError(
+            raise GuixError(
                 "Guix could not build the environment",
                 context=run.context(argv),
                 hint="the lock names the exact channels and manifest; check the Guix "
@@ -391,7 +359,7 @@ class GuixBackend(Backend):
             )
         profile = Path(os.path.realpath(root))
         if not prefix_kernelspecs(profile):
-            raise BuildError(
+            raise GuixError(
                 "the Guix environment holds no Jupyter kernel",
                 context=f"packages: {' '.join(packages)}",
                 hint=_KERNEL_HINT,
@@ -411,9 +379,7 @@ def guix_kernel_command(env_path: Path, wanted: str | None = None) -> KernelComm
     profile = guix_profile(env_path)
     specs = prefix_kernelspecs(profile)
     if not specs:
-        raise KernelStartError(
-            f"the Guix environment at {env_path} holds no Jupyter kernel", hint=_KERNEL_HINT
-        )
+        raise KernelStartError.no_kernel(env_path, holder="Guix environment", hint=_KERNEL_HINT)
     name, spec, argv = pick_kernelspec(specs, wanted)
     # ipykernel answers interrupt_request; a signal would reach `guix shell`.
     interrupt_mode = "message" if "ipykernel_launcher" in argv else None

@@ -132,9 +132,8 @@ def find_kernel_command(env_path: Path, wanted: str | None = None) -> KernelComm
     """
     specs = prefix_kernelspecs(env_path)
     if not specs:
-        raise KernelStartError(
-            f"the environment at {env_path} holds no Jupyter kernel",
-            hint="add a kernel package to the environment (ipykernel, bash_kernel, ...)",
+        raise KernelStartError.no_kernel(
+            env_path, hint="add a kernel package to the environment (ipykernel, bash_kernel, ...)"
         )
     name, spec, argv = pick_kernelspec(specs, wanted)
     python = str(env_path / "bin" / "python")
@@ -158,11 +157,7 @@ def pick_kernelspec(
     elif wanted in specs:
         name = wanted
     else:
-        raise KernelStartError(
-            f"the environment holds no kernel named {wanted!r}",
-            context=f"kernels found: {', '.join(sorted(specs))}",
-            hint="use kernel=NAME with one of those names",
-        )
+        raise KernelStartError.no_kernel_named(wanted, specs)
     spec = specs[name]
     argv = [str(a) for a in spec.get("argv", [])]
     if not argv:

@@ -24,20 +24,12 @@ from nbseal.sandbox.policy import SandboxPolicy
 
 __all__ = ["GuixLauncher", "container_argv", "find_guix", "guix_profile"]
 
-INSTALL_HINT = (
-    "install Guix (https://guix.gnu.org/manual/en/html_node/Installation.html) and run the "
-    "cell again, or declare the environment with `#seal env NAME <- ...` from PyPI packages "
-    "(e.g. `#seal env py <- numpy`) or Debian packages (`deb:NAME`) instead"
-)
-
 
 def find_guix(context: str = "") -> str:
     """The ``guix`` command; raises :class:`GuixUnavailableError` when there is none."""
     found = shutil.which("guix")
     if found is None:
-        raise GuixUnavailableError(
-            "guix is not installed on this machine", context=context, hint=INSTALL_HINT
-        )
+        raise GuixUnavailableError(context)
     return found
 
 

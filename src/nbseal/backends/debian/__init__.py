@@ -68,7 +68,6 @@ from nbseal.backends.debian.sources import (
     DEFAULT_DPKG_OPTIONS,
     MIRROR_ENV_VAR,
     SUITE_ENV_VAR,
-    DebianUnavailableError,
     debian_packages,
     host_sources,
     host_suite,
@@ -76,6 +75,7 @@ from nbseal.backends.debian.sources import (
     mirror_sources,
     snapshot_timestamp,
 )
+from nbseal.errors import DebianUnavailableError
 
 __all__ = [
     "APT_OPTIONS",

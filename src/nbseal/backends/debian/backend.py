@@ -52,7 +52,7 @@ from nbseal.backends.debian.tree import (
     unpack_rootfs,
 )
 from nbseal.backends.kernelspecs import KernelCommand, kernelspec_files
-from nbseal.errors import BuildError
+from nbseal.errors import DebianError, LockFormatError
 from nbseal.fsutil import remove_tree
 from nbseal.lock import Lock
 from nbseal.paths import cache_root
@@ -193,7 +193,7 @@ class DebianBackend(Backend):
             )
             data = dataclasses.replace(data, pin_enforced=enforced)
             if self.require_kernel and not kernelspec_files(*(tree / d for d in KERNEL_DIRS)):
-                raise BuildError(
+                raise DebianError(
                     f"the Debian environment {spec.name!r} holds no Jupyter kernel",
                     context=f"packages: {' '.join(packages)}",
                     hint="add a kernel package, e.g. deb:r-cran-irkernel (R), "
@@ -244,7 +244,7 @@ class DebianBackend(Backend):
             entry, number = index[key]
             locked.append(_locked(entry, number))
         if unknown:
-            raise BuildError(
+            raise DebianError(
                 "installed packages are missing from the mirror's index",
                 context=", ".join(unknown),
                 hint="the mirror changed during the build; resolve again",
@@ -360,7 +360,7 @@ class DebianBackend(Backend):
         if got != data.installed_set():
             extra = sorted("=".join(p[:2]) for p in got - data.installed_set())
             lacking = sorted("=".join(p[:2]) for p in data.installed_set() - got)
-            raise BuildError(
+            raise DebianError(
                 "the rebuilt root file system does not hold exactly the locked packages",
                 context=f"not in the lock: {', '.join(extra) or '-'}\n"
                 f"missing: {', '.join(lacking) or '-'}",
@@ -393,7 +393,7 @@ class DebianBackend(Backend):
             )
         os.chmod(repo / "Packages", 0o644)
         if done.returncode != 0:
-            raise BuildError(
+            raise DebianError(
                 "cannot index the stored .debs",
                 context=done.stderr.decode(errors="replace").strip()[-2000:],
             )
@@ -411,7 +411,7 @@ def remove_unused_debs(locks: Iterable[Lock], debs: DebCache | None = None) -> D
             continue
         try:
             data = DebianLockData.loads(lock.pylock)
-        except BuildError:
+        except LockFormatError:
             return DebGcResult((), 0, 0)
         keep.update(p.sha256 for p in data.all_debs())
     return (debs if debs is not None else DebCache()).gc(keep)
@@ -423,7 +423,7 @@ def _debian_source(lock: Lock | None) -> dict[str, Any]:
         return {"text": "Debian (not resolved yet)"}
     try:
         data = DebianLockData.loads(lock.pylock)
-    except BuildError:
+    except LockFormatError:
         return {"text": "Debian (lock unreadable)"}
     mirror = data.sources[0].uri if data.sources else ""
     suites = list(dict.fromkeys(s.suite for s in data.sources))

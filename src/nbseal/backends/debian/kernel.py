@@ -67,8 +67,9 @@ def find_rootfs_kernel_command(rootfs: Path, wanted: str | None = None) -> Kerne
     """
     specs = rootfs_kernelspecs(rootfs)
     if not specs:
-        raise KernelStartError(
-            f"the root file system at {rootfs} holds no Jupyter kernel",
+        raise KernelStartError.no_kernel(
+            rootfs,
+            holder="root file system",
             context=f"looked in /{KERNEL_DIRS[0]} and /{KERNEL_DIRS[1]}",
             hint="add a kernel package to the environment, e.g. deb:r-cran-irkernel",
         )

@@ -48,10 +48,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import urllib.error
@@ -61,13 +59,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbseal.errors import BuildError
+from nbseal.digests import sha256_file
+from nbseal.errors import DebianError, LockFormatError
+from nbseal.lock import TomlValue, backend_lock_data, toml_assignments, toml_table
 from nbseal.paths import cache_root
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 __all__ = [
     "DEBIAN_LOCK_VERSION",
@@ -138,58 +133,47 @@ class DebianLockData:
 
     # -- text ---------------------------------------------------------------
     def dumps(self) -> str:
-        q = json.dumps  # a JSON string is a valid TOML basic string
-        lines = [
-            "# nbseal Debian lock: a root file system built by mmdebstrap from these .debs",
-        ]
+        lines = ["# nbseal Debian lock: a root file system built by mmdebstrap from these .debs"]
         if self.resolved_at:
             lines.append(f"# resolved-at: {self.resolved_at}")
-        lines += [
-            f"lock-version = {DEBIAN_LOCK_VERSION}",
-            f"suite = {q(self.suite)}",
-            f"architecture = {q(self.architecture)}",
-            f"include = [{', '.join(q(i) for i in self.include)}]",
-            f"pin-enforced = {'true' if self.pin_enforced else 'false'}",
-            f"dpkg-options = [{', '.join(q(o) for o in self.dpkg_options)}]",
-        ]
+        lines += toml_assignments(
+            {
+                "lock-version": DEBIAN_LOCK_VERSION,
+                "suite": self.suite,
+                "architecture": self.architecture,
+                "include": self.include,
+                "pin-enforced": self.pin_enforced,
+                "dpkg-options": self.dpkg_options,
+            }
+        )
         for source in self.sources:
-            lines += [
-                "",
-                "[[sources]]",
-                f"uri = {q(source.uri)}",
-                f"suite = {q(source.suite)}",
-                f"components = [{', '.join(q(c) for c in source.components)}]",
-            ]
+            fields: dict[str, TomlValue] = {
+                "uri": source.uri,
+                "suite": source.suite,
+                "components": source.components,
+            }
             if source.options:
-                lines.append(f"options = {q(source.options)}")
+                fields["options"] = source.options
+            lines += toml_table("sources", fields)
         for table, packages in (("packages", self.packages), ("build-tools", self.build_tools)):
             for p in sorted(packages, key=lambda p: (p.name, p.architecture)):
-                lines += [
-                    "",
-                    f"[[{table}]]",
-                    f"name = {q(p.name)}",
-                    f"version = {q(p.version)}",
-                    f"architecture = {q(p.architecture)}",
-                    f"sha256 = {q(p.sha256)}",
-                    f"size = {p.size}",
-                    f"filename = {q(p.filename)}",
-                    f"source = {p.source}",
-                ]
+                lines += toml_table(
+                    table,
+                    {
+                        "name": p.name,
+                        "version": p.version,
+                        "architecture": p.architecture,
+                        "sha256": p.sha256,
+                        "size": p.size,
+                        "filename": p.filename,
+                        "source": p.source,
+                    },
+                )
         return "\n".join(lines) + "\n"
 
     @classmethod
     def loads(cls, text: str) -> DebianLockData:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise BuildError("the Debian lock is not valid TOML", context=str(exc)) from exc
-        version = data.get("lock-version")
-        if version != DEBIAN_LOCK_VERSION:
-            raise BuildError(
-                f"this Debian lock has format {version!r}; this nbseal reads "
-                f"format {DEBIAN_LOCK_VERSION}",
-                hint="re-lock the environment with `nbseal lock`",
-            )
+        data = backend_lock_data(text, backend="Debian", version=DEBIAN_LOCK_VERSION)
         resolved_at = ""
         for line in text.splitlines():
             if line.startswith("# resolved-at:"):
@@ -215,7 +199,7 @@ class DebianLockData:
                 resolved_at=resolved_at,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise BuildError("the Debian lock misses a field", context=repr(exc)) from exc
+            raise LockFormatError("Debian", "incomplete", detail=repr(exc)) from exc
 
     def installed_set(self) -> set[tuple[str, str, str]]:
         return {(p.name, p.version, p.architecture) for p in self.packages}
@@ -294,14 +278,6 @@ def read_packages_index(path: Path, names: set[str] | None = None) -> Iterator[I
 # ---------------------------------------------------------------------------
 # the content-addressed store of .debs
 # ---------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class DebCache:
     """``<root>/<sha256>.deb``: every .deb any lock named, verified, read-only."""
 
@@ -341,7 +317,7 @@ class DebCache:
                 os.replace(copy, tmp)
             actual = sha256_file(tmp)
             if actual != sha256:
-                raise BuildError(
+                raise DebianError(
                     f"{source.name} does not have the SHA-256 the archive index names",
                     context=f"expected {sha256}\nactual   {actual}",
                     hint="the download was altered or the mirror is inconsistent; retry",
@@ -378,7 +354,7 @@ class DebCache:
                 failures.append(f"{url}: {exc}")
             finally:
                 tmp.unlink(missing_ok=True)
-        raise BuildError(
+        raise DebianError(
             f"the .deb of {package.name} {package.version} is neither in the local "
             "store nor at any mirror",
             context="\n".join(failures),

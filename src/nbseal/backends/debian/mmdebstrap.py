@@ -20,7 +20,7 @@ from nbseal.backends.debian.lock import (
 )
 from nbseal.backends.debian.preflight import BuildIds, current_build_ids
 from nbseal.backends.debian.sources import _DPKG_FILTERS, MIRROR_ENV_VAR
-from nbseal.errors import BuildError, ResolutionError
+from nbseal.errors import DebianError, DebianResolutionError
 from nbseal.fsutil import remove_tree
 from nbseal.progress import Progress
 from nbseal.sandbox.confine import confined_command
@@ -80,7 +80,7 @@ class BuildUser:
             check=False,
         )
         if done.returncode != 0:
-            raise BuildError(
+            raise DebianError(
                 f"cannot run {argv[0]} in the build's user namespace",
                 context=done.stderr.strip(),
             )
@@ -157,24 +157,21 @@ _UNKNOWN = (
 )
 
 
-def _failure(run: _Run, what: str, suite: str, log_path: Path) -> Exception:
+def _failure(run: _Run, what: str, suite: str, log_path: Path) -> DebianError:
     tail = "\n".join(line for line in run.output.splitlines() if line.strip())[-3000:]
     for pattern in _UNKNOWN:
         match = pattern.search(run.output)
         if match:
-            return ResolutionError(
-                f"Debian {suite} has no package {match.group(1)!r}",
-                stderr=tail,
-                hint="check the name with `apt-cache search NAME`, or set "
-                f"{MIRROR_ENV_VAR} to a mirror that has it",
+            return DebianResolutionError.unknown_package(
+                match.group(1), suite=suite, output=tail, mirror_variable=MIRROR_ENV_VAR
             )
     if "Could not resolve" in run.output or "Failed to fetch" in run.output:
-        return BuildError(
+        return DebianError(
             f"{what}: the Debian mirror could not be reached",
             context=tail,
             hint=f"check the network, or set {MIRROR_ENV_VAR} to a reachable mirror",
         )
-    return BuildError(
+    return DebianError(
         f"{what}: mmdebstrap failed (exit code {run.returncode})",
         context=tail,
         hint=f"the whole output is in {log_path}",

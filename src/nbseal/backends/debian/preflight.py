@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbseal.backends.debian.sources import _INSTALL_HINT, DebianUnavailableError
+from nbseal.backends.debian.sources import _INSTALL_HINT
+from nbseal.errors import DebianUnavailableError
 from nbseal.sandbox.userns import userns_command
 
 # ---------------------------------------------------------------------------

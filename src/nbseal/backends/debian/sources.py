@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from nbseal.backends.base import strip_prefix
 from nbseal.backends.debian.lock import (
     DebianSource,
 )
 from nbseal.directives import DEB_REQUIREMENT_PREFIX
-from nbseal.errors import BuildError, ResolutionError
+from nbseal.errors import DebianResolutionError, DebianUnavailableError
 
 DEB_PREFIX = DEB_REQUIREMENT_PREFIX
 MIRROR_ENV_VAR = "NBSEAL_DEBIAN_MIRROR"
@@ -47,10 +48,6 @@ _DPKG_FILTERS = "/etc/dpkg/dpkg.cfg.d/99nbseal-path-filters"
 _INSTALL_HINT = "install it with `apt-get install mmdebstrap uidmap` (Debian, Ubuntu)"
 
 
-class DebianUnavailableError(BuildError):
-    """mmdebstrap is missing or cannot run here; says why and what to do."""
-
-
 # ---------------------------------------------------------------------------
 # specs
 # ---------------------------------------------------------------------------
@@ -61,28 +58,14 @@ def is_debian_spec(requirements: Sequence[str]) -> bool:
 
 def debian_packages(requirements: Sequence[str]) -> tuple[str, ...]:
     """``deb:NAME`` or ``deb:NAME=VERSION`` → what apt gets; raises for anything else."""
-    packages = []
-    for requirement in requirements:
-        if not requirement.startswith(DEB_PREFIX):
-            raise ResolutionError(
-                f"{requirement!r} is not a Debian package requirement",
-                stderr="",
-                hint="a Debian environment takes only deb:NAME (or deb:NAME=VERSION); "
-                "Python packages go into an environment of their own",
-            )
-        body = requirement[len(DEB_PREFIX) :]
+    packages = strip_prefix(requirements, DEB_PREFIX, DebianResolutionError.foreign)
+    for requirement, body in zip(requirements, packages, strict=True):
         name, sep, version = body.partition("=")
         if not _PACKAGE.match(name) or (sep and not _VERSION.match(version)):
-            raise ResolutionError(
-                f"{requirement!r} is not a Debian package name",
-                stderr="",
-                hint="use deb:NAME with a name as `apt-cache search` shows it, "
-                "e.g. deb:r-base-core",
-            )
-        packages.append(body)
+            raise DebianResolutionError.bad_name(requirement)
     if not packages:
-        raise ResolutionError("a Debian environment names no package", stderr="")
-    return tuple(packages)
+        raise DebianResolutionError("a Debian environment names no package")
+    return packages
 
 
 # ---------------------------------------------------------------------------
@@ -178,7 +161,7 @@ def snapshot_timestamp(pin: str) -> str:
     try:
         when = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise ResolutionError(f"the pin {pin!r} is not a date or instant", stderr="") from exc
+        raise DebianResolutionError(f"the pin {pin!r} is not a date or instant") from exc
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -11,7 +11,6 @@ that share most packages share most of their disk.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import posixpath
 import stat
@@ -23,7 +22,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbseal.errors import BuildError
+from nbseal.digests import sha256_file
+from nbseal.errors import DebianError
 
 __all__ = [
     "SharingResult",
@@ -73,7 +73,7 @@ def unpack_rootfs(archive: Path, dest: Path) -> None:
         with tarfile.open(archive, errorlevel=2) as tar:
             tar.extractall(dest, filter=_rootfs_member, numeric_owner=True)
     except tarfile.TarError as exc:
-        raise BuildError(
+        raise DebianError(
             f"cannot unpack the root file system mmdebstrap wrote to {archive}",
             context=str(exc),
         ) from exc
@@ -97,7 +97,7 @@ def installed_packages(root: Path) -> set[tuple[str, str, str]]:
         check=False,
     )
     if done.returncode != 0:
-        raise BuildError(f"cannot list the packages of {root}", context=done.stderr.strip())
+        raise DebianError(f"cannot list the packages of {root}", context=done.stderr.strip())
     result = set()
     for line in done.stdout.splitlines():
         status, name, version, arch = line.split("\t")
@@ -143,7 +143,6 @@ class SharingResult:
 # Everything an inode carries that a path name does not: files that agree on
 # all of it (and on content and extended attributes) can be one inode.
 _FileKey = tuple[int, int, int, int, int]
-_CHUNK = 1 << 20
 
 
 def _file_key(info: os.stat_result) -> _FileKey:
@@ -165,14 +164,6 @@ def _regular_files(root: Path) -> Iterator[tuple[str, os.stat_result]]:
                             yield entry.path, info
         except (FileNotFoundError, NotADirectoryError):
             continue  # removed meanwhile (a published tree being collected)
-
-
-def _digest(path: str) -> bytes:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.digest()
 
 
 def _xattrs(path: str) -> dict[str, bytes]:
@@ -246,7 +237,7 @@ def share_identical_files(tree: Path, published: Sequence[Path]) -> SharingResul
             if key in keys and info.st_dev == device:
                 candidates.setdefault(key, {}).setdefault(info.st_ino, path)
     linked = 0
-    digests: dict[int, bytes] = {}  # inode -> SHA-256, each file read at most once
+    digests: dict[int, str] = {}  # inode -> SHA-256, each file read at most once
     replaced: dict[int, int] = {}  # old inode of the new tree -> names replaced
     blocks: dict[int, tuple[int, int]] = {}  # old inode -> (st_nlink, bytes allocated)
     opened: dict[str, int] = {}  # directories made writable for a while -> their mode
@@ -256,12 +247,12 @@ def share_identical_files(tree: Path, published: Sequence[Path]) -> SharingResul
             if info.st_ino in group:
                 continue  # already that inode (a second name of it)
             try:
-                mine = digests.get(info.st_ino) or _digest(path)
+                mine = digests.get(info.st_ino) or sha256_file(path)
                 digests[info.st_ino] = mine
                 attributes = _xattrs(path)
                 for ino, target in group.items():
                     if ino not in digests:
-                        digests[ino] = _digest(target)
+                        digests[ino] = sha256_file(target)
                     if (
                         digests[ino] == mine
                         and _xattrs(target) == attributes
