@@ -9,13 +9,13 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
-import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from urllib.parse import unquote, urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from nbseal._toml import tomllib
 from nbseal.digests import sha256_hex
 from nbseal.directives.forms import FORMS, GUIX_FORMS
 from nbseal.directives.model import (
@@ -39,11 +39,6 @@ from nbseal.directives.model import (
     ShareDirective,
 )
 from nbseal.errors import DirectiveError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["download_name", "parse_cell"]
 
