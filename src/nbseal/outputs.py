@@ -293,6 +293,8 @@ def seal_output(output: Mapping[str, Any]) -> dict[str, Any]:
     """A stored output (nbformat: display_data, execute_result, ...) under the policy."""
     if "data" not in output or not isinstance(output["data"], Mapping):
         return dict(output)
+    if any(str(mime).startswith("application/vnd.nbseal.") for mime in output["data"]):
+        return dict(output)  # nbseal's own (progress, locks, describe): the proxy wrote it
     data, metadata, _ = seal_bundle(output["data"], output.get("metadata") or {})
     return {**output, "data": data, "metadata": metadata}
 

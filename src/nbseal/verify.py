@@ -21,7 +21,9 @@ from typing import Any
 from nbseal.compare import DEFAULT_SANITIZERS, Sanitizer, diff_outputs, normalise_outputs
 from nbseal.errors import NbsealError, NotebookError
 from nbseal.locking import check_locks, lock_notebook
-from nbseal.notebook import read_notebook, write_notebook
+from nbseal.notebook import code_sources, read_notebook, write_notebook
+from nbseal.outputs import seal_output
+from nbseal.plan import plan_notebook
 from nbseal.runner import Reporter, execute_notebook
 
 __all__ = ["CellReport", "NotebookReport", "VerifyOptions", "verify_notebooks"]
@@ -92,7 +94,9 @@ def _marks(cell: Any) -> set[str]:
     return {mark for mark, (comment, tag) in _MARKERS.items() if comment in lines or tag in tags}
 
 
-def _judge(index: int, stored: Any, fresh: Any, options: VerifyOptions) -> CellReport:
+def _judge(
+    index: int, stored: Any, fresh: Any, options: VerifyOptions, *, sealed_outputs: bool
+) -> CellReport:
     marks = _marks(stored)
     if "skip" in marks:
         return CellReport(index, SKIPPED, "NBVAL_SKIP")
@@ -109,14 +113,24 @@ def _judge(index: int, stored: Any, fresh: Any, options: VerifyOptions) -> CellR
     if stored.get("execution_count") is None and not stored.get("outputs"):
         # As nbval: a cell never executed has no output to reproduce.
         return CellReport(index, REPRODUCED, "ran; never executed in the file, not compared")
-    expected = normalise_outputs(
-        list(stored.get("outputs", [])), options.sanitizers, images=options.images
-    )
+    stored_outputs = list(stored.get("outputs", []))
+    if sealed_outputs:
+        # The re-run's outputs passed the output policy: so do the stored ones.
+        stored_outputs = [seal_output(output) for output in stored_outputs]
+    expected = normalise_outputs(stored_outputs, options.sanitizers, images=options.images)
     actual = normalise_outputs(outputs, options.sanitizers, images=options.images)
     diff = diff_outputs(expected, actual)
     if diff:
         return CellReport(index, DIFFERS, diff=tuple(diff))
     return CellReport(index, REPRODUCED)
+
+
+def _allows_javascript(notebook: Any) -> bool:
+    """Whether the notebook says ``#seal allow javascript`` (its outputs are then not sealed)."""
+    try:
+        return plan_notebook(code_sources(notebook)).javascript
+    except NbsealError:
+        return False  # the cell with the bad directive reports it when it runs
 
 
 def _locked_copy(path: Path) -> Path:
@@ -166,9 +180,10 @@ def verify_notebook(
             sandbox=options.sandbox,
             allow_errors=True,
         )
+        sealed_outputs = options.sandbox and not _allows_javascript(stored)
         for index, (old, new) in enumerate(zip(stored.cells, fresh.cells, strict=True), start=1):
             if old.get("cell_type") == "code":
-                report.cells.append(_judge(index, old, new, options))
+                report.cells.append(_judge(index, old, new, options, sealed_outputs=sealed_outputs))
     except NbsealError as exc:
         report.problem = exc
     finally:

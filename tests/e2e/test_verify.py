@@ -78,6 +78,28 @@ def test_a_changed_output_fails_and_the_diff_names_the_cell(tmp_path: Path) -> N
     assert "forty-three" in report.read_text()
 
 
+def test_outputs_stored_unsealed_verify_against_the_sealed_rerun(tmp_path: Path) -> None:
+    # Stored by a run without the output policy (an old nbseal, plain Jupyter):
+    # the stored HTML still holds its handler, the re-run's does not.
+    path = tmp_path / "nb.ipynb"
+    cell = "from IPython.display import HTML\nHTML('<b onclick=\"x()\">bold</b>')"
+    nbformat.write(notebook(PINNED, cell), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path)).returncode == 0
+    nb = nbformat.read(path, as_version=4)
+    (result,) = nb.cells[1].outputs
+    assert result["data"]["text/html"] == "<b>bold</b>", "nbseal run stores sealed outputs"
+    result["data"]["text/html"] = '<b onclick="x()">bold</b>'
+    nbformat.write(nb, path)
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "cell 2: reproduced" in verify.stdout
+    # A changed text is still a difference once both are sealed.
+    result["data"]["text/html"] = '<b onclick="x()">other</b>'
+    nbformat.write(nb, path)
+    assert nbseal("verify", str(path)).returncode == 1
+
+
 @pytest.mark.parametrize(("marker", "code"), [("", 1), ("# NBVAL_IGNORE_OUTPUT\n", 0)])
 def test_an_unseeded_random_number_needs_the_ignore_marker(
     tmp_path: Path, marker: str, code: int
