@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from nbseal.kernel.sealing import _passive_only
 from nbseal.outputs import (
     clean_html,
     clean_latex,
@@ -138,3 +139,26 @@ def test_widget_states_of_standard_models_are_cleaned_others_refused() -> None:
     assert seal_widget_state("anywidget", "AnyModel", {"_esm": "x"}) is None
     assert seal_widget_state("@jupyter-widgets/controls", "HTMLModel", {"_esm": "x"}) is None
     assert seal_widget_state("ipyleaflet", "LeafletMapModel", {}) is None
+
+
+@pytest.mark.parametrize(
+    ("frame", "passive"),
+    [
+        (b'{"data": {"text/plain": "1\\n2"}, "metadata": {}, "transient": {}}', True),
+        (b'{"data": {"image/png": "iVB"}, "metadata": {"image/png": {"width": 1}}}', True),
+        (b'{"data": {"text/plain": "\\"text/html\\": is text here"}}', True),
+        (b'{"data": {"text/plain": "a", "text/html": "<b>"}}', False),
+        (b'{"data": {"text\\/html": "<script>x()</script>"}}', False),
+        (b'{"data": {"text\\u002fhtml": "<script>x()</script>"}}', False),
+        (b'{"data": {"application/x_js": "x()"}}', False),
+        (b'{"data": {"application/vnd.nbseal.lock+json": {}}}', False),
+        (b'{"data" : {"text/plain" : "a", "text/html"  : "<b>"}}', False),
+        (b'{"data": {}}', False),
+    ],
+)
+def test_the_fast_path_skips_only_outputs_the_policy_would_not_change(
+    frame: bytes, passive: bool
+) -> None:
+    # The proxy relays a passive output without decoding it; anything else,
+    # including a key spelled with JSON escapes, is decoded and sealed.
+    assert _passive_only(frame) is passive

@@ -24,7 +24,7 @@ from typing import Any
 from nbseal.kernel.comms import StateAnswer
 from nbseal.kernel.session import WireSession
 from nbseal.kernel.wire import RawMessage
-from nbseal.outputs import seal_bundle, seal_widget_state
+from nbseal.outputs import PASSIVE_TYPES, seal_bundle, seal_widget_state
 
 __all__ = ["OUTPUT_TYPES", "OutputSeal"]
 
@@ -36,6 +36,20 @@ _NBSEAL_MIME_PREFIX = "application/vnd.nbseal."
 # A content frame worth decoding when the policy is off: it names nbseal, or
 # escapes characters (JSON may spell a key as "vnd\u002enbseal").
 _MAY_FORGE = re.compile(rb"(?i)nbseal|\\u")
+# Every JSON string followed by a colon, in a content frame: the object keys
+# (and, rarely, a value that looks like one, which only costs a decode).
+_KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:')
+_PASSIVE_KEYS = frozenset(mime.encode() for mime in PASSIVE_TYPES)
+
+
+def _passive_only(frame: bytes) -> bool:
+    """True when every MIME-like key in ``frame`` is passive: the policy would change nothing.
+
+    A key with an escape (JSON may spell ``text/html`` as ``text\\/html`` or
+    with ``\\u``) sends the message the slow way, which decodes it.
+    """
+    keys = [key for key in _KEY.findall(frame) if b"/" in key or b"\\" in key]
+    return bool(keys) and all(key in _PASSIVE_KEYS for key in keys)
 
 
 def _without_forgeries(data: Mapping[str, Any], metadata: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -61,8 +75,13 @@ class OutputSeal:
     def output(self, message: RawMessage) -> RawMessage:
         """A display_data, update_display_data or execute_result, sealed."""
         active = self.active()
-        if len(message.frames) < 5 or not (active or _MAY_FORGE.search(message.frames[4])):
+        if len(message.frames) < 5:
+            return message
+        frame = message.frames[4]
+        if not active and not _MAY_FORGE.search(frame):
             return message  # the common case when the policy is off: nothing decoded
+        if active and _passive_only(frame):
+            return message  # text, images, JSON: nothing to clean, nothing decoded
         content = message.content(self.session)
         data, metadata = content.get("data"), content.get("metadata") or {}
         if not isinstance(data, dict) or not isinstance(metadata, dict):
