@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from nbseal.kernel.frontend import _web_links
 from nbseal.kernel.sealing import _passive_only
 from nbseal.outputs import (
     clean_html,
@@ -162,3 +163,15 @@ def test_the_fast_path_skips_only_outputs_the_policy_would_not_change(
     # The proxy relays a passive output without decoding it; anything else,
     # including a key spelled with JSON escapes, is decoded and sealed.
     assert _passive_only(frame) is passive
+
+
+def test_help_links_a_kernel_reports_are_web_pages_only() -> None:
+    # JupyterLab's Help menu opens them on a click, in the page's origin.
+    links = [
+        {"text": "Python", "url": "https://docs.python.org/3"},
+        {"text": "click me", "url": "javascript:fetch('/api/terminals', {method: 'POST'})"},
+        {"text": "data", "url": "data:text/html,<script>x()</script>"},
+        "not a link",
+    ]
+    assert _web_links(links) == [{"text": "Python", "url": "https://docs.python.org/3"}]
+    assert _web_links(None) == []

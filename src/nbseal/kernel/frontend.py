@@ -105,7 +105,7 @@ class FrontendProtocol:
                 f"Current environment {self.router.pool.current!r} runs {implementation}. "
                 "Type `#seal help` for the directives."
             ),
-            "help_links": info.get("help_links", []),
+            "help_links": _web_links(info.get("help_links", [])),
             "debugger": bool(info.get("debugger", False)),
         }
 
@@ -141,3 +141,16 @@ class FrontendProtocol:
         kernel = running.kernel if running is not None else self.router.pool.current_kernel()
         if kernel is not None:
             await kernel.interrupt()
+
+
+def _web_links(links: Any) -> list[dict[str, str]]:
+    """A sub-kernel's help links that are web pages: JupyterLab opens them on a click,
+    and a ``javascript:`` one would run in the page's origin."""
+    if not isinstance(links, list):
+        return []
+    return [
+        {"text": str(link.get("text", "")), "url": str(link["url"])}
+        for link in links
+        if isinstance(link, dict)
+        and str(link.get("url", "")).lower().startswith(("https://", "http://"))
+    ]
