@@ -111,7 +111,9 @@ class KernelStartError(NbsealError, RuntimeError):
 
     An environment without the kernel asked for is built by
     :meth:`no_kernel` (which records ``path``) and :meth:`no_kernel_named`
-    (``wanted`` and the kernels ``found``).
+    (``wanted`` and the kernels ``found``); a kernel that was started but
+    failed by :meth:`failed_start` (``kernel`` and ``environment``, and its
+    log's tail as the context).
     """
 
     def __init__(
@@ -123,11 +125,28 @@ class KernelStartError(NbsealError, RuntimeError):
         path: Path | None = None,
         wanted: str | None = None,
         found: tuple[str, ...] = (),
+        kernel: str | None = None,
+        environment: str | None = None,
     ) -> None:
         super().__init__(message, context=context, hint=hint)
         self.path = path
         self.wanted = wanted
         self.found = found
+        self.kernel = kernel
+        self.environment = environment
+
+    @classmethod
+    def failed_start(
+        cls, kernel: str, environment: str, what: str, *, log: str = "", hint: str = ""
+    ) -> KernelStartError:
+        """The ``kernel`` of ``environment`` ``what`` (e.g. "exited at start (signal 9)")."""
+        return cls(
+            f"the kernel {kernel!r} of environment {environment!r} {what}",
+            context=log,
+            hint=hint,
+            kernel=kernel,
+            environment=environment,
+        )
 
     @classmethod
     def no_kernel(
@@ -160,7 +179,8 @@ class NotebookError(NbsealError, ValueError):
 
     A file that is no notebook is built by :meth:`not_json` or
     :meth:`not_a_notebook` (which record ``path``), a damaged lock by
-    :meth:`damaged_lock` (``where``).
+    :meth:`damaged_lock` and metadata of the wrong shape by
+    :meth:`not_an_object` (both record ``where``).
     """
 
     def __init__(
@@ -175,6 +195,15 @@ class NotebookError(NbsealError, ValueError):
         super().__init__(message, context=context, hint=hint)
         self.path = path
         self.where = where
+
+    @classmethod
+    def not_an_object(cls, where: str) -> NotebookError:
+        """``where`` (``metadata.nbseal``, ...) holds something else than a JSON object."""
+        return cls(
+            f"{where} of this notebook is not an object",
+            hint="remove it and run `nbseal lock NOTEBOOK`",
+            where=where,
+        )
 
     @classmethod
     def not_json(cls, path: Path) -> NotebookError:

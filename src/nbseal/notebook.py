@@ -96,7 +96,7 @@ def mark_kernel(notebook: Any) -> None:
 def seal_metadata(notebook: Any) -> dict[str, Any]:
     section = notebook.metadata.setdefault("nbseal", {})
     if not isinstance(section, dict):
-        raise NotebookError("metadata.nbseal of this notebook is not an object")
+        raise NotebookError.not_an_object("metadata.nbseal")
     return section
 
 
@@ -120,13 +120,10 @@ def metadata_locks(notebook: Any) -> dict[str, Lock]:
     """The locks ``nbseal lock`` wrote into ``metadata.nbseal``."""
     section = notebook["metadata"].get("nbseal", {})
     if not isinstance(section, dict):
-        raise NotebookError(
-            "metadata.nbseal of this notebook is not an object",
-            hint="remove it and run `nbseal lock NOTEBOOK`",
-        )
+        raise NotebookError.not_an_object("metadata.nbseal")
     environments = section.get("environments", {})
     if not isinstance(environments, dict):
-        raise NotebookError("metadata.nbseal.environments is not an object")
+        raise NotebookError.not_an_object("metadata.nbseal.environments")
     return {
         str(name): _lock_from(data, f"metadata.nbseal.environments.{name}")
         for name, data in environments.items()

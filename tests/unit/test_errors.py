@@ -136,3 +136,22 @@ def test_data_fetch_errors_record_the_url_and_keep_their_class_name() -> None:
     assert "nothing was stored" in down.hint
     for error in (status, cut, down):
         assert isinstance(error, (NbsealError, ConnectionError))
+
+
+def test_a_kernel_that_failed_at_start_names_itself_its_environment_and_its_log() -> None:
+    error = KernelStartError.failed_start(
+        "ir", "r", "exited at start (signal 9)", log="Error: libR.so", hint="fix it"
+    )
+    assert (error.kernel, error.environment) == ("ir", "r")
+    assert error.render() == (
+        "the kernel 'ir' of environment 'r' exited at start (signal 9)\n"
+        "Error: libR.so\n"
+        "hint: fix it"
+    )
+
+
+def test_metadata_of_the_wrong_shape_is_named() -> None:
+    error = NotebookError.not_an_object("metadata.nbseal.environments")
+    assert error.where == "metadata.nbseal.environments"
+    assert error.message == "metadata.nbseal.environments of this notebook is not an object"
+    assert "nbseal lock" in error.hint

@@ -179,9 +179,10 @@ class SubKernel:
             self.process = await self.launcher.launch(request)
         except OSError as exc:
             await self.close()
-            raise KernelStartError(
-                f"cannot start the kernel {self.command.name!r} of environment "
-                f"{self.env_name!r}: {exc}",
+            raise KernelStartError.failed_start(
+                self.command.name,
+                self.env_name,
+                f"cannot be started: {exc}",
                 hint="the environment may be damaged; remove it with `nbseal env gc`",
             ) from exc
         except BaseException:
@@ -212,27 +213,30 @@ class SubKernel:
                 break
             reply_task.cancel()
             if self.exited.done():
-                raise KernelStartError(
-                    f"the kernel {self.command.name!r} of environment {self.env_name!r} "
+                raise KernelStartError.failed_start(
+                    self.command.name,
+                    self.env_name,
                     f"exited at start ({_describe_exit(self.exited.result())})",
-                    context=self._log_tail(),
+                    log=self._log_tail(),
                     hint="the output above is the kernel's own; fix the environment's spec",
                 )
             now = asyncio.get_running_loop().time()
             if now > started + _TRACEBACK_GRACE and "Traceback (most recent" in self._log_tail(60):
                 # Alive but failing (octave_kernel without octave): waiting longer only delays it.
-                raise KernelStartError(
-                    f"the kernel {self.command.name!r} of environment {self.env_name!r} "
+                raise KernelStartError.failed_start(
+                    self.command.name,
+                    self.env_name,
                     "fails at start: it does not answer kernel_info and its log holds a traceback",
-                    context=self._log_tail(),
+                    log=self._log_tail(),
                     hint="the output above is the kernel's own; its program may be missing "
                     "from the environment (e.g. octave_kernel needs deb:octave)",
                 )
             if now > deadline:
-                raise KernelStartError(
-                    f"the kernel {self.command.name!r} of environment {self.env_name!r} "
+                raise KernelStartError.failed_start(
+                    self.command.name,
+                    self.env_name,
                     f"did not answer within {timeout:.0f} s",
-                    context=self._log_tail(),
+                    log=self._log_tail(),
                 )
         # The reply's busy/idle on iopub proves the subscription is live. Kernels
         # without an iopub_welcome (IRkernel) may have published them before
