@@ -354,7 +354,30 @@ class DebianError(BuildError):
 
 
 class DebianUnavailableError(DebianError):
-    """mmdebstrap is missing or cannot run here; says why and what to do."""
+    """mmdebstrap is missing or cannot run here; says why and what to do.
+
+    A program a build needs that is not installed is built by
+    :meth:`missing_tool`, which records ``tool``.
+    """
+
+    def __init__(
+        self, message: str, *, context: str = "", hint: str = "", tool: str | None = None
+    ) -> None:
+        super().__init__(message, context=context, hint=hint)
+        self.tool = tool
+
+    @classmethod
+    def missing_tool(
+        cls, tool: str, *, hint: str, user: str | None = None, why: str = ""
+    ) -> DebianUnavailableError:
+        """``tool`` is not installed (``user``: the regular user it is needed for)."""
+        who = f" as {user}" if user else ""
+        return cls(
+            f"cannot build Debian environments{who}: {tool} is not installed",
+            context=why,
+            hint=hint,
+            tool=tool,
+        )
 
 
 class _Unresolved(NbsealError):

@@ -155,3 +155,16 @@ def test_metadata_of_the_wrong_shape_is_named() -> None:
     assert error.where == "metadata.nbseal.environments"
     assert error.message == "metadata.nbseal.environments of this notebook is not an object"
     assert "nbseal lock" in error.hint
+
+
+def test_a_missing_build_tool_is_named_with_the_user_it_is_needed_for() -> None:
+    error = DebianUnavailableError.missing_tool(
+        "newuidmap", user="alice", why="ids are mapped with it", hint="apt-get install uidmap"
+    )
+    assert error.tool == "newuidmap"
+    assert error.render() == (
+        "cannot build Debian environments as alice: newuidmap is not installed\n"
+        "ids are mapped with it\n"
+        "hint: apt-get install uidmap"
+    )
+    assert isinstance(error, BuildError), "caught wherever a build failure is"

@@ -190,15 +190,11 @@ def check_mmdebstrap() -> str:
     """
     found = shutil.which("mmdebstrap")
     if found is None:
-        raise DebianUnavailableError(
-            "cannot build Debian environments: mmdebstrap is not installed",
-            hint=_INSTALL_HINT,
-        )
+        raise DebianUnavailableError.missing_tool("mmdebstrap", hint=_INSTALL_HINT)
     for tool in ("dpkg", "dpkg-query", "dpkg-scanpackages"):
         if shutil.which(tool) is None:
-            raise DebianUnavailableError(
-                f"cannot build Debian environments: {tool} is not installed",
-                hint="install dpkg-dev (`apt-get install dpkg-dev`)",
+            raise DebianUnavailableError.missing_tool(
+                tool, hint="install dpkg-dev (`apt-get install dpkg-dev`)"
             )
     unprivileged = os.geteuid() != 0
     if not hasattr(tarfile, "tar_filter"):
@@ -213,10 +209,10 @@ def check_mmdebstrap() -> str:
         user = _user_name()
         for tool in ("newuidmap", "newgidmap"):
             if shutil.which(tool) is None:
-                raise DebianUnavailableError(
-                    f"cannot build Debian environments as {user}: {tool} is not installed",
-                    context="nbseal maps a Debian build's ids to the user's subordinate ids "
-                    "with it",
+                raise DebianUnavailableError.missing_tool(
+                    tool,
+                    user=user,
+                    why="nbseal maps a Debian build's ids to the user's subordinate ids with it",
                     hint="install uidmap (`apt-get install uidmap`), or run nbseal as root",
                 )
     ids = current_build_ids()
