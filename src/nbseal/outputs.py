@@ -108,38 +108,77 @@ _HTML_ATTRIBUTES = {
     "details": {"open"},
 }
 _URL_SCHEMES = frozenset({"http", "https", "mailto", "data"})
-_STYLE_BLOCK = re.compile(r"(<style\b[^>]*>)(.*?)(</style\s*>)", re.I | re.S)
-# CSS that reaches outside the output: other files, old script hooks.
-_CSS_ACTIVE = re.compile(r"@import|url\s*\(|expression\s*\(|-moz-binding|behavior\s*:", re.I)
+# CSS that reaches outside the output (other files, old script hooks); a
+# url() of an inline image (data:image/...) stays.
+_CSS_ACTIVE = re.compile(
+    r"@import|url\s*\((?!\s*['\"]?\s*data:image/(?:png|jpeg|gif|webp|bmp)[;,])"
+    r"|expression\s*\(|-moz-binding|behavior\s*:",
+    re.I,
+)
 # A data: URL an image may have (no data:text/html, no SVG with scripts).
 _DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp|bmp);", re.I)
+# What a sealed HTML output loses that leaves a hole where it was drawn.
+_HTML_ACTIVE = re.compile(r"<(script|iframe|object|embed)\b", re.I)
+HTML_WITHHELD_NOTE = (
+    '<p class="nbseal-withheld"><em>nbseal: scripts and frames were removed from this '
+    "output (sealed outputs); add <code>#seal allow javascript</code> to show it as "
+    "it is</em></p>"
+)
 
 
 def _clean_css(css: str) -> str:
-    return _CSS_ACTIVE.sub("/* removed by nbseal */", css).replace("<", "\\3c ")
+    # No CSS escapes (u\\72l( is url(), to a browser) and no markup.
+    css = css.replace("\\", "").replace("<", " ")
+    return _CSS_ACTIVE.sub("/* removed by nbseal */", css)
+
+
+def _clean_style_blocks(html: str) -> str:
+    """The CSS of every ``<style>`` block in sanitised ``html`` cleaned (linear in its length).
+
+    Runs on the sanitiser's output, where a style element's text is raw and
+    ends at the first ``</style``; an unclosed block runs to the end.
+    """
+    lowered = html.lower()
+    parts, position = [], 0
+    while (start := lowered.find("<style", position)) >= 0:
+        opened = lowered.find(">", start)
+        if opened < 0:
+            break
+        closed = lowered.find("</style", opened)
+        closed = len(html) if closed < 0 else closed
+        parts += [html[position : opened + 1], _clean_css(html[opened + 1 : closed])]
+        position = closed
+    parts.append(html[position:])
+    return "".join(parts)
 
 
 def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
     if attribute == "style":
-        return None if _CSS_ACTIVE.search(value) else value
+        cleaned = _clean_css(value)
+        return None if cleaned != value.replace("\\", "").replace("<", " ") else cleaned
     if attribute in {"src", "href"} and value.lower().lstrip().startswith("data:"):
         return value if tag == "img" and _DATA_IMAGE.match(value.strip()) else None
     return value
 
 
-def clean_html(html: str) -> str:
-    """``html`` with nothing that can act: see the module's docstring."""
+# Larger HTML is withheld, not cleaned: the sanitiser's parser slows down
+# more than linearly on deeply nested markup (20,000 nested divs, 300 KB,
+# take 1.5 s), and it runs on the proxy's event loop.
+HTML_LIMIT = 1024 * 1024
+
+
+def clean_html(html: str, *, note: bool = True) -> str | None:
+    """``html`` with nothing that can act (see the module's docstring); None: too large.
+
+    With ``note``, removed scripts or frames leave :data:`HTML_WITHHELD_NOTE`
+    in their place (an output; a widget's value gets none).
+    """
+    if len(html) > HTML_LIMIT:
+        return None
     import nh3  # about 10 ms to import; only sealed HTML needs it
 
-    styles: list[str] = []
-
-    def keep(match: re.Match[str]) -> str:
-        styles.append(_clean_css(match.group(2)))
-        return f"{match.group(1)}NBSEAL-STYLE-{len(styles) - 1}{match.group(3)}"
-
-    marked = _STYLE_BLOCK.sub(keep, html)
     cleaned = nh3.clean(
-        marked,
+        html,
         tags=set(_HTML_TAGS),
         clean_content_tags={"script"},
         attributes={tag: set(names) for tag, names in _HTML_ATTRIBUTES.items()},
@@ -148,9 +187,11 @@ def clean_html(html: str) -> str:
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
-    for index, css in enumerate(styles):
-        cleaned = cleaned.replace(f"NBSEAL-STYLE-{index}", css, 1)
-    return clean_latex(cleaned)
+    cleaned = clean_latex(_clean_style_blocks(cleaned))
+    if note and _HTML_ACTIVE.search(html):
+        # What the scripts or frames drew is gone: say why, where it was.
+        cleaned = HTML_WITHHELD_NOTE + cleaned
+    return cleaned
 
 
 # -- LaTeX -------------------------------------------------------------------
@@ -171,14 +212,13 @@ _RAW_HTML = re.compile(r"<[A-Za-z/!?]")
 _ACTIVE_LINK = re.compile(r"(javascript|vbscript|data|file)\s*:", re.I)
 
 
-def clean_markdown(text: str) -> tuple[str, str]:
-    """``(mime, value)``: the Markdown as it is when passive, else cleaned HTML."""
+def clean_markdown(text: str) -> tuple[str, str | None]:
+    """``(mime, value)``: the Markdown when passive, else cleaned HTML (None: too large)."""
     if not _RAW_HTML.search(text) and not _ACTIVE_LINK.search(text):
         return "text/markdown", clean_latex(text)
     import mistune
 
-    rendered = mistune.html(text)
-    return "text/html", clean_html(str(rendered))
+    return "text/html", clean_html(str(mistune.html(text)))
 
 
 # -- SVG -----------------------------------------------------------------------
@@ -266,10 +306,17 @@ def seal_bundle(
         elif mime == "text/latex" and text is not None:
             sealed[mime] = clean_latex(text)
         elif mime == "text/html" and text is not None:
-            sealed[mime] = clean_html(text)
+            html = clean_html(text)
+            if html is None:
+                withheld.append(mime)
+            else:
+                sealed[mime] = html
         elif mime == "text/markdown" and text is not None:
             kind, cleaned = clean_markdown(text)
-            sealed.setdefault(kind, cleaned)
+            if cleaned is None:
+                withheld.append(mime)
+            else:
+                sealed.setdefault(kind, cleaned)
         elif mime == "image/svg+xml" and text is not None:
             svg = clean_svg(text)
             if svg is None:
@@ -307,10 +354,11 @@ def seal_widget_state(module: str, model: str, state: Mapping[str, Any]) -> dict
     for field in _WIDGET_HTML_FIELDS.get(model, ()):
         value = cleaned.get(field)
         if isinstance(value, str):
-            cleaned[field] = clean_html(value)
+            cleaned[field] = clean_html(value, note=False) or ""
     description = cleaned.get("description")
     if isinstance(description, str) and _RAW_HTML.search(description):
-        cleaned["description"] = clean_html(description)  # description_allow_html
+        # Rendered as HTML with description_allow_html.
+        cleaned["description"] = clean_html(description, note=False) or ""
     outputs = cleaned.get("outputs")
     if isinstance(outputs, list):  # the Output widget's captured outputs
         cleaned["outputs"] = [seal_output(o) if isinstance(o, Mapping) else o for o in outputs]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 
+from nbseal.outputs import HTML_WITHHELD_NOTE
 from tests.kernel.helpers import Result, execute, running_kernel
 
 pytestmark = pytest.mark.usefixtures("default_env")
@@ -121,7 +122,7 @@ def test_the_pager_payload_is_cleaned(kc: BlockingKernelClient) -> None:
         f"{{'source': 'page', 'data': {{'text/html': {SCRIPT + 'help'!r}}}, 'start': 0}})",
     )
     (page,) = result.reply["content"]["payload"]
-    assert page["data"]["text/html"] == "help"
+    assert page["data"]["text/html"] == HTML_WITHHELD_NOTE + "help"
 
 
 WIDGETS = """

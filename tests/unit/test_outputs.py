@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from nbseal.kernel.frontend import _web_links
 from nbseal.kernel.sealing import _passive_only
 from nbseal.outputs import (
+    HTML_LIMIT,
+    HTML_WITHHELD_NOTE,
     clean_html,
     clean_latex,
     clean_markdown,
@@ -175,3 +179,39 @@ def test_help_links_a_kernel_reports_are_web_pages_only() -> None:
     ]
     assert _web_links(links) == [{"text": "Python", "url": "https://docs.python.org/3"}]
     assert _web_links(None) == []
+
+
+def test_scripts_removed_from_html_leave_a_note_where_they_drew() -> None:
+    cleaned = clean_html('<div id="chart"></div><script>draw("#chart")</script>')
+    assert cleaned == HTML_WITHHELD_NOTE + '<div id="chart"></div>'
+    assert clean_html("<b>no script</b>") == "<b>no script</b>"
+
+
+def test_css_keeps_inline_images_and_loses_escapes_and_remote_urls() -> None:
+    css = clean_html(
+        "<style>.logo{background:url(data:image/png;base64,iVBOR)}"
+        ".x{background:\\75 rl(http://evil/)}.y{background:url(http://evil/)}</style>"
+    )
+    assert "url(data:image/png;base64,iVBOR)" in css
+    assert "evil/)" in css  # left as inert text after the removed url(
+    assert "\\" not in css
+    assert css.count("url(") == 1
+
+
+def test_html_too_large_to_clean_quickly_is_withheld() -> None:
+    huge = "<b>x</b>" * (HTML_LIMIT // 8 + 1)
+    assert clean_html(huge) is None
+    sealed, _, withheld = seal_bundle({"text/html": huge, "text/plain": "x"})
+    assert withheld == ["text/html"]
+    assert "output withheld" in sealed["text/plain"]
+
+
+def test_strings_full_of_quotes_and_large_frames_are_judged_right() -> None:
+    # f05d5e8's key regex restarted a scan at every escaped quote (85 s on a
+    # 258 KB Styler); strings are now matched whole, one after another.
+    quoted = json.dumps({"data": {"text/plain": 'say "hi" ' * 5000}, "metadata": {}}).encode()
+    assert _passive_only(quoted)
+    tricky = json.dumps({"data": {"text/plain": '"x": ' * 5000, "text/html": "<b>"}}).encode()
+    assert not _passive_only(tricky)
+    large = json.dumps({"data": {"text/plain": "x" * 100_000}}).encode()
+    assert not _passive_only(large), "a large frame is decoded, not scanned"

@@ -36,19 +36,31 @@ _NBSEAL_MIME_PREFIX = "application/vnd.nbseal."
 # A content frame worth decoding when the policy is off: it names nbseal, or
 # escapes characters (JSON may spell a key as "vnd\u002enbseal").
 _MAY_FORGE = re.compile(rb"(?i)nbseal|\\u")
-# Every JSON string followed by a colon, in a content frame: the object keys
-# (and, rarely, a value that looks like one, which only costs a decode).
-_KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:')
+# One JSON string (the unrolled form: linear in its length), and whether a
+# colon follows it, which makes it an object key. Matched one after another
+# from the frame's start, strings stay aligned: JSON has no quote outside them.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?')
 _PASSIVE_KEYS = frozenset(mime.encode() for mime in PASSIVE_TYPES)
+# Larger frames are decoded anyway: json.loads is as fast as a scan there.
+_FAST_PATH_LIMIT = 64 * 1024
 
 
 def _passive_only(frame: bytes) -> bool:
     """True when every MIME-like key in ``frame`` is passive: the policy would change nothing.
 
     A key with an escape (JSON may spell ``text/html`` as ``text\\/html`` or
-    with ``\\u``) sends the message the slow way, which decodes it.
+    with ``\\u``) sends the message the slow way, which decodes it; so does a
+    frame that is large, or not JSON-shaped.
     """
-    keys = [key for key in _KEY.findall(frame) if b"/" in key or b"\\" in key]
+    if len(frame) > _FAST_PATH_LIMIT or not frame.startswith(b"{"):
+        return False
+    keys = []
+    for match in _STRING.finditer(frame):
+        if match.group(1) is None:
+            continue
+        key = match.group(0)[1 : match.group(0).rindex(b'"')]
+        if b"/" in key or b"\\" in key:
+            keys.append(key)
     return bool(keys) and all(key in _PASSIVE_KEYS for key in keys)
 
 
