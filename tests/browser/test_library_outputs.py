@@ -77,6 +77,7 @@ CELLS = {
 }
 
 WITHHELD = "output withheld from the page"
+SCRIPTS_REMOVED = "scripts and frames were removed from this output"
 PLOTLY = "application/vnd.plotly.v1+json"
 
 # Counts of what each cell's outputs hold, through open shadow roots (Bokeh
@@ -208,6 +209,8 @@ def check_altair_default(notebook: Notebook, run: Run, granted: bool) -> None:
     expect(area.locator("[data-mime-type='text/html']")).to_have_count(1)
     if granted:
         expect(area).to_contain_text("Error loading script", timeout=30_000)  # offline
+    else:
+        expect(area).to_contain_text(SCRIPTS_REMOVED)
     expect(area.locator(".vega-embed canvas, .vega-embed svg")).to_have_count(0)
 
 
@@ -241,7 +244,11 @@ def check_plotly_notebook(notebook: Notebook, run: Run, granted: bool) -> None:
         points = area.locator(".js-plotly-plot .scatterlayer .point")
         expect(points).to_have_count(10, timeout=60_000)
     else:
+        # The figure's <div> is left, empty, after the note; plotly.js itself
+        # (4.6 MB of inline script) is an output of its own, withheld.
+        expect(area).to_contain_text(SCRIPTS_REMOVED)
         expect(area.locator(".plotly-graph-div")).to_have_count(1)
+        expect(area.locator(".js-plotly-plot .point")).to_have_count(0)
 
 
 def check_bokeh_load(notebook: Notebook, run: Run, granted: bool) -> None:
@@ -269,6 +276,7 @@ def check_folium(notebook: Notebook, run: Run, granted: bool) -> None:
         # Leaflet comes from cdn.jsdelivr.net: offline, the map stays empty.
         expect(inside.locator(".leaflet-container")).to_have_count(0)
     else:
+        expect(area).to_contain_text(SCRIPTS_REMOVED)
         expect(area).to_contain_text("Make this Notebook Trusted to load map")
         expect(area.locator("iframe")).to_have_count(0)
 
