@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
@@ -293,6 +293,15 @@ def _text(value: Any) -> str | None:
     return None
 
 
+# MIME type -> its cleaner: ``(type to show it as, cleaned value or None to withhold)``.
+_CLEANERS: dict[str, Callable[[str], tuple[str, str | None]]] = {
+    "text/latex": lambda text: ("text/latex", clean_latex(text)),
+    "text/html": lambda text: ("text/html", clean_html(text)),
+    "text/markdown": clean_markdown,
+    "image/svg+xml": lambda text: ("image/svg+xml", clean_svg(text)),
+}
+
+
 def seal_bundle(
     data: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
@@ -301,30 +310,17 @@ def seal_bundle(
     withheld: list[str] = []
     for mime, value in data.items():
         text = _text(value)
+        cleaner = _CLEANERS.get(mime)
         if mime in PASSIVE_TYPES:
             sealed[mime] = value
-        elif mime == "text/latex" and text is not None:
-            sealed[mime] = clean_latex(text)
-        elif mime == "text/html" and text is not None:
-            html = clean_html(text)
-            if html is None:
-                withheld.append(mime)
-            else:
-                sealed[mime] = html
-        elif mime == "text/markdown" and text is not None:
-            kind, cleaned = clean_markdown(text)
-            if cleaned is None:
-                withheld.append(mime)
-            else:
-                sealed.setdefault(kind, cleaned)
-        elif mime == "image/svg+xml" and text is not None:
-            svg = clean_svg(text)
-            if svg is None:
-                withheld.append(mime)
-            else:
-                sealed[mime] = svg
-        else:
+            continue
+        kind, cleaned = cleaner(text) if cleaner and text is not None else (mime, None)
+        if cleaned is None:
             withheld.append(mime)
+        elif kind == mime:
+            sealed[mime] = cleaned
+        else:
+            sealed.setdefault(kind, cleaned)  # Markdown made HTML does not replace HTML
     kept = {k: v for k, v in (metadata or {}).items() if k in sealed or "/" not in k}
     if withheld:
         kept["nbseal"] = {**kept.get("nbseal", {}), "withheld": sorted(withheld)}

@@ -219,20 +219,7 @@ def test_ipywidgets_slider_drives_a_dependent_output(
     shown = area.locator(".widget-output")
     expect(handle).to_have_attribute("aria-valuenow", re.compile(r"^1(\.0)?$"), timeout=60_000)
     expect(shown).to_have_text(re.compile(r"^\s*doubled 2\s*$"), timeout=60_000)
-    # Drag the handle with the mouse to about 40 % of the track (keyboard focus
-    # is not reliable here: the notebook takes it back when the cell is selected).
-    track = area.locator(".widget-slider .noUi-target")
-    grip = handle.bounding_box()
-    box = track.bounding_box()
-    assert grip is not None, "the slider handle is not laid out"
-    assert box is not None, "the slider track is not laid out"
-    mouse = notebook.page.mouse
-    mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
-    mouse.down()
-    mouse.move(box["x"] + 0.4 * box["width"], box["y"] + box["height"] / 2, steps=10)
-    mouse.up()
-    expect(handle).not_to_have_attribute("aria-valuenow", re.compile(r"^1(\.0)?$"))
-    value = int(float(handle.get_attribute("aria-valuenow") or "nan"))
+    value = notebook.drag_slider(area, start=1, fraction=0.4)
     expect(shown).to_have_text(re.compile(rf"^\s*doubled {2 * value}\s*$"), timeout=60_000)
     notebook.screenshot(f"{artifact_name}-moved")
     # The kernel holds the value the browser set.

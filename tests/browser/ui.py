@@ -556,6 +556,26 @@ class Notebook:
         self.page.reload()
         self.wait_ready(since)
 
+    def drag_slider(self, area: Locator, start: int, fraction: float) -> int:
+        """Drag the ipywidgets slider in ``area`` from ``start`` to ``fraction`` of its track.
+
+        With the mouse: keyboard focus is not reliable here (the notebook takes
+        it back when the cell is selected). Returns the value the slider shows.
+        """
+        handle = area.locator(".widget-slider [role='slider']")
+        track = area.locator(".widget-slider .noUi-target")
+        grip, box = handle.bounding_box(), track.bounding_box()
+        assert grip is not None, "the slider handle is not laid out"
+        assert box is not None, "the slider track is not laid out"
+        mouse = self.page.mouse
+        mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
+        mouse.down()
+        mouse.move(box["x"] + fraction * box["width"], box["y"] + box["height"] / 2, steps=10)
+        mouse.up()
+        started = re.compile(rf"^{start}(\.0)?$")
+        expect(handle).not_to_have_attribute("aria-valuenow", started)
+        return int(float(handle.get_attribute("aria-valuenow") or "nan"))
+
     def screenshot(self, name: str) -> Path:
         path = artifact(f"{name}.png")
         self.page.screenshot(path=str(path), full_page=True)
