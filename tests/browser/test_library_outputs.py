@@ -288,18 +288,7 @@ def check_ipywidgets(notebook: Notebook, run: Run, granted: bool) -> None:
     expect(handle).to_have_attribute("aria-valuenow", re.compile(r"^3(\.0)?$"), timeout=60_000)
     expect(shown).to_contain_text("rows 3", timeout=60_000)
     expect(shown.locator("table.dataframe tbody tr")).to_have_count(3)
-    # Drag the handle to about 60 % of the track (as in test_frontends.py).
-    track = area.locator(".widget-slider .noUi-target")
-    grip, box = handle.bounding_box(), track.bounding_box()
-    assert grip is not None, "the slider handle is not laid out"
-    assert box is not None, "the slider track is not laid out"
-    mouse = notebook.page.mouse
-    mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
-    mouse.down()
-    mouse.move(box["x"] + 0.6 * box["width"], box["y"] + box["height"] / 2, steps=10)
-    mouse.up()
-    expect(handle).not_to_have_attribute("aria-valuenow", re.compile(r"^3(\.0)?$"))
-    value = int(float(handle.get_attribute("aria-valuenow") or "nan"))
+    value = notebook.drag_slider(area, start=3, fraction=0.6)
     expect(shown).to_contain_text(f"rows {value}", timeout=60_000)
     expect(shown.locator("table.dataframe tbody tr")).to_have_count(value)
 
@@ -348,7 +337,8 @@ def test_library_outputs(notebook: Notebook, grant: str, artifact_name: str) -> 
     setup = ("#seal allow javascript\n" if granted else "") + SETUP
     ready = notebook.run_new(setup, BUILD_TIMEOUT)
     assert ready.status == "ok", ready.reply.content
-    notebook.expect_output(ready.index, r"^renderers plotly_mimetype default$")
+    # After the environment's summary line, on the same text line in the DOM.
+    notebook.expect_output(ready.index, r"renderers plotly_mimetype default$")
 
     problems: list[str] = []
     indexes: dict[str, int] = {}

@@ -104,8 +104,11 @@ def test_system_files_are_read_only(sealed: SealedKernel) -> None:
 
 def test_etc_holds_only_what_a_kernel_needs(sealed: SealedKernel) -> None:
     expected = {"passwd", "group", "hosts", "hostname"}
-    expected |= {name for name in ("ld.so.cache", "localtime") if Path("/etc", name).exists()}
+    expected |= {n for n in ("ld.so.cache", "localtime", "fonts") if Path("/etc", n).exists()}
     assert set(inside(sealed, "_os.listdir('/etc')")) == expected
+    if Path("/etc/fonts/fonts.conf").exists():
+        # Fontconfig finds its configuration: no "Cannot load default config file".
+        assert inside(sealed, "_os.path.exists('/etc/fonts/fonts.conf')") is True
     passwd = inside(sealed, "open('/etc/passwd').read()")
     assert isinstance(passwd, str)
     assert "nbseal:x:" in passwd
@@ -135,7 +138,7 @@ def test_host_mounts_are_exactly_the_granted_ones(sealed: SealedKernel, default_
         parts = fields.split()
         host_backed[parts[4]] = "ro" if "ro" in parts[5].split(",") else "rw"
     expected = {"/usr": "ro", str(default_env): "ro"}
-    for name in ("/etc/ld.so.cache", "/etc/localtime"):
+    for name in ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts"):
         if Path(name).exists():
             expected[name] = "ro"
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):

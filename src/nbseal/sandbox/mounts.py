@@ -45,9 +45,12 @@ SANDBOX_HOSTNAME = "nbseal"
 RELAY_INSIDE = "/run/nbseal/tcp_relay.py"
 
 # Files of /etc a kernel without network needs: the loader's cache and the
-# local time zone. Host accounts, hosts and secrets stay hidden; a minimal
-# passwd, group and hosts are written for the sandbox instead.
-ETC_ALWAYS = ("/etc/ld.so.cache", "/etc/localtime")
+# local time zone, and fontconfig's configuration (without it every
+# matplotlib figure prints "Fontconfig error: Cannot load default config
+# file"; the fonts themselves are under /usr). Host accounts, hosts and
+# secrets stay hidden; a minimal passwd, group and hosts are written for the
+# sandbox instead.
+ETC_ALWAYS = ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts")
 # With network allowed, name resolution and TLS need these too.
 ETC_NETWORK = (
     "/etc/resolv.conf",
