@@ -80,6 +80,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         reporter=_report,
         sandbox=not args.no_sandbox,
         keep_workdir=keep,
+        allow_errors=args.allow_errors,
     )
     if keep is not None:
         _err(f"nbseal run: the kernels' working directory is kept in {keep}")
@@ -90,9 +91,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"outputs so far written to {result.output}"
         )
         return 1
+    for cell, error in result.errors:
+        _err(f"nbseal run: cell {cell} raised {error} (recorded; --allow-errors)")
     _err(
-        f"nbseal run: {result.cells_run} cells ran in {result.seconds:.1f} s; "
-        f"outputs written to {result.output}"
+        f"nbseal run: {result.cells_run} cells ran in {result.seconds:.1f} s"
+        + (f", {len(result.errors)} raised" if result.errors else "")
+        + f"; outputs written to {result.output}"
     )
     return 0
 
@@ -317,6 +321,12 @@ def _parser() -> argparse.ArgumentParser:
         "--keep-workdir",
         metavar="DIR",
         help="keep what the notebook wrote in its working directory (figures, results) in DIR",
+    )
+    run.add_argument(
+        "--allow-errors",
+        action="store_true",
+        help="run every cell even after one raises, and record the errors in the notebook "
+        "(as nbconvert's and papermill's option of that name); exit 0",
     )
     run.set_defaults(func=_cmd_run)
 

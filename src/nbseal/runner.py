@@ -65,6 +65,8 @@ class RunResult:
     seconds: float
     failed: CellFailedError | None = None
     timings: list[float] = field(default_factory=list)
+    # With allow_errors: (code cell number, "ename: evalue") of each cell that raised.
+    errors: list[tuple[int, str]] = field(default_factory=list)
 
 
 class _KernelManager(AsyncKernelManager):
@@ -126,11 +128,14 @@ def run_notebook(
     extra_env: dict[str, str] | None = None,
     sandbox: bool = True,
     keep_workdir: Path | None = None,
+    allow_errors: bool = False,
 ) -> RunResult:
     """Execute ``path`` with the nbseal kernel and write it (with outputs) to ``output``.
 
     Kernels run sealed unless ``sandbox`` is False; what they write in their
     working directory is kept in ``keep_workdir`` when given, else removed.
+    With ``allow_errors`` every cell runs, and the cells that raised are
+    listed in ``errors`` instead of stopping the run.
     """
     path = path.resolve()
     output = (output or path).resolve()
@@ -143,6 +148,7 @@ def run_notebook(
         extra_env=extra_env,
         sandbox=sandbox,
         keep_workdir=keep_workdir,
+        allow_errors=allow_errors,
     )
     record_run(notebook, sealed=sandbox)
     write_notebook(notebook, output)
@@ -230,4 +236,11 @@ def _execute_in(
         failed = CellFailedError(client.current_cell, "CellTimeoutError", str(exc), "")
     except DeadKernelError as exc:
         failed = CellFailedError(client.current_cell, "DeadKernelError", str(exc), "")
-    return RunResult(path, len(client.timings), time.monotonic() - started, failed, client.timings)
+    seconds = time.monotonic() - started
+    result = RunResult(path, len(client.timings), seconds, failed, client.timings)
+    code_cells = [cell for cell in notebook.cells if cell.get("cell_type") == "code"]
+    for number, cell in enumerate(code_cells, start=1):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                result.errors.append((number, f"{output.get('ename')}: {output.get('evalue')}"))
+    return result

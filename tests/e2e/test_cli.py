@@ -59,6 +59,20 @@ def test_run_names_the_failing_cell_and_keeps_outputs(tmp_path: Path) -> None:
     assert written.cells[2].outputs == []
 
 
+def test_run_allow_errors_runs_every_cell_and_records_the_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.ipynb"
+    nbformat.write(notebook("print('one')", "1/0", "print('after')", "int('x')"), path)
+    proc = nbseal("run", "--allow-errors", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "cell 2 raised ZeroDivisionError: division by zero" in proc.stderr
+    assert "cell 4 raised ValueError" in proc.stderr
+    assert "4 cells ran" in proc.stderr
+    assert ", 2 raised;" in proc.stderr
+    written = nbformat.read(path, as_version=4)
+    assert written.cells[1].outputs[0]["ename"] == "ZeroDivisionError"
+    assert written.cells[2].outputs[0]["text"] == "after\n", "the cell after the error ran"
+
+
 def test_run_reports_a_missing_or_broken_notebook(tmp_path: Path) -> None:
     missing = nbseal("run", str(tmp_path / "nope.ipynb"))
     assert missing.returncode == 2
