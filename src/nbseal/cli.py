@@ -145,6 +145,47 @@ def _cmd_lock(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_adopt(args: argparse.Namespace) -> int:
+    from nbseal.adopt import adopt_notebook, notebooks_in
+    from nbseal.directives import PinDirective, parse_cell
+
+    pin = None
+    if args.pin:  # checked as the directive would be, before anything is read
+        parsed = parse_cell(f"#seal pin {args.pin}").directives[0]
+        assert isinstance(parsed, PinDirective)
+        pin = parsed.instant
+    notebooks = notebooks_in([Path(n) for n in args.notebooks])
+    if not notebooks:
+        raise NbsealError("no notebook found", hint="name .ipynb files or folders holding some")
+    failed = 0
+    for notebook in notebooks:
+        try:
+            adoption = adopt_notebook(
+                notebook, pin=pin, dry_run=args.dry_run, progress_for=_progress_to_stderr
+            )
+        except NbsealError as exc:
+            if len(notebooks) == 1:
+                raise
+            _err(f"{notebook}: {exc.render()}")
+            failed += 1
+            continue
+        inferred = adoption.inference
+        print(f"{notebook}:")
+        print(f"  pin {inferred.pin}: {inferred.pin_source}")
+        for reason in inferred.reasons:
+            print(f"  {reason.what}: {reason.why}")
+        for warning in inferred.warnings:
+            print(f"  warning: {warning}")
+        for what, why in adoption.attempts:
+            print(f"  not locked with {what}: {why}")
+        verb = "would write" if args.dry_run else f"wrote ({adoption.chosen})"
+        print(f"  {verb} as its first cell:")
+        print("    " + adoption.cell.replace("\n", "\n    "))
+        for status in adoption.statuses:
+            print(f"  {_describe_lock(status)}")
+    return 1 if failed else 0
+
+
 def _cmd_kernel(args: argparse.Namespace) -> int:
     from nbseal.kernel.kernelspec import install_kernelspec, remove_kernelspec
 
@@ -373,6 +414,20 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--to", required=True, choices=["script", "requirements", "lock"])
     export.add_argument("-o", "--output", help="write here instead of stdout")
     export.set_defaults(func=_cmd_export)
+
+    adopt = sub.add_parser(
+        "adopt",
+        help="infer an existing notebook's environment, pin and data, write its first cell "
+        "and lock it",
+    )
+    adopt.add_argument("notebooks", nargs="+", metavar="notebook", help="notebooks or folders")
+    adopt.add_argument(
+        "--dry-run", action="store_true", help="show what would be written; change nothing"
+    )
+    adopt.add_argument(
+        "--pin", metavar="DATE", help="pin here instead of the last commit or modification date"
+    )
+    adopt.set_defaults(func=_cmd_adopt)
 
     kernel = sub.add_parser("kernel", help="install or remove the nbseal kernelspec")
     kernel_sub = kernel.add_subparsers(dest="action", required=True)

@@ -1,0 +1,119 @@
+"""`nbseal adopt`: give an existing notebook the first cell it needs, and lock it.
+
+:func:`infer` (in :mod:`nbseal.adopt.infer`) reads the notebook's project
+files, imports and history; :func:`adopt_notebook` writes what it found as a
+new first cell (``#seal pin``, ``#seal env``, ``#seal data``) and locks it.
+If the most faithful environment (the project's declared versions) does not
+resolve, looser ones are tried in turn (declared names, then imports only);
+the notebook is written only once one of them locks, so a failed adoption
+leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbseal.adopt.infer import Inference, Reason, infer, relative_source
+from nbseal.digests import sha256_file
+from nbseal.errors import AdoptError, NbsealError
+from nbseal.locking import LockStatus, lock_notebook
+from nbseal.notebook import mark_kernel, read_notebook, write_notebook
+from nbseal.progress import Progress
+
+__all__ = ["Adoption", "Inference", "Reason", "adopt_notebook", "first_cell", "notebooks_in"]
+
+ENV_NAME = "py"
+
+
+@dataclass(frozen=True)
+class Adoption:
+    inference: Inference
+    cell: str  # the first cell as written (or as it would be, with --dry-run)
+    chosen: str  # which requirement set locked
+    attempts: list[tuple[str, str]]  # sets that did not lock, and why
+    statuses: list[LockStatus]
+
+
+def notebooks_in(paths: list[Path]) -> list[Path]:
+    """The notebooks named, and those inside named folders (checkpoints left out)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+        else:
+            found.append(path)
+    return found
+
+
+def first_cell(inference: Inference, requirements: list[str]) -> str:
+    folder = inference.notebook.resolve().parent
+    lines = [f"#seal pin {inference.pin}"]
+    if requirements:
+        lines.append(f"#seal env {ENV_NAME} <- {' '.join(requirements)}")
+    for data in inference.data:
+        digest = sha256_file(data.path)
+        lines.append(f"#seal data {data.name} <- {relative_source(data, folder)} sha256:{digest}")
+    return "\n".join(lines)
+
+
+def _check_adoptable(path: Path, notebook: Any) -> None:
+    metadata = notebook.get("metadata", {})
+    language = metadata.get("kernelspec", {}).get("language") or metadata.get(
+        "language_info", {}
+    ).get("name", "python")
+    if str(language).lower() not in ("python", "python2", "python3"):
+        raise AdoptError.not_python(path, str(language))
+    code = [c for c in notebook.cells if c.get("cell_type") == "code"]
+    for index, cell in enumerate(notebook.cells, start=1):
+        if cell in code:
+            head = next((x.strip() for x in str(cell.source).splitlines() if x.strip()), "")
+            if head.startswith(("#seal", ";;guix")) or head == "# /// script":
+                raise AdoptError.already_adopted(path, index)
+
+
+def _with_first_cell(path: Path, text: str) -> Any:
+    import nbformat
+
+    notebook = read_notebook(path)
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(text))  # type: ignore[no-untyped-call]
+    mark_kernel(notebook)
+    return notebook
+
+
+def adopt_notebook(
+    path: Path,
+    *,
+    pin: str | None = None,
+    dry_run: bool = False,
+    progress_for: Callable[[str], Progress] = Progress,
+) -> Adoption:
+    """Infer, write the first cell, lock; with ``dry_run`` only infer."""
+    notebook = read_notebook(path)
+    _check_adoptable(path, notebook)
+    inference = infer(path, notebook, pin=pin)
+    candidates = inference.requirement_sets()
+    if dry_run:
+        label, requirements = candidates[0]
+        return Adoption(inference, first_cell(inference, requirements), label, [], [])
+    # Each candidate is written and locked in a sibling file; only the one that
+    # locks replaces the notebook, so a failed adoption leaves it as it was.
+    trial = path.with_name(f".{path.stem}.adopting.ipynb")
+    attempts: list[tuple[str, str]] = []
+    try:
+        for label, requirements in candidates:
+            cell = first_cell(inference, requirements)
+            write_notebook(_with_first_cell(path, cell), trial)
+            try:
+                statuses = lock_notebook(trial, progress_for=progress_for)
+            except NbsealError as exc:
+                attempts.append((label, exc.message))
+                continue
+            os.replace(trial, path)
+            return Adoption(inference, cell, label, attempts, statuses)
+    finally:
+        trial.unlink(missing_ok=True)
+    raise AdoptError.nothing_resolves(path, attempts)

@@ -1,0 +1,230 @@
+"""What an existing notebook needs, inferred from its project, its cells and its history.
+
+Nothing here writes: :func:`infer` returns an :class:`Inference` that says
+what the first cell should declare and, for each line, why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from packaging.requirements import Requirement
+
+from nbseal.adopt.imports import (
+    distribution_for,
+    imported_modules,
+    is_standard_library,
+    pip_installs,
+    string_literals,
+)
+from nbseal.adopt.projectfiles import Declared, declared_requirements, project_root
+from nbseal.notebook import code_sources
+
+__all__ = ["DataFile", "Inference", "Reason", "infer", "pin_of"]
+
+# Files bigger than this are not declared as data (say so instead).
+DATA_LIMIT = 200 * 1024 * 1024
+# A referenced folder is declared file by file up to this many files.
+FOLDER_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One inferred fact and where it came from, as `nbseal adopt` prints it."""
+
+    what: str
+    why: str
+
+
+@dataclass(frozen=True)
+class DataFile:
+    name: str  # as the cells open it, relative to the notebook
+    path: Path  # on this machine
+    cell: int
+
+
+@dataclass
+class Inference:
+    notebook: Path
+    pin: str  # RFC 3339, UTC
+    pin_source: str
+    declared: list[Declared]
+    imported: list[str]  # distributions from imports not already declared
+    data: list[DataFile]
+    python: str | None  # the notebook's own, from its metadata
+    reasons: list[Reason] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def requirement_sets(self) -> list[tuple[str, list[str]]]:
+        """The environments to try, most faithful first, each with what it is."""
+        exact = [d.requirement for d in self.declared]
+        names = list(dict.fromkeys(Requirement(r).name for r in exact))
+        sets = []
+        if exact:
+            sets.append(("declared versions and imports", [*exact, *self.imported]))
+            if names != exact:
+                sets.append(("declared names without versions, and imports", names + self.imported))
+        if self.imported and (exact or not sets):
+            sets.append(("imports only", list(self.imported)))
+        if not sets:
+            sets.append(("nothing imported: the standard library only", []))
+        unique: list[tuple[str, list[str]]] = []
+        for label, requirements in sets:
+            if all(requirements != seen for _, seen in unique):
+                unique.append((label, requirements))
+        return unique
+
+
+def _utc(instant: dt.datetime) -> str:
+    return instant.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _git_date(path: Path) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "log", "-1", "--format=%cI", "--", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = result.stdout.strip()
+    return text if result.returncode == 0 and text else None
+
+
+def pin_of(path: Path) -> tuple[str, str]:
+    """When the notebook was last changed, and how that is known."""
+    committed = _git_date(path)
+    if committed is not None:
+        return _utc(dt.datetime.fromisoformat(committed)), "its last git commit"
+    modified = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+    return _utc(modified), "the file's modification time (not in a git repository)"
+
+
+def _local_modules(folder: Path) -> set[str]:
+    """Modules a notebook imports from its own folder (``utils.py``, ``mypkg/``)."""
+    found = {p.stem for p in folder.glob("*.py")}
+    found |= {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+    return found
+
+
+def _data_name(text: str) -> str | None:
+    """A literal that could name a file relative to the notebook (no URLs, no globs)."""
+    text = text.strip()
+    if not text or "://" in text or text.startswith(("/", "~")) or any(c in text for c in "*?\0"):
+        return None
+    path = PurePosixPath(text)
+    parts = [p for p in path.parts if p != "."]
+    if not parts or any(p == ".." for p in parts[parts.count("..") :]):
+        return None  # '..' only at the start
+    return "/".join(parts)
+
+
+def _data_files(
+    notebook_dir: Path, root: Path, sources: list[str]
+) -> tuple[list[DataFile], list[str]]:
+    found: dict[str, DataFile] = {}
+    notes: list[str] = []
+    for literal, cell in string_literals(sources):
+        name = _data_name(literal)
+        if name is None or name in found:
+            continue
+        path = (notebook_dir / name).resolve()
+        if path != root and root not in path.parents:
+            continue  # outside the project: not the notebook's own data
+        if path.is_file():
+            files = [(name, path)]
+        elif path.is_dir() and name not in (".", ""):
+            inside = sorted(p for p in path.rglob("*") if p.is_file() and ".git" not in p.parts)
+            if len(inside) > FOLDER_LIMIT:
+                notes.append(
+                    f"cell {cell} opens the folder {name}/ of {len(inside)} files: too many to "
+                    "declare one by one; add the ones it needs with `nbseal data add`"
+                )
+                continue
+            files = [(f"{name}/{p.relative_to(path).as_posix()}", p) for p in inside]
+        else:
+            continue
+        for file_name, file_path in files:
+            if file_path.stat().st_size > DATA_LIMIT:
+                notes.append(f"{file_name} is over {DATA_LIMIT >> 20} MB: not declared")
+                continue
+            found.setdefault(file_name, DataFile(file_name, file_path, cell))
+    return list(found.values()), notes
+
+
+def _python_of(notebook: Any) -> str | None:
+    info = notebook.get("metadata", {}).get("language_info", {})
+    version = info.get("version") if info.get("name", "python") == "python" else None
+    return str(version) if version else None
+
+
+def infer(path: Path, notebook: Any, *, pin: str | None = None) -> Inference:
+    """Everything `nbseal adopt` writes for the notebook at ``path``, with reasons."""
+    folder = path.resolve().parent
+    root = project_root(folder)
+    sources = code_sources(notebook)
+    if pin is not None:
+        pin_source = "--pin"
+    else:
+        pin, pin_source = pin_of(path)
+    declared, unreadable = declared_requirements(folder, root)
+    declared_names = {Requirement(d.requirement).name.lower().replace("_", "-") for d in declared}
+    local = _local_modules(folder)
+    imported: list[str] = []
+    reasons: list[Reason] = []
+    for d in declared:
+        reasons.append(Reason(d.requirement, f"declared in {d.source}"))
+    for requirement in pip_installs(sources):
+        name = requirement.split("=")[0].split("<")[0].split(">")[0].lower()
+        if name not in declared_names and requirement not in imported:
+            imported.append(requirement)
+            reasons.append(Reason(requirement, "installed by a cell (%pip / !pip)"))
+    for item in imported_modules(sources):
+        if is_standard_library(item.module) or item.module in local:
+            continue
+        distribution, mapped = distribution_for(item.module)
+        key = distribution.lower()
+        if key in declared_names or any(r.lower().startswith(key) for r in imported):
+            continue
+        imported.append(distribution)
+        via = f"pipreqs' map: {item.module} → {distribution}" if mapped else "same name"
+        reasons.append(Reason(distribution, f"`import {item.module}` in cell {item.cell} ({via})"))
+    data, notes = _data_files(folder, root, sources)
+    data_names = {d.name for d in data}
+    for module in sorted(local):
+        if any(m.module == module for m in imported_modules(sources)):
+            for p in [folder / f"{module}.py"]:
+                if p.is_file() and f"{module}.py" not in data_names:
+                    data.append(DataFile(f"{module}.py", p.resolve(), 0))
+                    reasons.append(Reason(f"{module}.py", "a module of the notebook's folder"))
+    python = _python_of(notebook)
+    warnings = [f"could not read {u}" for u in unreadable] + notes
+    if python and python.startswith("2"):
+        warnings.append(
+            f"the notebook was written for Python {python}: cells in Python 2 syntax will fail"
+        )
+    return Inference(
+        notebook=path,
+        pin=pin,
+        pin_source=pin_source,
+        declared=declared,
+        imported=imported,
+        data=data,
+        python=python,
+        reasons=reasons,
+        warnings=warnings,
+    )
+
+
+def relative_source(data: DataFile, notebook_dir: Path) -> str:
+    """How the data line names the file: relative to the notebook, as `nbseal data add` does."""
+    return os.path.relpath(data.path, notebook_dir.resolve())

@@ -1,0 +1,192 @@
+"""Requirements a project declares in its own files, next to a notebook or above it.
+
+The nearest folder (from the notebook's own up to the project's root) that
+holds any of requirements*.txt, pyproject.toml, environment.yml, Pipfile,
+setup.cfg or setup.py is the notebook's project; each file there is read
+without running anything (setup.py is parsed, not executed).
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from nbseal._toml import tomllib
+
+__all__ = ["Declared", "declared_requirements", "project_root"]
+
+# Requirement files for development, tests or docs are not what a notebook runs with.
+_SIDE_FILES = re.compile(r"(dev|test|doc|lint|ci|build)", re.IGNORECASE)
+# Frontends and notebook tooling: the sandbox runs a kernel, never these.
+_FRONTENDS = frozenset(
+    {"jupyter", "jupyterlab", "notebook", "nbconvert", "voila", "jupyter-contrib-nbextensions"}
+)
+# conda's names for things that are not PyPI packages.
+_CONDA_ONLY = frozenset({"python", "pip", "conda", "nb_conda", "nb_conda_kernels", "mkl"})
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One requirement a project file declares, and the file (relative to the root)."""
+
+    requirement: str
+    source: str
+
+
+def project_root(notebook_dir: Path, *, limit: int = 3) -> Path:
+    """The enclosing git work tree's top, else the notebook's folder."""
+    here = notebook_dir.resolve()
+    for folder in [here, *here.parents][: limit + 1]:
+        if (folder / ".git").exists():
+            return folder
+    return here
+
+
+def _usable(text: str) -> str | None:
+    text = text.split("#", 1)[0].strip()
+    if not text or text.startswith("-") or ("://" in text and "@" not in text):
+        return None
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        return None
+    if requirement.name.lower() in _FRONTENDS:
+        return None
+    return str(requirement)
+
+
+def _requirements_txt(path: Path) -> list[str]:
+    return [r for line in path.read_text(errors="replace").splitlines() if (r := _usable(line))]
+
+
+def _pyproject(path: Path) -> list[str]:
+    data = tomllib.loads(path.read_text(errors="replace"))
+    found = [r for item in data.get("project", {}).get("dependencies", []) if (r := _usable(item))]
+    poetry = data.get("tool", {}).get("poetry", {}).get("dependencies", {})
+    for name, spec in poetry.items():
+        if name.lower() == "python":
+            continue
+        version = spec if isinstance(spec, str) else spec.get("version", "*")
+        # Poetry's ^ and ~ ranges have no PEP 440 spelling; the name is what counts here.
+        plain = version if re.fullmatch(r"[=<>!~]=?[\w.*]+", version or "") else ""
+        if r := _usable(f"{name}{plain}"):
+            found.append(r)
+    return found
+
+
+def _conda_spec(text: str) -> str | None:
+    name, _, version = text.strip().partition("=")
+    version = version.split("=")[0]  # drop a build string (pkg=1.2=py36_0)
+    if name.lower() in _CONDA_ONLY or "::" in name:
+        return None
+    if not version or version == "*":
+        return _usable(name)
+    if re.fullmatch(r"[\d.]+", version):
+        return _usable(f"{name}=={version}.*" if version.count(".") < 2 else f"{name}=={version}")
+    return _usable(f"{name}{version}")
+
+
+def _environment_yml(path: Path) -> list[str]:
+    """conda's environment file: its dependencies and their ``pip:`` list (no YAML library)."""
+    found: list[str] = []
+    in_deps = in_pip = False
+    for raw in path.read_text(errors="replace").splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent == 0:
+            in_deps, in_pip = line.startswith("dependencies:"), False
+            continue
+        item = line.strip()
+        if not in_deps or not item.startswith("- "):
+            continue
+        value = item[2:].strip().strip("'\"")
+        if value.rstrip(":") == "pip" and value.endswith(":"):
+            in_pip = True
+            continue
+        if in_pip and indent > 2:
+            if r := _usable(value):
+                found.append(r)
+        else:
+            in_pip = False
+            if r := _conda_spec(value):
+                found.append(r)
+    return found
+
+
+def _pipfile(path: Path) -> list[str]:
+    data = tomllib.loads(path.read_text(errors="replace"))
+    found = []
+    for name, spec in data.get("packages", {}).items():
+        version = spec if isinstance(spec, str) else spec.get("version", "*")
+        if r := _usable(name if version in ("*", "") else f"{name}{version}"):
+            found.append(r)
+    return found
+
+
+def _setup_cfg(path: Path) -> list[str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(path.read_text(errors="replace"))
+    text = parser.get("options", "install_requires", fallback="")
+    return [r for line in text.splitlines() if (r := _usable(line))]
+
+
+def _setup_py(path: Path) -> list[str]:
+    """``install_requires=[...]`` of a setup() call, when it is a literal list."""
+    tree = ast.parse(path.read_text(errors="replace"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "install_requires":
+            try:
+                values = ast.literal_eval(node.value)
+            except ValueError:
+                return []
+            return [r for v in values if isinstance(v, str) and (r := _usable(v))]
+    return []
+
+
+_READERS = {
+    "pyproject.toml": _pyproject,
+    "environment.yml": _environment_yml,
+    "environment.yaml": _environment_yml,
+    "Pipfile": _pipfile,
+    "setup.cfg": _setup_cfg,
+    "setup.py": _setup_py,
+}
+
+
+def _files_in(folder: Path) -> list[Path]:
+    found = sorted(
+        p
+        for p in folder.glob("requirements*.txt")
+        if p.is_file() and not _SIDE_FILES.search(p.name[len("requirements") :])
+    )
+    return found + [folder / name for name in _READERS if (folder / name).is_file()]
+
+
+def declared_requirements(notebook_dir: Path, root: Path) -> tuple[list[Declared], list[str]]:
+    """The nearest project's declared requirements, and files that could not be read."""
+    here = notebook_dir.resolve()
+    folders = [here, *(p for p in here.parents if p == root or root in p.parents)]
+    for folder in folders:
+        files = _files_in(folder)
+        if not files:
+            continue
+        declared: list[Declared] = []
+        unreadable: list[str] = []
+        for path in files:
+            reader = _READERS.get(path.name, _requirements_txt)
+            where = str(path.relative_to(root)) if root in path.parents else path.name
+            try:
+                requirements = reader(path)
+            except (OSError, ValueError, SyntaxError, configparser.Error) as exc:
+                unreadable.append(f"{where}: {exc}")
+                continue
+            declared += [Declared(r, where) for r in requirements]
+        return declared, unreadable
+    return [], []

@@ -1,0 +1,231 @@
+"""`nbseal adopt`'s inference: imports, project files, pin and data, without resolving."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nbseal.adopt import first_cell, notebooks_in
+from nbseal.adopt.imports import (
+    distribution_for,
+    imported_modules,
+    is_standard_library,
+    pip_installs,
+    string_literals,
+)
+from nbseal.adopt.infer import infer, pin_of
+from nbseal.adopt.projectfiles import declared_requirements
+from nbseal.directives import DataDirective, EnvDefineDirective, PinDirective, parse_cell
+
+
+def _notebook(folder: Path, *cells: str, name: str = "nb.ipynb") -> Path:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    path = folder / name
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_imports_are_read_from_python_3_code_and_magics() -> None:
+    sources = [
+        "%matplotlib inline\nimport numpy as np, pandas\nfrom sklearn.datasets import load_iris",
+        "from . import local\nimport os.path\nimport numpy\n!ls data",
+        "%%bash\nimport not_python",
+    ]
+    found = [(i.module, i.cell) for i in imported_modules(sources)]
+    assert found == [("matplotlib", 1), ("numpy", 1), ("pandas", 1), ("sklearn", 1), ("os", 2)]
+
+
+def test_python_2_cells_still_yield_their_imports() -> None:
+    sources = ['import urllib2, cPickle\nfrom scipy import stats\nprint "hello"']
+    modules = [i.module for i in imported_modules(sources)]
+    assert modules == ["urllib2", "cPickle", "scipy"]
+    assert is_standard_library("urllib2")
+    assert is_standard_library("cPickle")
+    assert not is_standard_library("scipy")
+
+
+def test_pip_installs_in_cells_are_requirements() -> None:
+    sources = ["%pip install -q seaborn==0.12.2 'tqdm<5'\n!pip install --upgrade $PKG ujson"]
+    assert pip_installs(sources) == ["seaborn==0.12.2", "tqdm<5", "ujson"]
+
+
+def test_import_names_map_to_distributions_through_pipreqs_map() -> None:
+    assert distribution_for("sklearn") == ("scikit-learn", True)
+    assert distribution_for("PIL") == ("Pillow", True)
+    assert distribution_for("yaml") == ("PyYAML", True)
+    assert distribution_for("numpy") == ("numpy", False)  # not in the map: same name
+    assert distribution_for("cv2") == ("opencv-python", True)  # the gaps' list
+
+
+def test_the_gaps_list_only_fills_gaps_of_pipreqs_map() -> None:
+    from importlib import resources
+
+    folder = resources.files("nbseal.adopt")
+    pipreqs = {
+        line.partition(":")[0]
+        for line in folder.joinpath("pipreqs_mapping.txt").read_text().splitlines()
+    }
+    extra = [
+        line.partition(":")[0]
+        for line in folder.joinpath("import_names_extra.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert extra
+    assert not set(extra) & pipreqs
+
+
+def test_string_literals_include_constant_path_joins() -> None:
+    sources = ["import os\ndf = read(os.path.join('data', 'x.csv'))\nopen(\"notes.txt\")"]
+    literals = [text for text, _ in string_literals(sources)]
+    assert "data/x.csv" in literals
+    assert "notes.txt" in literals
+
+
+def test_requirements_txt_skips_options_frontends_and_dev_files(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text(
+        "# comment\n-r base.txt\nnumpy>=1.20  # inline\njupyter\npandas==1.5.3\n--index-url x\n"
+    )
+    (tmp_path / "requirements-dev.txt").write_text("pytest\n")
+    declared, unreadable = declared_requirements(tmp_path, tmp_path)
+    assert [(d.requirement, d.source) for d in declared] == [
+        ("numpy>=1.20", "requirements.txt"),
+        ("pandas==1.5.3", "requirements.txt"),
+    ]
+    assert unreadable == []
+
+
+def test_environment_yml_pyproject_pipfile_setup_files(tmp_path: Path) -> None:
+    (tmp_path / "environment.yml").write_text(
+        "name: x\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.6\n  - numpy=1.14\n"
+        "  - scipy=1.1.0=py36_0\n  - pip\n  - pip:\n    - tqdm==4.23.0\n"
+    )
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "p"\ndependencies = ["requests>=2"]\n'
+        '[tool.poetry.dependencies]\npython = "^3.8"\nattrs = "^21"\n'
+    )
+    (tmp_path / "Pipfile").write_text('[packages]\nclick = "*"\nrich = ">=10"\n')
+    (tmp_path / "setup.cfg").write_text("[options]\ninstall_requires =\n    toolz\n")
+    (tmp_path / "setup.py").write_text(
+        "from setuptools import setup\nsetup(name='p', install_requires=['six>=1.10'])\n"
+    )
+    declared, unreadable = declared_requirements(tmp_path, tmp_path)
+    by_file: dict[str, list[str]] = {}
+    for d in declared:
+        by_file.setdefault(d.source, []).append(d.requirement)
+    assert by_file == {
+        "environment.yml": ["numpy==1.14.*", "scipy==1.1.0", "tqdm==4.23.0"],
+        "pyproject.toml": ["requests>=2", "attrs"],
+        "Pipfile": ["click", "rich>=10"],
+        "setup.cfg": ["toolz"],
+        "setup.py": ["six>=1.10"],
+    }
+    assert unreadable == []
+
+
+def test_an_unreadable_project_file_is_named_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project\nbroken")
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    declared, unreadable = declared_requirements(tmp_path, tmp_path)
+    assert [d.requirement for d in declared] == ["numpy"]
+    assert len(unreadable) == 1
+    assert unreadable[0].startswith("pyproject.toml: ")
+
+
+def test_the_nearest_project_folder_wins(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("scipy\n")
+    sub = tmp_path / "notebooks"
+    sub.mkdir()
+    declared, _ = declared_requirements(sub, tmp_path)
+    assert [(d.requirement, d.source) for d in declared] == [("scipy", "requirements.txt")]
+    (sub / "requirements.txt").write_text("sympy\n")
+    declared, _ = declared_requirements(sub, tmp_path)
+    assert [d.requirement for d in declared] == ["sympy"]
+
+
+def _git(folder: Path, *args: str, date: str | None = None) -> None:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@example.org"}
+    env |= {"GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@example.org"}
+    if date:
+        env |= {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    subprocess.run(["git", *args], cwd=folder, env=env, check=True, capture_output=True)
+
+
+def test_the_pin_is_the_last_commit_else_the_modification_time(tmp_path: Path) -> None:
+    path = _notebook(tmp_path, "1 + 1")
+    os.utime(path, (1_500_000_000, 1_500_000_000))
+    assert pin_of(path) == (
+        "2017-07-14T02:40:00Z",
+        "the file's modification time (not in a git repository)",
+    )
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "nb.ipynb")
+    _git(tmp_path, "commit", "-qm", "x", date="2018-03-04T05:06:07+02:00")
+    assert pin_of(path) == ("2018-03-04T03:06:07Z", "its last git commit")
+
+
+def test_infer_declares_imports_data_and_local_modules(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "bikes.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "utils.py").write_text("X = 1\n")
+    (tmp_path / "requirements.txt").write_text("pandas\n")
+    path = _notebook(
+        tmp_path,
+        "import pandas as pd\nimport utils\nfrom skimage import io\nimport json",
+        "df = pd.read_csv('data/bikes.csv')\nmissing = 'data/not-here.csv'\nurl = 'https://x/y.csv'",
+    )
+    notebook = nbformat.read(path, as_version=4)
+    inference = infer(path, notebook, pin="2020-01-01T00:00:00Z")
+    assert [d.requirement for d in inference.declared] == ["pandas"]
+    assert inference.imported == ["scikit-image"]  # json: stdlib; utils: the folder's own
+    assert sorted(d.name for d in inference.data) == ["data/bikes.csv", "utils.py"]
+    cell = first_cell(inference, inference.requirement_sets()[0][1])
+    parsed = parse_cell(cell).directives
+    assert isinstance(parsed[0], PinDirective)
+    assert parsed[0].instant == "2020-01-01T00:00:00Z"
+    assert isinstance(parsed[1], EnvDefineDirective)
+    assert parsed[1].requirements == ("pandas", "scikit-image")
+    data = [d for d in parsed if isinstance(d, DataDirective)]
+    assert {d.name: d.url for d in data} == {
+        "data/bikes.csv": "data/bikes.csv",
+        "utils.py": "utils.py",
+    }
+
+
+def test_requirement_sets_loosen_declared_versions_then_drop_them(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("numpy==1.14.5\n")
+    path = _notebook(tmp_path, "import numpy, scipy")
+    inference = infer(path, nbformat.read(path, as_version=4), pin="2018-06-01T00:00:00Z")
+    assert inference.requirement_sets() == [
+        ("declared versions and imports", ["numpy==1.14.5", "scipy"]),
+        ("declared names without versions, and imports", ["numpy", "scipy"]),
+        ("imports only", ["scipy"]),
+    ]
+
+
+def test_folders_are_searched_for_notebooks_without_checkpoints(tmp_path: Path) -> None:
+    (tmp_path / "a" / ".ipynb_checkpoints").mkdir(parents=True)
+    _notebook(tmp_path / "a", "1", name="one.ipynb")
+    _notebook(tmp_path / "a" / ".ipynb_checkpoints", "1", name="one-checkpoint.ipynb")
+    _notebook(tmp_path, "1", name="two.ipynb")
+    assert notebooks_in([tmp_path]) == [tmp_path / "a" / "one.ipynb", tmp_path / "two.ipynb"]
+
+
+@pytest.mark.parametrize("language", ["R", "julia"])
+def test_only_python_notebooks_are_adopted(tmp_path: Path, language: str) -> None:
+    from nbseal.adopt import adopt_notebook
+    from nbseal.errors import AdoptError
+
+    path = _notebook(tmp_path, "1")
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata["kernelspec"]["language"] = language
+    nbformat.write(notebook, path)
+    before = path.read_bytes()
+    with pytest.raises(AdoptError, match=f"is a {language} notebook"):
+        adopt_notebook(path)
+    assert path.read_bytes() == before
