@@ -231,14 +231,17 @@ def _progress_to_stderr(title: str) -> Progress:
     return progress
 
 
-def _data_name(url: str, wanted: str | None) -> str:
+def _data_name(url: str, wanted: str | None, *, local: bool) -> str:
+    """The name data is shown by: ``--name``, a local file's own relative path, else the URL's."""
     from urllib.parse import unquote, urlparse
 
-    name = wanted or Path(unquote(urlparse(url).path) or url).name
-    if not name or name.startswith("/") or ".." in name.split("/") or " " in name:
+    from nbseal.directives import data_name_ok
+
+    name = wanted or (url if local else Path(unquote(urlparse(url).path) or url).name)
+    if not data_name_ok(name) or " " in name:
         raise NbsealError(
             f"cannot use {name!r} as the data's name",
-            hint="pass --name NAME (no spaces, no '..', not absolute)",
+            hint="pass --name NAME (no spaces, not absolute, '..' only at its start)",
         )
     return name
 
@@ -257,7 +260,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
         fetch_from = args.url if remote else str(Path(args.url).resolve())
         # A local file is written relative to the notebook, as the kernel reads it.
         url = args.url if remote else os.path.relpath(fetch_from, notebook_path.resolve().parent)
-        name = _data_name(args.url, args.name)
+        # A local file keeps the path the notebook's cells open it by.
+        name = _data_name(url, args.name, local=not remote)
         stored = asyncio.run(store.add(fetch_from, _progress_to_stderr(name)))
         line = f"#seal data {name} <- {url} sha256:{stored.sha256}"
         cell = insert_directive(notebook, line)

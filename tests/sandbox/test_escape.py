@@ -104,7 +104,9 @@ def test_system_files_are_read_only(sealed: SealedKernel) -> None:
 
 def test_etc_holds_only_what_a_kernel_needs(sealed: SealedKernel) -> None:
     expected = {"passwd", "group", "hosts", "hostname"}
-    expected |= {n for n in ("ld.so.cache", "localtime", "fonts") if Path("/etc", n).exists()}
+    expected |= {
+        n for n in ("ld.so.cache", "localtime", "fonts", "ssl", "pki") if Path("/etc", n).exists()
+    }
     assert set(inside(sealed, "_os.listdir('/etc')")) == expected
     if Path("/etc/fonts/fonts.conf").exists():
         # Fontconfig finds its configuration: no "Cannot load default config file".
@@ -113,6 +115,20 @@ def test_etc_holds_only_what_a_kernel_needs(sealed: SealedKernel) -> None:
     assert isinstance(passwd, str)
     assert "nbseal:x:" in passwd
     assert passwd != Path("/etc/passwd").read_text()
+
+
+def test_certificates_time_zones_and_locale_are_there_and_keys_are_not(
+    sealed: SealedKernel,
+) -> None:
+    """What real notebooks read offline (issue 16): CA certificates, zoneinfo, a UTF-8 locale."""
+    if Path("/etc/ssl/certs").is_dir():
+        code = "__import__('ssl').create_default_context().cert_store_stats()['x509_ca']"
+        assert inside(sealed, code) > 0
+        assert inside(sealed, "_os.path.exists('/etc/ssl/private')") is False
+    code = "str(__import__('zoneinfo').ZoneInfo('Europe/Paris'))"
+    assert inside(sealed, code) == "Europe/Paris"
+    code = "(__import__('locale').setlocale(0 + __import__('locale').LC_ALL, ''))"
+    assert inside(sealed, code) in {"C.UTF-8", "C.utf8"}
 
 
 def test_store_shows_only_the_kernel_s_environment(sealed: SealedKernel, default_env: Path) -> None:
@@ -138,7 +154,15 @@ def test_host_mounts_are_exactly_the_granted_ones(sealed: SealedKernel, default_
         parts = fields.split()
         host_backed[parts[4]] = "ro" if "ro" in parts[5].split(",") else "rw"
     expected = {"/usr": "ro", str(default_env): "ro"}
-    for name in ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts"):
+    for name in (
+        "/etc/ld.so.cache",
+        "/etc/localtime",
+        "/etc/fonts",
+        "/etc/ssl/certs",
+        "/etc/ssl/openssl.cnf",
+        "/etc/pki/tls/certs",
+        "/etc/pki/ca-trust/extracted",
+    ):
         if Path(name).exists():
             expected[name] = "ro"
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):

@@ -105,3 +105,17 @@ def test_policy_describes_its_grants(tmp_path: Path) -> None:
         "shared (rw): /data",
         "limits: 1024 processes, memory 8 GiB, tmp 2 GiB each",
     ]
+
+
+@pytest.mark.parametrize(
+    ("inside", "why"),
+    [
+        ("/work/x", "inside a host path"),  # in the (writable, host) working directory
+        ("/usr/x", "in the system's"),
+        ("/run/nb/a/b", "inside another link"),  # through the link /run/nb/a
+    ],
+)
+def test_links_are_never_made_where_bwrap_would_write_the_host(inside: str, why: str) -> None:
+    links = ((Path("/run/nb/a"), Path("/data/a")), (Path(inside), Path("/data/b")))
+    with pytest.raises(ValueError, match=why):
+        SandboxPolicy(workdir=Path("/work"), links=links)

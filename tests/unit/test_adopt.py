@@ -25,7 +25,11 @@ from nbseal.directives import DataDirective, EnvDefineDirective, PinDirective, p
 def _notebook(folder: Path, *cells: str, name: str = "nb.ipynb") -> Path:
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "language": "python",
+        "display_name": "Python 3",
+    }
     path = folder / name
     nbformat.write(notebook, path)
     return path
@@ -229,3 +233,26 @@ def test_only_python_notebooks_are_adopted(tmp_path: Path, language: str) -> Non
     with pytest.raises(AdoptError, match=f"is a {language} notebook"):
         adopt_notebook(path)
     assert path.read_bytes() == before
+
+
+def test_files_beside_the_notebook_s_folder_are_shared_not_hashed(tmp_path: Path) -> None:
+    (tmp_path / "styles").mkdir()
+    (tmp_path / "styles" / "custom.css").write_text("body {}")
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    (tmp_path / "data" / "raw" / "x.csv").write_text("a\n")
+    (tmp_path / "top.txt").write_text("t")
+    (tmp_path / "notebooks").mkdir()
+    path = _notebook(
+        tmp_path / "notebooks",
+        "css = open('../styles/custom.css').read()\nx = open('../data/raw/x.csv')\n"
+        "t = open('../top.txt')\nnot_there = open('../nothing.txt')",
+    )
+    inference = infer(path, nbformat.read(path, as_version=4), pin="2020-01-01T00:00:00Z")
+    assert inference.hashed == []
+    assert inference.shares == ["../styles", "../data", "../top.txt"]
+    cell = first_cell(inference, [])
+    assert cell.splitlines()[1:] == [
+        "#seal share ../styles",
+        "#seal share ../data",
+        "#seal share ../top.txt",
+    ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from nbseal.directives import (
+    DataDirective,
     DescribeDirective,
     EnvDefineDirective,
     EnvSwitchDirective,
@@ -88,7 +89,9 @@ def test_limit_settings_as_written() -> None:
         ("#seal pin yesterday", 1, "not a date"),
         ("#seal pin", 1, "one date"),
         ("#seal data x <- http://h/x sha256:abc", 1, "not a SHA-256"),
-        ("#seal data ../x <- http://h/x sha256:" + "0" * 64, 1, "may not start with / or"),
+        ("#seal data a/../x <- http://h/x sha256:" + "0" * 64, 1, "may not start with / or"),
+        ("#seal data /x <- http://h/x sha256:" + "0" * 64, 1, "may not start with / or"),
+        ("#seal data .. <- http://h/x sha256:" + "0" * 64, 1, "may not start with / or"),
         ("#seal share /x rx", 1, "neither ro nor rw"),
         ("#seal allow everything", 1, "allow network"),
         ("#seal limit", 1, "at least one KEY=VALUE"),
@@ -109,3 +112,12 @@ def test_malformed_directives_name_the_line(text: str, line: int, fragment: str)
     assert fragment in str(info.value)
     assert info.value.hint.startswith("expected")
     assert isinstance(info.value, ValueError)
+
+
+def test_a_data_name_may_climb_out_of_the_working_directory_at_its_start() -> None:
+    """``../styles/custom.css``: where a notebook in a subfolder looks for it."""
+    (directive,) = parse_cell(
+        "#seal data ../styles/custom.css <- x.css sha256:" + "0" * 64
+    ).directives
+    assert isinstance(directive, DataDirective)
+    assert directive.name == "../styles/custom.css"

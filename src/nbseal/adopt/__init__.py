@@ -54,7 +54,8 @@ def first_cell(inference: Inference, requirements: list[str]) -> str:
     lines = [f"#seal pin {inference.pin}"]
     if requirements:
         lines.append(f"#seal env {ENV_NAME} <- {' '.join(requirements)}")
-    for data in inference.data:
+    lines += [f"#seal share {share}" for share in inference.shares]
+    for data in inference.hashed:
         digest = sha256_file(data.path)
         lines.append(f"#seal data {data.name} <- {relative_source(data, folder)} sha256:{digest}")
     return "\n".join(lines)

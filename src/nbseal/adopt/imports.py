@@ -176,7 +176,11 @@ def string_literals(sources: Iterable[str]) -> list[tuple[str, int]]:
         if tree is None:
             found += [(a or b, cell) for a, b in _QUOTED.findall(_python_only(source))]
             continue
-        for node in ast.walk(tree):
+        in_order = sorted(
+            (n for n in ast.walk(tree) if isinstance(n, (ast.Constant, ast.Call))),
+            key=lambda n: (n.lineno, n.col_offset),
+        )
+        for node in in_order:
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 if len(node.value) <= 300 and "\n" not in node.value:
                     found.append((node.value, cell))

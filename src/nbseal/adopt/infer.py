@@ -23,6 +23,7 @@ from nbseal.adopt.imports import (
     string_literals,
 )
 from nbseal.adopt.projectfiles import Declared, declared_requirements, project_root
+from nbseal.directives import data_name_ok
 from nbseal.notebook import code_sources
 
 __all__ = ["DataFile", "Inference", "Reason", "infer", "pin_of"]
@@ -59,6 +60,29 @@ class Inference:
     python: str | None  # the notebook's own, from its metadata
     reasons: list[Reason] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def hashed(self) -> list[DataFile]:
+        """Files inside the notebook's folder: declared as data, checked by hash."""
+        return [d for d in self.data if not d.name.startswith("../")]
+
+    @property
+    def shares(self) -> list[str]:
+        """Paths beside the notebook's folder its cells open: shared read-only.
+
+        A notebook may not hash files outside its folder (nbseal/sources.py),
+        so ``../data/raw/x.csv`` becomes ``#seal share ../data``, which shows
+        it where the cell looks.
+        """
+        found: list[str] = []
+        for data in self.data:
+            parts = data.name.split("/")
+            if parts[0] == "..":
+                ups = next(i for i, part in enumerate(parts) if part != "..")
+                share = "/".join(parts[: ups + 1])
+                if share not in found:
+                    found.append(share)
+        return found
 
     def requirement_sets(self) -> list[tuple[str, list[str]]]:
         """The environments to try, most faithful first, each with what it is."""
@@ -121,11 +145,8 @@ def _data_name(text: str) -> str | None:
     text = text.strip()
     if not text or "://" in text or text.startswith(("/", "~")) or any(c in text for c in "*?\0"):
         return None
-    path = PurePosixPath(text)
-    parts = [p for p in path.parts if p != "."]
-    if not parts or any(p == ".." for p in parts[parts.count("..") :]):
-        return None  # '..' only at the start
-    return "/".join(parts)
+    name = "/".join(p for p in PurePosixPath(text).parts if p != ".")
+    return name if data_name_ok(name) else None
 
 
 def _data_files(
@@ -198,7 +219,10 @@ def infer(path: Path, notebook: Any, *, pin: str | None = None) -> Inference:
         imported.append(distribution)
         via = f"pipreqs' map: {item.module} → {distribution}" if mapped else "same name"
         reasons.append(Reason(distribution, f"`import {item.module}` in cell {item.cell} ({via})"))
-    data, notes = _data_files(folder, root, sources)
+    # Data may sit beside the notebook's folder (../data/x.csv): outside a git
+    # repository, one folder up is still the notebook's project.
+    data_root = root if (root / ".git").exists() else folder.parent
+    data, notes = _data_files(folder, data_root, sources)
     data_names = {d.name for d in data}
     for module in sorted(local):
         if any(m.module == module for m in imported_modules(sources)):

@@ -22,7 +22,7 @@ from nbseal.directives.model import (
     ScriptBlockDirective,
     ShareDirective,
 )
-from nbseal.directives.parser import parse_cell
+from nbseal.directives.parser import data_name_ok, parse_cell
 
 __all__ = [
     "DEB_REQUIREMENT_PREFIX",
@@ -45,5 +45,6 @@ __all__ = [
     "PinDirective",
     "ScriptBlockDirective",
     "ShareDirective",
+    "data_name_ok",
     "parse_cell",
 ]

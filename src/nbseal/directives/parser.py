@@ -40,7 +40,7 @@ from nbseal.directives.model import (
 )
 from nbseal.errors import DirectiveError
 
-__all__ = ["download_name", "parse_cell"]
+__all__ = ["data_name_ok", "download_name", "parse_cell"]
 
 _PREFIX = re.compile(r"^\s*#seal(?=\s|$)(.*)$")
 # Guix-Jupyter's magic: ";;guix" at the start of the line, then a command.
@@ -295,8 +295,13 @@ def _parse_data(args: list[str], number: int, line: str) -> Directive:
     if len(args) != 4 or args[1] != "<-":
         raise _error("malformed data directive", number, line, "data")
     name, _, url, digest = args
-    if name.startswith("/") or ".." in name.split("/"):
-        raise _error(f"data name {name!r} may not start with / or contain ..", number, line, "data")
+    if not data_name_ok(name):
+        raise _error(
+            f"data name {name!r} may not start with / or hold '..' except at its start",
+            number,
+            line,
+            "data",
+        )
     if not digest.startswith("sha256"):
         raise _error(f"{digest!r} is not a SHA-256 digest", number, line, "data")
     try:
@@ -304,6 +309,14 @@ def _parse_data(args: list[str], number: int, line: str) -> Directive:
     except ValueError as exc:
         raise _error(str(exc), number, line, "data") from exc
     return DataDirective(number, name, url, digest, sha256)
+
+
+def data_name_ok(name: str) -> bool:
+    """A relative path, '..' only at its start (``../styles/custom.css``), naming a file."""
+    parts = name.split("/")
+    ups = next((i for i, part in enumerate(parts) if part != ".."), len(parts))
+    rest = parts[ups:]
+    return bool(rest) and not name.startswith("/") and all(p not in ("", ".", "..") for p in rest)
 
 
 def _parse_share(args: list[str], number: int, line: str) -> Directive:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from nbseal.directives import ShareDirective
 from nbseal.errors import DirectiveError
@@ -38,6 +38,10 @@ class Grants:
     # NAME in the working directory -> its file in the data store.
     data: dict[str, Path] = field(default_factory=dict)
     limits: Limits = DEFAULT_LIMITS
+    # Links made in the working directory (NAME -> target), removed at the end.
+    placed: dict[str, Path] = field(default_factory=dict)
+    # Links beside it, for names that start with '..': inside the sandbox only.
+    beside: dict[Path, Path] = field(default_factory=dict)
 
     def policy(self) -> SandboxPolicy:
         shares = tuple(Share(path, mode) for path, mode in sorted(self.shares.items()))
@@ -49,6 +53,7 @@ class Grants:
             shares=shares,
             readonly_binds=binds,
             limits=self.limits,
+            links=tuple(sorted(self.beside.items())),
         )
 
     def summary(self) -> str:
@@ -73,16 +78,43 @@ class Grants:
         return path
 
     def share(self, directive: ShareDirective) -> None:
-        self.shares[self.share_path(directive)] = "rw" if directive.mode == "rw" else "ro"
+        """Grant the path; a relative one also appears where the notebook's cells look for it."""
+        path = self.share_path(directive)
+        self.shares[path] = "rw" if directive.mode == "rw" else "ro"
+        written = PurePosixPath(directive.path)
+        if not written.is_absolute() and not directive.path.startswith("~"):
+            self._show(_normalised(directive.path), path)
 
     def add_data(self, name: str, stored: Path) -> None:
-        """Show ``stored`` as ``name`` in the working directory (a link, placed safely)."""
-        identity = sandbox_identity() if self.sealed else None
-        owner = (identity.host_uid, identity.host_gid) if identity else (os.getuid(), os.getgid())
-        place_link(self.workdir, name, stored, owner=owner)
+        """Show ``stored`` as ``name`` relative to the working directory (a link, placed safely)."""
+        self._show(name, stored)
         self.data[name] = stored
 
+    def _show(self, name: str, target: Path) -> None:
+        if name in ("", "."):
+            return  # the notebook's own folder: its files are data, not a link
+        if name == ".." or name.startswith("../"):
+            # Beside the working directory: a link bwrap makes inside the sandbox.
+            inside = Path(os.path.normpath(self.workdir / name))
+            if inside in (self.workdir, *self.workdir.parents) or self.workdir in inside.parents:
+                return  # the working directory itself, or inside it after all
+            # Never one link inside another: bwrap would make it in the target.
+            if any(inside in other.parents for other in self.beside):
+                self.beside = {o: t for o, t in self.beside.items() if inside not in o.parents}
+            if not any(other in inside.parents for other in self.beside):
+                self.beside[inside] = target
+            return
+        identity = sandbox_identity() if self.sealed else None
+        owner = (identity.host_uid, identity.host_gid) if identity else (os.getuid(), os.getgid())
+        place_link(self.workdir, name, target, owner=owner)
+        self.placed[name] = target
+
     def clear_data_mounts(self) -> None:
-        """A kept working directory keeps what the notebook wrote, not nbseal's data links."""
-        for name, stored in self.data.items():
-            remove_link(self.workdir, name, stored)
+        """A kept working directory keeps what the notebook wrote, not nbseal's links."""
+        for name, target in self.placed.items():
+            remove_link(self.workdir, name, target)
+
+
+def _normalised(path: str) -> str:
+    """``./data/`` -> ``data``, ``../a/./b`` -> ``../a/b``: how a link is named."""
+    return os.path.normpath(path) if path not in ("", ".") else "."

@@ -39,6 +39,7 @@ from nbseal.kernel.cell import Cells
 from nbseal.kernel.execution import ExecutionQueue
 from nbseal.kernel.frontend import FrontendProtocol
 from nbseal.kernel.grants import Grants
+from nbseal.kernel.hints import missing_file_hint
 from nbseal.kernel.pool import UNSEALED_MIME, EnvironmentPool, KernelPlace
 from nbseal.kernel.router import Router
 from nbseal.kernel.sealing import OutputSeal
@@ -108,7 +109,15 @@ class ProxyKernel:
         self.queue = ExecutionQueue(io)
         grants = self.grants
         seal = OutputSeal(session, active=lambda: grants.sealed and not grants.javascript)
-        self.router = Router(io, self.pool, self.queue, seal)
+        notebook = self.notebook_path()
+        name = notebook.name if notebook is not None else "NOTEBOOK"
+        self.router = Router(
+            io,
+            self.pool,
+            self.queue,
+            seal,
+            explain=lambda error: missing_file_hint(error, self.notebook_dir, name),
+        )
         self.cells = Cells(io, self.pool, self.grants, self.config.data_store, self.notebook_dir)
         self.frontend = FrontendProtocol(io, self.router, on_shutdown=self._stopping.set)
 

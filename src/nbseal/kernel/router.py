@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,8 @@ class Router:
     queue: ExecutionQueue
     # The output policy (what a sealed kernel may show in the page).
     seal: OutputSeal
+    # A line to add after a cell's error output (see kernel/hints.py), or None.
+    explain: Callable[[dict[str, Any]], str | None] = lambda error: None
     # msg_id -> where its reply goes; comm_id -> the kernel the comm lives in.
     _routes: dict[str, Route] = field(default_factory=dict, init=False)
     _comms: dict[str, SubKernel] = field(default_factory=dict, init=False)
@@ -264,6 +267,15 @@ class Router:
             if msg_type == "comm_close":
                 self._comms.pop(comm_id, None)
         self.io.sockets.relay("iopub", message)
+        if msg_type == "error":
+            self._explain(message)
+
+    def _explain(self, message: RawMessage) -> None:
+        note = self.explain(message.content(self.io.session))
+        if note is not None:
+            content = {"name": "stderr", "text": note}
+            parent = dict(message.parent(self.io.session))
+            self.io.sockets.send("iopub", "stream", content, parent)
 
     def _rewrite_iopub(self, msg_type: str, message: RawMessage) -> RawMessage | None:
         """Own the execution count; drop the sub-kernel's duplicate ``busy`` (None: drop)."""

@@ -132,6 +132,8 @@ class BwrapLauncher(Launcher):
             mounts.add(str(share.host_path), option, str(share.host_path), str(share.host_path))
         workdir = str(policy.workdir)
         mounts.add(workdir, "--bind", workdir, workdir)
+        for inside, target in policy.links:
+            mounts.add(str(inside), "--symlink", str(target), str(inside))
         socket_dir = str(request.socket_dir)
         mounts.add(socket_dir, "--bind", socket_dir, socket_dir)
         argv += mounts.args()

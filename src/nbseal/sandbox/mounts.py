@@ -25,6 +25,7 @@ __all__ = [
     "SANDBOX_HOME",
     "SANDBOX_HOSTNAME",
     "SANDBOX_USER",
+    "SYSTEM_TOPS",
     "Mounts",
     "base_python_prefixes",
     "namespace_args",
@@ -45,12 +46,22 @@ SANDBOX_HOSTNAME = "nbseal"
 RELAY_INSIDE = "/run/nbseal/tcp_relay.py"
 
 # Files of /etc a kernel without network needs: the loader's cache and the
-# local time zone, and fontconfig's configuration (without it every
-# matplotlib figure prints "Fontconfig error: Cannot load default config
-# file"; the fonts themselves are under /usr). Host accounts, hosts and
-# secrets stay hidden; a minimal passwd, group and hosts are written for the
-# sandbox instead.
-ETC_ALWAYS = ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts")
+# local time zone, fontconfig's configuration (without it every matplotlib
+# figure prints "Fontconfig error: Cannot load default config file"; the
+# fonts themselves are under /usr, as are time zones and locales), and the
+# public CA certificates (Debian's /etc/ssl/certs, Fedora's /etc/pki ones),
+# which code that checks a signature or builds an SSL context reads even
+# offline. Host accounts, hosts and secrets (/etc/ssl/private) stay hidden;
+# a minimal passwd, group and hosts are written for the sandbox instead.
+ETC_ALWAYS = (
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/fonts",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust/extracted",
+)
 # With network allowed, name resolution and TLS need these too.
 ETC_NETWORK = (
     "/etc/resolv.conf",
@@ -60,9 +71,6 @@ ETC_NETWORK = (
     "/etc/gai.conf",
     "/etc/services",
     "/etc/protocols",
-    "/etc/ssl",
-    "/etc/ca-certificates",
-    "/etc/pki",
 )
 # Top-level paths that merged-usr systems make symlinks into /usr.
 _USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -142,7 +150,14 @@ def runtime_args(*, network: bool, scratch: int = DEFAULT_LIMITS.scratch) -> lis
     # /etc holds only bound files; readable by the sandbox's user (bwrap
     # running as root would make it root's own, mode 0700).
     args += ["--perms", "0755", "--dir", "/etc"]
+    made = {"/etc"}
     for path in (*ETC_ALWAYS, *(ETC_NETWORK if network else ())):
+        # Folders on the way (/etc/ssl for /etc/ssl/certs) would be made
+        # root's own, mode 0700, unless made first.
+        for folder in reversed(PurePosixPath(path).parents):
+            if str(folder) not in made and folder.is_relative_to("/etc") and os.path.exists(path):
+                args += ["--perms", "0755", "--dir", str(folder)]
+                made.add(str(folder))
         args += ["--ro-bind-try", path, path]
     return args
 
@@ -211,7 +226,8 @@ def synthetic_files(uid: int, gid: int, *, network: bool) -> dict[str, bytes]:
 
 
 # Top-level directories the runtime mounts read-only (or bwrap makes itself).
-_SYSTEM_TOPS = frozenset({"usr", "bin", "sbin", "lib", "lib64", "lib32", "etc", "proc", "dev"})
+# Top-level folders of the system: bound read-only, never written under.
+SYSTEM_TOPS = frozenset({"usr", "bin", "sbin", "lib", "lib64", "lib32", "etc", "proc", "dev"})
 
 
 def _depth(path: str) -> int:
@@ -251,7 +267,7 @@ class Mounts:
             parents.update(p for p in dest.parents if len(p.parts) > 1)
         ops = []
         for parent in sorted(parents - self._dests):
-            if str(parent.parts[1]) in _SYSTEM_TOPS:
+            if str(parent.parts[1]) in SYSTEM_TOPS:
                 continue  # already a read-only system mount
             if any(_is_within(parent, bind) for bind in self._binds):
                 continue  # inside a host bind: never create anything there

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from nbseal.sandbox.limits import DEFAULT_LIMITS, Limits
+from nbseal.sandbox.mounts import SYSTEM_TOPS
 from nbseal.sandbox.seccomp import PROFILE
 
 __all__ = ["UNSEALED_SUMMARY", "SandboxPolicy", "Share", "ShareMode", "grants_summary"]
@@ -50,7 +51,10 @@ class SandboxPolicy:
     ``workdir`` is a host scratch directory, writable, bound at the same path
     so paths the kernel prints name the same files on the host; it becomes
     the kernel's cwd. ``readonly_binds`` maps host paths to paths inside
-    (for data files named by hash, shown under a friendly name).
+    (for data files named by hash, shown under a friendly name). ``links``
+    are symbolic links made inside the sandbox only, ``(path inside, target)``:
+    how a notebook's ``../styles/custom.css`` finds what it names, beside the
+    working directory; never inside it or inside any host path it is given.
     """
 
     workdir: Path
@@ -58,12 +62,26 @@ class SandboxPolicy:
     shares: tuple[Share, ...] = ()
     readonly_binds: tuple[tuple[Path, Path], ...] = ()
     limits: Limits = DEFAULT_LIMITS
+    links: tuple[tuple[Path, Path], ...] = ()
 
     def __post_init__(self) -> None:
         _require_absolute(self.workdir, "the sandbox working directory")
         for host, inside in self.readonly_binds:
             _require_absolute(host, "a read-only bind's host path")
             _require_absolute(inside, "a read-only bind's path inside the sandbox")
+        hosts = [self.workdir, *(s.host_path for s in self.shares)]
+        hosts += [inside for _, inside in self.readonly_binds]
+        for inside, target in self.links:
+            _require_absolute(inside, "a link's path inside the sandbox")
+            _require_absolute(target, "a link's target")
+            # A link made inside a bound host folder would be made on the host.
+            if any(inside == h or h in inside.parents for h in hosts):
+                raise ValueError(f"a link may not be made inside a host path: {inside}")
+            if inside.parts[1:2] and inside.parts[1] in SYSTEM_TOPS:
+                raise ValueError(f"a link may not be made in the system's {inside}")
+            # bwrap would make it through the other link, in what that one names.
+            if any(other in inside.parents for other, _ in self.links):
+                raise ValueError(f"a link may not be made inside another link: {inside}")
 
     def describe(self) -> list[str]:
         """One line per grant, for ``#seal describe`` and logs."""
@@ -73,6 +91,7 @@ class SandboxPolicy:
         ]
         lines += [f"shared ({share.mode}): {share.host_path}" for share in self.shares]
         lines += [f"read-only: {inside} <- {host}" for host, inside in self.readonly_binds]
+        lines += [f"link: {inside} -> {target}" for inside, target in self.links]
         lines.append(self.limits.describe())
         return lines
 

@@ -163,6 +163,8 @@ class RootfsLauncher(BwrapLauncher):
             mounts.append((at, [option, at, at]))
         workdir = str(policy.workdir)
         mounts.append((workdir, ["--bind", workdir, workdir]))
+        for inside, target in policy.links:
+            mounts.append((str(inside), ["--symlink", str(target), str(inside)]))
         socket_dir = str(request.socket_dir)
         mounts.append((socket_dir, ["--bind", socket_dir, socket_dir]))
         # Files bound over the tree's /etc; a missing one needs /etc split.
