@@ -37,6 +37,17 @@ def test_bash_kernel_runs_sealed_and_its_language_follows(kernel) -> None:
     assert info["implementation"] == "nbseal"
 
 
+def test_a_kernel_package_runs_its_kernel_without_kernel_option(kernel) -> None:
+    """`#seal env scm <- calysto_scheme` runs Scheme, though ipykernel comes with it (issue 16)."""
+    _, kc = kernel
+    scheme = execute(kc, "#seal env scm2 <- calysto_scheme pin=2025-06-01\n(* 6 7)", timeout=300)
+    assert scheme.status == "ok", scheme.reply["content"]
+    (result,) = scheme.of_type("execute_result")
+    assert result["content"]["data"]["text/plain"] == "42"
+    bash = execute(kc, "#seal env sh2 <- bash_kernel pin=2025-06-01\necho $((6 * 7))", timeout=300)
+    assert bash.stdout == "42\n"
+
+
 def test_calysto_scheme_and_switching_back_and_forth(kernel) -> None:
     _, kc = kernel
     scheme = execute(

@@ -62,7 +62,7 @@ def test_the_data_directive_carries_the_hex_digest() -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("#seal data x/../../y <- https://x.org/a sha256:" + EMPTY.hex(), "may not start with / or"),
+        ("#seal data x/../y <- https://x.org/a sha256:" + EMPTY.hex(), "may not start with / or"),
         ("#seal data /etc/x <- https://x.org/a sha256:" + EMPTY.hex(), "may not start with / or"),
         ("#seal data x <- https://x.org/a sha256:abc", "is not a SHA-256 digest"),
         ("#seal data x <- https://x.org/a md5:abc", "is not a SHA-256 digest"),

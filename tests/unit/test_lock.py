@@ -112,3 +112,24 @@ def test_index_hosts_follow_uv_s_settings() -> None:
 def test_a_debian_lock_is_not_judged_by_python_indexes() -> None:
     lock = Lock("deb", ("deb:r-base-core",), "", "linux-x86_64", "", "not toml at all")
     assert unnamed_sources(lock, ("deb:r-base-core",)) == []
+
+
+def test_the_kernel_meant_without_kernel_option() -> None:
+    """One kernel beside Python's is the one meant; several must be named; none: Python."""
+    from nbseal.backends.kernelspecs import pick_kernelspec
+    from nbseal.errors import KernelStartError
+
+    def spec(*argv: str) -> dict[str, object]:
+        return {"argv": list(argv)}
+
+    python = spec("python", "-m", "ipykernel_launcher", "-f", "{connection_file}")
+    scheme = spec("python", "-m", "calysto_scheme", "-f", "{connection_file}")
+    bash = spec("python", "-m", "bash_kernel", "-f", "{connection_file}")
+    assert pick_kernelspec({"python3": python}, None)[0] == "python3"
+    assert pick_kernelspec({"python3": python, "calysto_scheme": scheme}, None)[0] == (
+        "calysto_scheme"
+    )
+    with pytest.raises(KernelStartError, match="holds 2 kernels") as caught:
+        pick_kernelspec({"python3": python, "calysto_scheme": scheme, "bash": bash}, None)
+    assert "kernel=bash" in caught.value.hint
+    assert pick_kernelspec({"python3": python, "bash": bash}, "python3")[0] == "python3"

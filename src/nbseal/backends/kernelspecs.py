@@ -151,9 +151,18 @@ def find_kernel_command(env_path: Path, wanted: str | None = None) -> KernelComm
 def pick_kernelspec(
     specs: dict[str, dict[str, Any]], wanted: str | None
 ) -> tuple[str, dict[str, Any], list[str]]:
-    """The kernelspec ``kernel=wanted`` names (python3 first by default), and its argv."""
+    """The kernelspec ``kernel=wanted`` names, and its argv.
+
+    Without ``kernel=``, an environment's one kernel beside Python's is the
+    one meant (``#seal env scm <- calysto_scheme`` runs Scheme, though
+    ipykernel comes with it); several are an error that lists them; with
+    none, Python's (python3) runs.
+    """
     if wanted is None:
-        name = "python3" if "python3" in specs else next(iter(sorted(specs)))
+        others = sorted(n for n in specs if n != "python3")
+        if len(others) > 1:
+            raise KernelStartError.several_kernels(others)
+        name = others[0] if others else "python3"
     elif wanted in specs:
         name = wanted
     else:

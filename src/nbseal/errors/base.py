@@ -158,6 +158,17 @@ class KernelStartError(NbsealError, RuntimeError):
             found=names,
         )
 
+    @classmethod
+    def several_kernels(cls, found: Iterable[str]) -> KernelStartError:
+        """No ``kernel=`` and more than one kernel beside Python's: which one is meant?"""
+        names = tuple(sorted(found))
+        return cls(
+            f"the environment holds {len(names)} kernels and its line does not say which to run",
+            context=f"kernels found: {', '.join(names)}",
+            hint=f"add kernel=NAME to the #seal env line, e.g. kernel={names[0]}",
+            found=names,
+        )
+
 
 class KernelDiedError(NbsealError, RuntimeError):
     """A sub-kernel exited while nbseal was waiting for it."""
