@@ -82,6 +82,10 @@ class _Client(NotebookClient):
 
     def __init__(self, notebook: Any, reporter: Reporter, **kwargs: Any) -> None:
         super().__init__(notebook, **kwargs)
+        # The kernel manager is ours but made for this run only: nbclient shuts
+        # the kernel down at the end (a proxy left to notice its parent's exit
+        # would outlive the run and print after it).
+        self.owns_km = True
         self._reporter = reporter
         self._total = len(notebook.cells)
         self._started = 0.0

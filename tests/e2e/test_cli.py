@@ -52,6 +52,10 @@ def test_run_names_the_failing_cell_and_keeps_outputs(tmp_path: Path) -> None:
     nbformat.write(notebook("print('one')", "1/0", "print('never')"), path)
     proc = nbseal("run", str(path))
     assert proc.returncode == 1
+    # The kernel was shut down by the run, not left to notice its parent's
+    # exit (it would print after the run's last line, on the same stderr).
+    assert "parent process" not in proc.stderr
+    assert proc.stderr.rstrip().splitlines()[-1].endswith(f"outputs so far written to {path}")
     assert "FAILED at cell 2" in proc.stderr
     assert "ZeroDivisionError" in proc.stderr
     written = nbformat.read(path, as_version=4)
