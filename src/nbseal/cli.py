@@ -202,7 +202,10 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
 def _cmd_env(args: argparse.Namespace) -> int:
     store = EnvironmentStore()
     if args.action == "list":
+        from nbseal.uv import uv_cache_dir
+
         entries = store.entries()
+        print(f"store: {store.root}\nuv's cache (downloads, builds): {uv_cache_dir()}")
         if not entries:
             print(f"no environments in {store.root}")
         for entry in entries:

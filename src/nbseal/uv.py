@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from nbseal.errors import ResolutionError, UvError
+from nbseal.paths import cache_root
 from nbseal.sandbox.identity import sandbox_identity
 
 __all__ = ["compile_pylock", "create_venv", "sync_pylock", "uv_binary", "uv_version"]
@@ -40,7 +41,9 @@ def _uv_env() -> dict[str, str]:
 
 
 def uv_cache_dir() -> Path:
-    """Where uv keeps nbseal's cache: ``$UV_CACHE_DIR``, else uv's default (XDG).
+    """Where uv keeps nbseal's cache: ``$UV_CACHE_DIR``, else ``uv`` in
+    ``$NBSEAL_CACHE_DIR`` when that is set (one setting holds everything
+    nbseal writes), else uv's default (XDG).
 
     Run by root, builds run as the sandbox's unprivileged uid (see
     :mod:`nbseal.sandbox.build`), which must not write root's own cache:
@@ -49,6 +52,8 @@ def uv_cache_dir() -> Path:
     """
     if os.environ.get("UV_CACHE_DIR"):
         path = Path(os.environ["UV_CACHE_DIR"])
+    elif os.environ.get("NBSEAL_CACHE_DIR"):
+        path = cache_root() / "uv"
     else:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         path = Path(base) / "uv"

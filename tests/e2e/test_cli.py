@@ -124,3 +124,19 @@ def test_papermill_executes_with_parameters(tmp_path: Path) -> None:
     )
     executed = nbformat.read(out, as_version=4)
     assert executed.cells[-1].outputs[0]["text"] == "42\n"
+
+
+def test_one_setting_holds_the_store_and_uv_s_cache(tmp_path: Path) -> None:
+    """NBSEAL_CACHE_DIR alone: uv's downloads and builds go there too, not to the home."""
+    env = {k: v for k, v in os.environ.items() if k != "UV_CACHE_DIR"}
+    env["NBSEAL_CACHE_DIR"] = str(tmp_path / "cache")
+    listed = nbseal("env", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    uv_line = next(line for line in listed.stdout.splitlines() if line.startswith("uv's cache"))
+    uv_cache = Path(uv_line.split(": ", 1)[1])
+    assert uv_cache.parent == tmp_path / "cache"
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook("#seal pin 2024-01-01\n#seal env py <- six\nimport six"), path)
+    proc = nbseal("lock", str(path), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert any(uv_cache.iterdir()), "uv's cache is in NBSEAL_CACHE_DIR"
