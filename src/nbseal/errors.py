@@ -97,6 +97,14 @@ class UvError(NbsealError, RuntimeError):
 class ResolutionError(UvError):
     """The resolver could not satisfy an environment's requirements."""
 
+    @classmethod
+    def index_unreadable(cls, url: str, reason: str) -> ResolutionError:
+        return cls(
+            f"the package index did not answer at {url}",
+            stderr=reason,
+            hint="check the network and UV_DEFAULT_INDEX/UV_INDEX_URL, then run the cell again",
+        )
+
 
 class BuildError(NbsealError, RuntimeError):
     """An environment could not be built from its lock."""

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -209,11 +209,14 @@ async def compile_pylock(
     exclude_newer: str,
     workdir: Path,
     on_line: LineCallback | None = None,
+    exclude_newer_packages: Mapping[str, str] | None = None,
 ) -> str:
     """Resolve ``requirements`` as the index stood at ``exclude_newer``.
 
-    Returns the text of a PEP 751 ``pylock.toml``: exact versions, artifact
-    URLs and SHA-256 hashes of every package.
+    ``exclude_newer_packages`` gives some packages a cutoff of their own
+    (uv's ``--exclude-newer-package NAME=INSTANT``). Returns the text of a
+    PEP 751 ``pylock.toml``: exact versions, artifact URLs and SHA-256
+    hashes of every package.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = Path(os.path.realpath(workdir))
@@ -221,6 +224,8 @@ async def compile_pylock(
     infile = workdir / "requirements.in"
     infile.write_text("".join(f"{r}\n" for r in requirements))
     outfile = workdir / "pylock.toml"
+    # uv keeps the versions of an existing output file: each resolution starts afresh.
+    outfile.unlink(missing_ok=True)
     code, _, err = await _run(
         [
             "pip",
@@ -234,6 +239,10 @@ async def compile_pylock(
             python,
             "--exclude-newer",
             exclude_newer,
+            *(
+                f"--exclude-newer-package={name}={instant}"
+                for name, instant in sorted((exclude_newer_packages or {}).items())
+            ),
             "--no-header",
             "--quiet",
         ],

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from nbseal import uv
@@ -77,21 +78,41 @@ class UvBackend(Backend):
         return BwrapLauncher(policy) if sealed else DirectLauncher()
 
     async def resolve(self, spec: EnvironmentSpec, workdir: Path, progress: Progress) -> Lock:
+        """Resolve at the pin; what has no wheel there falls forward (see .revive)."""
+        from nbseal.backends.pypi_index import target_for
+        from nbseal.backends.revive import revive
+
         progress.step(f"resolving {' '.join(spec.requirements)} as of {spec.pin}")
-        pylock = await uv.compile_pylock(
+
+        async def compile_with(cutoffs: Mapping[str, str]) -> str:
+            return await uv.compile_pylock(
+                spec.requirements,
+                python=spec.python,
+                exclude_newer=spec.pin,
+                workdir=workdir,
+                on_line=_reporter(progress),
+                exclude_newer_packages=cutoffs,
+            )
+
+        revival = await revive(
             spec.requirements,
-            python=spec.python,
-            exclude_newer=spec.pin,
-            workdir=workdir,
-            on_line=_reporter(progress),
+            pin=spec.pin,
+            target=target_for(spec.python),
+            compile_with=compile_with,
+            progress=progress,
+            source=spec.build == "source",
         )
+        for note in revival.fall_forwards:
+            progress.step(str(note))
         return Lock(
             backend=self.name,
             requirements=spec.requirements,
             python=python_version_of(spec.python),
             platform=host_platform(),
             exclude_newer=spec.pin,
-            pylock=pylock,
+            pylock=revival.pylock,
+            fall_forwards=revival.fall_forwards,
+            build=spec.build or "",
         )
 
     async def build(self, lock: Lock, dest: Path, progress: Progress) -> None:
