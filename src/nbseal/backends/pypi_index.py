@@ -11,11 +11,13 @@ is the newest one with a file uploaded before that cutoff.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import subprocess
 import sys
 import urllib.request
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -278,18 +280,14 @@ class ProjectIndex:
 
     def requirements(self, name: str, version: Version, target: Target) -> list[Requirement]:
         """What release ``version`` of ``name`` requires on ``target``, from the core
-        metadata (PEP 658) of a wheel that installs there; [] when the index has none."""
+        metadata of a wheel that installs there; [] when there is none."""
         wheel = next(
-            (
-                f
-                for f in self.files(name)
-                if f.version == version and target.installs(f) and f.has_metadata
-            ),
+            (f for f in self.files(name) if f.version == version and target.installs(f)),
             None,
         )
         if wheel is None:
             return []
-        text = self._get(wheel.url + ".metadata", "*/*").decode(errors="replace")
+        text = self._metadata(wheel)
         found = []
         for line in HeaderParser().parsestr(text).get_all("Requires-Dist") or []:
             try:
@@ -300,3 +298,54 @@ class ProjectIndex:
             if marker is None or marker.evaluate({"extra": ""}):
                 found.append(requirement)
         return found
+
+    def _metadata(self, wheel: IndexFile) -> str:
+        """A wheel's METADATA: the index's copy (PEP 658), else read out of the wheel
+        with HTTP range requests (the zip's directory, then that one member)."""
+        if wheel.has_metadata:
+            return self._get(wheel.url + ".metadata", "*/*").decode(errors="replace")
+        try:
+            with zipfile.ZipFile(_RangeReader(wheel.url)) as archive:
+                member = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+                return archive.read(member).decode(errors="replace")
+        except (StopIteration, zipfile.BadZipFile, OSError):
+            return ""
+
+
+class _RangeReader(io.RawIOBase):
+    """A remote file read by HTTP range requests, enough for :mod:`zipfile`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        request = urllib.request.Request(url, method="HEAD")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            self.size = int(response.headers["Content-Length"])
+        self.position = 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = base + offset
+        return self.position
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = self.size if size is None or size < 0 else min(self.size, self.position + size)
+        if end <= self.position:
+            return b""
+        request = urllib.request.Request(
+            self.url, headers={"Range": f"bytes={self.position}-{end - 1}"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            data: bytes = response.read()
+        if response.status != 206:  # the whole file: take the part asked for
+            data = data[self.position : end]
+        self.position += len(data)
+        return data

@@ -35,6 +35,7 @@ from packaging.version import InvalidVersion, Version
 
 from nbseal._toml import tomllib
 from nbseal.backends.pypi_index import (
+    Choice,
     ProjectIndex,
     Target,
     first_installable,
@@ -42,6 +43,7 @@ from nbseal.backends.pypi_index import (
     instant,
     newest_at,
 )
+from nbseal.backends.pythons import python_release
 from nbseal.errors import ResolutionError
 from nbseal.lock import FallForward
 from nbseal.plan import DEFAULT_PIN
@@ -75,6 +77,8 @@ BUILD_TOOLS = (
 # recent, and the same on every machine.
 BUILD_TOOLS_PIN = DEFAULT_PIN
 MAX_ROUNDS = 6
+# Kernels a notebook gets without naming a version (nbseal adds ipykernel).
+KERNELS = ("ipykernel",)
 
 # Resolves the spec with per-package cutoffs; returns pylock.toml's text.
 Compile = Callable[[Mapping[str, str]], Awaitable[str]]
@@ -136,8 +140,13 @@ class _Plan:
         self.move(key, choice.cutoff, f"first wheel for {self.target.label}")
         return choice.version
 
-    def carry(self, key: str, version: Version) -> None:
-        """Move the dependencies of ``key`` at ``version`` that its new release needs."""
+    def carry(self, key: str, version: Version, *, whole: bool = False) -> None:
+        """Move the dependencies that ``key``'s new release ``version`` needs newer.
+
+        A dependency the pin cannot satisfy is taken as the index stood when
+        ``key`` got its cutoff: releases of one moment were made to work together.
+        With ``whole``, every dependency is (the kernel's: it must start).
+        """
         queue = [(key, version)]
         seen: set[tuple[str, Version]] = set()
         while queue:
@@ -146,23 +155,54 @@ class _Plan:
                 continue
             seen.add((name, release))
             for requirement in self.index.requirements(name, release, self.target):
-                moved = self.meet(requirement, f"needed by {name} {release} ({requirement})")
+                why = f"needed by {name} {release} ({requirement})"
+                moved = self.meet(requirement, why, self.cutoff_of(name), whole=whole)
                 if moved is not None:
                     queue.append((canonicalize_name(requirement.name), moved))
 
-    def meet(self, requirement: Requirement, reason: str) -> Version | None:
-        """Move ``requirement``'s package if nothing at its cutoff fits; the release taken."""
+    def meet(
+        self, requirement: Requirement, reason: str, at: str | None = None, *, whole: bool = False
+    ) -> Version | None:
+        """Move ``requirement``'s package if nothing at its cutoff fits (with ``whole``:
+        always, to ``at``); the release taken.
+
+        It moves to ``at``, or else to its first release that fits and installs.
+        """
         key = canonicalize_name(requirement.name)
         files = self.index.files(key)
         specifier = requirement.specifier or SpecifierSet()
-        if newest_at(files, self.target, instant(self.cutoff_of(key)), specifier) is not None:
+        fits = newest_at(files, self.target, instant(self.cutoff_of(key)), specifier)
+        if fits is not None and not (whole and at is not None):
             return None
+        choice = None
+        if at is not None:
+            version = newest_at(files, self.target, instant(at), specifier)
+            choice = Choice(version, at) if version is not None else None
         after = instant(self.cutoff_of(key))
-        choice = first_installable(files, self.target, after, specifier)
+        choice = choice or first_installable(files, self.target, after, specifier)
         choice = choice or first_release(files, self.target, after, specifier)
         if choice is None or not self.move(key, choice.cutoff, reason):
             return None
         return choice.version
+
+    def renew_kernel(self, requirements: tuple[str, ...]) -> None:
+        """A kernel the notebook does not pin, from before this Python, is taken newer.
+
+        A Jupyter kernel from before its interpreter existed does not start on
+        it (ipykernel 4.8 of 2018 on CPython 3.11); the notebook runs in the
+        kernel's first release that came after.
+        """
+        released = python_release(self.target.python_version)
+        if released is None or instant(self.pin) >= instant(released):
+            return
+        for text in requirements:
+            if canonicalize_name(text) not in KERNELS:  # only a bare name: ipykernel
+                continue
+            key = canonicalize_name(text)
+            choice = first_installable(self.index.files(key), self.target, instant(released))
+            why = f"the kernel: first release after {self.target.label} came out"
+            if choice is not None and self.move(key, choice.cutoff, why):
+                self.carry(key, choice.version, whole=True)
 
 
 async def revive(
@@ -236,7 +276,8 @@ def _fall_forward(plan: _Plan, key: str) -> None:
 
 
 def _meet_requirements(plan: _Plan, requirements: tuple[str, ...]) -> None:
-    """Move what the declaration names but the pin has no release of."""
+    """Move what the declaration names but the pin has no release of, and an old kernel."""
+    plan.renew_kernel(requirements)
     for text in requirements:
         try:
             requirement = Requirement(text)
@@ -261,6 +302,9 @@ def _report(
     notes = []
     for key, (name, version, wheels) in sorted(locked_versions(pylock).items()):
         before = pinned.get(key)
+        if before is None and key in plan.reasons:  # moved before any resolution held it
+            pin_era = newest_at(plan.index.files(key), plan.target, instant(plan.pin))
+            before = None if pin_era is None else str(pin_era)
         if key in plan.reasons and before != version:
             notes.append(FallForward(name, before, version, plan.reasons[key]))
         elif not wheels:
