@@ -223,8 +223,8 @@ async def revive(
     tools = build_tool_cutoffs(pin)
     plan = _Plan(pin, target, index or ProjectIndex())
     # The index is read over HTTP: in a thread, so a kernel's loop keeps serving.
-    if not source:
-        await asyncio.to_thread(_meet_requirements, plan, requirements)
+    # Also with build=source: the kernel must start, and a requirement must exist.
+    await asyncio.to_thread(_meet_requirements, plan, requirements)
     pinned: dict[str, str] = {}  # what the pin alone gives, as first seen
     pylock, failure = "", None
     applied: dict[str, str] | None = None  # the cutoffs of the last resolution
