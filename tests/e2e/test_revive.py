@@ -20,6 +20,7 @@ import nbformat
 import pytest
 
 from nbseal._toml import tomllib
+from nbseal.notebook import LOCK_MIME
 from tests.e2e.test_cli import nbseal, notebook
 from tests.e2e.test_locks import fresh_env, write
 
@@ -120,8 +121,10 @@ def test_a_pin_before_2019_02_still_builds_a_pure_python_sdist(tmp_path: Path) -
     assert printed.strip() == "0.6.2"
     summary = "".join(str(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert "docopt 0.6.2: built from source: no release has a wheel for CPython 3.11" in summary
-    assert "sdist" in package(py_lock(path), "docopt"), "docopt is built from its sdist"
-    pylock = tomllib.loads(py_lock(path)["pylock"])
+    # The lock the kernel put beside its summary, saved with the notebook.
+    lock = next(o["data"][LOCK_MIME]["lock"] for o in outputs if LOCK_MIME in o.get("data", {}))
+    assert "sdist" in package(lock, "docopt"), "docopt is built from its sdist"
+    pylock = tomllib.loads(lock["pylock"])
     assert "setuptools" not in {p["name"] for p in pylock["packages"]}, "only to build"
 
 
