@@ -6,10 +6,12 @@ has no wheel for today's interpreter, and uv would compile it from source
 *falls forward*, alone: it gets a cutoff of its own (uv's
 ``--exclude-newer-package NAME=INSTANT``) just after the upload of its first
 wheel that installs here, and its dependencies that the new release needs
-newer than the pin follow it as far as they must. Requirements the pin
-cannot meet at all (``ipykernel==6.29.5`` pinned in 2018) move forward the
-same way. This repeats a bounded number of rounds, since a release taken
-forward may bring new dependencies. A package that never had such a wheel is
+newer than the pin follow it as far as they must. The kernel nbseal adds (a
+bare ``ipykernel``), when the pin is older than the interpreter, is taken at
+its first release after that interpreter came out, with its dependencies as
+they stood then: a kernel from before its Python does not start. This
+repeats a bounded number of rounds, since a release taken forward may bring
+new dependencies. A package that never had such a wheel is
 built from its sdist, and said so; with ``build=source`` nothing falls
 forward and every package without a wheel is compiled, said so too.
 
@@ -28,7 +30,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -223,8 +225,9 @@ async def revive(
     tools = build_tool_cutoffs(pin)
     plan = _Plan(pin, target, index or ProjectIndex())
     # The index is read over HTTP: in a thread, so a kernel's loop keeps serving.
-    # Also with build=source: the kernel must start, and a requirement must exist.
-    await asyncio.to_thread(_meet_requirements, plan, requirements)
+    # Also with build=source: the kernel must start. A requirement the pin has
+    # no release of stays an error: the declaration contradicts its pin.
+    await asyncio.to_thread(plan.renew_kernel, requirements)
     pinned: dict[str, str] = {}  # what the pin alone gives, as first seen
     pylock, failure = "", None
     applied: dict[str, str] | None = None  # the cutoffs of the last resolution
@@ -273,20 +276,6 @@ def _fall_forward(plan: _Plan, key: str) -> None:
     version = plan.fall_forward(key)
     if version is not None:
         plan.carry(key, version)
-
-
-def _meet_requirements(plan: _Plan, requirements: tuple[str, ...]) -> None:
-    """Move what the declaration names but the pin has no release of, and an old kernel."""
-    plan.renew_kernel(requirements)
-    for text in requirements:
-        try:
-            requirement = Requirement(text)
-        except InvalidRequirement:
-            continue
-        if requirement.url is None and requirement.specifier:
-            moved = plan.meet(requirement, f"the pin has no release of {requirement}")
-            if moved is not None:
-                plan.carry(canonicalize_name(requirement.name), moved)
 
 
 def _fall_forward_compiled(plan: _Plan, pylock: str, tools: Mapping[str, str]) -> None:
