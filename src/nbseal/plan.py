@@ -92,12 +92,14 @@ class EnvironmentSpec:
     kernel: str | None = None
     # "source": packages without a wheel at the pin are compiled, not taken newer.
     build: str | None = None
+    # "auto": the Python current at the pin, if it can be had (else ``python``).
+    python_request: str | None = None
 
     def resolution_key(self, python_version: str, platform_tag: str) -> str:
         """Identifies a resolution: same inputs at the same pin give the same lock."""
         digest = hashlib.sha256()
         # The build mode is a part too (resolutions made before it existed compiled).
-        build = f"build={self.build or 'wheel'}"
+        build = f"build={self.build or 'wheel'} python={self.python_request or ''}"
         for part in (*sorted(self.requirements), self.pin, python_version, platform_tag, build):
             digest.update(part.encode())
             digest.update(b"\0")
@@ -118,13 +120,19 @@ class Declaration:
     kernel: str | None = None
     source: str = "#seal env"
     build: str | None = None
+    python: str | None = None  # "auto", or None: the Python nbseal runs on
 
     def spec(self, instant: str | None = None) -> EnvironmentSpec:
         pin = self.pin or instant
         if pin is None:
             raise ValueError(f"environment {self.name!r} is unpinned; pass the instant")
         return EnvironmentSpec(
-            self.name, self.requirements, pin, kernel=self.kernel, build=self.build
+            self.name,
+            self.requirements,
+            pin,
+            kernel=self.kernel,
+            build=self.build,
+            python_request=self.python,
         )
 
     def staleness(self, lock: Lock) -> str | None:
@@ -141,7 +149,8 @@ class Declaration:
                 f"build mode changed: locked with build={lock.build or 'wheel'}, "
                 f"declared build={self.build or 'wheel'}"
             )
-        if lock.python and lock.python != host_python_version():
+        # python=auto takes the Python of the pin where it can be had: any fits.
+        if lock.python and lock.python != host_python_version() and self.python != "auto":
             return f"locked for Python {lock.python}, this is Python {host_python_version()}"
         if lock.platform != host_platform():
             return f"locked for platform {lock.platform}, this is {host_platform()}"
@@ -223,7 +232,7 @@ def declare_env(directive: EnvDefineDirective, notebook_pin: str | None) -> Decl
         return _declare_guix(directive, guix_pin, all(guixes))
     wanted = directive.python
     here = host_python_version()
-    if wanted is not None and not (here == wanted or here.startswith(wanted + ".")):
+    if wanted not in (None, "auto") and not (here == wanted or here.startswith(f"{wanted}.")):
         raise DirectiveError(
             f"Python {wanted} is not available here (nbseal runs on {here})",
             line=directive.line,
@@ -244,6 +253,7 @@ def declare_env(directive: EnvDefineDirective, notebook_pin: str | None) -> Decl
         pin=directive.pin or date_pin,
         kernel=directive.kernel,
         build=directive.build,
+        python="auto" if wanted == "auto" else None,
     )
 
 

@@ -20,7 +20,14 @@ from urllib.parse import unquote, urlsplit
 from nbseal.errors import ResolutionError, UvError
 from nbseal.sandbox.identity import sandbox_identity
 
-__all__ = ["compile_pylock", "create_venv", "sync_pylock", "uv_binary", "uv_version"]
+__all__ = [
+    "compile_pylock",
+    "create_venv",
+    "find_python",
+    "sync_pylock",
+    "uv_binary",
+    "uv_version",
+]
 
 LineCallback = Callable[[str], None]
 
@@ -261,6 +268,27 @@ async def compile_pylock(
             hint="check the package names and versions, or pick another pin date",
         )
     return outfile.read_text()
+
+
+async def find_python(request: str) -> tuple[str | None, str]:
+    """An interpreter for ``request`` (``3.6``): one uv finds, else one it installs.
+
+    Returns its path (None when there is none) and, then, what uv said.
+    """
+    said = []
+    for args in (["python", "find", request], ["python", "install", request]):
+        code, out, err = await _run(args, None)
+        if code == 0 and args[1] == "find" and out.strip():
+            return out.strip().splitlines()[-1], ""
+        said.append(_tail(err, 3))
+        if code != 0 and args[1] == "install":
+            break
+    else:  # installed: find it again
+        code, out, err = await _run(["python", "find", request], None)
+        if code == 0 and out.strip():
+            return out.strip().splitlines()[-1], ""
+        said.append(_tail(err, 3))
+    return None, "; ".join(s for s in said if s)
 
 
 async def create_venv(path: Path, *, python: str, on_line: LineCallback | None = None) -> None:

@@ -24,12 +24,12 @@ from nbseal.backends.pypi_index import (
     newest_at,
     project_files,
 )
-from nbseal.backends.pythons import python_at, python_release
 from nbseal.backends.revive import BUILD_TOOLS_PIN, build_tool_cutoffs, failed_build
 from nbseal.directives import parse_cell
 from nbseal.errors import DirectiveError
 from nbseal.lock import FallForward, Lock
 from nbseal.plan import Declaration
+from nbseal.pythons import python_at, python_release
 
 PAGE = json.loads((Path(__file__).parent / "data" / "numpy-simple.json").read_text())
 PIN = instant("2018-06-01T00:00:00Z")
@@ -136,3 +136,26 @@ def test_build_source_is_parsed_and_a_lock_of_another_mode_is_stale() -> None:
     declared = Declaration("py", ("numpy",), "2018-06-01T00:00:00Z", build="source")
     assert "build mode changed" in str(declared.staleness(_lock()))
     assert Declaration("py", ("numpy",), "2018-06-01T00:00:00Z").staleness(_lock()) is None
+
+
+def test_another_interpreters_tags_come_from_its_version_and_abi() -> None:
+    import sys
+    import sysconfig
+
+    from packaging.tags import sys_tags
+
+    from nbseal.backends.pypi_index import _tags_of
+
+    version = ".".join(str(n) for n in sys.version_info[:3])
+    soabi = sysconfig.get_config_var("SOABI") or ""
+    assert _tags_of(version, sys.implementation.name, soabi) == frozenset(sys_tags())
+    old = _tags_of("3.6.15", "cpython", "cpython-36m-x86_64-linux-gnu")
+    assert next(iter(parse_tag("cp36-cp36m-manylinux1_x86_64"))) in old
+    assert next(iter(parse_tag("cp311-cp311-manylinux1_x86_64"))) not in old
+
+
+def test_python_auto_is_parsed_and_other_words_are_not() -> None:
+    cell = parse_cell("#seal env py <- numpy python=auto")
+    assert cell.directives[0].python == "auto"  # type: ignore[union-attr]
+    with pytest.raises(DirectiveError, match="nor auto"):
+        parse_cell("#seal env py <- numpy python=latest")

@@ -22,12 +22,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.parser import HeaderParser
-from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.tags import Tag, parse_tag, sys_tags
+from packaging.tags import Tag, compatible_tags, cpython_tags, platform_tags, sys_tags
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -214,38 +213,53 @@ def first_release(
     return None
 
 
-_TAGS_SCRIPT = (
-    "import platform, sys; sys.path.insert(0, sys.argv[1]); from packaging import tags; "
-    "print(platform.python_version()); print(sys.implementation.name); "
-    "print('\\n'.join(str(t) for t in tags.sys_tags()))"
+# Facts an interpreter of any age tells about itself (no packaging needed there).
+_FACTS_SCRIPT = (
+    "import platform, sys, sysconfig; print(platform.python_version()); "
+    "print(sys.implementation.name); print(sysconfig.get_config_var('SOABI') or '')"
 )
 
 
 @functools.lru_cache(maxsize=8)
 def target_for(python: str) -> Target:
-    """The tags, version and name of the interpreter ``python`` (ours: no subprocess)."""
+    """The tags, version and name of the interpreter ``python`` (ours: no subprocess).
+
+    Another interpreter on this machine shares our platform tags; its
+    version and ABI (``cpython-36m-...`` → ``cp36m``) give the rest.
+    """
     import platform
 
     if os.path.realpath(python) == os.path.realpath(sys.executable):
         version, implementation = platform.python_version(), sys.implementation.name
         tags = frozenset(sys_tags())
     else:
-        # packaging is pure Python: the interpreter runs ours to name its own tags.
-        import packaging
-
-        here = str(Path(packaging.__file__).parent.parent)
         result = subprocess.run(
-            [python, "-c", _TAGS_SCRIPT, here], capture_output=True, text=True, check=False
+            [python, "-c", _FACTS_SCRIPT], capture_output=True, text=True, check=False
         )
-        if result.returncode != 0:
+        lines = result.stdout.splitlines()
+        if result.returncode != 0 or len(lines) < 2:
             raise ResolutionError(
                 f"the interpreter {python} does not run", stderr=result.stderr.strip()
             )
-        version, implementation, *lines = result.stdout.split()
-        tags = frozenset(t for line in lines for t in parse_tag(line))
+        version, implementation = lines[0], lines[1]
+        soabi = lines[2] if len(lines) > 2 else ""
+        tags = _tags_of(version, implementation, soabi)
     names = {"cpython": "CPython", "pypy": "PyPy"}
     label = f"{names.get(implementation, implementation)} {'.'.join(version.split('.')[:2])}"
     return Target(tags, version, label)
+
+
+def _tags_of(version: str, implementation: str, soabi: str) -> frozenset[Tag]:
+    """The wheel tags of a CPython ``version`` with ``soabi`` on this platform."""
+    major, minor = (int(p) for p in version.split(".")[:2])
+    platforms = list(platform_tags())
+    interpreter = f"cp{major}{minor}"
+    abis = [f"cp{soabi.split('-')[1]}"] if soabi.startswith("cpython-") else []
+    found: list[Tag] = []
+    if implementation == "cpython":
+        found += cpython_tags((major, minor), abis=abis, platforms=platforms)
+    found += compatible_tags((major, minor), interpreter, platforms)
+    return frozenset(found)
 
 
 class ProjectIndex:

@@ -45,11 +45,11 @@ from nbseal.backends.pypi_index import (
     instant,
     newest_at,
 )
-from nbseal.backends.pythons import python_release
 from nbseal.errors import ResolutionError
 from nbseal.lock import FallForward
 from nbseal.plan import DEFAULT_PIN
 from nbseal.progress import Progress
+from nbseal.pythons import python_release
 
 __all__ = [
     "BUILD_TOOLS",

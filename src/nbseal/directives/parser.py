@@ -235,8 +235,10 @@ def _parse_env(args: list[str], number: int, line: str) -> Directive:
     if not requirements:
         raise _error(f"environment {name!r} lists no requirements", number, line, "env")
     python = options.get("python")
-    if python is not None and not re.match(r"^3\.\d+(\.\d+)?$", python):
-        raise _error(f"python={python} is not a Python version like 3.11", number, line, "env")
+    if python is not None and python != "auto" and not re.match(r"^3\.\d+(\.\d+)?$", python):
+        raise _error(
+            f"python={python} is not a Python version like 3.11, nor auto", number, line, "env"
+        )
     build = options.get("build")
     if build is not None and build not in _BUILD_MODES:
         raise _error(f"build={build} is neither build=source nor build=wheel", number, line, "env")
