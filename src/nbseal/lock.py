@@ -98,6 +98,8 @@ class Lock:
     fall_forwards: tuple[FallForward, ...] = ()
     # How packages without a wheel were treated: "" (fall forward) or "source".
     build: str = ""
+    # Per-package cutoffs the resolution had beside ``exclude_newer`` (NAME, INSTANT).
+    exclude_newer_package: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -127,7 +129,8 @@ class Lock:
         data["requirements"] = list(self.requirements)
         # Absent when empty: a lock without them reads, and writes, as before.
         data["fall_forwards"] = [asdict(f) for f in self.fall_forwards]
-        for optional in ("fall_forwards", "build"):
+        data["exclude_newer_package"] = dict(self.exclude_newer_package)
+        for optional in ("fall_forwards", "build", "exclude_newer_package"):
             if not data[optional]:
                 del data[optional]
         data["format"] = LOCK_FORMAT
@@ -145,6 +148,9 @@ class Lock:
             pylock=str(data["pylock"]),
             fall_forwards=tuple(FallForward.from_json(f) for f in data.get("fall_forwards", [])),
             build=str(data.get("build", "")),
+            exclude_newer_package=tuple(
+                (str(k), str(v)) for k, v in sorted(data.get("exclude_newer_package", {}).items())
+            ),
         )
 
     def dumps(self) -> str:

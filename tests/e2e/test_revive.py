@@ -12,6 +12,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 
 from nbseal._toml import tomllib
 from nbseal.notebook import LOCK_MIME
+from nbseal.uv import uv_binary
 from tests.e2e.test_cli import nbseal, notebook
 from tests.e2e.test_locks import fresh_env, write
 
@@ -78,6 +80,21 @@ def test_numpy_pinned_in_2018_falls_forward_to_its_first_wheel_and_the_lock_keep
     again = nbseal("lock", str(path))
     assert re.search(r"py\s+kept", again.stdout)
     assert path.stat().st_mtime_ns == mtime
+
+    # The per-package cutoffs travel with the lock, and into an exported script.
+    assert lock["exclude_newer_package"]["numpy"] == "2022-08-14T00:17:34Z"
+    script = tmp_path / "nb.py"
+    exported = nbseal("export", str(path), "--to", "script", "-o", str(script))
+    assert exported.returncode == 0, exported.stderr
+    assert '"numpy" = "2022-08-14T00:17:34Z"' in script.read_text()
+    uv_lock = subprocess.run(
+        [uv_binary(), "lock", "--script", str(script), "--python", sys.executable],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert uv_lock.returncode == 0, uv_lock.stderr
+    assert 'name = "numpy"\nversion = "1.23.2"' in (tmp_path / "nb.py.lock").read_text()
 
     # Resolving afresh elsewhere gives the same lock: no drift, no loop.
     other = write(tmp_path / "other.ipynb", NUMPY_2018.format(options=""))

@@ -118,12 +118,13 @@ def _lock(**extra: object) -> Lock:
 def test_fall_forwards_survive_the_lock_json_and_old_locks_read_as_none() -> None:
     note = FallForward("numpy", "1.14.3", "1.23.2", "first wheel for CPython 3.11")
     assert str(note) == "numpy 1.14.3 → 1.23.2: first wheel for CPython 3.11"
-    lock = _lock(fall_forwards=(note,), build="")
+    lock = _lock(fall_forwards=(note,), exclude_newer_package=(("numpy", "2022-08-14T00:17:34Z"),))
     again = Lock.from_json(json.loads(lock.dumps()))
     assert again == lock
     old = _lock().to_json()
     assert "fall_forwards" not in old, "an old lock writes as before"
     assert "build" not in old
+    assert "exclude_newer_package" not in old
     assert Lock.from_json(old).fall_forwards == ()
     assert lock.key == _lock().key, "the same packages: the same store entry"
 

@@ -98,6 +98,8 @@ class Revival:
 
     pylock: str
     fall_forwards: tuple[FallForward, ...] = ()
+    # The per-package cutoffs of the resolution that gave ``pylock``.
+    cutoffs: tuple[tuple[str, str], ...] = ()
 
 
 def locked_versions(pylock: str) -> dict[str, tuple[str, str, bool]]:
@@ -260,7 +262,7 @@ async def revive(
     if failure is not None:
         raise failure
     notes = await asyncio.to_thread(_report, pylock, pinned, plan, source, tools)
-    return Revival(pylock, notes)
+    return Revival(pylock, notes, tuple(sorted({**tools, **(applied or {})}.items())))
 
 
 _FAILED_BUILD = re.compile(r"Failed to (?:download and )?build `([A-Za-z0-9._-]+)==([^`\s]+)`")

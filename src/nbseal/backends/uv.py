@@ -121,6 +121,7 @@ class UvBackend(Backend):
             exclude_newer=spec.pin,
             pylock=revival.pylock,
             fall_forwards=notes,
+            exclude_newer_package=revival.cutoffs,
             build=spec.build or "",
         )
 
