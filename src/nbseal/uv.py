@@ -217,12 +217,14 @@ async def compile_pylock(
     workdir: Path,
     on_line: LineCallback | None = None,
     exclude_newer_packages: Mapping[str, str] | None = None,
+    constraints: Sequence[str] = (),
 ) -> str:
     """Resolve ``requirements`` as the index stood at ``exclude_newer``.
 
     ``exclude_newer_packages`` gives some packages a cutoff of their own
-    (uv's ``--exclude-newer-package NAME=INSTANT``). Returns the text of a
-    PEP 751 ``pylock.toml``: exact versions, artifact URLs and SHA-256
+    (uv's ``--exclude-newer-package NAME=INSTANT``); ``constraints`` bind
+    what is installed (uv's ``-c``), not what builds it. Returns the text of
+    a PEP 751 ``pylock.toml``: exact versions, artifact URLs and SHA-256
     hashes of every package.
     """
     workdir.mkdir(parents=True, exist_ok=True)
@@ -231,6 +233,11 @@ async def compile_pylock(
     infile = workdir / "requirements.in"
     infile.write_text("".join(f"{r}\n" for r in requirements))
     outfile = workdir / "pylock.toml"
+    constraint_args = []
+    if constraints:
+        constraint_file = workdir / "constraints.txt"
+        constraint_file.write_text("".join(f"{c}\n" for c in constraints))
+        constraint_args = ["-c", str(constraint_file)]
     # uv keeps the versions of an existing output file: each resolution starts afresh.
     outfile.unlink(missing_ok=True)
     code, _, err = await _run(
@@ -250,6 +257,7 @@ async def compile_pylock(
                 f"--exclude-newer-package={name}={instant}"
                 for name, instant in sorted((exclude_newer_packages or {}).items())
             ),
+            *constraint_args,
             "--no-header",
             "--quiet",
         ],

@@ -176,3 +176,16 @@ def test_describe_shows_the_fall_forward_through_a_real_kernel(tmp_path: Path) -
 
 
 __all__ = ["notebook"]
+
+
+def test_a_build_tool_needed_at_run_time_keeps_the_pins_version(tmp_path: Path) -> None:
+    """ipython 6.4 imports pkg_resources, which setuptools dropped in 2025 (81.0)."""
+    source = "#seal pin 2018-06-01\n#seal env py <- ipython==6.4.0 kernel=python3\nimport IPython"
+    path = write(tmp_path / "nb.ipynb", source)
+    locked = nbseal("lock", str(path))
+    assert locked.returncode == 0, locked.stderr
+    lock = py_lock(path)
+    assert package(lock, "setuptools")["version"] == "39.2.0", "as the pin has it, at run time"
+    assert "setuptools" not in {f["name"] for f in lock.get("fall_forwards", [])}
+    # While builds get a recent one: the cutoff recorded for setuptools is not the pin.
+    assert lock["exclude_newer_package"]["setuptools"] > lock["exclude_newer"]

@@ -26,8 +26,9 @@ as the pin has it, and it matters only to what is compiled anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from packaging.requirements import Requirement
@@ -82,8 +83,9 @@ MAX_ROUNDS = 6
 # Kernels a notebook gets without naming a version (nbseal adds ipykernel).
 KERNELS = ("ipykernel",)
 
-# Resolves the spec with per-package cutoffs; returns pylock.toml's text.
-Compile = Callable[[Mapping[str, str]], Awaitable[str]]
+# Resolves the spec with per-package cutoffs and constraints (which bind what
+# is installed, not what builds it); returns pylock.toml's text.
+Compile = Callable[[Mapping[str, str], Sequence[str]], Awaitable[str]]
 
 
 def build_tool_cutoffs(pin: str) -> dict[str, str]:
@@ -243,7 +245,7 @@ async def revive(
                 + ", ".join(f"{k} as of {applied[k][:10]}" for k in sorted(applied))
             )
         try:
-            pylock, failure = await compile_with({**tools, **applied}), None
+            pylock, failure = await compile_with({**tools, **applied}, ()), None
         except ResolutionError as exc:
             # Reading an sdist's metadata builds it: a build that fails falls forward.
             failure = exc
@@ -261,6 +263,13 @@ async def revive(
         await asyncio.to_thread(_fall_forward_compiled, plan, pylock, tools)
     if failure is not None:
         raise failure
+    # A build tool also needed at run time keeps the pin's version there (old
+    # code imports pkg_resources, which setuptools 81 dropped); builds still
+    # get the recent one, since uv's constraints do not bind build requirements.
+    caps = await asyncio.to_thread(_runtime_caps, plan, pylock, tools)
+    if caps:
+        with contextlib.suppress(ResolutionError):  # needed newer at run time: it stays
+            pylock = await compile_with({**tools, **(applied or {})}, caps)
     notes = await asyncio.to_thread(_report, pylock, pinned, plan, source, tools)
     return Revival(pylock, notes, tuple(sorted({**tools, **(applied or {})}.items())))
 
@@ -285,6 +294,17 @@ def _fall_forward_compiled(plan: _Plan, pylock: str, tools: Mapping[str, str]) -
     for key, (_, _, wheels) in locked_versions(pylock).items():
         if not wheels and key not in plan.examined and key not in tools:
             _fall_forward(plan, key)
+
+
+def _runtime_caps(plan: _Plan, pylock: str, tools: Mapping[str, str]) -> list[str]:
+    """``NAME<=VERSION`` for each build tool the lock installs newer than the pin has it."""
+    caps = []
+    for key, (name, version, _) in sorted(locked_versions(pylock).items()):
+        if key in tools:
+            pin_era = newest_at(plan.index.files(key), plan.target, instant(plan.pin))
+            if pin_era is not None and _version(version) != pin_era:
+                caps.append(f"{name}<={pin_era}")
+    return caps
 
 
 def _report(

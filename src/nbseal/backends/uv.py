@@ -11,7 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nbseal import uv
@@ -92,7 +92,7 @@ class UvBackend(Backend):
             f" for Python {python_version_of(python)}"
         )
 
-        async def compile_with(cutoffs: Mapping[str, str]) -> str:
+        async def compile_with(cutoffs: Mapping[str, str], constraints: Sequence[str]) -> str:
             return await uv.compile_pylock(
                 spec.requirements,
                 python=python,
@@ -100,6 +100,7 @@ class UvBackend(Backend):
                 workdir=workdir,
                 on_line=_reporter(progress),
                 exclude_newer_packages=cutoffs,
+                constraints=constraints,
             )
 
         revival = await revive(
