@@ -109,6 +109,7 @@ def _describe_lock(status: LockStatus) -> str:
             f"{len(lock.packages())} packages as of {lock.exclude_newer} "
             f"(key {lock.key[:12]}); {status.reason}"
         )
+        detail += "".join(f"\n  {'':<12} {'':<7} {note}" for note in lock.fall_forwards)
     return f"  {status.name:<12} {status.state:<7} {detail}"
 
 

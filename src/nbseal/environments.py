@@ -40,5 +40,8 @@ async def realize(
     built = await store.ensure(lock, backend_for(lock.backend), progress)
     count = len(lock.packages())
     how = "reused from the store" if built.reused else "built and stored"
-    progress.finish(f"{count} packages, {how} in {progress.elapsed():.1f} s (key {built.key[:12]})")
+    summary = f"{count} packages, {how} in {progress.elapsed():.1f} s (key {built.key[:12]})"
+    # What was not taken as the pin has it stays in the cell's last line.
+    notes = "".join(f"\n  {note}" for note in lock.fall_forwards)
+    progress.finish(summary + notes)
     return built

@@ -13,6 +13,7 @@ from typing import Any
 from nbseal._toml import tomllib
 from nbseal.directives import parse_cell
 from nbseal.errors import DirectiveError, NotebookError
+from nbseal.lock import Lock
 from nbseal.locking import check_locks
 from nbseal.notebook import code_sources, metadata_data, metadata_locks, read_notebook
 from nbseal.plan import DEFAULT_ENV_NAME, DEFAULT_IPYKERNEL, plan_notebook
@@ -78,6 +79,14 @@ def _script_lines(source: str, cell: int) -> list[str]:
     return lines
 
 
+def _package_cutoffs(lock: Lock) -> list[str]:
+    """``exclude-newer-package``: the cutoffs of packages not held at the pin."""
+    if not lock.exclude_newer_package:
+        return []
+    table = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in lock.exclude_newer_package)
+    return [f"# exclude-newer-package = {{ {table} }}"]
+
+
 def _script(path: Path, notebook: Any) -> str:
     plan = plan_notebook(code_sources(notebook))
     declared = plan.locked_environments()
@@ -102,6 +111,7 @@ def _script(path: Path, notebook: Any) -> str:
         "#",
         "# [tool.uv]",
         f'# exclude-newer = "{lock.exclude_newer}"',
+        *_package_cutoffs(lock),
         "# ///",
         f"# Exported by nbseal from {path.name} (environment {name!r}); run with `uv run`.",
         "# What this script loses: the sandbox (it runs with your files and network),",

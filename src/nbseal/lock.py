@@ -24,6 +24,7 @@ from nbseal.errors import LockFormatError
 
 __all__ = [
     "PEP751_BACKEND",
+    "FallForward",
     "Lock",
     "LockedPackage",
     "backend_lock_data",
@@ -56,6 +57,36 @@ class LockedPackage:
 
 
 @dataclass(frozen=True)
+class FallForward:
+    """A package the resolution did not take as the pin has it, and why.
+
+    ``pinned`` is the version the pin alone gives (None when the pin has
+    none); ``chosen`` the version locked. Equal versions mean the package is
+    kept and built from source.
+    """
+
+    name: str
+    pinned: str | None
+    chosen: str
+    reason: str
+
+    def __str__(self) -> str:
+        if self.pinned == self.chosen:
+            return f"{self.name} {self.chosen}: {self.reason}"
+        return f"{self.name} {self.pinned or '(none)'} → {self.chosen}: {self.reason}"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FallForward:
+        pinned = data.get("pinned")
+        return cls(
+            name=str(data["name"]),
+            pinned=None if pinned is None else str(pinned),
+            chosen=str(data["chosen"]),
+            reason=str(data["reason"]),
+        )
+
+
+@dataclass(frozen=True)
 class Lock:
     backend: str
     requirements: tuple[str, ...]
@@ -63,6 +94,12 @@ class Lock:
     platform: str
     exclude_newer: str
     pylock: str
+    # Packages taken at another version than the pin gives, or built from source.
+    fall_forwards: tuple[FallForward, ...] = ()
+    # How packages without a wheel were treated: "" (fall forward) or "source".
+    build: str = ""
+    # Per-package cutoffs the resolution had beside ``exclude_newer`` (NAME, INSTANT).
+    exclude_newer_package: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -90,6 +127,12 @@ class Lock:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["requirements"] = list(self.requirements)
+        # Absent when empty: a lock without them reads, and writes, as before.
+        data["fall_forwards"] = [asdict(f) for f in self.fall_forwards]
+        data["exclude_newer_package"] = dict(self.exclude_newer_package)
+        for optional in ("fall_forwards", "build", "exclude_newer_package"):
+            if not data[optional]:
+                del data[optional]
         data["format"] = LOCK_FORMAT
         data["key"] = self.key
         return data
@@ -103,6 +146,11 @@ class Lock:
             platform=str(data["platform"]),
             exclude_newer=str(data["exclude_newer"]),
             pylock=str(data["pylock"]),
+            fall_forwards=tuple(FallForward.from_json(f) for f in data.get("fall_forwards", [])),
+            build=str(data.get("build", "")),
+            exclude_newer_package=tuple(
+                (str(k), str(v)) for k, v in sorted(data.get("exclude_newer_package", {}).items())
+            ),
         )
 
     def dumps(self) -> str:

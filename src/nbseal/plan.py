@@ -90,11 +90,17 @@ class EnvironmentSpec:
     pin: str
     python: str = field(default_factory=host_python)
     kernel: str | None = None
+    # "source": packages without a wheel at the pin are compiled, not taken newer.
+    build: str | None = None
+    # "auto": the Python current at the pin, if it can be had (else ``python``).
+    python_request: str | None = None
 
     def resolution_key(self, python_version: str, platform_tag: str) -> str:
         """Identifies a resolution: same inputs at the same pin give the same lock."""
         digest = hashlib.sha256()
-        for part in (*sorted(self.requirements), self.pin, python_version, platform_tag):
+        # The build mode is a part too (resolutions made before it existed compiled).
+        build = f"build={self.build or 'wheel'} python={self.python_request or ''}"
+        for part in (*sorted(self.requirements), self.pin, python_version, platform_tag, build):
             digest.update(part.encode())
             digest.update(b"\0")
         return digest.hexdigest()[:32]
@@ -113,12 +119,21 @@ class Declaration:
     pin: str | None
     kernel: str | None = None
     source: str = "#seal env"
+    build: str | None = None
+    python: str | None = None  # "auto", or None: the Python nbseal runs on
 
     def spec(self, instant: str | None = None) -> EnvironmentSpec:
         pin = self.pin or instant
         if pin is None:
             raise ValueError(f"environment {self.name!r} is unpinned; pass the instant")
-        return EnvironmentSpec(self.name, self.requirements, pin, kernel=self.kernel)
+        return EnvironmentSpec(
+            self.name,
+            self.requirements,
+            pin,
+            kernel=self.kernel,
+            build=self.build,
+            python_request=self.python,
+        )
 
     def staleness(self, lock: Lock) -> str | None:
         """Why ``lock`` no longer fits this declaration, or None when it does."""
@@ -129,7 +144,13 @@ class Declaration:
             )
         if self.pin is not None and lock.exclude_newer != self.pin:
             return f"pin changed: locked as of {lock.exclude_newer}, declared {self.pin}"
-        if lock.python and lock.python != host_python_version():
+        if lock.build != (self.build or ""):
+            return (
+                f"build mode changed: locked with build={lock.build or 'wheel'}, "
+                f"declared build={self.build or 'wheel'}"
+            )
+        # python=auto takes the Python of the pin where it can be had: any fits.
+        if lock.python and lock.python != host_python_version() and self.python != "auto":
             return f"locked for Python {lock.python}, this is Python {host_python_version()}"
         if lock.platform != host_platform():
             return f"locked for platform {lock.platform}, this is {host_platform()}"
@@ -211,7 +232,7 @@ def declare_env(directive: EnvDefineDirective, notebook_pin: str | None) -> Decl
         return _declare_guix(directive, guix_pin, all(guixes))
     wanted = directive.python
     here = host_python_version()
-    if wanted is not None and not (here == wanted or here.startswith(wanted + ".")):
+    if wanted not in (None, "auto") and not (here == wanted or here.startswith(f"{wanted}.")):
         raise DirectiveError(
             f"Python {wanted} is not available here (nbseal runs on {here})",
             line=directive.line,
@@ -231,6 +252,8 @@ def declare_env(directive: EnvDefineDirective, notebook_pin: str | None) -> Decl
         requirements=_with_kernel(directive.requirements, directive.kernel),
         pin=directive.pin or date_pin,
         kernel=directive.kernel,
+        build=directive.build,
+        python="auto" if wanted == "auto" else None,
     )
 
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -21,7 +21,14 @@ from nbseal.errors import ResolutionError, UvError
 from nbseal.paths import cache_root
 from nbseal.sandbox.identity import sandbox_identity
 
-__all__ = ["compile_pylock", "create_venv", "sync_pylock", "uv_binary", "uv_version"]
+__all__ = [
+    "compile_pylock",
+    "create_venv",
+    "find_python",
+    "sync_pylock",
+    "uv_binary",
+    "uv_version",
+]
 
 LineCallback = Callable[[str], None]
 
@@ -214,11 +221,16 @@ async def compile_pylock(
     exclude_newer: str,
     workdir: Path,
     on_line: LineCallback | None = None,
+    exclude_newer_packages: Mapping[str, str] | None = None,
+    constraints: Sequence[str] = (),
 ) -> str:
     """Resolve ``requirements`` as the index stood at ``exclude_newer``.
 
-    Returns the text of a PEP 751 ``pylock.toml``: exact versions, artifact
-    URLs and SHA-256 hashes of every package.
+    ``exclude_newer_packages`` gives some packages a cutoff of their own
+    (uv's ``--exclude-newer-package NAME=INSTANT``); ``constraints`` bind
+    what is installed (uv's ``-c``), not what builds it. Returns the text of
+    a PEP 751 ``pylock.toml``: exact versions, artifact URLs and SHA-256
+    hashes of every package.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = Path(os.path.realpath(workdir))
@@ -226,6 +238,13 @@ async def compile_pylock(
     infile = workdir / "requirements.in"
     infile.write_text("".join(f"{r}\n" for r in requirements))
     outfile = workdir / "pylock.toml"
+    constraint_args = []
+    if constraints:
+        constraint_file = workdir / "constraints.txt"
+        constraint_file.write_text("".join(f"{c}\n" for c in constraints))
+        constraint_args = ["-c", str(constraint_file)]
+    # uv keeps the versions of an existing output file: each resolution starts afresh.
+    outfile.unlink(missing_ok=True)
     code, _, err = await _run(
         [
             "pip",
@@ -239,6 +258,11 @@ async def compile_pylock(
             python,
             "--exclude-newer",
             exclude_newer,
+            *(
+                f"--exclude-newer-package={name}={instant}"
+                for name, instant in sorted((exclude_newer_packages or {}).items())
+            ),
+            *constraint_args,
             "--no-header",
             "--quiet",
         ],
@@ -257,6 +281,27 @@ async def compile_pylock(
             hint="check the package names and versions, or pick another pin date",
         )
     return outfile.read_text()
+
+
+async def find_python(request: str) -> tuple[str | None, str]:
+    """An interpreter for ``request`` (``3.6``): one uv finds, else one it installs.
+
+    Returns its path (None when there is none) and, then, what uv said.
+    """
+    said = []
+    for args in (["python", "find", request], ["python", "install", request]):
+        code, out, err = await _run(args, None)
+        if code == 0 and args[1] == "find" and out.strip():
+            return out.strip().splitlines()[-1], ""
+        said.append(_tail(err, 3))
+        if code != 0 and args[1] == "install":
+            break
+    else:  # installed: find it again
+        code, out, err = await _run(["python", "find", request], None)
+        if code == 0 and out.strip():
+            return out.strip().splitlines()[-1], ""
+        said.append(_tail(err, 3))
+    return None, "; ".join(s for s in said if s)
 
 
 async def create_venv(path: Path, *, python: str, on_line: LineCallback | None = None) -> None:

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nbseal import uv
@@ -77,21 +78,52 @@ class UvBackend(Backend):
         return BwrapLauncher(policy) if sealed else DirectLauncher()
 
     async def resolve(self, spec: EnvironmentSpec, workdir: Path, progress: Progress) -> Lock:
-        progress.step(f"resolving {' '.join(spec.requirements)} as of {spec.pin}")
-        pylock = await uv.compile_pylock(
-            spec.requirements,
-            python=spec.python,
-            exclude_newer=spec.pin,
-            workdir=workdir,
-            on_line=_reporter(progress),
+        """Resolve at the pin; what has no wheel there falls forward (see .revive)."""
+        from nbseal.backends.interpreters import choose_python
+        from nbseal.backends.pypi_index import target_for
+        from nbseal.backends.revive import revive
+
+        python, python_note = spec.python, None
+        if spec.python_request == "auto":
+            chosen = await choose_python(spec.pin)
+            python, python_note = chosen.python, chosen.note
+        progress.step(
+            f"resolving {' '.join(spec.requirements)} as of {spec.pin}"
+            f" for Python {python_version_of(python)}"
         )
+
+        async def compile_with(cutoffs: Mapping[str, str], constraints: Sequence[str]) -> str:
+            return await uv.compile_pylock(
+                spec.requirements,
+                python=python,
+                exclude_newer=spec.pin,
+                workdir=workdir,
+                on_line=_reporter(progress),
+                exclude_newer_packages=cutoffs,
+                constraints=constraints,
+            )
+
+        revival = await revive(
+            spec.requirements,
+            pin=spec.pin,
+            target=target_for(python),
+            compile_with=compile_with,
+            progress=progress,
+            source=spec.build == "source",
+        )
+        notes = (python_note, *revival.fall_forwards) if python_note else revival.fall_forwards
+        for note in notes:
+            progress.step(str(note))
         return Lock(
             backend=self.name,
             requirements=spec.requirements,
-            python=python_version_of(spec.python),
+            python=python_version_of(python),
             platform=host_platform(),
             exclude_newer=spec.pin,
-            pylock=pylock,
+            pylock=revival.pylock,
+            fall_forwards=notes,
+            exclude_newer_package=revival.cutoffs,
+            build=spec.build or "",
         )
 
     async def build(self, lock: Lock, dest: Path, progress: Progress) -> None:
@@ -103,7 +135,7 @@ class UvBackend(Backend):
         slower). So the build folder lives in the cache, the one writable
         tree of the install; the venv (``--relocatable``) is moved after.
         """
-        python = _interpreter_for(lock)
+        python = await _interpreter_for(lock)
         cache = uv.prepared_cache()
         sweep_orphans(cache, also_owned_by=sandbox_identity().host_uid)  # killed builds
         work = make_runtime_dir("nbseal-build-", cache)
@@ -176,13 +208,18 @@ def _move_tree(source: Path, dest: Path) -> None:
         shutil.copytree(source, dest, symlinks=True)
 
 
-def _interpreter_for(lock: Lock) -> str:
+async def _interpreter_for(lock: Lock) -> str:
+    """The host's Python if the lock names its version, else one uv finds (python=auto)."""
+    from nbseal.backends.interpreters import interpreter_provider
     from nbseal.plan import host_python, host_python_version
 
-    if host_python_version() != lock.python:
-        raise BuildError(
-            f"this lock was made for Python {lock.python}, but nbseal runs on "
-            f"Python {host_python_version()}",
-            hint="run nbseal with the Python the lock names, or re-lock with `nbseal lock`",
-        )
-    return host_python()
+    if host_python_version() == lock.python:
+        return host_python()
+    found, _ = await interpreter_provider().find(lock.python)
+    if found is not None and python_version_of(found) == lock.python:
+        return found
+    raise BuildError(
+        f"this lock was made for Python {lock.python}, but nbseal runs on "
+        f"Python {host_python_version()} and uv finds no Python {lock.python}",
+        hint=f"install it (`uv python install {lock.python}`), or re-lock with `nbseal lock`",
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 __all__ = ["FORMS", "GUIX_FORMS", "HELP_TEXT"]
 
 FORMS = {
-    "env": "`#seal env NAME <- REQUIREMENT... [python=X.Y] [kernel=NAME] [pin=DATE]`"
+    "env": "`#seal env NAME <- REQUIREMENT... [python=X.Y|auto] [kernel=NAME] [pin=DATE]"
+    " [build=source]`"
     " or `#seal env NAME`",
     "pin": "`#seal pin YYYY-MM-DD` or `#seal pin YYYY-MM-DDTHH:MM:SSZ`",
     "data": "`#seal data NAME <- URL sha256:HEX` (or sha256-BASE64, or a Guix nix-base32 hash)",
@@ -30,6 +31,10 @@ nbseal directives: lines at the top of a cell, before any code.
 
   #seal env NAME <- REQ...   define environment NAME from PEP 508 requirements
                              options: python=X.Y  kernel=NAME  pin=DATE
+                               python=auto (the Python current at the pin,
+                               where uv can fetch it)
+                               build=source (compile what has no wheel
+                               at the pin, instead of falling forward)
                              e.g. #seal env py <- numpy==2.* pandas
                                   #seal env sh <- bash_kernel kernel=bash
                                   #seal env r <- deb:r-base-core deb:r-cran-irkernel kernel=ir

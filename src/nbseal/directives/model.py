@@ -40,6 +40,8 @@ class EnvDefineDirective:
     python: str | None = None
     kernel: str | None = None
     pin: str | None = None
+    # ``build=source``: keep the pin's versions and compile what has no wheel.
+    build: str | None = None
 
 
 @dataclass(frozen=True)

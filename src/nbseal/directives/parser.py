@@ -46,7 +46,9 @@ _PREFIX = re.compile(r"^\s*#seal(?=\s|$)(.*)$")
 # Guix-Jupyter's magic: ";;guix" at the start of the line, then a command.
 _GUIX_PREFIX = re.compile(r"^;;guix(?=\s|$)(.*)$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_OPTION = re.compile(r"^(python|kernel|pin)=(?!=)(.+)$")
+_OPTION = re.compile(r"^(python|kernel|pin|build)=(?!=)(.+)$")
+# ``build=``: how packages without a wheel for this Python are treated.
+_BUILD_MODES = ("source", "wheel")
 _SCRIPT_START = re.compile(r"^# /// script\s*$")
 _SCRIPT_END = re.compile(r"^# ///\s*$")
 
@@ -233,8 +235,13 @@ def _parse_env(args: list[str], number: int, line: str) -> Directive:
     if not requirements:
         raise _error(f"environment {name!r} lists no requirements", number, line, "env")
     python = options.get("python")
-    if python is not None and not re.match(r"^3\.\d+(\.\d+)?$", python):
-        raise _error(f"python={python} is not a Python version like 3.11", number, line, "env")
+    if python is not None and python != "auto" and not re.match(r"^3\.\d+(\.\d+)?$", python):
+        raise _error(
+            f"python={python} is not a Python version like 3.11, nor auto", number, line, "env"
+        )
+    build = options.get("build")
+    if build is not None and build not in _BUILD_MODES:
+        raise _error(f"build={build} is neither build=source nor build=wheel", number, line, "env")
     pin = options.get("pin")
     return EnvDefineDirective(
         line=number,
@@ -243,6 +250,7 @@ def _parse_env(args: list[str], number: int, line: str) -> Directive:
         python=python,
         kernel=options.get("kernel"),
         pin=_parse_instant(pin, number, line) if pin is not None else None,
+        build="source" if build == "source" else None,
     )
 
 

@@ -15,6 +15,8 @@ _COLUMNS = ("environment", "kernel", "language", "pin", "packages", "store key",
 # Where an environment's packages come from, when its backend says (a Debian
 # tree's suite and mirror); a column only when some row has it.
 _SOURCE = "source"
+# Packages not taken as the pin has them (fallen forward, built from source).
+_NOTES = "not as pinned"
 
 
 def _backend_fields(slot: EnvironmentSlot) -> dict[str, Any]:
@@ -47,6 +49,9 @@ def _row(name: str, slot: EnvironmentSlot, current: str, sandbox: str) -> dict[s
         "store key": slot.built.key[:12] if slot.built is not None else "not built",
         "sandbox": sandbox,
     }
+    lock = slot.built.lock if slot.built is not None else slot.lock
+    if lock is not None and lock.fall_forwards:
+        row[_NOTES] = [str(note) for note in lock.fall_forwards]
     row.update(_backend_fields(slot))
     return row
 
@@ -59,6 +64,8 @@ def describe_bundle(
     columns: tuple[str, ...] = _COLUMNS
     if any(_SOURCE in row for row in rows):
         columns = (*_COLUMNS[:4], _SOURCE, *_COLUMNS[4:])
+    if any(_NOTES in row for row in rows):
+        columns = (*columns[:-2], _NOTES, *columns[-2:])
     text_lines = []
     for row in rows:
         text_lines.append(
@@ -68,6 +75,7 @@ def describe_bundle(
         )
         if _SOURCE in row:
             text_lines.append(f"    {row[_SOURCE]}")
+        text_lines.extend(f"    not as pinned: {note}" for note in row.get(_NOTES, []))
         text_lines.extend(f"    {p}" for p in row["packages"])
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
@@ -75,7 +83,9 @@ def describe_bundle(
         cells = []
         for column in columns:
             value = row.get(column, "")
-            if column == "packages":
+            if column == _NOTES:
+                cells.append(f"<td>{'<br>'.join(html.escape(n) for n in value)}</td>")
+            elif column == "packages":
                 items = "<br>".join(html.escape(p) for p in value)
                 cells.append(
                     f"<td><details><summary>{len(value)} packages</summary>{items}</details></td>"

@@ -1,0 +1,102 @@
+"""``python=auto``: the Python current at the pin, where one can be had.
+
+uv cannot download interpreters on this machine, so the seam where uv finds
+or installs one (:class:`~nbseal.backends.interpreters.InterpreterProvider`)
+is a stand-in; the resolution behind it is real uv against real PyPI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nbseal.backends.interpreters import set_interpreter_provider
+from nbseal.backends.uv import UvBackend
+from nbseal.directives import parse_cell
+from nbseal.lock import Lock
+from nbseal.plan import NotebookState, host_python_version
+from nbseal.progress import Progress
+
+CELL = "#seal pin 2018-06-01\n#seal env py <- numpy python=auto"
+# A real CPython 3.6 where pyenv keeps one (uv's own discovery trips on pyenv's shims).
+PYTHON36 = Path.home() / ".pyenv" / "versions" / "3.6.15" / "bin" / "python3.6"
+
+
+class StandIn:
+    """What ``uv python find``/``install`` would answer: one path, or none and why."""
+
+    def __init__(self, path: str | None, why: str = "") -> None:
+        self.path, self.why = path, why
+        self.asked: list[str] = []
+
+    async def find(self, request: str) -> tuple[str | None, str]:
+        self.asked.append(request)
+        return self.path, self.why
+
+
+@pytest.fixture
+def provider() -> Iterator[list[StandIn]]:
+    chosen: list[StandIn] = []
+    yield chosen
+    set_interpreter_provider(None)
+
+
+def resolve(tmp_path: Path, stand_in: StandIn) -> tuple[Lock, NotebookState]:
+    set_interpreter_provider(stand_in)
+    state = NotebookState()
+    for directive in parse_cell(CELL).directives:
+        state.apply(directive)
+    spec = state.environments["py"].spec()
+    assert spec.python_request == "auto"
+    lock = asyncio.run(UvBackend().resolve(spec, tmp_path / "work", Progress("py")))
+    return lock, state
+
+
+def test_python_auto_without_the_pins_python_runs_on_this_one_and_says_so(
+    tmp_path: Path, provider: list[StandIn]
+) -> None:
+    why = "No download found for request: cpython-3.6-linux-x86_64-gnu"
+    stand_in = StandIn(None, why)
+    lock, state = resolve(tmp_path, stand_in)
+    assert stand_in.asked == ["3.6"], "a 2018 pin asks for CPython 3.6"
+    assert lock.python == host_python_version()
+    note = lock.fall_forwards[0]
+    assert note.name == "python"
+    assert note.pinned == "3.6"
+    assert note.chosen == host_python_version()
+    assert why in note.reason
+    assert "cannot be had here" in note.reason
+    assert lock.version_of("numpy") != "1.14.3", "numpy then falls forward as without auto"
+    assert state.environments["py"].staleness(lock) is None
+
+
+@pytest.mark.skipif(not PYTHON36.is_file(), reason="no CPython 3.6 on this machine")
+def test_python_auto_with_the_pins_python_keeps_the_pins_versions(
+    tmp_path: Path, provider: list[StandIn]
+) -> None:
+    stand_in = StandIn(str(PYTHON36))
+    lock, state = resolve(tmp_path, stand_in)
+    assert stand_in.asked == ["3.6"]
+    assert lock.python.startswith("3.6.")
+    numpy = lock.version_of("numpy")
+    assert numpy is not None
+    assert numpy.startswith("1.14."), "numpy of 2018 had wheels for CPython 3.6"
+    assert all(f.name != "numpy" for f in lock.fall_forwards)
+    assert "cp36" in lock.pylock, "a wheel for CPython 3.6, not an sdist"
+    assert state.environments["py"].staleness(lock) is None, "auto fits the pin's Python"
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="dates of CPython 3.11")
+def test_python_auto_at_a_pin_of_this_python_asks_for_nothing(provider: list[StandIn]) -> None:
+    from nbseal.backends.interpreters import choose_python
+
+    stand_in = StandIn(None)
+    set_interpreter_provider(stand_in)
+    chosen = asyncio.run(choose_python("2023-06-01T00:00:00Z"))  # 3.11 was current then
+    assert stand_in.asked == []
+    assert chosen.python == sys.executable
+    assert chosen.note is None
