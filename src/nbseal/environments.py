@@ -23,7 +23,7 @@ async def resolve(spec: EnvironmentSpec, store: EnvironmentStore, progress: Prog
         return cached
     with tempfile.TemporaryDirectory(prefix="nbseal-resolve-") as tmp:
         lock = await backend.resolve(spec, Path(tmp), progress)
-    store.save_resolution(spec, lock)
+    store.save_resolution(spec, python, host_platform(), lock)
     return lock
 
 

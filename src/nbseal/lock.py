@@ -29,6 +29,7 @@ __all__ = [
     "LockedPackage",
     "backend_lock_data",
     "index_hosts",
+    "relaxed_pylock",
     "toml_assignments",
     "toml_table",
     "unnamed_sources",
@@ -100,6 +101,10 @@ class Lock:
     build: str = ""
     # Per-package cutoffs the resolution had beside ``exclude_newer`` (NAME, INSTANT).
     exclude_newer_package: tuple[tuple[str, str], ...] = ()
+    # The Python releases the lock serves: a series ("3.11": any 3.11.x) or
+    # one release ("3.11.7"). Empty in locks made before: they served
+    # ``python`` only (pylock's requires-python is that release).
+    serves: str = ""
 
     @property
     def key(self) -> str:
@@ -111,9 +116,15 @@ class Lock:
         return digest.hexdigest()[:32]
 
     def packages(self) -> list[LockedPackage]:
+        """What the lock installs here (a universal lock's packages for other
+        platforms, behind markers, are left out)."""
         data = tomllib.loads(self.pylock)
         return sorted(
-            (LockedPackage(p["name"], str(p.get("version", ""))) for p in data.get("packages", [])),
+            (
+                LockedPackage(p["name"], str(p.get("version", "")))
+                for p in data.get("packages", [])
+                if _applies(p.get("marker"))
+            ),
             key=lambda p: p.name,
         )
 
@@ -130,7 +141,7 @@ class Lock:
         # Absent when empty: a lock without them reads, and writes, as before.
         data["fall_forwards"] = [asdict(f) for f in self.fall_forwards]
         data["exclude_newer_package"] = dict(self.exclude_newer_package)
-        for optional in ("fall_forwards", "build", "exclude_newer_package"):
+        for optional in ("fall_forwards", "build", "exclude_newer_package", "serves"):
             if not data[optional]:
                 del data[optional]
         data["format"] = LOCK_FORMAT
@@ -148,6 +159,7 @@ class Lock:
             pylock=str(data["pylock"]),
             fall_forwards=tuple(FallForward.from_json(f) for f in data.get("fall_forwards", [])),
             build=str(data.get("build", "")),
+            serves=str(data.get("serves", "")),
             exclude_newer_package=tuple(
                 (str(k), str(v)) for k, v in sorted(data.get("exclude_newer_package", {}).items())
             ),
@@ -155,6 +167,33 @@ class Lock:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=1, sort_keys=True)
+
+
+def _applies(marker: object) -> bool:
+    """Whether a PEP 751 package's marker holds for the Python nbseal builds with."""
+    if not isinstance(marker, str) or not marker:
+        return True
+    from packaging.markers import InvalidMarker, Marker
+
+    try:
+        return Marker(marker).evaluate()
+    except InvalidMarker:
+        return True
+
+
+def relaxed_pylock(pylock: str, series: str) -> str:
+    """``pylock`` with its ``requires-python`` opened to the whole series (``>=3.11``).
+
+    A lock made before locks served a series says ``>=3.11.7`` (the patch
+    release it was made with), though its wheels are the same for any 3.11.x.
+    """
+    return re.sub(
+        r'^requires-python = "[^"]*"$',
+        f'requires-python = ">={series}"',
+        pylock,
+        count=1,
+        flags=re.MULTILINE,
+    )
 
 
 def index_hosts(environ: dict[str, str] | None = None) -> frozenset[str]:

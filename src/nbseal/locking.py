@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from nbseal.backends import backend_for
 from nbseal.environments import resolve
 from nbseal.lock import Lock
 from nbseal.notebook import (
@@ -32,8 +33,9 @@ __all__ = ["LockStatus", "check_locks", "lock_notebook", "now_instant"]
 class LockStatus:
     """One environment's lock after ``nbseal lock`` or ``--check``.
 
-    ``state`` is "kept" (the stored lock fits), "locked" (resolved now),
-    "missing", "stale" or "unused" (locked, but no longer declared).
+    ``state`` is "kept" (the stored lock fits), "upgraded" (it fits, and is
+    rewritten in the current format without a re-resolve), "locked" (resolved
+    now), "missing", "stale" or "unused" (locked, but no longer declared).
     """
 
     name: str
@@ -43,7 +45,7 @@ class LockStatus:
 
     @property
     def ok(self) -> bool:
-        return self.state in {"kept", "locked"}
+        return self.state in {"kept", "upgraded", "locked"}
 
 
 def now_instant() -> str:
@@ -96,6 +98,11 @@ async def _lock_all(
     for name, declaration in declared.items():
         found = candidates.get(name, [])
         lock = declaration.fitting(found)
+        upgraded = backend_for(lock.backend).upgraded(lock) if lock is not None else None
+        if upgraded is not None:
+            note = "the stored lock fits; upgraded to the current format, versions unchanged"
+            statuses.append(LockStatus(name, "upgraded", note, upgraded))
+            continue
         if lock is not None and lock == current.get(name):
             statuses.append(LockStatus(name, "kept", "the stored lock fits", lock))
             continue
@@ -103,7 +110,7 @@ async def _lock_all(
             # What a kernel really ran (saved in a cell output) beats a fresh resolution.
             statuses.append(LockStatus(name, "locked", "taken from a cell output", lock))
             continue
-        why = declaration.staleness(found[0]) if found else "no lock yet"
+        why = (declaration.staleness(found[0]) if found else None) or "no lock yet"
         pin_note = "" if declaration.pin else f" (unpinned: resolved as of {instant})"
         lock = await resolve(declaration.spec(instant), store, progress_for(name))
         statuses.append(LockStatus(name, "locked", f"{why}{pin_note}", lock))

@@ -8,8 +8,7 @@ one is recognised by the other.
 from __future__ import annotations
 
 import hashlib
-import platform
-import sys
+import re
 import sysconfig
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -38,6 +37,7 @@ from nbseal.directives import (
 )
 from nbseal.errors import DirectiveError
 from nbseal.lock import Lock, unnamed_sources
+from nbseal.pythons import host_python, host_python_version, python_series, same_series
 from nbseal.sandbox.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
@@ -66,15 +66,6 @@ DEFAULT_ENV_NAME = "default"
 # are resolved at: both fixed by nbseal, so the default is reproducible too.
 DEFAULT_IPYKERNEL = "ipykernel==7.4.0"
 DEFAULT_PIN = "2026-11-01T00:00:00Z"
-
-
-def host_python() -> str:
-    """The interpreter environments are built on (uv cannot download one here)."""
-    return sys.executable
-
-
-def host_python_version() -> str:
-    return platform.python_version()
 
 
 def host_platform() -> str:
@@ -149,9 +140,9 @@ class Declaration:
                 f"build mode changed: locked with build={lock.build or 'wheel'}, "
                 f"declared build={self.build or 'wheel'}"
             )
-        # python=auto takes the Python of the pin where it can be had: any fits.
-        if lock.python and lock.python != host_python_version() and self.python != "auto":
-            return f"locked for Python {lock.python}, this is Python {host_python_version()}"
+        python = self._python_staleness(lock)
+        if python is not None:
+            return python
         if lock.platform != host_platform():
             return f"locked for platform {lock.platform}, this is {host_platform()}"
         unnamed = unnamed_sources(lock, self.requirements)
@@ -160,6 +151,23 @@ class Declaration:
             return (
                 f"it installs {unnamed[0]}{more}, which neither the declaration "
                 "nor this machine's package index names"
+            )
+        return None
+
+    def _python_staleness(self, lock: Lock) -> str | None:
+        """A lock serves its Python series (3.11): another patch release fits, another
+        series does not; ``python=3.11.7`` asks for that release exactly."""
+        if not lock.python or self.python == "auto":
+            return None  # python=auto takes the Python of the pin where it can be had
+        served = lock.serves or python_series(lock.python)
+        if self.python not in (None, "auto") and served != self.python:
+            return f"python= changed: locked for Python {served}, declared python={self.python}"
+        here = host_python_version()
+        if self.python is None and not same_series(here, served):
+            return (
+                f"locked for Python {served}, this is Python {here} "
+                f"(re-lock for {python_series(here)} with `nbseal lock`, or "
+                f"`nbseal verify --relock`; or run nbseal on a Python {served})"
             )
         return None
 
@@ -231,13 +239,12 @@ def declare_env(directive: EnvDefineDirective, notebook_pin: str | None) -> Decl
     if any(guixes):
         return _declare_guix(directive, guix_pin, all(guixes))
     wanted = directive.python
-    here = host_python_version()
-    if wanted not in (None, "auto") and not (here == wanted or here.startswith(f"{wanted}.")):
+    if wanted not in (None, "auto") and not re.fullmatch(r"3\.\d+(\.\d+)?", wanted):
         raise DirectiveError(
-            f"Python {wanted} is not available here (nbseal runs on {here})",
+            f"python={wanted} names no Python release",
             line=directive.line,
             text=f"#seal env {directive.name} <- ... python={wanted}",
-            expected=f"python={here.rsplit('.', 1)[0]} or no python= option",
+            expected="python=X.Y (a series, e.g. 3.11), python=X.Y.Z (exactly) or python=auto",
         )
     debs = [r.startswith(DEB_REQUIREMENT_PREFIX) for r in directive.requirements]
     if any(debs) and not all(debs):
@@ -253,8 +260,15 @@ def declare_env(directive: EnvDefineDirective, notebook_pin: str | None) -> Decl
         pin=directive.pin or date_pin,
         kernel=directive.kernel,
         build=directive.build,
-        python="auto" if wanted == "auto" else None,
+        python=_python_request(wanted),
     )
+
+
+def _python_request(wanted: str | None) -> str | None:
+    """What python= asks: None when it names the series nbseal runs on (as if absent)."""
+    if wanted is None or wanted == "auto" or wanted.count(".") == 2:
+        return wanted
+    return None if same_series(host_python_version(), wanted) else wanted
 
 
 def _declare_guix(directive: EnvDefineDirective, guix_pin: str | None, pure: bool) -> Declaration:

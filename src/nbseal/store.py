@@ -110,10 +110,19 @@ class EnvironmentStore:
         return self.root / ".resolutions" / f"{resolution_key}.json"
 
     # -- lookups ------------------------------------------------------------
+    @staticmethod
+    def key_of(lock: Lock) -> str:
+        """Where ``lock``'s tree is: its key, or, built by another interpreter than the
+        one that made the lock, a key of both (see Backend.store_key)."""
+        from nbseal.backends import backend_for
+
+        return backend_for(lock.backend).store_key(lock)
+
     def lookup(self, lock: Lock) -> BuiltEnvironment | None:
-        path = self.path_for(lock.key)
+        key = self.key_of(lock)
+        path = self.path_for(key)
         if (path / MANIFEST).is_file():
-            return BuiltEnvironment(lock.key, path, lock, reused=True)
+            return BuiltEnvironment(key, path, lock, reused=True)
         return None
 
     def cached_resolution(self, spec: EnvironmentSpec, python: str, platform: str) -> Lock | None:
@@ -123,8 +132,11 @@ class EnvironmentStore:
         except (OSError, ValueError, KeyError):
             return None
 
-    def save_resolution(self, spec: EnvironmentSpec, lock: Lock) -> None:
-        path = self._resolution(spec.resolution_key(lock.python, lock.platform))
+    def save_resolution(
+        self, spec: EnvironmentSpec, python: str, platform: str, lock: Lock
+    ) -> None:
+        """Remember ``lock`` as the resolution of ``spec`` for ``python`` on ``platform``."""
+        path = self._resolution(spec.resolution_key(python, platform))
         atomic_write_text(path, lock.dumps())
 
     def touch(self, key: str) -> None:
@@ -135,22 +147,23 @@ class EnvironmentStore:
     # -- building -----------------------------------------------------------
     async def ensure(self, lock: Lock, backend: Backend, progress: Progress) -> BuiltEnvironment:
         """Return the built environment of ``lock``, building it once if needed."""
+        key = backend.store_key(lock)
         found = self.lookup(lock)
         if found is not None:
-            self.touch(lock.key)
+            self.touch(key)
             return found
         self._prepare_dirs()
-        filelock = FileLock(str(self._lockfile(lock.key)))
+        filelock = FileLock(str(self._lockfile(key)))
         await acquire_polling(
             filelock, progress, "waiting for another process building the same environment"
         )
         try:
             found = self.lookup(lock)  # another process may have built it meanwhile
             if found is not None:
-                self.touch(lock.key)
+                self.touch(key)
                 return found
-            built = await self._build(lock, backend, progress)
-            self.touch(lock.key)
+            built = await self._build(lock, key, backend, progress)
+            self.touch(key)
             return built
         finally:
             filelock.release()
@@ -165,17 +178,19 @@ class EnvironmentStore:
                 hint="set NBSEAL_CACHE_DIR to a writable directory",
             ) from exc
 
-    async def _build(self, lock: Lock, backend: Backend, progress: Progress) -> BuiltEnvironment:
-        final = self.path_for(lock.key)
+    async def _build(
+        self, lock: Lock, key: str, backend: Backend, progress: Progress
+    ) -> BuiltEnvironment:
+        final = self.path_for(key)
         # We hold the key's lock, so any staging folder of this key was
         # abandoned by a killed build: remove it before starting afresh.
-        for abandoned in self.root.glob(f".build-{lock.key}-*"):
+        for abandoned in self.root.glob(f".build-{key}-*"):
             remove_tree(abandoned)
-        staging = self.root / f".build-{lock.key}-{uuid.uuid4().hex[:8]}"
+        staging = self.root / f".build-{key}-{uuid.uuid4().hex[:8]}"
         try:
             await backend.build(lock, staging, progress)
             manifest = {
-                "key": lock.key,
+                "key": key,
                 "created": time.time(),
                 "lock": lock.to_json(),
             }
@@ -189,11 +204,11 @@ class EnvironmentStore:
             remove_tree(staging)
             if isinstance(exc, OSError) and not isinstance(exc, StoreError):
                 raise BuildError(
-                    f"building environment {lock.key} failed: {exc}",
+                    f"building environment {key} failed: {exc}",
                     hint="check free disk space and permissions of the store",
                 ) from exc
             raise
-        return BuiltEnvironment(lock.key, final, lock, reused=False)
+        return BuiltEnvironment(key, final, lock, reused=False)
 
     async def _publish_shared(
         self, backend: SharesFiles, staging: Path, final: Path, progress: Progress

@@ -223,8 +223,17 @@ async def compile_pylock(
     on_line: LineCallback | None = None,
     exclude_newer_packages: Mapping[str, str] | None = None,
     constraints: Sequence[str] = (),
+    serves: str | None = None,
 ) -> str:
     """Resolve ``requirements`` as the index stood at ``exclude_newer``.
+
+    With ``serves`` (a series such as ``3.11``, or one release), the lock is
+    made for the series (uv's ``--python-version``: ``requires-python =
+    ">=3.11"``), not for the patch release of ``python``, which still builds
+    what must be built to be read. (uv's ``--universal`` would also serve
+    other platforms, but it resolves for every Python of the series and up
+    at once, which the per-package cutoffs of a revived resolution, made for
+    one interpreter, do not hold for.)
 
     ``exclude_newer_packages`` gives some packages a cutoff of their own
     (uv's ``--exclude-newer-package NAME=INSTANT``); ``constraints`` bind
@@ -256,6 +265,7 @@ async def compile_pylock(
             str(outfile),
             "--python",
             python,
+            *(("--python-version", serves) if serves else ()),
             "--exclude-newer",
             exclude_newer,
             *(

@@ -133,3 +133,47 @@ def test_the_kernel_meant_without_kernel_option() -> None:
         pick_kernelspec({"python3": python, "calysto_scheme": scheme, "bash": bash}, None)
     assert "kernel=bash" in caught.value.hint
     assert pick_kernelspec({"python3": python, "bash": bash}, "python3")[0] == "python3"
+
+
+OLD_FORMAT_PYLOCK = """lock-version = "1.0"
+created-by = "uv"
+requires-python = ">=3.11.7"
+
+[[packages]]
+name = "numpy"
+version = "2.2.6"
+wheels = [
+    { url = "x/numpy-2.2.6-cp311-cp311-manylinux1_x86_64.whl", hashes = { sha256 = "a" } },
+    { url = "x/numpy-2.2.6-cp311-cp311-manylinux1_aarch64.whl", hashes = { sha256 = "b" } },
+    { url = "x/numpy-2.2.6-cp311-cp311-win_amd64.whl", hashes = { sha256 = "c" } },
+    { url = "x/numpy-2.2.6-cp312-cp312-manylinux1_x86_64.whl", hashes = { sha256 = "d" } },
+    { url = "x/numpy-2.2.6-pp310-pypy310_pp73-manylinux1_x86_64.whl", hashes = { sha256 = "e" } },
+]
+
+[[packages]]
+name = "psutil"
+version = "7.0.0"
+wheels = [
+    { url = "x/psutil-7.0.0-cp36-abi3-manylinux1_x86_64.whl", hashes = { sha256 = "f" } },
+    { url = "x/psutil-7.0.0-cp37-abi3-win_amd64.whl", hashes = { sha256 = "g" } },
+]
+
+[[packages]]
+name = "pywin32"
+version = "310"
+marker = "sys_platform == 'win32'"
+wheels = [
+    { url = "x/pywin32-310-cp311-cp311-win_amd64.whl", hashes = { sha256 = "h" } },
+]
+"""
+
+
+def test_an_older_lock_is_opened_to_its_series_without_a_re_resolve() -> None:
+    from nbseal.lock import relaxed_pylock
+
+    relaxed = relaxed_pylock(OLD_FORMAT_PYLOCK, "3.11")
+    assert 'requires-python = ">=3.11"\n' in relaxed
+    assert relaxed.replace('>=3.11"', '>=3.11.7"', 1) == OLD_FORMAT_PYLOCK  # nothing else changed
+    pin = "2025-06-01T00:00:00Z"
+    lock = Lock("uv", ("numpy",), "3.11.7", "linux-x86_64", pin, OLD_FORMAT_PYLOCK)
+    assert [p.name for p in lock.packages()] == ["numpy", "psutil"]  # pywin32: not here

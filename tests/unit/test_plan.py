@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -114,7 +115,27 @@ def test_an_unpinned_declaration_accepts_any_pin_and_rejects_other_pythons() -> 
     declaration = Declaration("a", ("six", "ipykernel"), None)
     assert declaration.staleness(lock_for(("six", "ipykernel"), pin="2020-01-01T00:00:00Z")) is None
     other = Lock("uv", ("six", "ipykernel"), "3.99.0", host_platform(), PIN, "")
-    assert "Python 3.99.0" in (declaration.staleness(other) or "")
+    stale = declaration.staleness(other) or ""
+    assert stale.startswith(f"locked for Python 3.99, this is Python {host_python_version()}")
+    assert "`nbseal lock`" in stale  # with the way out
+
+
+def test_a_lock_serves_its_series_not_one_patch_release() -> None:
+    """Locks travel (issue 19): another 3.11.x fits; another series, or python=X.Y.Z, not."""
+    here = host_python_version()
+    series = ".".join(here.split(".")[:2])
+    other_patch = f"{series}.{int(here.split('.')[2]) + 1}"
+    declaration = Declaration("a", ("six", "ipykernel"), PIN)
+    old_format = Lock("uv", ("six", "ipykernel"), other_patch, host_platform(), PIN, "")
+    assert declaration.staleness(old_format) is None
+    serving = replace(old_format, serves=series)
+    assert declaration.staleness(serving) is None
+    assert "platform" in (
+        declaration.staleness(replace(old_format, platform="linux-aarch64")) or ""
+    )
+    exact = Declaration("a", ("six", "ipykernel"), PIN, python=other_patch)
+    assert "python= changed" in (exact.staleness(serving) or "")
+    assert exact.staleness(replace(serving, serves=other_patch)) is None
 
 
 def test_locks_round_trip_through_metadata_and_outputs() -> None:

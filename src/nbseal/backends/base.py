@@ -54,6 +54,15 @@ class Backend(abc.ABC):
         """
         return ""
 
+    def upgraded(self, lock: Lock) -> Lock | None:
+        """``lock`` in the current format, its versions unchanged; None when it is current."""
+        return None
+
+    def store_key(self, lock: Lock) -> str:
+        """Where ``lock``'s built tree is stored: its key, unless what builds it here
+        differs from what made the lock (the PyPI backend's interpreter)."""
+        return lock.key
+
     def describe(self, lock: Lock | None) -> dict[str, Any] | None:
         """Fields this backend adds to its environment's row in ``#seal describe``.
 

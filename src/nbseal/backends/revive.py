@@ -31,9 +31,10 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from nbseal._toml import tomllib
@@ -104,14 +105,36 @@ class Revival:
     cutoffs: tuple[tuple[str, str], ...] = ()
 
 
-def locked_versions(pylock: str) -> dict[str, tuple[str, str, bool]]:
-    """Each package of ``pylock``: (name as written, version, whether it has a wheel)."""
+def locked_versions(pylock: str, target: Target) -> dict[str, tuple[str, str, bool]]:
+    """Each package ``pylock`` installs on ``target``: (name as written, version,
+    whether it has a wheel ``target`` installs).
+
+    A universal lock names packages for other platforms (behind markers) and
+    wheels for every platform: only ``target``'s count.
+    """
+    environment = {
+        "python_version": ".".join(target.python_version.split(".")[:2]),
+        "python_full_version": target.python_version,
+    }
     found: dict[str, tuple[str, str, bool]] = {}
     for package in tomllib.loads(pylock).get("packages", []):
+        marker = package.get("marker")
+        if isinstance(marker, str) and marker and not Marker(marker).evaluate(environment):
+            continue
         name = str(package.get("name", ""))
-        wheels = bool(package.get("wheels"))
+        wheels = any(_wheel_fits(wheel, target) for wheel in package.get("wheels", []))
         found[canonicalize_name(name)] = (name, str(package.get("version", "")), wheels)
     return found
+
+
+def _wheel_fits(wheel: Mapping[str, object], target: Target) -> bool:
+    where = str(wheel.get("name") or wheel.get("url") or wheel.get("path") or "")
+    filename = where.rsplit("/", 1)[-1]
+    try:
+        _, _, _, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return True  # not a name we can read: uv chose it for this target
+    return bool(tags & target.tags)
 
 
 @dataclass
@@ -255,7 +278,7 @@ async def revive(
             pinned.setdefault(*failed)
             await asyncio.to_thread(_fall_forward, plan, failed[0])
             continue
-        for key, (_, version, _) in locked_versions(pylock).items():
+        for key, (_, version, _) in locked_versions(pylock, plan.target).items():
             if key not in applied:
                 pinned.setdefault(key, version)
         if source:
@@ -291,7 +314,7 @@ def _fall_forward(plan: _Plan, key: str) -> None:
 
 def _fall_forward_compiled(plan: _Plan, pylock: str, tools: Mapping[str, str]) -> None:
     """Each package ``pylock`` would compile falls forward (examined once)."""
-    for key, (_, _, wheels) in locked_versions(pylock).items():
+    for key, (_, _, wheels) in locked_versions(pylock, plan.target).items():
         if not wheels and key not in plan.examined and key not in tools:
             _fall_forward(plan, key)
 
@@ -299,7 +322,7 @@ def _fall_forward_compiled(plan: _Plan, pylock: str, tools: Mapping[str, str]) -
 def _runtime_caps(plan: _Plan, pylock: str, tools: Mapping[str, str]) -> list[str]:
     """``NAME<=VERSION`` for each build tool the lock installs newer than the pin has it."""
     caps = []
-    for key, (name, version, _) in sorted(locked_versions(pylock).items()):
+    for key, (name, version, _) in sorted(locked_versions(pylock, plan.target).items()):
         if key in tools:
             pin_era = newest_at(plan.index.files(key), plan.target, instant(plan.pin))
             if pin_era is not None and _version(version) != pin_era:
@@ -311,7 +334,7 @@ def _report(
     pylock: str, pinned: dict[str, str], plan: _Plan, source: bool, tools: Mapping[str, str]
 ) -> tuple[FallForward, ...]:
     notes = []
-    for key, (name, version, wheels) in sorted(locked_versions(pylock).items()):
+    for key, (name, version, wheels) in sorted(locked_versions(pylock, plan.target).items()):
         before = pinned.get(key)
         if before is None and key in plan.reasons:  # moved before any resolution held it
             pin_era = newest_at(plan.index.files(key), plan.target, instant(plan.pin))

@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
+import hashlib
 import os
-import platform
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from nbseal import uv
 from nbseal.backends.base import Backend
 from nbseal.backends.kernelspecs import KernelCommand, find_kernel_command
 from nbseal.errors import BuildError
 from nbseal.fsutil import remove_tree
-from nbseal.lock import PEP751_BACKEND, Lock
+from nbseal.lock import PEP751_BACKEND, Lock, relaxed_pylock
 from nbseal.plan import EnvironmentSpec, host_platform
 from nbseal.progress import Progress
+from nbseal.pythons import (
+    host_python,
+    host_python_version,
+    interpreter_note,
+    python_series,
+    python_version_of,
+    same_series,
+)
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 from nbseal.sandbox.build import sealed_step
 from nbseal.sandbox.bwrap import BwrapLauncher
@@ -43,33 +50,37 @@ def _reporter(progress: Progress) -> uv.LineCallback:
     return on_line
 
 
-@functools.lru_cache(maxsize=8)
-def python_version_of(python: str) -> str:
-    """The version of the interpreter at ``python`` (no subprocess for our own)."""
-    if python == sys.executable:
-        return platform.python_version()
-    result = subprocess.run(
-        [python, "-c", "import platform; print(platform.python_version())"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise BuildError(
-            f"the interpreter {python} does not run",
-            context=result.stderr.strip(),
-            hint="pass an existing Python with python=X.Y or install it",
-        )
-    return result.stdout.strip()
-
-
 class UvBackend(Backend):
     """PyPI packages into a venv on the host's interpreter, its kernel under bwrap."""
 
     name = PEP751_BACKEND
 
     def interpreter_key(self, spec: EnvironmentSpec) -> str:
-        return python_version_of(spec.python)
+        """The series a resolution serves: any 3.11.x resolves the same (universal)."""
+        return spec.python_request or python_series(python_version_of(spec.python))
+
+    def describe(self, lock: Lock | None) -> dict[str, Any] | None:
+        """The Python the environment runs on here, and how it differs from the lock's."""
+        if lock is None or not lock.python:
+            return None
+        built = _build_version(lock)
+        note = interpreter_note(lock.python, built)
+        return {"python": f"{built} ({note})" if note else built}
+
+    def upgraded(self, lock: Lock) -> Lock | None:
+        """A lock made before locks served a series serves its own now (no re-resolve)."""
+        if lock.serves or not lock.python:
+            return None
+        series = python_series(lock.python)
+        return replace(lock, serves=series, pylock=relaxed_pylock(lock.pylock, series))
+
+    def store_key(self, lock: Lock) -> str:
+        """The lock's key when the interpreter that builds it here is the one that made
+        it; else a key of both, so two patch releases never share a tree."""
+        built_with = _build_version(lock)
+        if built_with == lock.python:
+            return lock.key
+        return hashlib.sha256(f"{lock.key}\0python={built_with}".encode()).hexdigest()[:32]
 
     def kernel_command(self, env_path: Path, wanted: str | None = None) -> KernelCommand:
         return find_kernel_command(env_path, wanted)
@@ -87,6 +98,12 @@ class UvBackend(Backend):
         if spec.python_request == "auto":
             chosen = await choose_python(spec.pin)
             python, python_note = chosen.python, chosen.note
+        elif spec.python_request is not None:
+            python = await _interpreter(spec.python_request)
+        # The lock serves the series (any 3.11.x), or the one release python= names.
+        serves = spec.python_request
+        if serves is None or serves == "auto":
+            serves = python_series(python_version_of(python))
         progress.step(
             f"resolving {' '.join(spec.requirements)} as of {spec.pin}"
             f" for Python {python_version_of(python)}"
@@ -101,6 +118,7 @@ class UvBackend(Backend):
                 on_line=_reporter(progress),
                 exclude_newer_packages=cutoffs,
                 constraints=constraints,
+                serves=serves,
             )
 
         revival = await revive(
@@ -124,6 +142,7 @@ class UvBackend(Backend):
             fall_forwards=notes,
             exclude_newer_package=revival.cutoffs,
             build=spec.build or "",
+            serves=serves,
         )
 
     async def build(self, lock: Lock, dest: Path, progress: Progress) -> None:
@@ -145,7 +164,9 @@ class UvBackend(Backend):
             progress.step("creating virtual environment")
             await uv.create_venv(venv, python=python)
             lockfile = venv / "pylock.toml"
-            lockfile.write_text(lock.pylock)
+            # A lock made before locks served a series names its own patch release.
+            series = lock.serves or python_series(lock.python)
+            lockfile.write_text(lock.pylock if lock.serves else relaxed_pylock(lock.pylock, series))
             progress.step(f"installing {len(lock.packages())} packages")
             await uv.sync_pylock(venv, lockfile, on_line=_reporter(progress))
             await _install_kernelspecs(lock, venv, progress)
@@ -208,18 +229,26 @@ def _move_tree(source: Path, dest: Path) -> None:
         shutil.copytree(source, dest, symlinks=True)
 
 
-async def _interpreter_for(lock: Lock) -> str:
-    """The host's Python if the lock names its version, else one uv finds (python=auto)."""
-    from nbseal.backends.interpreters import interpreter_provider
-    from nbseal.plan import host_python, host_python_version
+def _build_version(lock: Lock) -> str:
+    """The version of the interpreter that builds ``lock`` here (see _interpreter_for)."""
+    here = host_python_version()
+    return here if same_series(here, lock.serves or python_series(lock.python)) else lock.python
 
-    if host_python_version() == lock.python:
+
+async def _interpreter_for(lock: Lock) -> str:
+    """The host's Python if it is one the lock serves, else one uv finds of them."""
+    return await _interpreter(lock.serves or python_series(lock.python))
+
+
+async def _interpreter(wanted: str) -> str:
+    """An interpreter of ``wanted`` (a series, ``3.11``, or a release, ``3.11.7``):
+    the host's when it is one, else one uv finds or installs (uv's managed Pythons)."""
+    from nbseal.backends.interpreters import interpreter_provider
+
+    here = host_python_version()
+    if same_series(here, wanted):
         return host_python()
-    found, _ = await interpreter_provider().find(lock.python)
-    if found is not None and python_version_of(found) == lock.python:
+    found, why = await interpreter_provider().find(wanted)
+    if found is not None and same_series(python_version_of(found), wanted):
         return found
-    raise BuildError(
-        f"this lock was made for Python {lock.python}, but nbseal runs on "
-        f"Python {host_python_version()} and uv finds no Python {lock.python}",
-        hint=f"install it (`uv python install {lock.python}`), or re-lock with `nbseal lock`",
-    )
+    raise BuildError.python_missing(wanted, here, why)

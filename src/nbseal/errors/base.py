@@ -86,9 +86,37 @@ class UvError(NbsealError, RuntimeError):
 class ResolutionError(UvError):
     """The resolver could not satisfy an environment's requirements."""
 
+    @classmethod
+    def index_unreadable(cls, url: str, reason: str) -> ResolutionError:
+        return cls(
+            f"the package index did not answer at {url}",
+            stderr=reason,
+            hint="check the network and UV_DEFAULT_INDEX/UV_INDEX_URL, then run the cell again",
+        )
+
 
 class BuildError(NbsealError, RuntimeError):
     """An environment could not be built from its lock."""
+
+    @classmethod
+    def python_missing(cls, wanted: str, here: str, why: str) -> BuildError:
+        """No interpreter of ``wanted`` (3.11, or 3.11.7) here, and uv could not get one."""
+        series = ".".join(here.split(".")[:2])
+        return cls(
+            f"the environment needs Python {wanted}; nbseal builds with Python {here} "
+            "and uv finds no other",
+            context=why,
+            hint=f"install it (`uv python install {wanted}`, pyenv or your system's package) "
+            f"and point NBSEAL_PYTHON at it, or re-lock for Python {series} with `nbseal lock`",
+        )
+
+    @classmethod
+    def python_does_not_run(cls, python: str, output: str) -> BuildError:
+        return cls(
+            f"the interpreter {python} does not run",
+            context=output,
+            hint="point NBSEAL_PYTHON at an existing Python, or install it",
+        )
 
 
 class StoreError(NbsealError, OSError):

@@ -17,6 +17,9 @@ _COLUMNS = ("environment", "kernel", "language", "pin", "packages", "store key",
 _SOURCE = "source"
 # Packages not taken as the pin has them (fallen forward, built from source).
 _NOTES = "not as pinned"
+# The Python an environment runs on, when its backend says (and how it differs
+# from the lock's).
+_PYTHON = "python"
 
 
 def _backend_fields(slot: EnvironmentSlot) -> dict[str, Any]:
@@ -64,6 +67,8 @@ def describe_bundle(
     columns: tuple[str, ...] = _COLUMNS
     if any(_SOURCE in row for row in rows):
         columns = (*_COLUMNS[:4], _SOURCE, *_COLUMNS[4:])
+    if any(_PYTHON in row for row in rows):
+        columns = (*columns[:3], _PYTHON, *columns[3:])
     if any(_NOTES in row for row in rows):
         columns = (*columns[:-2], _NOTES, *columns[-2:])
     text_lines = []
@@ -75,6 +80,8 @@ def describe_bundle(
         )
         if _SOURCE in row:
             text_lines.append(f"    {row[_SOURCE]}")
+        if _PYTHON in row:
+            text_lines.append(f"    Python {row[_PYTHON]}")
         text_lines.extend(f"    not as pinned: {note}" for note in row.get(_NOTES, []))
         text_lines.extend(f"    {p}" for p in row["packages"])
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
