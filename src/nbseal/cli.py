@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -27,14 +28,26 @@ def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _report(event: RunEvent) -> None:
-    if event.kind == "cell-start":
-        return
-    if event.kind == "progress":
-        _err(f"    {event.text}")
-    else:
-        mark = "ok" if event.kind == "cell-done" else "ERROR"
-        _err(f"[{event.cell}/{event.total}] cell {event.cell}: {mark} ({event.seconds:.2f} s)")
+class _ProgressLines:
+    """A build's steps on stderr as they come; a step that lasts, again every half minute."""
+
+    _ELAPSED = re.compile(r" \([\d.]+ s\)")
+
+    def __init__(self, prefix: str = "", *, cells: bool = True) -> None:
+        self.prefix = prefix
+        self.cells = cells
+        self.last = ""
+        self.shown_at = 0.0
+
+    def __call__(self, event: RunEvent) -> None:
+        if event.kind == "progress":
+            step = self._ELAPSED.sub("", event.text)
+            if step != self.last or time.monotonic() - self.shown_at >= 30:
+                self.last, self.shown_at = step, time.monotonic()
+                _err(f"    {self.prefix}{event.text}")
+        elif self.cells and event.kind != "cell-start":
+            mark = "ok" if event.kind == "cell-done" else "ERROR"
+            _err(f"[{event.cell}/{event.total}] cell {event.cell}: {mark} ({event.seconds:.2f} s)")
 
 
 def _sandbox_line(notebook: Path, *, sealed: bool) -> str:
@@ -77,13 +90,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         notebook,
         output,
         timeout=args.timeout,
-        reporter=_report,
+        reporter=_ProgressLines(),
         sandbox=not args.no_sandbox,
         keep_workdir=keep,
         allow_errors=args.allow_errors,
     )
     if keep is not None:
         _err(f"nbseal run: the kernels' working directory is kept in {keep}")
+    if result.failed is not None and result.failed.timeout is not None:
+        _err(f"nbseal run: {result.failed.message} (outputs so far written to {result.output})")
+        return 1
     if result.failed is not None:
         _err(result.failed.render())
         _err(
@@ -241,8 +257,12 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _print_verification(report: NotebookReport) -> None:
     for cell in report.cells:
-        note = f" ({cell.note})" if cell.note else ""
-        print(f"  cell {cell.cell}: {cell.status}{note}")
+        if cell.cause:  # the evidence says what the note would
+            print(f"  cell {cell.cell}: {cell.status} — {cell.cause}: {cell.evidence}")
+        else:
+            print(f"  cell {cell.cell}: {cell.status}" + (f" ({cell.note})" if cell.note else ""))
+        if cell.hint:
+            print(f"      hint: {cell.hint}")
         for line in cell.diff:
             print(f"      {line}")
     if report.problem is not None:
@@ -271,7 +291,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         images=args.compare_images,
     )
     paths = [Path(p) for p in args.notebooks]
-    reports = verify_notebooks(paths, options, jobs=args.jobs)
+
+    def progress_for(path: Path) -> _ProgressLines:
+        return _ProgressLines(f"{path.name}: " if len(paths) > 1 else "", cells=False)
+
+    reports = verify_notebooks(paths, options, jobs=args.jobs, reporter_for=progress_for)
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=1))
     else:
@@ -311,7 +335,13 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute a notebook headless with the nbseal kernel")
     run.add_argument("notebook")
     run.add_argument("-o", "--output", help="write the executed notebook here (default: in place)")
-    run.add_argument("--timeout", type=float, default=None, help="seconds per cell")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop a cell that runs longer, building included (default: no limit)",
+    )
     run.add_argument(
         "--no-sandbox",
         action="store_true",
@@ -363,7 +393,13 @@ def _parser() -> argparse.ArgumentParser:
         help="compare image outputs too, reporting the share of pixels that differ",
     )
     verify.add_argument("--no-sandbox", action="store_true", help="run kernels unsealed")
-    verify.add_argument("--timeout", type=float, default=None, help="seconds per cell")
+    verify.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop a cell that runs longer, building included (default: no limit)",
+    )
     verify.set_defaults(func=_cmd_verify)
 
     export = sub.add_parser(

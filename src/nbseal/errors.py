@@ -22,6 +22,7 @@ __all__ = [
     "DebianResolutionError",
     "DebianUnavailableError",
     "DirectiveError",
+    "EnvironmentFailedError",
     "GuixError",
     "GuixResolutionError",
     "GuixUnavailableError",
@@ -87,11 +88,13 @@ class DirectiveError(NbsealError, ValueError):
 
 
 class UvError(NbsealError, RuntimeError):
-    """uv failed; ``stderr`` holds what it said."""
+    """uv failed; ``stderr`` holds what it said, ``cause`` its root cause (after the message)."""
 
-    def __init__(self, message: str, *, stderr: str, hint: str = "") -> None:
-        super().__init__(message, context=stderr.strip(), hint=hint)
+    def __init__(self, message: str, *, stderr: str, hint: str = "", cause: str = "") -> None:
+        shown = f"{message}: {cause.splitlines()[0]}" if cause else message
+        super().__init__(shown, context=stderr.strip(), hint=hint)
         self.stderr = stderr
+        self.cause = cause
 
 
 class ResolutionError(UvError):
@@ -167,6 +170,20 @@ class KernelStartError(NbsealError, RuntimeError):
             hint="use kernel=NAME with one of those names",
             wanted=wanted,
             found=names,
+        )
+
+
+class EnvironmentFailedError(KernelStartError):
+    """An environment whose build failed earlier (``context``: the cause); not built again."""
+
+    @classmethod
+    def earlier(cls, environment: str, cause: str) -> EnvironmentFailedError:
+        return cls(
+            f"environment {environment!r} failed to build in an earlier cell; not built again",
+            context=f"cause: {cause}",
+            hint="change its `#seal env` line (a new definition is built afresh), "
+            "or restart the kernel to try the same one again",
+            environment=environment,
         )
 
 
