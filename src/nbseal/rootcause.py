@@ -89,18 +89,23 @@ def _shorten(text: str) -> str:
 def root_cause(stderr: str) -> str:
     """One line of cause, and a second of uv's hint when it gave one; "" when uv said nothing."""
     told = _read(stderr)
-    if not told.chain:
-        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        return _shorten(lines[-1]) if lines else ""
-    headline = told.chain[0]
-    exceptions = [line for line in told.output if _EXCEPTION.match(line)]
+    lines = [_ANSI.sub("", line).strip() for line in stderr.splitlines()]
+    if told.chain:
+        exceptions = [line for line in told.output if _EXCEPTION.match(line)]
+    else:  # only the end of what uv said (a tail): the build's output, unmarked
+        exceptions = [line for line in lines if _EXCEPTION.match(line)]
     if exceptions:
         specific = exceptions[-1]
     elif len(told.chain) > 1:
         specific = _reason(told.chain[-1])
     else:
         specific = ""
-    cause = f"{headline}: {specific}" if specific else headline
+    if told.chain:
+        cause = f"{told.chain[0]}: {specific}" if specific else told.chain[0]
+    else:
+        cause = specific or next((line for line in reversed(lines) if line), "")
+    if not cause:
+        return ""
     lines = [_shorten(cause)]
     if told.hints:
         lines.append("hint: " + _shorten(_sentences(told.hints[0])))
