@@ -108,7 +108,8 @@ def test_late_digits_versions_and_reprs_are_drift() -> None:
         DRIFT,
         "version numbers differ: 1.14.5 → 1.21.0",
     )
-    cause, said = why("model", "LogisticRegression(C=1.0, penalty='l2')\n", "LogisticRegression()\n")
+    old, new = "LogisticRegression(C=1.0, penalty='l2')\n", "LogisticRegression()\n"
+    cause, said = why("model", old, new)
     assert cause == DRIFT
     assert "repr changed form" in said
 

@@ -374,7 +374,8 @@ class EnvironmentPool:
             )
             await kernel.start()
         except NbsealError as exc:
-            progress.fail(exc.message)
+            # The cell's error says what and why, once: the display says only when.
+            progress.fail(f"failed after {progress.elapsed():.1f} s ({exc.ename}, below)")
             raise
         finally:
             ticker.cancel()
