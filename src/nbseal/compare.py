@@ -3,11 +3,11 @@
 Pure functions over nbformat output dicts. What cannot be reproduced by
 design is normalised away before comparing: execution counts, memory
 addresses, timings printed by ``%time``/``%timeit``, nbseal's own progress
-and lock displays, and widget model ids. Images are compared only on request
-(their presence always); in a cell that shows an image, the text reprs of
-matplotlib's objects beside it (``<Figure size 432x288 with 1 Axes>``,
-``[<matplotlib.lines.Line2D at 0x...>]``, ``Text(0.5, 1.0, 'x')``) are left
-out, as they name the figure rather than show it. An error is its name and
+and lock displays, and widget model ids. Images are compared only on request.
+In a cell that shows an image, the text reprs of matplotlib's objects beside
+it (``<Figure size 432x288 with 1 Axes>``, ``[<matplotlib.lines.Line2D at
+0x...>]``, ``Text(0.5, 1.0, 'x')``) are left out, as they name the figure
+rather than show it; a figure's own text becomes a mark that a figure is shown. An error is its name and
 value, without the paths and line numbers of the machine that raised it.
 Users add regex sanitisers in nbval's file format.
 """
@@ -145,10 +145,10 @@ def normalise_outputs(
 ) -> list[tuple[str, str]]:
     """Outputs as (kind, comparable text); consecutive streams of one name merged.
 
-    Images are compared unless ``images`` only by their presence (as nbval
-    does without nbdime): pixels depend on fonts and renderers beyond the
-    environment's lock. With ``figures`` (the cell shows an image, stored or
-    fresh), matplotlib's text reprs are left out.
+    Images are left out unless ``images`` (as nbval does without nbdime):
+    pixels depend on fonts and renderers beyond the environment's lock. With
+    ``figures`` (the cell shows an image, stored or fresh), matplotlib's text
+    reprs are left out; the one beside an image becomes a ``figure`` mark.
     """
     result: list[tuple[str, str]] = []
     for output in outputs:
@@ -170,12 +170,13 @@ def normalise_outputs(
             data = output.get("data", {})
             if any(mime in data for mime in _NBSEAL_MIME):
                 continue  # one of nbseal's own displays
-            if not images and any(mime in data for mime in _IMAGE_MIME):
-                result.append(("image", "an image (compared with --compare-images)"))
             for mime in sorted(data):
                 if mime in _IGNORED_MIME or (mime in _IMAGE_MIME and not images):
                     continue
                 if figures and mime == "text/plain" and figure_text(_text(data[mime])):
+                    if not images and any(image in data for image in _FIGURE_MIME):
+                        # The figure's text stands for it: that a figure is shown still counts.
+                        result.append(("figure", "a figure (compared with --compare-images)"))
                     continue
                 result.append((f"data:{mime}", _normal_value(mime, data[mime], sanitizers)))
         elif kind == "error":

@@ -161,7 +161,7 @@ def test_a_figure_s_text_is_ignored_beside_an_image_only() -> None:
     assert diff_outputs(*figures) == []
     # The image itself still counts: a figure that is gone is a difference.
     gone = normalise_outputs([result("Text(0.5, 1.0, 'sine')")], DEFAULT_SANITIZERS, figures=True)
-    assert diff_outputs(figures[0], gone) == ["outputs differ: stored ['image'], got []"]
+    assert diff_outputs(figures[0], gone) == ["outputs differ: stored ['figure'], got []"]
     # A cell that only prints such a repr, with no image on either side, is compared.
     only_text = [result("<Figure size 432x288 with 0 Axes>")]
     assert not has_image(only_text)
