@@ -7,9 +7,9 @@ and lock displays, and widget model ids. Images are compared only on request.
 In a cell that shows an image, the text reprs of matplotlib's objects beside
 it (``<Figure size 432x288 with 1 Axes>``, ``[<matplotlib.lines.Line2D at
 0x...>]``, ``Text(0.5, 1.0, 'x')``) are left out, as they name the figure
-rather than show it; a figure's own text becomes a mark that a figure is shown. An error is its name and
-value, without the paths and line numbers of the machine that raised it.
-Users add regex sanitisers in nbval's file format.
+rather than show it; a figure's own text becomes a mark that a figure is
+shown. An error is its name and value, without the paths and line numbers of
+the machine that raised it. Users add regex sanitisers in nbval's file format.
 """
 
 from __future__ import annotations
