@@ -107,14 +107,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"outputs so far written to {result.output}"
         )
         return 1
+    raised: dict[str, list[int]] = {}  # the same error of several cells is one line
     for cell, error in result.errors:
-        _err(f"nbseal run: cell {cell} raised {error} (recorded; --allow-errors)")
+        raised.setdefault(error, []).append(cell)
+    for error, cells in raised.items():
+        _err(f"nbseal run: {_cells(cells)} raised {error} (recorded; --allow-errors)")
     _err(
         f"nbseal run: {result.cells_run} cells ran in {result.seconds:.1f} s"
         + (f", {len(result.errors)} raised" if result.errors else "")
         + f"; outputs written to {result.output}"
     )
     return 0
+
+
+def _cells(numbers: list[int]) -> str:
+    """``cell 3``, ``cells 2-10`` or ``cells 2, 5``."""
+    if len(numbers) == 1:
+        return f"cell {numbers[0]}"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"cells {numbers[0]}-{numbers[-1]}"
+    return "cells " + ", ".join(map(str, numbers))
 
 
 def _describe_lock(status: LockStatus) -> str:
