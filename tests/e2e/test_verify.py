@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import nbformat
 import pytest
 
 from tests.e2e.test_cli import nbseal, notebook
+from tests.e2e.test_hostile import sdist
 
 pytestmark = pytest.mark.usefixtures("default_env")
 
@@ -339,21 +339,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 
 def _broken_sdist(folder: Path) -> Path:
-    """An sdist that resolves (its metadata is static) but never builds."""
-    files = {
-        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\n'
-        'backend-path = ["."]\n[project]\nname = "brokenpkg"\nversion = "0.1"\n',
-        "backend.py": BROKEN_BACKEND,
-        "PKG-INFO": "Metadata-Version: 2.1\nName: brokenpkg\nVersion: 0.1\n",
-    }
-    path = folder / "brokenpkg-0.1.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for name, text in files.items():
-            encoded = text.encode()
-            info = tarfile.TarInfo(f"brokenpkg-0.1/{name}")
-            info.size = len(encoded)
-            tar.addfile(info, io.BytesIO(encoded))
-    return path
+    """An sdist that resolves (its backend gives its metadata) but never builds."""
+    return sdist(folder, "brokenpkg", BROKEN_BACKEND)
 
 
 def test_an_environment_that_fails_to_build_is_reported_once(tmp_path: Path) -> None:
