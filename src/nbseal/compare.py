@@ -55,7 +55,7 @@ _ARTIST = re.compile(
     r"|<\w*Axes\w*(?::[^<>\n]*)?>"  # <Axes: >, <AxesSubplot:xlabel='x'>
     r"|<(?:matplotlib|mpl_toolkits|seaborn)\.[\w.]+(?: object)? at 0x[0-9a-fA-F]+>"
     r"|<\w+ object of \d+ artists>"  # <BarContainer object of 3 artists>
-    r"|\b(?:Text|Annotation)\(-?[\d.e+-]+, -?[\d.e+-]+, (?:'[^'\n]*'|\"[^\"\n]*\")\)"
+    r"|\b(?:Text|Annotation)\(-?[\d.e+-]+, ?-?[\d.e+-]+, ?(?:'[^'\n]*'|\"[^\"\n]*\")\)"
 )
 # What may surround reprs in a list, a tuple or an array of axes.
 _ARTIST_GLUE = re.compile(r"array|dtype=object|[\s\[\](),]")

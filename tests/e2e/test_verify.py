@@ -415,3 +415,40 @@ def test_every_build_step_is_shown_while_it_runs(tmp_path: Path) -> None:
     assert any("installing" in step for step in steps), steps
     assert "built and stored" in steps[-1], steps
     # (six 1.11.0: a version no other test builds, so this one sees the build.)
+
+
+def test_a_figure_s_text_beside_its_image_is_not_compared(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    plot = (
+        "#seal pin 2025-06-01\n#seal env plot <- matplotlib\n"
+        "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('up and down')"
+    )
+    nbformat.write(notebook(plot, "print(plt.gcf())"), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    run = nbseal("run", str(path))
+    assert run.returncode == 0, run.stderr
+    nb = nbformat.read(path, as_version=4)
+    texts = [o["data"]["text/plain"] for o in nb.cells[0].outputs if "data" in o]
+    assert "Text(0.5, 1.0, 'up and down')" in texts
+    assert "<Figure size 640x480 with 1 Axes>" in texts
+    # As an older matplotlib stored them: other sizes, other reprs.
+    for output in nb.cells[0].outputs:
+        if "data" not in output:
+            continue
+        if "image/png" in output["data"]:
+            output["data"]["text/plain"] = "<Figure size 432x288 with 1 Axes>"
+        else:
+            output["data"]["text/plain"] = "Text(0.5,1,'up and down')"
+    nb.cells[1].outputs[0]["text"] = "Figure(432x288)\n"
+    nbformat.write(nb, path)
+    verify = nbseal("verify", str(path))
+    assert "cell 1: reproduced" in verify.stdout, verify.stdout
+    # A figure printed as text, with no image in the cell, is compared: a repr changed form.
+    assert (
+        "cell 2: differs — environment drift: a library object's repr changed form: "
+        "`Figure(432x288)` → `Figure(640x480)`"
+    ) in verify.stdout, verify.stdout
+    # A figure that is no longer shown is a difference, even without --compare-images.
+    nb.cells[0].outputs = [o for o in nb.cells[0].outputs if "image/png" not in o.get("data", {})]
+    nbformat.write(nb, path)
+    assert "cell 1: differs" in nbseal("verify", str(path)).stdout

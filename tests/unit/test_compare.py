@@ -130,6 +130,7 @@ def result(text: str) -> dict[str, object]:
         "<AxesSubplot:xlabel='x', ylabel='y'>",
         "[<matplotlib.lines.Line2D at 0x7f3a2c1b9e40>]",
         "Text(0.5, 1.0, 'A title (with parentheses)')",
+        "Text(0.5,1,'matplotlib 2')",
         "[Text(0, 0, 'a'), Text(1, 0, 'b')]",
         "(<Figure size 640x480 with 2 Axes>, array([<Axes: >, <Axes: >], dtype=object))",
         "<BarContainer object of 3 artists>",
