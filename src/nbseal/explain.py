@@ -206,6 +206,8 @@ _WARNING = re.compile(r"\b(\w+Warning): (.*)")
 _VERSION = re.compile(r"\b\d+\.\d+\.\d+[\w.+-]*")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _REPR = re.compile(r"<[A-Za-z_][\w.]*[ :>]|^\s*[A-Z]\w*\(")
+# matplotlib's default figure size (6.4x4.8 inches since 2.0, 6x4 before).
+_FIGURE_SIZE = re.compile(r"Figure(?:\(| size )(\d+x\d+)")
 
 
 def _warnings(outputs: Sequence[tuple[str, str]]) -> set[str]:
@@ -244,7 +246,14 @@ def _drift_in_text(old: str, new: str) -> str | None:
         if changed and all(_close(a, b) for a, b in changed):
             return f"numbers differ only in late digits: {changed[0][0]} → {changed[0][1]}"
     pair = _changed_pair(old, new)
-    if pair is not None and _REPR.search(pair[0]) and _REPR.search(pair[1]):
+    if pair is None:
+        return None
+    sizes = [_FIGURE_SIZE.search(line) for line in pair]
+    if sizes[0] and sizes[1] and sizes[0].group(1) != sizes[1].group(1):
+        return f"matplotlib's figure size changed: {sizes[0].group(1)} → {sizes[1].group(1)}"
+    # A form that changed, not only the numbers in it (those may be the notebook's own).
+    reprs = _REPR.search(pair[0]) and _REPR.search(pair[1])
+    if reprs and _NUMBER.sub("N", pair[0]) != _NUMBER.sub("N", pair[1]):
         return f"a library object's repr changed form: `{pair[0].strip()}` → `{pair[1].strip()}`"
     return None
 

@@ -443,10 +443,9 @@ def test_a_figure_s_text_beside_its_image_is_not_compared(tmp_path: Path) -> Non
     nbformat.write(nb, path)
     verify = nbseal("verify", str(path))
     assert "cell 1: reproduced" in verify.stdout, verify.stdout
-    # A figure printed as text, with no image in the cell, is compared: a repr changed form.
+    # A figure printed as text, with no image in the cell, is compared.
     assert (
-        "cell 2: differs — environment drift: a library object's repr changed form: "
-        "`Figure(432x288)` → `Figure(640x480)`"
+        "cell 2: differs — environment drift: matplotlib's figure size changed: 432x288 → 640x480"
     ) in verify.stdout, verify.stdout
     # A figure that is no longer shown is a difference, even without --compare-images.
     nb.cells[0].outputs = [o for o in nb.cells[0].outputs if "image/png" not in o.get("data", {})]

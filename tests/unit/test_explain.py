@@ -116,6 +116,14 @@ def test_late_digits_versions_and_reprs_are_drift() -> None:
 
 def test_numbers_far_apart_are_no_drift() -> None:
     assert why("print(total)", "100\n", "117\n") == (DIFFERS, "stream:stdout: `100` → `117`")
+    assert why("r", "Result(3, 'a')\n", "Result(4, 'a')\n")[0] == DIFFERS, "values, same form"
+
+
+def test_matplotlib_s_figure_size_is_drift() -> None:
+    assert why("print(fig)", "Figure(432x288)\n", "Figure(640x480)\n") == (
+        DRIFT,
+        "matplotlib's figure size changed: 432x288 → 640x480",
+    )
 
 
 def test_errors_missing_data_and_failed_environments() -> None:
