@@ -3,8 +3,13 @@
 Pure functions over nbformat output dicts. What cannot be reproduced by
 design is normalised away before comparing: execution counts, memory
 addresses, timings printed by ``%time``/``%timeit``, nbseal's own progress
-and lock displays, and widget model ids. Users add regex sanitisers in
-nbval's file format.
+and lock displays, and widget model ids. Images are compared only on request.
+In a cell that shows an image, the text reprs of matplotlib's objects beside
+it (``<Figure size 432x288 with 1 Axes>``, ``[<matplotlib.lines.Line2D at
+0x...>]``, ``Text(0.5, 1.0, 'x')``) are left out, as they name the figure
+rather than show it; a figure's own text becomes a mark that a figure is
+shown. An error is its name and value, without the paths and line numbers of
+the machine that raised it. Users add regex sanitisers in nbval's file format.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import difflib
 import io
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +31,10 @@ __all__ = [
     "DEFAULT_SANITIZERS",
     "Sanitizer",
     "diff_outputs",
+    "figure_text",
+    "has_image",
     "load_sanitizers",
+    "normal_error",
     "normalise_outputs",
 ]
 
@@ -38,6 +47,18 @@ _IGNORED_MIME = {
 }
 _NBSEAL_MIME = {mime for mime in _IGNORED_MIME if "nbseal" in mime}
 _IMAGE_MIME = ("image/png", "image/jpeg", "image/gif")
+# What marks a cell as showing a figure (an SVG is text, but a figure all the same).
+_FIGURE_MIME = (*_IMAGE_MIME, "image/svg+xml")
+# The text reprs of matplotlib's figures, axes and artists, old and new forms.
+_ARTIST = re.compile(
+    r"<Figure size [\d.]+x[\d.]+ with \d+ Axes>"
+    r"|<\w*Axes\w*(?::[^<>\n]*)?>"  # <Axes: >, <AxesSubplot:xlabel='x'>
+    r"|<(?:matplotlib|mpl_toolkits|seaborn)\.[\w.]+(?: object)? at 0x[0-9a-fA-F]+>"
+    r"|<\w+ object of \d+ artists>"  # <BarContainer object of 3 artists>
+    r"|\b(?:Text|Annotation)\(-?[\d.e+-]+, ?-?[\d.e+-]+, ?(?:'[^'\n]*'|\"[^\"\n]*\")\)"
+)
+# What may surround reprs in a list, a tuple or an array of axes.
+_ARTIST_GLUE = re.compile(r"array|dtype=object|[\s\[\](),]")
 
 
 @dataclass(frozen=True)
@@ -59,6 +80,12 @@ DEFAULT_SANITIZERS = (
     _sanitizer(
         r"^[\d.]+ (?:ns|µs|us|ms|s) ± [\d.]+ (?:ns|µs|us|ms|s) per loop .*$", "TIMEIT RESULT"
     ),
+)
+# Where an error was raised: IPython's cell file names, paths, line numbers.
+_ERROR_PLACES = (
+    _sanitizer(r"<ipython-input-\d+-[0-9a-f]+>|/tmp/ipykernel_\d+/\d+\.py", "<cell>"),
+    _sanitizer(r"(?:/[\w.+-]+)+/", ""),
+    _sanitizer(r"\bline \d+", "line N"),
 )
 
 
@@ -88,10 +115,25 @@ def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
-def _clean(text: str, sanitizers: tuple[Sanitizer, ...] | list[Sanitizer]) -> str:
+def _clean(text: str, sanitizers: Sequence[Sanitizer]) -> str:
     for sanitizer in sanitizers:
         text = sanitizer.apply(text)
     return text
+
+
+def has_image(outputs: list[dict[str, Any]]) -> bool:
+    """Whether ``outputs`` show a figure (PNG, JPEG, GIF or SVG)."""
+    return any(mime in o.get("data", {}) for o in outputs for mime in _FIGURE_MIME)
+
+
+def figure_text(text: str) -> bool:
+    """Whether ``text`` is only matplotlib reprs (one, or a list, tuple or array of them)."""
+    return bool(_ARTIST.search(text)) and not _ARTIST_GLUE.sub("", _ARTIST.sub("", text))
+
+
+def normal_error(ename: str, evalue: str, sanitizers: Sequence[Sanitizer] = ()) -> str:
+    """An error as compared: its name and value, without the places it names."""
+    return f"{ename}: {_clean(_clean(evalue, _ERROR_PLACES), sanitizers)}"
 
 
 def normalise_outputs(
@@ -99,11 +141,14 @@ def normalise_outputs(
     sanitizers: tuple[Sanitizer, ...] | list[Sanitizer],
     *,
     images: bool = False,
+    figures: bool = False,
 ) -> list[tuple[str, str]]:
     """Outputs as (kind, comparable text); consecutive streams of one name merged.
 
     Images are left out unless ``images`` (as nbval does without nbdime):
-    pixels depend on fonts and renderers beyond the environment's lock.
+    pixels depend on fonts and renderers beyond the environment's lock. With
+    ``figures`` (the cell shows an image, stored or fresh), matplotlib's text
+    reprs are left out; the one beside an image becomes a ``figure`` mark.
     """
     result: list[tuple[str, str]] = []
     for output in outputs:
@@ -128,10 +173,15 @@ def normalise_outputs(
             for mime in sorted(data):
                 if mime in _IGNORED_MIME or (mime in _IMAGE_MIME and not images):
                     continue
+                if figures and mime == "text/plain" and figure_text(_text(data[mime])):
+                    if not images and any(image in data for image in _FIGURE_MIME):
+                        # The figure's text stands for it: that a figure is shown still counts.
+                        result.append(("figure", "a figure (compared with --compare-images)"))
+                    continue
                 result.append((f"data:{mime}", _normal_value(mime, data[mime], sanitizers)))
         elif kind == "error":
-            evalue = _clean(str(output.get("evalue", "")), sanitizers)
-            result.append(("error", f"{output.get('ename', '')}: {evalue}"))
+            error = normal_error(str(output.get("ename", "")), str(output.get("evalue", "")))
+            result.append(("error", _clean(error, sanitizers)))
     for index, (kind, text) in enumerate(result):
         if kind.startswith("stream:"):
             result[index] = (kind, _clean(text, sanitizers))

@@ -26,6 +26,10 @@ def _notebook(report: NotebookReport) -> str:
     for cell in report.cells:
         color = _COLORS.get(cell.status, "#000")
         detail = html.escape(cell.note)
+        if cell.cause:  # the evidence says what the note would
+            detail = f"<b>{html.escape(cell.cause)}</b>: {html.escape(cell.evidence)}"
+        if cell.hint:
+            detail += f"<br>hint: {html.escape(cell.hint)}"
         if cell.diff:
             detail += f"<pre>{html.escape(chr(10).join(cell.diff))}</pre>"
         rows.append(

@@ -44,18 +44,33 @@ Reporter = Callable[[RunEvent], None]
 
 
 class CellFailedError(NotebookError):
-    """A cell raised; carries what the kernel said, as nbclient's error does."""
+    """A cell raised, or ran past the ``timeout``; carries what the kernel said, as nbclient's
+    error does. A timeout is one line (:meth:`timed_out`): the cell, the limit, the option."""
 
-    def __init__(self, cell: int, ename: str, evalue: str, traceback: str) -> None:
-        super().__init__(
-            f"cell {cell} failed: {ename}: {evalue}",
-            context=traceback,
-            hint="fix the cell, or tag it raises-exception if the error is expected",
-        )
+    def __init__(
+        self, cell: int, ename: str, evalue: str, traceback: str, *, timeout: float | None = None
+    ) -> None:
+        if timeout is None:
+            super().__init__(
+                f"cell {cell} failed: {ename}: {evalue}",
+                context=traceback,
+                hint="fix the cell, or tag it raises-exception if the error is expected",
+            )
+        else:
+            super().__init__(
+                f"cell {cell} did not finish within {timeout:g} s; "
+                "raise the limit with --timeout SECONDS"
+            )
         self.cell = cell
         self.error_name = ename
         self.evalue = evalue
         self.traceback = traceback
+        self.timeout = timeout
+
+    @classmethod
+    def timed_out(cls, cell: int, timeout: float) -> CellFailedError:
+        """Cell ``cell`` had no reply within ``timeout`` seconds, so the run stopped there."""
+        return cls(cell, "CellTimeoutError", f"no reply within {timeout:g} s", "", timeout=timeout)
 
 
 @dataclass
@@ -114,13 +129,16 @@ class _Client(NotebookClient):
         kind = "cell-done" if status == "ok" else "cell-error"
         self._reporter(RunEvent(kind, cell_index + 1, self._total, status, seconds))
 
-    def output(self, outs: Any, msg: Any, display_id: Any, cell_index: int) -> Any:
+    def process_message(self, msg: Any, cell: Any, cell_index: int) -> Any:
+        # Every step of a build, not only its first: the kernel updates one display in
+        # place, and nbclient passes an update_display_data to no output hook.
+        kind = msg.get("header", {}).get("msg_type")
         data = msg.get("content", {}).get("data", {})
-        if PROGRESS_MIME in data:
+        if kind in ("display_data", "update_display_data") and PROGRESS_MIME in data:
             self._reporter(
                 RunEvent("progress", cell_index + 1, self._total, data.get("text/plain", ""))
             )
-        return super().output(outs, msg, display_id, cell_index)
+        return super().process_message(msg, cell, cell_index)
 
 
 def run_notebook(
@@ -236,8 +254,8 @@ def _execute_in(
         failed = CellFailedError(
             client.current_cell, exc.ename, exc.evalue, str(exc.traceback or "")
         )
-    except CellTimeoutError as exc:
-        failed = CellFailedError(client.current_cell, "CellTimeoutError", str(exc), "")
+    except CellTimeoutError:
+        failed = CellFailedError.timed_out(client.current_cell, timeout or 0.0)
     except DeadKernelError as exc:
         failed = CellFailedError(client.current_cell, "DeadKernelError", str(exc), "")
     seconds = time.monotonic() - started

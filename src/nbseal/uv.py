@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from nbseal.errors import ResolutionError, UvError
 from nbseal.paths import cache_root
+from nbseal.rootcause import root_cause
 from nbseal.sandbox.identity import sandbox_identity
 
 __all__ = [
@@ -288,6 +289,7 @@ async def compile_pylock(
         raise ResolutionError(
             "uv could not resolve the environment",
             stderr=_tail(err),
+            cause=root_cause(err),
             hint="check the package names and versions, or pick another pin date",
         )
     return outfile.read_text()
@@ -322,6 +324,7 @@ async def create_venv(path: Path, *, python: str, on_line: LineCallback | None =
         raise UvError(
             f"uv could not create a virtual environment with {python}",
             stderr=_tail(err),
+            cause=root_cause(err),
             hint="check that this Python interpreter exists and runs",
         )
     # Installing into it runs sealed, as the sandbox's uid when nbseal is root.
@@ -347,6 +350,7 @@ async def sync_pylock(
         raise UvError(
             "uv could not install the environment from its lock",
             stderr=_tail(err),
+            cause=root_cause(err),
             hint="if a hash mismatch is reported, the lock or the download was altered;"
             " re-lock the notebook with `nbseal lock`",
         )

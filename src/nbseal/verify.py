@@ -3,7 +3,9 @@
 The original file is never modified: the notebook is executed in memory (its
 kernel reads the locks from the file), and with ``--relock`` a locked copy is
 written beside it and removed afterwards. Cell markers follow nbval's
-conventions, so notebooks already checked with nbval need no change.
+conventions, so notebooks already checked with nbval need no change. A cell
+that differs or raised is explained (:mod:`nbseal.explain`): a cause and its
+evidence. A stored error that the re-run raises the same way is reproduced.
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbseal.compare import DEFAULT_SANITIZERS, Sanitizer, diff_outputs, normalise_outputs
+from nbseal.compare import (
+    DEFAULT_SANITIZERS,
+    Sanitizer,
+    diff_outputs,
+    has_image,
+    normal_error,
+    normalise_outputs,
+)
 from nbseal.errors import NbsealError, NotebookError
+from nbseal.explain import FAILED_ENVIRONMENT, Explanation, explain_difference, explain_error
 from nbseal.locking import check_locks, lock_notebook
 from nbseal.notebook import code_sources, read_notebook, write_notebook
 from nbseal.outputs import seal_output
@@ -54,6 +64,16 @@ class CellReport:
     status: str  # reproduced | differs | error | skipped
     note: str = ""
     diff: tuple[str, ...] = ()
+    # Why it differs or raised (nbseal.explain), with one line of evidence and a hint.
+    cause: str = ""
+    evidence: str = ""
+    hint: str = ""
+
+    @classmethod
+    def explained(
+        cls, cell: int, status: str, why: Explanation, note: str = "", diff: tuple[str, ...] = ()
+    ) -> CellReport:
+        return cls(cell, status, note, diff, why.cause, why.evidence, why.hint)
 
 
 @dataclass
@@ -81,7 +101,15 @@ class NotebookReport:
             "problem": self.problem.render() if self.problem else None,
             "counts": self.counts(),
             "cells": [
-                {"cell": c.cell, "status": c.status, "note": c.note, "diff": list(c.diff)}
+                {
+                    "cell": c.cell,
+                    "status": c.status,
+                    "note": c.note,
+                    "diff": list(c.diff),
+                    "cause": c.cause,
+                    "evidence": c.evidence,
+                    "hint": c.hint,
+                }
                 for c in self.cells
             ],
         }
@@ -94,19 +122,58 @@ def _marks(cell: Any) -> set[str]:
     return {mark for mark, (comment, tag) in _MARKERS.items() if comment in lines or tag in tags}
 
 
+@dataclass
+class _Notebook:
+    """What judging a cell may need of the cells before it."""
+
+    path: Path
+    earlier: list[tuple[int, str]] = field(default_factory=list)  # (cell, source)
+    first_failure: int | None = None  # the cell that told an environment's failure
+
+
+def _error(outputs: list[Any], sanitizers: tuple[Sanitizer, ...]) -> str | None:
+    raised = next((o for o in outputs if o.get("output_type") == "error"), None)
+    if raised is None:
+        return None
+    return normal_error(str(raised.get("ename", "")), str(raised.get("evalue", "")), sanitizers)
+
+
+def _judge_error(index: int, raised: Any, stored_error: str | None, seen: _Notebook) -> CellReport:
+    ename, evalue = str(raised.get("ename", "")), str(raised.get("evalue", ""))
+    why = explain_error(
+        ename,
+        evalue,
+        stored=stored_error,
+        first_failure=seen.first_failure,
+        notebook=seen.path.name,
+    )
+    if why.cause == FAILED_ENVIRONMENT and seen.first_failure is None:
+        seen.first_failure = index
+    return CellReport.explained(index, ERROR, why, f"{ename}: {evalue}")
+
+
 def _judge(
-    index: int, stored: Any, fresh: Any, options: VerifyOptions, *, sealed_outputs: bool
+    index: int,
+    stored: Any,
+    fresh: Any,
+    options: VerifyOptions,
+    *,
+    sealed_outputs: bool,
+    seen: _Notebook,
 ) -> CellReport:
     marks = _marks(stored)
     if "skip" in marks:
         return CellReport(index, SKIPPED, "NBVAL_SKIP")
     outputs = list(fresh.get("outputs", []))
     raised = next((o for o in outputs if o.get("output_type") == "error"), None)
+    stored_error = _error(list(stored.get("outputs", [])), options.sanitizers)
+    note = ""
     if "raises" in marks and raised is None:
         return CellReport(index, DIFFERS, "expected an exception (NBVAL_RAISES_EXCEPTION)")
     if raised is not None and "raises" not in marks:
-        note = f"{raised.get('ename', '')}: {raised.get('evalue', '')}"
-        return CellReport(index, ERROR, note)
+        if stored_error is None or _error(outputs, options.sanitizers) != stored_error:
+            return _judge_error(index, raised, stored_error, seen)
+        note = f"raised as stored: {raised.get('ename', '')}: {raised.get('evalue', '')}"
     compare = "check" in marks if options.lax else "ignore" not in marks
     if not compare:
         return CellReport(index, REPRODUCED, "ran; output not compared")
@@ -117,12 +184,19 @@ def _judge(
     if sealed_outputs:
         # The re-run's outputs passed the output policy: so do the stored ones.
         stored_outputs = [seal_output(output) for output in stored_outputs]
-    expected = normalise_outputs(stored_outputs, options.sanitizers, images=options.images)
-    actual = normalise_outputs(outputs, options.sanitizers, images=options.images)
+    # A figure's text reprs are left out where either side shows the figure.
+    figures = has_image(stored_outputs) or has_image(outputs)
+    how = {"images": options.images, "figures": figures}
+    expected = normalise_outputs(stored_outputs, options.sanitizers, **how)
+    actual = normalise_outputs(outputs, options.sanitizers, **how)
     diff = diff_outputs(expected, actual)
     if diff:
-        return CellReport(index, DIFFERS, diff=tuple(diff))
-    return CellReport(index, REPRODUCED)
+        unraised = stored_error if raised is None and "raises" not in marks else None
+        why = explain_difference(
+            str(stored.get("source", "")), seen.earlier, expected, actual, stored_error=unraised
+        )
+        return CellReport.explained(index, DIFFERS, why, diff=tuple(diff))
+    return CellReport(index, REPRODUCED, note)
 
 
 def _allows_javascript(notebook: Any) -> bool:
@@ -172,7 +246,7 @@ def verify_notebook(
                 cell.outputs = []
                 if "skip" in _marks(cell):
                     cell.source = ""  # never executed
-        execute_notebook(
+        ran = execute_notebook(
             fresh,
             locked_copy or path.resolve(),
             timeout=options.timeout,
@@ -180,10 +254,17 @@ def verify_notebook(
             sandbox=options.sandbox,
             allow_errors=True,
         )
+        # A timeout or a dead kernel stopped the run: the cells from there on did not run.
+        last = ran.failed.cell - 1 if ran.failed is not None else len(fresh.cells)
         sealed_outputs = options.sandbox and not _allows_javascript(stored)
+        seen = _Notebook(path)
         for index, (old, new) in enumerate(zip(stored.cells, fresh.cells, strict=True), start=1):
-            if old.get("cell_type") == "code":
-                report.cells.append(_judge(index, old, new, options, sealed_outputs=sealed_outputs))
+            if old.get("cell_type") != "code" or index > last:
+                continue
+            judged = _judge(index, old, new, options, sealed_outputs=sealed_outputs, seen=seen)
+            report.cells.append(judged)
+            seen.earlier.append((index, str(old.get("source", ""))))
+        report.problem = ran.failed
     except NbsealError as exc:
         report.problem = exc
     finally:

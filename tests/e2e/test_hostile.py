@@ -254,22 +254,27 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 """
 
 
-def _evil_sdist(folder: Path, mark: Path) -> Path:
-    """An sdist whose in-tree build backend writes into $HOME and a host folder."""
+def sdist(folder: Path, name: str, backend: str) -> Path:
+    """The sdist ``name``-0.1 whose in-tree build backend is ``backend`` (Python source)."""
     files = {
         "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\n'
-        'backend-path = ["."]\n[project]\nname = "evil"\nversion = "0.1"\n',
-        "backend.py": BACKEND.format(mark=str(mark)),
-        "PKG-INFO": "Metadata-Version: 2.1\nName: evil\nVersion: 0.1\n",
+        f'backend-path = ["."]\n[project]\nname = "{name}"\nversion = "0.1"\n',
+        "backend.py": backend,
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
     }
-    path = folder / "evil-0.1.tar.gz"
+    path = folder / f"{name}-0.1.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
-        for name, text in files.items():
+        for file, text in files.items():
             data = text.encode()
-            info = tarfile.TarInfo(f"evil-0.1/{name}")
+            info = tarfile.TarInfo(f"{name}-0.1/{file}")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return path
+
+
+def _evil_sdist(folder: Path, mark: Path) -> Path:
+    """An sdist whose in-tree build backend writes into $HOME and a host folder."""
+    return sdist(folder, "evil", BACKEND.format(mark=str(mark)))
 
 
 def _control_writes_both(argv: list[str], cwd: Path, mark: Path) -> Path:

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from tests.e2e.test_cli import nbseal, notebook
+from tests.e2e.test_hostile import sdist
 
 pytestmark = pytest.mark.usefixtures("default_env")
 
@@ -246,3 +247,207 @@ def test_the_examples_verify(tmp_path: Path) -> None:
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert verify.stdout.count(": verified") == len(examples)
     assert [e.read_bytes() for e in examples] == before
+
+
+# -- issue 16, item 4: verify explains ---------------------------------------------
+
+
+def cells_of(stdout: str) -> dict[int, dict[str, object]]:
+    (result,) = json.loads(stdout)
+    return {cell["cell"]: cell for cell in result["cells"]}
+
+
+def test_an_unseeded_random_number_is_explained_as_nondeterminism(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    seeded = "import random\nrandom.seed(7)\nprint(random.random())"
+    nbformat.write(notebook(PINNED, "import random\nprint(random.random())", seeded), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path)).returncode == 0
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 1
+    assert (
+        "cell 2: differs — nondeterminism: unseeded random numbers: "
+        "`print(random.random())` (no random seed before)"
+    ) in verify.stdout
+    assert "cell 3: reproduced" in verify.stdout, "a seeded generator repeats itself"
+    cells = cells_of(nbseal("verify", "--json", str(path)).stdout)
+    assert cells[2]["status"] == "differs"
+    assert cells[2]["cause"] == "nondeterminism"
+    assert "random.random()" in str(cells[2]["evidence"])
+    assert cells[2]["diff"], "the diff is kept beside the cause"
+    assert cells[3]["cause"] == ""
+
+
+def test_a_stored_error_that_recurs_is_reproduced(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(PINNED, "print('before')\n1/0", "print('after')"), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", "--allow-errors", str(path)).returncode == 0
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 0, verify.stdout
+    assert (
+        "cell 2: reproduced (raised as stored: ZeroDivisionError: division by zero)"
+        in verify.stdout
+    )
+    # Another stored error is an error, with both named.
+    nb = nbformat.read(path, as_version=4)
+    stored = next(o for o in nb.cells[1].outputs if o["output_type"] == "error")
+    stored["ename"], stored["evalue"] = "KeyError", "'k'"
+    nbformat.write(nb, path)
+    other = nbseal("verify", str(path))
+    assert other.returncode == 1
+    assert (
+        "cell 2: error — error: ZeroDivisionError: division by zero, "
+        "where the stored cell raised KeyError: 'k'"
+    ) in other.stdout
+
+
+def test_a_missing_file_is_missing_data_with_the_hint(tmp_path: Path) -> None:
+    # The file is next to the notebook, but the sandbox shows only declared data.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "bikes.csv").write_text("a,b\n1,2\n")
+    path = tmp_path / "nb.ipynb"
+    nb = notebook(PINNED, "print(open('data/bikes.csv').read())")
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="a,b\n1,2\n\n")]
+    nb.cells[1].execution_count = 2
+    nbformat.write(nb, path)
+    assert nbseal("lock", str(path)).returncode == 0
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 1
+    assert "cell 2: error — missing data: the re-run cannot open 'data/bikes.csv'" in verify.stdout
+    assert (
+        "hint: declare it: `nbseal data add nb.ipynb data/bikes.csv`, or `#seal share data`"
+        in verify.stdout
+    )
+
+
+BROKEN_BACKEND = """
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(directory, config_settings=None):
+    import os
+    info = os.path.join(directory, "brokenpkg-0.1.dist-info")
+    os.makedirs(info)
+    with open(os.path.join(info, "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\\nName: brokenpkg\\nVersion: 0.1\\n")
+    return "brokenpkg-0.1.dist-info"
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    raise RuntimeError("nbseal test: this package never builds")
+"""
+
+
+def _broken_sdist(folder: Path) -> Path:
+    """An sdist that resolves (its backend gives its metadata) but never builds."""
+    return sdist(folder, "brokenpkg", BROKEN_BACKEND)
+
+
+def test_an_environment_that_fails_to_build_is_reported_once(tmp_path: Path) -> None:
+    define = f"#seal env broken <- 'brokenpkg @ file://{_broken_sdist(tmp_path)}' pin=2025-06-01"
+    path = tmp_path / "nb.ipynb"
+    nb = notebook(f"{define}\nprint('one')", f"{define}\nprint('two')", "print('three')")
+    for number, cell in enumerate(nb.cells, start=1):
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{number}\n")]
+        cell.execution_count = number
+    nbformat.write(nb, path)
+    assert nbseal("lock", str(path)).returncode == 0, "it resolves: only its build fails"
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 1
+    said = verify.stdout
+    assert said.count("could not install the environment") == 1, said
+    assert said.count("RuntimeError: nbseal test: this package never builds") == 1, said
+    assert "cell 1: error — failed environment: UvError: uv could not install" in said
+    assert "cell 2: error — failed environment: not built again: see cell 1" in said
+    assert "cell 3: error — failed environment: not built again: see cell 1" in said
+    # nbseal run --allow-errors: the whole error once, the cause once, no rebuild.
+    run = nbseal("run", "--allow-errors", str(path))
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("never builds") == 1, run.stderr
+    assert run.stderr.count("not built again") == 1, run.stderr
+    assert (
+        "nbseal run: cells 2-3 raised EnvironmentFailedError: environment 'broken' failed to "
+        "build in an earlier cell; not built again (recorded; --allow-errors)"
+    ) in run.stderr
+    ran = nbformat.read(path, as_version=4)
+    enames = [next(o for o in c.outputs if o["output_type"] == "error")["ename"] for c in ran.cells]
+    assert enames == ["UvError", "EnvironmentFailedError", "EnvironmentFailedError"]
+    # The short error still names the cause, for the user of a notebook far from cell 1.
+    short = next(o for o in ran.cells[2].outputs if o["output_type"] == "error")
+    assert "cause: Failed to build" in "\n".join(short["traceback"])
+
+
+def test_a_timeout_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(PINNED), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path)).returncode == 0  # the environment is built and stored
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import time\ntime.sleep(300)"))
+    nb.cells.append(nbformat.v4.new_code_cell("print('never')"))
+    nbformat.write(nb, path)
+    run = nbseal("run", "--timeout", "10", str(path))
+    assert run.returncode == 1
+    said = run.stderr.replace(str(tmp_path), "TMP")
+    lines = [line for line in said.splitlines() if "10 s" in line or "imeout" in line.lower()]
+    assert lines == [
+        "nbseal run: cell 2 did not finish within 10 s; raise the limit with --timeout SECONDS "
+        "(outputs so far written to TMP/nb.ipynb)"
+    ], run.stderr
+    assert "Traceback" not in run.stderr
+    verify = nbseal("verify", "--timeout", "10", str(path))
+    assert verify.returncode == 2
+    assert "cell 1: reproduced" in verify.stdout
+    assert (
+        "  cell 2 did not finish within 10 s; raise the limit with --timeout SECONDS\n"
+        in verify.stdout
+    )
+    assert "Traceback" not in verify.stdout + verify.stderr
+
+
+def test_every_build_step_is_shown_while_it_runs(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook("#seal env steps <- six==1.11.0 pin=2025-06-01\nprint(1)"), path)
+    run = nbseal("run", str(path))
+    assert run.returncode == 0, run.stderr
+    steps = [line.strip() for line in run.stderr.splitlines() if "nbseal · steps" in line]
+    assert any("resolving six==1.11.0" in step for step in steps), steps
+    assert any("installing" in step for step in steps), steps
+    assert "built and stored" in steps[-1], steps
+    # (six 1.11.0: a version no other test builds, so this one sees the build.)
+
+
+def test_a_figure_s_text_beside_its_image_is_not_compared(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    plot = (
+        "#seal pin 2025-06-01\n#seal env plot <- matplotlib\n"
+        "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('up and down')"
+    )
+    nbformat.write(notebook(plot, "print(plt.gcf())"), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    run = nbseal("run", str(path))
+    assert run.returncode == 0, run.stderr
+    nb = nbformat.read(path, as_version=4)
+    texts = [o["data"]["text/plain"] for o in nb.cells[0].outputs if "data" in o]
+    assert "Text(0.5, 1.0, 'up and down')" in texts
+    assert "<Figure size 640x480 with 1 Axes>" in texts
+    # As an older matplotlib stored them: other sizes, other reprs.
+    for output in nb.cells[0].outputs:
+        if "data" not in output:
+            continue
+        if "image/png" in output["data"]:
+            output["data"]["text/plain"] = "<Figure size 432x288 with 1 Axes>"
+        else:
+            output["data"]["text/plain"] = "Text(0.5,1,'up and down')"
+    nb.cells[1].outputs[0]["text"] = "Figure(432x288)\n"
+    nbformat.write(nb, path)
+    verify = nbseal("verify", str(path))
+    assert "cell 1: reproduced" in verify.stdout, verify.stdout
+    # A figure printed as text, with no image in the cell, is compared.
+    assert (
+        "cell 2: differs — environment drift: matplotlib's figure size changed: 432x288 → 640x480"
+    ) in verify.stdout, verify.stdout
+    # A figure that is no longer shown is a difference, even without --compare-images.
+    nb.cells[0].outputs = [o for o in nb.cells[0].outputs if "image/png" not in o.get("data", {})]
+    nbformat.write(nb, path)
+    assert "cell 1: differs" in nbseal("verify", str(path)).stdout

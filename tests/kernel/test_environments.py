@@ -89,6 +89,38 @@ def test_unsatisfiable_pin_shows_the_resolver_reason_and_changes_nothing(kernel)
     assert execute(kc, "#seal env old\nprint(marker)").stdout == "still here\n"
 
 
+def test_a_failed_environment_is_not_built_again_until_redefined(kernel) -> None:
+    _, kc = kernel
+    define = "#seal env gone <- nonexistent-package-nbseal-xyz pin=2025-06-01\n1"
+    first = execute(kc, define, timeout=120)
+    assert first.reply["content"]["ename"] == "ResolutionError"
+    assert first.reply["content"]["evalue"] == (
+        "uv could not resolve the environment: No solution found when resolving dependencies: "
+        "nonexistent-package-nbseal-xyz was not found in the package registry and you require "
+        "nonexistent-package-nbseal-xyz"
+    )
+    # The same declaration again, or a cell in it: a short error at once, nothing resolved.
+    for code in (define, "#seal env gone\n1"):
+        again = execute(kc, code)
+        content = again.reply["content"]
+        assert content["ename"] == "EnvironmentFailedError", content
+        assert content["evalue"] == (
+            "environment 'gone' failed to build in an earlier cell; not built again"
+        )
+        traceback = "\n".join(content["traceback"])
+        assert "cause: No solution found when resolving dependencies" in traceback
+        shown = [m for m in again.outputs if "data" in m["content"]]
+        assert shown == [], "no build was started"
+    # A new definition is built afresh.
+    fixed = execute(
+        kc,
+        "#seal env gone <- six==1.16.0 pin=2025-06-01\nimport six; print(six.__version__)",
+        timeout=300,
+    )
+    assert fixed.status == "ok", fixed.reply["content"]
+    assert fixed.stdout.strip().endswith("1.16.0")
+
+
 def test_the_define_cell_ends_with_a_summary_and_the_lock(kernel) -> None:
     _, kc = kernel
     first = execute(kc, "#seal env old <- six pin=2024-06-01", timeout=120)

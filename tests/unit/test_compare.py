@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from nbseal.compare import DEFAULT_SANITIZERS, diff_outputs, load_sanitizers, normalise_outputs
+from nbseal.compare import (
+    DEFAULT_SANITIZERS,
+    diff_outputs,
+    figure_text,
+    has_image,
+    load_sanitizers,
+    normal_error,
+    normalise_outputs,
+)
 from nbseal.errors import NotebookError
 
 
@@ -107,3 +115,72 @@ def test_sanitiser_files_in_nbval_format(tmp_path: Path) -> None:
     missing.write_text("[x]\nreplace: y\n")
     with pytest.raises(NotebookError, match="has no regex"):
         load_sanitizers(missing)
+
+
+def result(text: str) -> dict[str, object]:
+    return {"output_type": "execute_result", "data": {"text/plain": text}, "metadata": {}}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<Figure size 432x288 with 1 Axes>",
+        "<matplotlib.axes._subplots.AxesSubplot at 0x7f3a2c1b9e40>",
+        "<Axes: >",
+        "<AxesSubplot:xlabel='x', ylabel='y'>",
+        "[<matplotlib.lines.Line2D at 0x7f3a2c1b9e40>]",
+        "Text(0.5, 1.0, 'A title (with parentheses)')",
+        "Text(0.5,1,'matplotlib 2')",
+        "[Text(0, 0, 'a'), Text(1, 0, 'b')]",
+        "(<Figure size 640x480 with 2 Axes>, array([<Axes: >, <Axes: >], dtype=object))",
+        "<BarContainer object of 3 artists>",
+    ],
+)
+def test_figure_text_is_matplotlib_reprs_only(text: str) -> None:
+    assert figure_text(text)
+    assert not figure_text(text + " and 42")
+
+
+@pytest.mark.parametrize("text", ["42", "<object object at 0x7f3a2c1b9e40>", "array([1, 2])", ""])
+def test_other_text_is_no_figure_text(text: str) -> None:
+    assert not figure_text(text)
+
+
+def test_a_figure_s_text_is_ignored_beside_an_image_only() -> None:
+    stored = [
+        result("Text(0.5, 1.0, 'sine')"),
+        data({"image/png": png(4, 4), "text/plain": "<Figure size 432x288 with 1 Axes>"}),
+    ]
+    fresh = [
+        result("Text(0.5, 1.0, 'sine')"),
+        data({"image/png": png(4, 4), "text/plain": "<Figure size 640x480 with 1 Axes>"}),
+    ]
+    assert has_image(stored)
+    plain = [normalise_outputs(o, DEFAULT_SANITIZERS) for o in (stored, fresh)]
+    assert diff_outputs(*plain) != [], "without an image in the cell, the text is compared"
+    figures = [normalise_outputs(o, DEFAULT_SANITIZERS, figures=True) for o in (stored, fresh)]
+    assert diff_outputs(*figures) == []
+    # The image itself still counts: a figure that is gone is a difference.
+    gone = normalise_outputs([result("Text(0.5, 1.0, 'sine')")], DEFAULT_SANITIZERS, figures=True)
+    assert diff_outputs(figures[0], gone) == ["outputs differ: stored ['figure'], got []"]
+    # A cell that only prints such a repr, with no image on either side, is compared.
+    only_text = [result("<Figure size 432x288 with 0 Axes>")]
+    assert not has_image(only_text)
+    other = normalise_outputs([result("<Figure size 640x480 with 0 Axes>")], DEFAULT_SANITIZERS)
+    assert diff_outputs(normalise_outputs(only_text, DEFAULT_SANITIZERS), other) != []
+
+
+def test_an_svg_marks_a_figure_cell() -> None:
+    assert has_image([data({"image/svg+xml": "<svg/>", "text/plain": "<Figure>"})])
+
+
+def test_an_error_is_compared_without_the_places_it_names() -> None:
+    def error(evalue: str) -> list[dict[str, object]]:
+        return [{"output_type": "error", "ename": "SyntaxError", "evalue": evalue}]
+
+    old = error("invalid syntax (<ipython-input-3-0a1b2c3d4e>, line 2)")
+    new = error("invalid syntax (/tmp/ipykernel_4711/1234567.py, line 5)")
+    assert normalise_outputs(old, ()) == normalise_outputs(new, ())
+    moved = normal_error("FileNotFoundError", "No such file or directory: '/home/ann/p/x.csv'")
+    assert moved == normal_error("FileNotFoundError", "No such file or directory: '/tmp/h/x.csv'")
+    assert normal_error("ValueError", "a") != normal_error("ValueError", "b")

@@ -38,8 +38,9 @@ from nbseal.sandbox.policy import SandboxPolicy
 
 __all__ = ["UvBackend"]
 
-# uv's summary lines ("Resolved 30 packages in 1.2s") make good progress steps.
-_SUMMARY = re.compile(r"^(Resolved|Prepared|Installed|Downloading|Audited|Bytecode)\b")
+# uv's summary lines ("Resolved 30 packages in 1.2s", "Building numpy==1.14.5": an sdist
+# compiling, maybe for minutes) make good progress steps.
+_SUMMARY = re.compile(r"^(Resolved|Prepared|Installed|Downloading|Building|Audited|Bytecode)\b")
 
 
 def _reporter(progress: Progress) -> uv.LineCallback:

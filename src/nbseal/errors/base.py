@@ -15,6 +15,7 @@ __all__ = [
     "AdoptError",
     "BuildError",
     "DirectiveError",
+    "EnvironmentFailedError",
     "KernelDiedError",
     "KernelStartError",
     "NbsealError",
@@ -76,11 +77,13 @@ class DirectiveError(NbsealError, ValueError):
 
 
 class UvError(NbsealError, RuntimeError):
-    """uv failed; ``stderr`` holds what it said."""
+    """uv failed; ``stderr`` holds what it said, ``cause`` its root cause (after the message)."""
 
-    def __init__(self, message: str, *, stderr: str, hint: str = "") -> None:
-        super().__init__(message, context=stderr.strip(), hint=hint)
+    def __init__(self, message: str, *, stderr: str, hint: str = "", cause: str = "") -> None:
+        shown = f"{message}: {cause.splitlines()[0]}" if cause else message
+        super().__init__(shown, context=stderr.strip(), hint=hint)
         self.stderr = stderr
+        self.cause = cause
 
 
 class ResolutionError(UvError):
@@ -195,6 +198,20 @@ class KernelStartError(NbsealError, RuntimeError):
             context=f"kernels found: {', '.join(names)}",
             hint=f"add kernel=NAME to the #seal env line, e.g. kernel={names[0]}",
             found=names,
+        )
+
+
+class EnvironmentFailedError(KernelStartError):
+    """An environment whose build failed earlier (``context``: the cause); not built again."""
+
+    @classmethod
+    def earlier(cls, environment: str, cause: str) -> EnvironmentFailedError:
+        return cls(
+            f"environment {environment!r} failed to build in an earlier cell; not built again",
+            context=f"cause: {cause}",
+            hint="change its `#seal env` line (a new definition is built afresh), "
+            "or restart the kernel to try the same one again",
+            environment=environment,
         )
 
 

@@ -4,7 +4,9 @@ An :class:`EnvironmentSlot` is one environment as the notebook declares it,
 with its lock, its store entry and its kernel. The pool builds and starts a
 slot's kernel on demand (showing the build's progress in the cell that asked),
 restarts it when the sandbox's grants changed, starts the first kernels before
-any cell asks, and stops them all at the end.
+any cell asks, and stops them all at the end. A build that failed is not
+tried again for the same declaration: the first cell that needed it shows
+the whole error, later ones a short one naming the cause.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import zmq.asyncio
 from nbseal.backends import backend_for
 from nbseal.datastore import DataStore
 from nbseal.environments import realize, resolve
-from nbseal.errors import KernelStartError, NbsealError
+from nbseal.errors import EnvironmentFailedError, KernelStartError, NbsealError
 from nbseal.kernel.app import FrontendSockets, ProxyIO
 from nbseal.kernel.display import progress_bundle
 from nbseal.kernel.grants import Grants
@@ -50,9 +52,30 @@ log = logging.getLogger("nbseal.kernel")
 
 UNSEALED_MIME = "application/vnd.nbseal.unsealed+json"
 
+# How often a build in progress says it is still going (a silent sdist compile).
+TICK_SECONDS = 10.0
+
 # What a sub-kernel says, and its death: both go to the router.
 MessageHandler = Callable[[SubKernel, str, RawMessage], None]
 ExitHandler = Callable[[SubKernel], None]
+
+
+@dataclass
+class BuildFailure:
+    """A build that failed for a slot's declaration: told in full once, then in short."""
+
+    error: NbsealError
+    told: bool = False
+
+    @property
+    def cause(self) -> str:
+        return str(getattr(self.error, "cause", "")) or self.error.message
+
+    def for_cell(self, environment: str) -> NbsealError:
+        if not self.told:
+            self.told = True
+            return self.error
+        return EnvironmentFailedError.earlier(environment, self.cause)
 
 
 @dataclass
@@ -73,6 +96,8 @@ class EnvironmentSlot:
     policy: SandboxPolicy | None = None
     # Whether a define cell showed the start's summary; later ones must not repeat it.
     summarised: bool = False
+    # Its build failed: not tried again while the declaration stays the same.
+    failure: BuildFailure | None = None
 
     @property
     def live_kernel(self) -> SubKernel | None:
@@ -213,8 +238,11 @@ class EnvironmentPool:
         """
         for slot in list(self.environments.values()):
             if slot.starting is not None and not slot.starting.done():
-                with contextlib.suppress(Exception):  # the failure is the start's cell's news
+                try:
                     await self.kernel_for(slot, show_in=parent)
+                except Exception:
+                    if slot.failure is not None:  # the next cell that needs it tells it
+                        slot.failure.told = False
 
     async def stop_all(self) -> None:
         slots = list(self.environments.values())
@@ -248,6 +276,9 @@ class EnvironmentPool:
             self._note_unsealed(show_in)
         await self._apply_policy(slot, show_in)
         running = slot.live_kernel is not None
+        if not running and slot.failure is not None:
+            failure = slot.failure
+            raise failure.for_cell(slot.spec.name) if show_in is not None else failure.error
         if not running:
             if slot.starting is None or slot.starting.done():
                 slot.progress = Progress(slot.spec.name)
@@ -256,6 +287,10 @@ class EnvironmentPool:
                 slot.progress.subscribe(display.on_event)
             try:
                 await asyncio.shield(slot.starting)
+            except NbsealError:
+                if slot.failure is not None and show_in is not None:
+                    slot.failure.told = True
+                raise
             finally:
                 if display is not None and slot.progress is not None:
                     slot.progress.unsubscribe(display.on_event)
@@ -307,13 +342,18 @@ class EnvironmentPool:
         slot.ran = False
 
     async def _start(self, slot: EnvironmentSlot, progress: Progress) -> SubKernel:
+        ticker = asyncio.ensure_future(_tick(progress))
         try:
-            if slot.lock is None:
-                slot.lock = await resolve(slot.spec, self.store, progress)
-            if slot.built is None:
-                slot.built = await realize(slot.spec, self.store, progress, lock=slot.lock)
-            backend = backend_for(slot.lock.backend)
-            command = backend.kernel_command(slot.built.path, slot.spec.kernel)
+            try:
+                if slot.lock is None:
+                    slot.lock = await resolve(slot.spec, self.store, progress)
+                if slot.built is None:
+                    slot.built = await realize(slot.spec, self.store, progress, lock=slot.lock)
+                backend = backend_for(slot.lock.backend)
+                command = backend.kernel_command(slot.built.path, slot.spec.kernel)
+            except NbsealError as exc:
+                slot.failure = BuildFailure(exc)
+                raise
             slot.policy = self.grants.policy()
             launcher = backend.launcher(slot.policy, sealed=self.grants.sealed)
             self._kernel_index += 1
@@ -334,8 +374,11 @@ class EnvironmentPool:
             )
             await kernel.start()
         except NbsealError as exc:
-            progress.fail(exc.message)
+            # The cell's error says what and why, once: the display says only when.
+            progress.fail(f"failed after {progress.elapsed():.1f} s ({exc.ename}, below)")
             raise
+        finally:
+            ticker.cancel()
         slot.kernel = kernel
         self.io.background.spawn(self._watch(slot, kernel))
         return kernel
@@ -348,6 +391,15 @@ class EnvironmentPool:
         await kernel.close()
         if not (self.closing or kernel.stopping):
             log.warning("kernel of %s ended (%s)", kernel.env_name, kernel.exit_description())
+
+
+async def _tick(progress: Progress) -> None:
+    """A step that lasts (an sdist compiling for minutes) says every while that it goes on."""
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        last = progress.last
+        if last is not None and not last.done:
+            progress.step(last.step, last.fraction)
 
 
 def _running_summary(slot: EnvironmentSlot) -> ProgressEvent | None:

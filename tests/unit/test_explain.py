@@ -1,0 +1,162 @@
+"""Why a cell did not reproduce (nbseal.explain): one test per cause, pure."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbseal.compare import DEFAULT_SANITIZERS, normalise_outputs
+from nbseal.explain import (
+    DIFFERS,
+    DRIFT,
+    ERROR,
+    FAILED_ENVIRONMENT,
+    MISSING_DATA,
+    NONDETERMINISM,
+    explain_difference,
+    explain_error,
+)
+
+
+def out(text: str, name: str = "stdout") -> list[tuple[str, str]]:
+    return normalise_outputs(
+        [{"output_type": "stream", "name": name, "text": text}], DEFAULT_SANITIZERS
+    )
+
+
+def why(source: str, old: str, new: str, earlier: tuple[str, ...] = ()) -> tuple[str, str]:
+    cells = [(number, text) for number, text in enumerate(earlier, start=1)]
+    found = explain_difference(source, cells, out(old), out(new))
+    return found.cause, found.evidence
+
+
+@pytest.mark.parametrize(
+    ("source", "evidence"),
+    [
+        ("import numpy as np\nprint(np.random.rand(3))", "np.random.rand(3)"),
+        ("x = np.random.default_rng()\nprint(x.random())", "default_rng()"),
+        ("import random\nprint(random.random())", "random.random()"),
+        ("print(torch.randn(2))", "torch.randn(2)"),
+        ("df.sample(3)", "df.sample(3)"),
+        ("%timeit sum(range(10))", "%timeit"),
+        ("import time\nprint(time.time())", "reads the clock"),
+        ("print(datetime.now())", "reads the clock"),
+        ("print(uuid.uuid4())", "random UUID"),
+        ("print(id(x))", "id"),
+        ("print(hash('a'))", "hash() of a str"),
+    ],
+)
+def test_nondeterminism_is_read_from_the_source(source: str, evidence: str) -> None:
+    cause, said = why(source, "0.1\n", "0.7\n")
+    assert cause == NONDETERMINISM
+    assert evidence in said
+
+
+@pytest.mark.parametrize(
+    ("earlier", "source"),
+    [
+        (("import numpy as np\nnp.random.seed(0)",), "print(np.random.rand(3))"),
+        ((), "np.random.seed(42); print(np.random.rand(3))"),
+        (("import random\nrandom.seed(1)",), "print(random.random())"),
+        ((), "rng = np.random.default_rng(7)\nprint(rng.random())"),
+        (("torch.manual_seed(0)",), "print(torch.rand(2))"),
+        ((), "df.sample(3, random_state=0)"),
+        ((), "# np.random.rand(3) in a comment\nprint(1)"),
+    ],
+)
+def test_a_seed_before_the_draw_is_no_evidence(earlier: tuple[str, ...], source: str) -> None:
+    cause, _ = why(source, "0.1\n", "0.7\n", earlier)
+    assert cause == DIFFERS
+
+
+def test_a_seed_after_the_draw_does_not_count() -> None:
+    cause, said = why("print(np.random.rand())\nnp.random.seed(0)", "0.1\n", "0.7\n")
+    assert cause == NONDETERMINISM
+    assert "no numpy seed before" in said
+
+
+def test_an_earlier_unseeded_draw_is_weaker_evidence() -> None:
+    cause, said = why("print(x)", "0.1\n", "0.7\n", ("x = np.random.rand()",))
+    assert (cause, said.split(":")[0]) == (NONDETERMINISM, "cell 1 draws unseeded random numbers")
+
+
+def test_a_set_printed_in_another_order_is_nondeterminism() -> None:
+    cause, _ = why("print(set(words))", "{'b', 'a', 'c'}\n", "{'a', 'c', 'b'}\n")
+    assert cause == NONDETERMINISM
+
+
+def test_new_or_gone_warnings_are_drift() -> None:
+    stored = out("1\n")
+    fresh = [
+        *out("1\n"),
+        *out("x.py:3: FutureWarning: the default will change\n  y = f()\n", "stderr"),
+    ]
+    found = explain_difference("y = f()", [], stored, fresh)
+    assert (found.cause, found.evidence) == (
+        DRIFT,
+        "new warning: FutureWarning: the default will change",
+    )
+    gone = explain_difference("y = f()", [], fresh, stored)
+    assert gone.evidence.startswith("a stored warning is gone: FutureWarning")
+
+
+def test_late_digits_versions_and_reprs_are_drift() -> None:
+    assert why("print(score)", "0.9733333333333334\n", "0.9733333333333333\n") == (
+        DRIFT,
+        "numbers differ only in late digits: 0.9733333333333334 → 0.9733333333333333",
+    )
+    assert why("print(np.__version__)", "1.14.5\n", "1.21.0\n") == (
+        DRIFT,
+        "version numbers differ: 1.14.5 → 1.21.0",
+    )
+    old, new = "LogisticRegression(C=1.0, penalty='l2')\n", "LogisticRegression()\n"
+    cause, said = why("model", old, new)
+    assert cause == DRIFT
+    assert "repr changed form" in said
+
+
+def test_numbers_far_apart_are_no_drift() -> None:
+    assert why("print(total)", "100\n", "117\n") == (DIFFERS, "stream:stdout: `100` → `117`")
+    assert why("r", "Result(3, 'a')\n", "Result(4, 'a')\n")[0] == DIFFERS, "values, same form"
+
+
+def test_matplotlib_s_figure_size_is_drift() -> None:
+    assert why("print(fig)", "Figure(432x288)\n", "Figure(640x480)\n") == (
+        DRIFT,
+        "matplotlib's figure size changed: 432x288 → 640x480",
+    )
+
+
+def test_errors_missing_data_and_failed_environments() -> None:
+    missing = explain_error(
+        "FileNotFoundError",
+        "[Errno 2] No such file or directory: 'data/bikes.csv'",
+        notebook="nb.ipynb",
+    )
+    assert missing.cause == MISSING_DATA
+    assert "'data/bikes.csv'" in missing.evidence
+    assert "nbseal data add nb.ipynb data/bikes.csv" in missing.hint
+    assert "#seal share data" in missing.hint
+    pandas = explain_error("FileNotFoundError", "[Errno 2] File b'x.csv' does not exist: b'x.csv'")
+    assert pandas.cause == MISSING_DATA
+    assert "'x.csv'" in pandas.evidence
+    new = explain_error("ValueError", "bad")
+    assert (new.cause, new.evidence) == (ERROR, "ValueError: bad (the stored cell did not raise)")
+    other = explain_error("ValueError", "bad", stored="KeyError: 'k'")
+    assert other.evidence == "ValueError: bad, where the stored cell raised KeyError: 'k'"
+    build = explain_error("UvError", "uv could not install the environment from its lock: X")
+    assert (build.cause, build.evidence) == (
+        FAILED_ENVIRONMENT,
+        "UvError: uv could not install the environment from its lock: X",
+    )
+    again = explain_error("EnvironmentFailedError", "...", first_failure=2)
+    assert (again.cause, again.evidence) == (FAILED_ENVIRONMENT, "not built again: see cell 2")
+    # A user's own class of that name is no failed environment.
+    assert explain_error("NotebookError", "x").cause == ERROR
+
+
+def test_a_stored_error_the_rerun_does_not_raise() -> None:
+    found = explain_difference("f()", [], out("x\n"), out("1\n"), stored_error="KeyError: 'k'")
+    assert (found.cause, found.evidence) == (
+        ERROR,
+        "the stored cell raised KeyError: 'k'; the re-run did not",
+    )
