@@ -113,7 +113,7 @@ class SdistCache:
                 [
                     sys.executable,
                     *("-m", "pip", "download", "--quiet", "--no-deps"),
-                    *("--no-binary", ":all:", "--require-hashes"),
+                    *("--no-binary", spec.split("==")[0], "--require-hashes"),
                     *("-r", str(requirement), "-d", str(target)),
                 ],
                 capture_output=True,
@@ -170,4 +170,4 @@ def text_cells(notebook: Any) -> dict[int, list[tuple[str, str]]]:
 
 
 def read(path: Path) -> Any:
-    return nbformat.read(path, as_version=4)
+    return nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
