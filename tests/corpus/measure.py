@@ -32,7 +32,7 @@ from typing import Any
 from nbseal.compare import DEFAULT_SANITIZERS, diff_outputs, normalise_outputs
 from tests.corpus.corpus import Entry, SdistCache, read, text_cells
 
-__all__ = ["Figures", "adopt_available", "measure_nbseal", "measure_plain"]
+__all__ = ["Figures", "adopt_available", "count_verified", "measure_nbseal", "measure_plain"]
 
 PIP_TIMEOUT = 1800.0  # an sdist that compiles can take this long; then it counts as failed
 
@@ -241,11 +241,18 @@ def measure_nbseal(
         report["verify"] = result
     finally:
         figures.seconds = round(time.monotonic() - started, 1)
+    count_verified(figures, original, read(notebook), result)
+    return figures, report
+
+
+def count_verified(figures: Figures, original: Any, adopted: Any, result: dict[str, Any]) -> None:
+    """Fill ``figures`` from one ``nbseal verify --json`` result of the adopted notebook."""
+    figures.text_cells = len(expected := text_cells(original))
     if result.get("problem"):
         figures.note = _tail(str(result["problem"]), 2)
-        return figures, report
+        return
     figures.environment = True
-    mapping = _matching_cells(original, read(notebook))
+    mapping = _matching_cells(original, adopted)
     status = {cell["cell"]: cell for cell in result.get("cells", [])}
     raised = []
     for index in range(1, len(original.cells) + 1):
@@ -262,4 +269,3 @@ def measure_nbseal(
             figures.reproduced += 1
         else:
             figures.differing.append(index)
-    return figures, report

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 import nbformat
 
 from tests.corpus.corpus import load_manifest, text_cells
-from tests.corpus.measure import _matching_cells
+from tests.corpus.measure import Figures, _matching_cells, count_verified
 
 PERMISSIVE = {"MIT", "BSD-2-Clause", "BSD-3-Clause", "Apache-2.0", "CC-BY-4.0"}
 
@@ -63,3 +63,39 @@ def test_cells_of_an_adopted_notebook_are_found_after_the_added_first_cell() -> 
     adopted.cells = adopted.cells[1:]
     adopted.cells[0].source = "#seal pin 2019-01-01\nimport numpy"
     assert _matching_cells(original, adopted) == {1: 1, 2: 2, 3: 3}
+
+
+def test_verify_results_count_per_original_cell_and_forgive_stored_errors() -> None:
+    original = nbformat.v4.new_notebook()
+    original.cells = [nbformat.v4.new_code_cell(s) for s in ("print(1)", "1/0", "import x", "y")]
+    original.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    original.cells[1].outputs = [
+        nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="division by zero")
+    ]
+    original.cells[3].outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "2"})]
+    adopted = nbformat.v4.new_notebook()
+    adopted.cells = [nbformat.v4.new_code_cell("#seal env py <- x"), *original.cells]
+    result = {
+        "problem": None,
+        "cells": [
+            {"cell": 1, "status": "reproduced", "note": ""},
+            {"cell": 2, "status": "reproduced", "note": ""},
+            {"cell": 3, "status": "error", "note": "ZeroDivisionError: division by zero"},
+            {"cell": 4, "status": "reproduced", "note": ""},
+            {"cell": 5, "status": "differs", "note": ""},
+        ],
+    }
+    figures = Figures("t")
+    count_verified(figures, original, adopted, result)
+    assert figures.environment
+    assert figures.runs, "the stored ZeroDivisionError came back: no unexpected error"
+    assert (figures.text_cells, figures.reproduced, figures.differing) == (3, 1, [2, 4])
+    result["cells"][3] = {"cell": 4, "status": "error", "note": "ModuleNotFoundError: x"}
+    figures = Figures("t")
+    count_verified(figures, original, adopted, result)
+    assert not figures.runs
+    assert figures.note == "cell 3: ModuleNotFoundError: x"
+    failed = Figures("t")
+    count_verified(failed, original, adopted, {"problem": "py: build failed", "cells": []})
+    assert not failed.environment
+    assert failed.reproduced == 0
