@@ -11,14 +11,17 @@ install -r`` its requirements file when it has one pip can read (a conda
 the notebook with nbclient (working directory: the notebook's folder,
 ``--timeout`` seconds per cell, ``allow_errors=True``). ``--nbseal`` does what
 a user of nbseal does instead: set the notebook's mtime to its last commit,
-``nbseal adopt NB``, then ``nbseal verify NB --json``.
+``nbseal adopt NB``, then ``nbseal verify NB --json``. ``--needs`` is a
+reference, not a baseline: plain, but installing what the manifest's
+``needs`` says each notebook needs (read off it by hand), today's releases.
 
 The notebooks come out of their projects' source distributions (pip
 downloads them by the pinned hash). Everything lives in one temporary folder,
 pip's cache and (``--nbseal``) nbseal's store and uv's cache included, removed
 at the end. Notebooks run one at a time.
 
-    python bench/corpus_baseline.py [--nbseal] [--only SLUG ...] [--timeout 60] [--json PATH]
+    python bench/corpus_baseline.py [--nbseal | --needs] [--only SLUG ...] [--timeout 60]
+                                    [--json PATH]
 """
 
 from __future__ import annotations
@@ -75,6 +78,11 @@ def _totals(rows: list[Figures]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nbseal", action="store_true", help="nbseal adopt + verify")
+    parser.add_argument(
+        "--needs",
+        action="store_true",
+        help="plain, but pip install what the manifest says each notebook needs (a reference)",
+    )
     parser.add_argument("--only", nargs="+", metavar="SLUG", help="these notebooks only")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per cell")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
@@ -119,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                     workdir,
                     pip_cache=scratch / "pip-cache",
                     cell_timeout=args.timeout,
+                    needs=args.needs,
                 )
             print(
                 f"  env={figures.environment} runs={figures.runs} "
@@ -132,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         remove_tree(scratch)
 
     mode = "nbseal adopt + verify" if args.nbseal else "plain venv + pip install -r + nbclient"
+    if args.needs and not args.nbseal:
+        mode = "plain venv + pip install of the manifest's needs (today's releases) + nbclient"
     totals = _totals(rows)
     print(f"mode: {mode}")
     print(_table(rows))

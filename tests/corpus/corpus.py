@@ -59,6 +59,7 @@ class Entry:
     sdist_sha256: str
     root: str  # the archive's folder a user works in ("." for all of it)
     requirements: str  # the project's requirements file for it, "" when none
+    needs: tuple[str, ...]  # the distributions it needs, read off the notebook by hand
     notes: str
     expect_runs: bool
     expect_reproduced: int
@@ -85,6 +86,7 @@ def load_manifest(path: Path = MANIFEST) -> list[Entry]:
     for raw in data["notebook"]:
         fields: dict[str, Any] = dict(raw)
         fields.setdefault("requirements", "")
+        fields["needs"] = tuple(fields.get("needs", ()))
         fields["sdist_sha256"] = sdists[fields["sdist"]]
         entries.append(Entry(**fields))
     slugs = [e.slug for e in entries]

@@ -83,9 +83,19 @@ def _pip(python: Path, args: list[str], env: dict[str, str]) -> subprocess.Compl
 
 
 def measure_plain(
-    entry: Entry, cache: SdistCache, workdir: Path, *, pip_cache: Path, cell_timeout: float
+    entry: Entry,
+    cache: SdistCache,
+    workdir: Path,
+    *,
+    pip_cache: Path,
+    cell_timeout: float,
+    needs: bool = False,
 ) -> Figures:
-    """A fresh venv, ``pip install -r`` its requirements and ipykernel, nbclient where it lies."""
+    """A fresh venv, ``pip install -r`` its requirements and ipykernel, nbclient where it lies.
+
+    With ``needs``, what the manifest says the notebook needs is installed instead of its
+    requirements file (today's releases): what a careful reader of the notebook gets.
+    """
     figures = Figures(entry.slug)
     started = time.monotonic()
     folder = workdir / "project"
@@ -99,7 +109,12 @@ def measure_plain(
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
         python = venv / "bin" / "python"
-        requirements = entry.requirements_in(folder)
+        requirements = None if needs else entry.requirements_in(folder)
+        if needs and entry.needs:
+            proc = _pip(python, list(entry.needs), env)
+            if proc.returncode != 0:
+                figures.note = f"pip install {' '.join(entry.needs)}: {_tail(proc.stderr)}"
+                return figures
         if requirements is not None and requirements.suffix == ".txt":
             proc = _pip(python, ["-r", str(requirements)], env)
             if proc.returncode != 0:
