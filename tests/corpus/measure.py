@@ -32,7 +32,14 @@ from typing import Any
 from nbseal.compare import DEFAULT_SANITIZERS, diff_outputs, normalise_outputs
 from tests.corpus.corpus import Entry, SdistCache, read, text_cells
 
-__all__ = ["Figures", "adopt_available", "count_verified", "measure_nbseal", "measure_plain"]
+__all__ = [
+    "Figures",
+    "adopt_available",
+    "count_plain",
+    "count_verified",
+    "measure_nbseal",
+    "measure_plain",
+]
 
 PIP_TIMEOUT = 1800.0  # an sdist that compiles can take this long; then it counts as failed
 
@@ -101,8 +108,7 @@ def measure_plain(
     folder = workdir / "project"
     notebook = cache.materialise(entry, folder)
     stored = read(notebook)
-    expected = text_cells(stored)
-    figures.text_cells = len(expected)
+    figures.text_cells = len(text_cells(stored))
     venv = workdir / "venv"
     env = dict(os.environ, PIP_CACHE_DIR=str(pip_cache))
     env.pop("PYTHONPATH", None)
@@ -130,25 +136,30 @@ def measure_plain(
         fresh, problem = _execute_plain(notebook, python, workdir / "kernels", cell_timeout)
     finally:
         figures.seconds = round(time.monotonic() - started, 1)
-    raised = []
-    for index, cell in enumerate(fresh.cells, start=1):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error" and _unexpected_raise(
-                stored, index, str(output.get("ename", ""))
-            ):
-                raised.append(f"cell {index} raised {output.get('ename')}: {output.get('evalue')}")
+    count_plain(figures, stored, fresh, problem)
+    figures.seconds = round(time.monotonic() - started, 1)
+    return figures
+
+
+def count_plain(figures: Figures, stored: Any, fresh: Any, problem: str) -> None:
+    """Fill ``figures`` from a plain run: ``fresh`` is ``stored`` executed anew."""
+    expected = text_cells(stored)
+    figures.text_cells = len(expected)
+    raised = [
+        f"cell {index} raised {output.get('ename')}: {output.get('evalue')}"[:300]
+        for index, cell in enumerate(fresh.cells, start=1)
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+        and _unexpected_raise(stored, index, str(output.get("ename", "")))
+    ]
     figures.runs = problem == "" and not raised
-    figures.note += problem or (raised[0][:300] if raised else "")
+    figures.note += problem or (raised[0] if raised else "")
     for index, outputs in expected.items():
-        actual = normalise_outputs(
-            list(fresh.cells[index - 1].get("outputs", [])), DEFAULT_SANITIZERS
-        )
-        if diff_outputs(outputs, actual):
+        fresh_outputs = list(fresh.cells[index - 1].get("outputs", []))
+        if diff_outputs(outputs, normalise_outputs(fresh_outputs, DEFAULT_SANITIZERS)):
             figures.differing.append(index)
         else:
             figures.reproduced += 1
-    figures.seconds = round(time.monotonic() - started, 1)
-    return figures
 
 
 def _execute_plain(

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 import nbformat
 
 from tests.corpus.corpus import load_manifest, text_cells
-from tests.corpus.measure import Figures, _matching_cells, count_verified
+from tests.corpus.measure import Figures, _matching_cells, count_plain, count_verified
 
 PERMISSIVE = {"MIT", "BSD-2-Clause", "BSD-3-Clause", "Apache-2.0", "CC-BY-4.0"}
 
@@ -99,3 +99,27 @@ def test_verify_results_count_per_original_cell_and_forgive_stored_errors() -> N
     count_verified(failed, original, adopted, {"problem": "py: build failed", "cells": []})
     assert not failed.environment
     assert failed.reproduced == 0
+
+
+def test_a_plain_run_compares_with_nbseals_normalisation() -> None:
+    stored = nbformat.v4.new_notebook()
+    stored.cells = [nbformat.v4.new_code_cell(s) for s in ("print(object())", "1/0", "f()")]
+    stored.cells[0].outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="<object at 0x7f00aa11bb22>\n")
+    ]
+    stored.cells[1].outputs = [
+        nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="division by zero")
+    ]
+    stored.cells[2].outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "3"})]
+    fresh = nbformat.from_dict(stored)
+    fresh.cells[0].outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="<object at 0x55aa00cc1234>\n")
+    ]
+    fresh.cells[2].outputs = [
+        nbformat.v4.new_output("error", ename="NameError", evalue="name 'f' is not defined")
+    ]
+    figures = Figures("t")
+    count_plain(figures, stored, fresh, problem="")
+    assert (figures.text_cells, figures.reproduced, figures.differing) == (3, 2, [3])
+    assert not figures.runs
+    assert figures.note.startswith("cell 3 raised NameError")
