@@ -1,0 +1,1 @@
+"""A corpus of real notebooks, fetched from the package index by MANIFEST.toml (see README.md)."""

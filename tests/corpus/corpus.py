@@ -1,0 +1,175 @@
+"""The corpus of real notebooks: its manifest, and a user's copy of each notebook.
+
+No notebook of the corpus is stored in this repository. Each comes out of a
+source distribution that its project published on the package index, which
+pip downloads by name and version and checks against the SHA-256 written in
+MANIFEST.toml (``--require-hashes``). The archive holds the project's licence
+next to its notebooks, as the repository did at that release.
+
+``materialise`` lays out what a user has after unpacking (or cloning) the
+project: the entry's ``root`` folder of the archive, with the notebook at its
+place inside it, so relative paths (``../images/x.png``, a ``data/`` folder, a
+``requirements.txt`` two folders up) resolve as they did for the author. The
+notebook's modification time is set to its last commit, as a fresh clone
+would not, but as the author's working copy did.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from nbseal._toml import tomllib
+from nbseal.compare import DEFAULT_SANITIZERS, normalise_outputs
+
+__all__ = [
+    "MANIFEST",
+    "Entry",
+    "SdistCache",
+    "load_manifest",
+    "set_mtime",
+    "text_cells",
+]
+
+MANIFEST = Path(__file__).resolve().parent / "MANIFEST.toml"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One notebook of the corpus, as MANIFEST.toml describes it."""
+
+    slug: str
+    repo: str  # owner/name of the public repository the notebook comes from
+    commit: str  # the release's commit in that repository
+    path: str  # the notebook's path in the repository and in the archive
+    licence: str  # SPDX identifier
+    licence_file: str  # the licence's path in the archive
+    last_commit: str  # ISO 8601: the notebook's last commit (or its date in the archive)
+    sdist: str  # NAME==VERSION on the package index
+    sdist_sha256: str
+    root: str  # the archive's folder a user works in ("." for all of it)
+    requirements: str  # the project's requirements file for it, "" when none
+    needs: tuple[str, ...]  # the distributions it needs, read off the notebook by hand
+    notes: str
+    expect_runs: bool
+    expect_reproduced: int
+
+    @property
+    def last_commit_time(self) -> float:
+        return dt.datetime.fromisoformat(self.last_commit).timestamp()
+
+    def notebook_in(self, folder: Path) -> Path:
+        """Where the notebook lies once ``root`` was copied to ``folder``."""
+        return folder / Path(self.path).relative_to(self.root)
+
+    def requirements_in(self, folder: Path) -> Path | None:
+        if not self.requirements:
+            return None
+        return folder / Path(self.requirements).relative_to(self.root)
+
+
+def load_manifest(path: Path = MANIFEST) -> list[Entry]:
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    sdists: dict[str, str] = data["sdists"]
+    entries = []
+    for raw in data["notebook"]:
+        fields: dict[str, Any] = dict(raw)
+        fields.setdefault("requirements", "")
+        fields["needs"] = tuple(fields.get("needs", ()))
+        fields["sdist_sha256"] = sdists[fields["sdist"]]
+        entries.append(Entry(**fields))
+    slugs = [e.slug for e in entries]
+    if len(set(slugs)) != len(slugs):
+        raise ValueError(f"{path}: slugs repeat")
+    return entries
+
+
+class SdistCache:
+    """Source distributions downloaded once (hash-checked) and unpacked into ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._unpacked: dict[str, Path] = {}
+
+    def _download(self, spec: str, sha256: str) -> Path:
+        target = self.folder / "archives" / spec.replace("==", "-")
+        target.mkdir(parents=True, exist_ok=True)
+        found = list(target.glob("*.tar.gz"))
+        if not found:
+            requirement = target / "requirement.txt"
+            requirement.write_text(f"{spec} --hash=sha256:{sha256}\n", encoding="utf-8")
+            env = dict(os.environ, PIP_CACHE_DIR=str(self.folder / "pip-cache"))
+            env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    *("-m", "pip", "download", "--quiet", "--no-deps"),
+                    *("--no-binary", spec.split("==")[0], "--require-hashes"),
+                    *("-r", str(requirement), "-d", str(target)),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=600,
+                check=False,
+            )
+            found = list(target.glob("*.tar.gz"))
+            if proc.returncode != 0 or len(found) != 1:
+                raise RuntimeError(f"pip could not download {spec}:\n{proc.stderr[-3000:]}")
+        return found[0]
+
+    def unpacked(self, spec: str, sha256: str) -> Path:
+        """The archive's top folder, unpacked (once)."""
+        if spec not in self._unpacked:
+            archive = self._download(spec, sha256)
+            destination = Path(tempfile.mkdtemp(prefix="unpacked-", dir=self.folder))
+            with tarfile.open(archive) as tar:
+                tar.extractall(destination, filter="data")
+            (top,) = destination.iterdir()
+            self._unpacked[spec] = top
+        return self._unpacked[spec]
+
+    def materialise(self, entry: Entry, folder: Path) -> Path:
+        """Copy the entry's ``root`` into ``folder``; the notebook's path there, mtime set."""
+        top = self.unpacked(entry.sdist, entry.sdist_sha256)
+        shutil.copytree(top / entry.root, folder, dirs_exist_ok=True)
+        notebook = entry.notebook_in(folder)
+        if not notebook.is_file():
+            raise FileNotFoundError(f"{entry.slug}: no {entry.path} in {entry.sdist}")
+        set_mtime(notebook, entry.last_commit_time)
+        return notebook
+
+
+def set_mtime(path: Path, when: float) -> None:
+    os.utime(path, (when, when))
+
+
+def text_cells(notebook: Any) -> dict[int, list[tuple[str, str]]]:
+    """Code cells with text output (1-based index among all cells), outputs normalised.
+
+    Text is what nbseal verify compares by default: streams, errors and every
+    non-image MIME type of results and displays, after its default sanitisers.
+    """
+    found = {}
+    for index, cell in enumerate(notebook.cells, start=1):
+        if cell.get("cell_type") != "code":
+            continue
+        outputs = normalise_outputs(list(cell.get("outputs", [])), DEFAULT_SANITIZERS)
+        if outputs:
+            found[index] = outputs
+    return found
+
+
+def read(path: Path) -> Any:
+    return nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
