@@ -46,6 +46,9 @@ _IGNORED_MIME = {
     "application/vnd.jupyter.widget-view+json",
 }
 _NBSEAL_MIME = {mime for mime in _IGNORED_MIME if "nbseal" in mime}
+_DESCRIBE_MIME = "application/vnd.nbseal.describe+json"
+# Fields of a `#seal describe` row that belong to the machine, not the notebook.
+_MACHINE_FIELDS = ("store key", "python")
 _IMAGE_MIME = ("image/png", "image/jpeg", "image/gif")
 # What marks a cell as showing a figure (an SVG is text, but a figure all the same).
 _FIGURE_MIME = (*_IMAGE_MIME, "image/svg+xml")
@@ -170,6 +173,11 @@ def normalise_outputs(
             data = output.get("data", {})
             if any(mime in data for mime in _NBSEAL_MIME):
                 continue  # one of nbseal's own displays
+            if _DESCRIBE_MIME in data:
+                # `#seal describe`: what the environments are, not where this
+                # machine keeps them or which patch release of Python runs them.
+                result.append(("describe", _describe_essence(data[_DESCRIBE_MIME])))
+                continue
             for mime in sorted(data):
                 if mime in _IGNORED_MIME or (mime in _IMAGE_MIME and not images):
                     continue
@@ -186,6 +194,17 @@ def normalise_outputs(
         if kind.startswith("stream:"):
             result[index] = (kind, _clean(text, sanitizers))
     return result
+
+
+def _describe_essence(rows: Any) -> str:
+    """``#seal describe``'s rows without the fields that name this machine's store."""
+    if not isinstance(rows, list):
+        return json.dumps(rows, sort_keys=True, indent=1)
+    kept = [
+        {k: v for k, v in row.items() if k not in _MACHINE_FIELDS} if isinstance(row, dict) else row
+        for row in rows
+    ]
+    return json.dumps(kept, sort_keys=True, indent=1)
 
 
 def _normal_value(

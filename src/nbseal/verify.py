@@ -10,6 +10,7 @@ evidence. A stored error that the re-run raises the same way is reproduced.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import tempfile
@@ -31,7 +32,7 @@ from nbseal.compare import (
 from nbseal.errors import NbsealError, NotebookError
 from nbseal.explain import FAILED_ENVIRONMENT, Explanation, explain_difference, explain_error
 from nbseal.locking import check_locks, lock_notebook
-from nbseal.notebook import code_sources, read_notebook, write_notebook
+from nbseal.notebook import code_sources, metadata_locks, read_notebook, write_notebook
 from nbseal.outputs import seal_output
 from nbseal.plan import plan_notebook
 from nbseal.runner import Reporter, execute_notebook
@@ -82,6 +83,9 @@ class NotebookReport:
     cells: list[CellReport] = field(default_factory=list)
     seconds: float = 0.0
     problem: NbsealError | None = None  # refused or could not run
+    # Environments whose interpreter here is not the lock's ("py: built with
+    # 3.11.2, locked with 3.11.7: patch release differs"): told, not refused.
+    interpreters: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -100,6 +104,7 @@ class NotebookReport:
             "seconds": round(self.seconds, 3),
             "problem": self.problem.render() if self.problem else None,
             "counts": self.counts(),
+            "interpreters": list(self.interpreters),
             "cells": [
                 {
                     "cell": c.cell,
@@ -113,6 +118,19 @@ class NotebookReport:
                 for c in self.cells
             ],
         }
+
+
+def _interpreter_notes(notebook: Any) -> list[str]:
+    """Each locked environment whose interpreter here differs from the lock's."""
+    from nbseal.backends import backend_for
+
+    notes = []
+    for name, lock in sorted(metadata_locks(notebook).items()):
+        with contextlib.suppress(ValueError):  # a backend this nbseal does not know
+            note = backend_for(lock.backend).interpreter_note(lock)
+            if note is not None:
+                notes.append(f"{name}: {note}")
+    return notes
 
 
 def _marks(cell: Any) -> set[str]:
@@ -240,6 +258,7 @@ def verify_notebook(
             locked_copy = _locked_copy(path)
         else:
             _refuse_unless_locked(path)
+        report.interpreters = _interpreter_notes(stored)
         fresh = copy.deepcopy(stored)
         for cell in fresh.cells:
             if cell.get("cell_type") == "code":

@@ -111,6 +111,8 @@ def test_a_lock_made_on_one_patch_release_verifies_on_another(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     report = json.loads(verified.stdout)[0]
     assert [c["status"] for c in report["cells"]].count("reproduced") == 3
+    note = f"py: built with {other}, locked with {made}: patch release differs"
+    assert report["interpreters"] == [note], "told and counted, not refused"
 
     # The same versions on both interpreters, each in its own store entry.
     here = _probe(path, maker, tmp_path)

@@ -184,3 +184,24 @@ def test_an_error_is_compared_without_the_places_it_names() -> None:
     moved = normal_error("FileNotFoundError", "No such file or directory: '/home/ann/p/x.csv'")
     assert moved == normal_error("FileNotFoundError", "No such file or directory: '/tmp/h/x.csv'")
     assert normal_error("ValueError", "a") != normal_error("ValueError", "b")
+
+
+def test_describe_is_compared_without_the_machine_s_store_key_and_python() -> None:
+    """A notebook's `#seal describe` reproduces on a machine with another 3.11.x."""
+
+    def describe(store_key: str, python: str | None, packages: list[str]) -> dict[str, object]:
+        row: dict[str, object] = {"environment": "py", "pin": "2025-06-01T00:00:00Z"}
+        row |= {"packages": packages, "store key": store_key}
+        if python is not None:
+            row["python"] = python
+        data = {"application/vnd.nbseal.describe+json": [row], "text/plain": f"key {store_key}"}
+        return {"output_type": "display_data", "data": data, "metadata": {}}
+
+    def normal(output: dict[str, object]) -> list[tuple[str, str]]:
+        return normalise_outputs([output], DEFAULT_SANITIZERS)
+
+    stored = normal(describe("1120fecd0187", None, ["six==1.16.0"]))
+    here = normal(describe("0206c129f668", "3.11.2 (...)", ["six==1.16.0"]))
+    assert diff_outputs(stored, here) == []
+    drifted = normal(describe("0206c129f668", "3.11.2", ["six==1.17.0"]))
+    assert diff_outputs(stored, drifted) != []

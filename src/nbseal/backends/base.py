@@ -54,6 +54,11 @@ class Backend(abc.ABC):
         """
         return ""
 
+    def interpreter_note(self, lock: Lock) -> str | None:
+        """How the interpreter that builds ``lock`` here differs from the one that made
+        it ("built with 3.11.2, locked with 3.11.7: patch release differs"), or None."""
+        return None
+
     def upgraded(self, lock: Lock) -> Lock | None:
         """``lock`` in the current format, its versions unchanged; None when it is current."""
         return None

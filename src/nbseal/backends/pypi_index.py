@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -279,10 +280,20 @@ class ProjectIndex:
             raise ResolutionError.index_unreadable(url, str(exc)) from exc
 
     def files(self, name: str) -> list[IndexFile]:
-        """The files of project ``name`` (fetched once)."""
+        """The files of project ``name`` (fetched once); none when the index has no such
+        project (a package from a local file or a URL the notebook names)."""
         key = canonicalize_name(name)
         if key not in self._pages:
-            body = self._get(f"{self.url}/{key}/", _ACCEPT)
+            try:
+                body = self._get(f"{self.url}/{key}/", _ACCEPT)
+            except ResolutionError as exc:
+                if (
+                    not isinstance(exc.__cause__, urllib.error.HTTPError)
+                    or exc.__cause__.code != 404
+                ):
+                    raise
+                self._pages[key] = []
+                return []
             try:
                 page = json.loads(body)
             except ValueError as exc:

@@ -65,8 +65,11 @@ class UvBackend(Backend):
         if lock is None or not lock.python:
             return None
         built = _build_version(lock)
-        note = interpreter_note(lock.python, built)
+        note = self.interpreter_note(lock)
         return {"python": f"{built} ({note})" if note else built}
+
+    def interpreter_note(self, lock: Lock) -> str | None:
+        return interpreter_note(lock.python, _build_version(lock)) if lock.python else None
 
     def upgraded(self, lock: Lock) -> Lock | None:
         """A lock made before locks served a series serves its own now (no re-resolve)."""

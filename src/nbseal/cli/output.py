@@ -120,6 +120,10 @@ def print_verification(report: NotebookReport) -> None:
             print(f"      {line}")
     if report.problem is not None:
         print(f"  {report.problem.render()}".replace("\n", "\n  "))
+    for note in report.interpreters:
+        print(f"  note: {note}")
     counts = ", ".join(f"{n} {status}" for status, n in report.counts().items())
+    if report.interpreters:
+        counts += f", {len(report.interpreters)} on another Python"
     verdict = "verified" if report.ok else "NOT verified"
     print(f"{report.path}: {verdict} ({counts}; {report.seconds:.1f} s)")

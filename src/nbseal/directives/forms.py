@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["FORMS", "GUIX_FORMS", "HELP_TEXT"]
 
 FORMS = {
-    "env": "`#seal env NAME <- REQUIREMENT... [python=X.Y|auto] [kernel=NAME] [pin=DATE]"
+    "env": "`#seal env NAME <- REQUIREMENT... [python=X.Y|X.Y.Z|auto] [kernel=NAME] [pin=DATE]"
     " [build=source]`"
     " or `#seal env NAME`",
     "pin": "`#seal pin YYYY-MM-DD` or `#seal pin YYYY-MM-DDTHH:MM:SSZ`",
@@ -30,7 +30,7 @@ HELP_TEXT = """\
 nbseal directives: lines at the top of a cell, before any code.
 
   #seal env NAME <- REQ...   define environment NAME from PEP 508 requirements
-                             options: python=X.Y  kernel=NAME  pin=DATE
+                             options: python=X.Y (or X.Y.Z, or auto)  kernel=NAME  pin=DATE
                                python=auto (the Python current at the pin,
                                where uv can fetch it)
                                build=source (compile what has no wheel
