@@ -146,7 +146,7 @@ def test_the_nearest_project_folder_wins(tmp_path: Path) -> None:
     sub = tmp_path / "notebooks"
     sub.mkdir()
     declared, _ = declared_requirements(sub, tmp_path)
-    assert [(d.requirement, d.source) for d in declared] == [("scipy", "requirements.txt")]
+    assert [(d.requirement, d.source) for d in declared] == [("scipy", "../requirements.txt")]
     (sub / "requirements.txt").write_text("sympy\n")
     declared, _ = declared_requirements(sub, tmp_path)
     assert [d.requirement for d in declared] == ["sympy"]

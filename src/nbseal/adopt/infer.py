@@ -219,10 +219,7 @@ def infer(path: Path, notebook: Any, *, pin: str | None = None) -> Inference:
         imported.append(distribution)
         via = f"pipreqs' map: {item.module} → {distribution}" if mapped else "same name"
         reasons.append(Reason(distribution, f"`import {item.module}` in cell {item.cell} ({via})"))
-    # Data may sit beside the notebook's folder (../data/x.csv): outside a git
-    # repository, one folder up is still the notebook's project.
-    data_root = root if (root / ".git").exists() else folder.parent
-    data, notes = _data_files(folder, data_root, sources)
+    data, notes = _data_files(folder, root, sources)
     data_names = {d.name for d in data}
     for module in sorted(local):
         if any(m.module == module for m in imported_modules(sources)):

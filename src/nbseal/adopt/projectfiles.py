@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,13 @@ class Declared:
 
 
 def project_root(notebook_dir: Path, *, limit: int = 3) -> Path:
-    """The enclosing git work tree's top, else the notebook's folder."""
+    """The enclosing git work tree's top, else the notebook's folder's parent
+    (``docs/tutorials/x.ipynb`` and ``docs/environment.yml`` are one project)."""
     here = notebook_dir.resolve()
     for folder in [here, *here.parents][: limit + 1]:
         if (folder / ".git").exists():
             return folder
-    return here
+    return here.parent
 
 
 def _usable(text: str) -> str | None:
@@ -181,7 +183,7 @@ def declared_requirements(notebook_dir: Path, root: Path) -> tuple[list[Declared
         unreadable: list[str] = []
         for path in files:
             reader = _READERS.get(path.name, _requirements_txt)
-            where = str(path.relative_to(root)) if root in path.parents else path.name
+            where = os.path.relpath(path, here)  # as the notebook's folder sees it
             try:
                 requirements = reader(path)
             except (OSError, ValueError, SyntaxError, configparser.Error) as exc:

@@ -272,7 +272,9 @@ async def revive(
         except ResolutionError as exc:
             # Reading an sdist's metadata builds it: a build that fails falls forward.
             failure = exc
-            failed = None if source else failed_build(exc.stderr)
+            # uv names the package first, then the build's long output: the
+            # root cause holds that first line when the kept tail does not.
+            failed = None if source else failed_build(f"{exc.cause}\n{exc.stderr}")
             if failed is None or failed[0] in plan.examined or failed[0] in tools:
                 raise
             pinned.setdefault(*failed)
