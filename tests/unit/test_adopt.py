@@ -173,6 +173,18 @@ def test_the_pin_is_the_last_commit_else_the_modification_time(tmp_path: Path) -
     assert pin_of(path) == ("2018-03-04T03:06:07Z", "its last git commit")
 
 
+def test_a_fresh_copy_is_pinned_by_what_its_outputs_reveal(tmp_path: Path) -> None:
+    """A notebook just downloaded (mtime now) names in its metadata the Python that ran it."""
+    path = _notebook(tmp_path, "1 + 1")
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata["language_info"] = {"name": "python", "version": "3.6.5"}
+    pin, why = pin_of(path, notebook)
+    assert pin == "2018-06-27T00:00:00Z"  # CPython 3.7.0 came out
+    assert why.startswith("its outputs were made with Python 3.6.5")
+    os.utime(path, (1_500_000_000, 1_500_000_000))  # an old file: its time counts
+    assert pin_of(path, notebook)[0] == "2017-07-14T02:40:00Z"
+
+
 def test_infer_declares_imports_data_and_local_modules(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "bikes.csv").write_text("a,b\n1,2\n")

@@ -25,6 +25,7 @@ from nbseal.adopt.imports import (
 from nbseal.adopt.projectfiles import Declared, declared_requirements, project_root
 from nbseal.directives import data_name_ok
 from nbseal.notebook import code_sources
+from nbseal.pythons import python_release
 
 __all__ = ["DataFile", "Inference", "Reason", "infer", "pin_of"]
 
@@ -124,13 +125,41 @@ def _git_date(path: Path) -> str | None:
     return text if result.returncode == 0 and text else None
 
 
-def pin_of(path: Path) -> tuple[str, str]:
-    """When the notebook was last changed, and how that is known."""
+# A file modified this recently was probably just downloaded or copied: its
+# time says nothing of when the notebook was written.
+FRESH = dt.timedelta(days=1)
+
+
+def pin_of(path: Path, notebook: Any = None, now: dt.datetime | None = None) -> tuple[str, str]:
+    """When the notebook was last changed, and how that is known: its last git
+    commit, else its modification time, else (a file just copied) what its
+    outputs reveal: the Python that made them, pinned when the next came out."""
     committed = _git_date(path)
     if committed is not None:
         return _utc(dt.datetime.fromisoformat(committed)), "its last git commit"
     modified = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    revealed = _revealed_by_outputs(notebook) if notebook is not None else None
+    if now - modified < FRESH and revealed is not None:
+        return revealed
     return _utc(modified), "the file's modification time (not in a git repository)"
+
+
+def _revealed_by_outputs(notebook: Any) -> tuple[str, str] | None:
+    """The instant the Python that ran the notebook was superseded, if its metadata says
+    which one ran it and that one has a successor with a known release date."""
+    version = _python_of(notebook)
+    if version is None or not version.startswith("3."):
+        return None
+    minor = int(version.split(".")[1])
+    successor = python_release(f"3.{minor + 1}")
+    if successor is None:
+        return None
+    why = (
+        f"its outputs were made with Python {version} (language_info) and the file is new: "
+        f"pinned when Python 3.{minor + 1} came out"
+    )
+    return successor, why
 
 
 def _local_modules(folder: Path) -> set[str]:
@@ -196,7 +225,7 @@ def infer(path: Path, notebook: Any, *, pin: str | None = None) -> Inference:
     if pin is not None:
         pin_source = "--pin"
     else:
-        pin, pin_source = pin_of(path)
+        pin, pin_source = pin_of(path, notebook)
     declared, unreadable = declared_requirements(folder, root)
     declared_names = {Requirement(d.requirement).name.lower().replace("_", "-") for d in declared}
     local = _local_modules(folder)
