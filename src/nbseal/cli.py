@@ -37,41 +37,13 @@ def _report(event: RunEvent) -> None:
         _err(f"[{event.cell}/{event.total}] cell {event.cell}: {mark} ({event.seconds:.2f} s)")
 
 
-def _sandbox_line(notebook: Path, *, sealed: bool) -> str:
-    """What the sandbox grants this notebook, from its own directives."""
-    from nbseal.notebook import code_sources, read_notebook
-    from nbseal.plan import plan_notebook
-    from nbseal.sandbox.identity import sandbox_identity
-    from nbseal.sandbox.limits import memory_cgroup_parent
-    from nbseal.sandbox.policy import UNSEALED_SUMMARY, grants_summary
-
-    if not sealed:
-        return UNSEALED_SUMMARY
-    plan = plan_notebook(code_sources(read_notebook(notebook)))
-    folder = notebook.resolve().parent
-    shares = [
-        ((folder / Path(share.path).expanduser()).resolve(), share.mode, share.path)
-        for share in plan.shares
-    ]
-    machine = sandbox_identity().describe()
-    enforced = memory_cgroup_parent()
-    if isinstance(enforced, str):
-        machine += f"; memory not capped here ({enforced})"
-    return grants_summary(
-        network=plan.network,
-        shares=shares,
-        limits=plan.limits,
-        machine=machine,
-        javascript=plan.javascript,
-    )
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from nbseal.runner import run_notebook
+    from nbseal.sandbox_summary import sandbox_line
 
     notebook = Path(args.notebook)
     output = Path(args.output) if args.output else None
-    _err(f"nbseal run: {notebook}: {_sandbox_line(notebook, sealed=not args.no_sandbox)}")
+    _err(f"nbseal run: {notebook}: {sandbox_line(notebook, sealed=not args.no_sandbox)}")
     keep = Path(args.keep_workdir) if args.keep_workdir else None
     result = run_notebook(
         notebook,
@@ -319,7 +291,22 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         images=args.compare_images,
     )
     paths = [Path(p) for p in args.notebooks]
-    reports = verify_notebooks(paths, options, jobs=args.jobs)
+    interrupted = False
+    if args.cluster or args.scheduler or args.timeout_notebook is not None:
+        from nbseal.distributed import verify_corpus
+
+        where = {"cluster": args.cluster, "scheduler": args.scheduler}
+        run = verify_corpus(
+            paths,
+            options,
+            jobs=args.jobs,
+            notebook_timeout=args.timeout_notebook,
+            on_line=_err,
+            **where,
+        )
+        reports, interrupted = run.reports, run.interrupted
+    else:
+        reports = verify_notebooks(paths, options, jobs=args.jobs)
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=1))
     else:
@@ -330,6 +317,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
         atomic_write_text(Path(args.report), render_html(reports))
         _err(f"nbseal verify: report written to {args.report}")
+    if args.junit:
+        from nbseal.fsutil import atomic_write_text
+        from nbseal.junit import render_junit
+
+        atomic_write_text(Path(args.junit), render_junit(reports))
+        _err(f"nbseal verify: JUnit XML written to {args.junit}")
+    if interrupted:
+        _err(f"nbseal verify: interrupted; {sum(r.ok for r in reports)} of {len(reports)} verified")
+        return 130
     if any(r.problem is not None for r in reports):
         return 2
     return 0 if all(r.ok for r in reports) else 1
@@ -412,6 +408,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--no-sandbox", action="store_true", help="run kernels unsealed")
     verify.add_argument("--timeout", type=float, default=None, help="seconds per cell")
+    verify.add_argument(
+        "--timeout-notebook", type=float, metavar="SECONDS", help="cut a notebook after SECONDS"
+    )
+    verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    on = verify.add_mutually_exclusive_group()  # Dask (nbseal[dask]); docs/scale.md
+    on.add_argument("--cluster", metavar="local:N", help="on a Dask LocalCluster of N workers")
+    on.add_argument("--scheduler", metavar="ADDRESS", help="on the Dask cluster at ADDRESS")
     verify.set_defaults(func=_cmd_verify)
 
     export = sub.add_parser(

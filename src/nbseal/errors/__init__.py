@@ -29,6 +29,12 @@ from nbseal.errors.base import (
     StoreError,
     UvError,
 )
+from nbseal.errors.cluster import (
+    ClusterError,
+    NotebookCancelledError,
+    NotebookTimeoutError,
+    RemoteProblem,
+)
 from nbseal.errors.data import (
     DataFetchError,
     DataHashError,
@@ -39,6 +45,7 @@ from nbseal.errors.data import (
 __all__ = [
     "AdoptError",
     "BuildError",
+    "ClusterError",
     "DataFetchError",
     "DataHashError",
     "DataPlacementError",
@@ -54,7 +61,10 @@ __all__ = [
     "KernelStartError",
     "LockFormatError",
     "NbsealError",
+    "NotebookCancelledError",
     "NotebookError",
+    "NotebookTimeoutError",
+    "RemoteProblem",
     "ResolutionError",
     "SandboxUnavailableError",
     "StoreError",
