@@ -3,8 +3,8 @@
 Each notebook is one task (``pure=False``: a re-run is a new verification,
 never a cached one) that calls :func:`nbseal.deadline.verify_within` on a
 worker. Its result travels back as the JSON ``verify --json`` prints
-(``NotebookReport.to_json``), plus the worker's address and the environments
-the notebook built or reused, and the client gathers results as they
+(``NotebookReport.to_json``), plus the worker's address and the build progress the
+notebook showed, and the client gathers results as they
 complete. Failures are results: a notebook past ``--timeout-notebook`` is cut
 on its worker and reported as timed out; a worker that dies mid-notebook
 loses its task to the scheduler, which runs it again on another worker (Dask's
@@ -54,8 +54,6 @@ __all__ = [
 ]
 
 _LOCAL = re.compile(r"local:(\d+)")
-# The last progress line of an environment: "N packages, built and stored ... (key KEY)".
-_ENVIRONMENT_DONE = re.compile(r"\(key [0-9a-f]{12}\)")
 
 
 @dataclass
@@ -100,17 +98,17 @@ def _verify_task(path: str, options: VerifyOptions, seconds: float | None) -> di
     """One notebook on a worker; returns ``verify --json``'s object and where it ran."""
     from distributed import get_worker
 
-    environments: list[str] = []
+    progress: list[str] = []  # what the notebook's builds showed (built, waited for, reused)
 
     def reporter(event: RunEvent) -> None:
-        if event.kind == "progress" and _ENVIRONMENT_DONE.search(event.text):
-            environments.append(event.text)
+        if event.kind == "progress":
+            progress.append(event.text)
 
     report = verify_within(Path(path), options, seconds, reporter)
     payload = report.to_json()
     payload["problem_class"] = report.problem.ename if report.problem else None
     payload["worker"] = get_worker().address
-    payload["environments"] = environments
+    payload["progress"] = progress
     return payload
 
 
@@ -127,7 +125,7 @@ def _connect(cluster: str | None, scheduler: str | None) -> tuple[Client, Any]:
             n_workers=int(match.group(1)),
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             silence_logs=logging.ERROR,  # a cancelled task's warnings are not the user's news
         )
         return Client(local), local
