@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import signal
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -90,7 +91,8 @@ def report_from_json(data: dict[str, Any], path: Path) -> NotebookReport:
         cells.append(CellReport(**values))
     problem = None
     if data.get("problem"):
-        problem = RemoteProblem(str(data["problem"]), ename=str(data.get("problem_class", "")))
+        ename = str(data.get("problem_class") or "NbsealError")
+        problem = RemoteProblem(str(data["problem"]), ename=ename)
     return NotebookReport(path, cells, float(data.get("seconds", 0.0)), problem)
 
 
@@ -112,6 +114,16 @@ def _verify_task(path: str, options: VerifyOptions, seconds: float | None) -> di
     return payload
 
 
+def dask_setup(worker: Any) -> None:
+    """Preloaded in the workers ``--cluster local:N`` starts: Ctrl-C is the client's.
+
+    A terminal's Ctrl-C reaches every process of its group, the workers too;
+    the client then cancels the tasks, stops their kernels and closes the
+    workers itself, so they ignore it (and print no traceback).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _connect(cluster: str | None, scheduler: str | None) -> tuple[Client, Any]:
     try:
         from distributed import Client, LocalCluster
@@ -127,6 +139,7 @@ def _connect(cluster: str | None, scheduler: str | None) -> tuple[Client, Any]:
             processes=True,
             dashboard_address=":0",
             silence_logs=logging.ERROR,  # a cancelled task's warnings are not the user's news
+            preload=["nbseal.distributed"],  # dask_setup, below
         )
         return Client(local), local
     assert scheduler is not None

@@ -353,6 +353,7 @@ def test_ctrl_c_cancels_the_rest_and_writes_the_partial_report(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # a group of its own, as a terminal's foreground job
     )
     try:
         assert proc.stderr is not None
@@ -366,7 +367,7 @@ def test_ctrl_c_cancels_the_rest_and_writes_the_partial_report(
         while len(kernels_of_process(proc.pid)) < 2 and time.monotonic() - started < 60:
             time.sleep(0.2)  # both hanging notebooks running on the workers
         before = _descendants(proc.pid)
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the client and its workers get it
         stdout, rest = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -377,6 +378,7 @@ def test_ctrl_c_cancels_the_rest_and_writes_the_partial_report(
     for name in ("hangs", "hangs-too"):
         assert "was not verified: the run was interrupted" in results[name]["problem"]
     assert "interrupted; 1 of 3 verified" in rest
+    assert "Traceback" not in rest, "the workers leave Ctrl-C to the client"
     (suite,) = list(junitparser.JUnitXml.fromfile(str(junit)))
     assert (suite.tests, suite.skipped) == (3, 2)
     left = [pid for pid in before if not _gone(pid)]
