@@ -25,6 +25,7 @@ import contextlib
 import logging
 import re
 import signal
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -198,8 +199,27 @@ def _on_cluster(
             )
         client.cancel([f for f, i in futures.items() if i in pending], force=True)
         with contextlib.suppress(Exception):  # the workers' kernels go with them anyway
-            client.run(stop_kernels_of, [where[i] for i in pending])
+            _stop_running(client, [where[i] for i in pending])
     return run
+
+
+def _executing(dask_worker: Any) -> int:
+    return int(dask_worker.state.executing_count)
+
+
+def _stop_running(client: Client, paths: Sequence[str], patience: float = 15.0) -> None:
+    """Stop the kernels of ``paths`` on every worker, until no task of theirs still runs.
+
+    A cancelled task's thread runs on until its notebook ends: its kernel
+    killed, it ends within a second or two, and the worker is left idle (and
+    can close cleanly) instead of verifying a notebook nobody waits for.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        client.run(stop_kernels_of, paths)  # again, for a kernel that was starting
+        if sum(client.run(_executing).values()) == 0 or time.monotonic() > deadline:
+            return
+        time.sleep(0.25)
 
 
 def verify_corpus(
