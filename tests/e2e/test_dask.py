@@ -103,12 +103,27 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+def _start_verify(*args: str, group: bool = False) -> subprocess.Popen[str]:
+    """`nbseal verify ARGS` started, its output piped; ``group``: in a process group of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "nbseal", "verify", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=group,  # as a terminal's foreground job
+    )
+
+
+def _local_cluster(**kwargs: Any) -> LocalCluster:
+    """Two worker processes of one thread each, as `--cluster local:2` starts."""
+    return LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", **kwargs
+    )
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    """Two worker processes of one thread each, as `--cluster local:2` starts."""
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as local:
+    with _local_cluster() as local:
         yield local
 
 
@@ -235,28 +250,9 @@ def test_a_worker_killed_mid_notebook_still_gives_each_result_once(
         nbformat.read(quick["arith"], as_version=4).metadata,
     )
     paths = [slow, *quick.values()]
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as local,
-        Client(local) as client,
-    ):
+    with _local_cluster() as local, Client(local) as client:
         workers = _worker_pids(client)
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nbseal",
-                "verify",
-                "--json",
-                "--scheduler",
-                local.scheduler_address,
-                *map(str, paths),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _start_verify("--json", "--scheduler", local.scheduler_address, *map(str, paths))
         try:
             victim = kernel = None
             deadline = time.monotonic() + 120
@@ -292,9 +288,7 @@ def test_two_workers_needing_one_new_environment_build_it_once(
     twins = [corpus["six"], tmp_path / "six-twin.ipynb"]
     twins[1].write_bytes(corpus["six"].read_bytes())
     env = {"NBSEAL_CACHE_DIR": str(store)}  # uv's cache stays the session's (UV_CACHE_DIR)
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env=env
-    ) as local:
+    with _local_cluster(env=env) as local:
         with Client(local) as client:  # both workers warm before the two tasks go out
             client.run(lambda: __import__("nbseal.distributed"))
         run = verify_corpus(twins, VerifyOptions(), scheduler=local.scheduler_address)
@@ -308,6 +302,13 @@ def test_two_workers_needing_one_new_environment_build_it_once(
     entries = [p.name for p in (store / "envs").iterdir() if not p.name.startswith(".")]
     assert len(entries) == 1, entries
     assert list((store / "envs").glob(".build-*")) == []
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return f"{pid} (gone)"
 
 
 def _descendants(pid: int) -> set[int]:
@@ -337,24 +338,8 @@ def test_ctrl_c_cancels_the_rest_and_writes_the_partial_report(
     hangs_too.write_bytes(corpus["hangs"].read_bytes())
     junit = tmp_path / "partial.xml"
     paths = [corpus["arith"], corpus["hangs"], hangs_too]  # submitted in this order
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nbseal",
-            "verify",
-            "--json",
-            "--cluster",
-            "local:2",
-            "--junit",
-            str(junit),
-            *map(str, paths),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # a group of its own, as a terminal's foreground job
-    )
+    args = ("--json", "--cluster", "local:2", "--junit", str(junit), *map(str, paths))
+    proc = _start_verify(*args, group=True)
     try:
         assert proc.stderr is not None
         seen = []
@@ -362,6 +347,7 @@ def test_ctrl_c_cancels_the_rest_and_writes_the_partial_report(
             seen.append(line)
             if line.startswith("[1/3]"):
                 break
+        assert seen, "nbseal verify ended before any result"
         assert "arith.ipynb: reproduced" in seen[-1], "".join(seen)
         started = time.monotonic()
         while len(kernels_of_process(proc.pid)) < 2 and time.monotonic() - started < 60:
@@ -382,7 +368,7 @@ def test_ctrl_c_cancels_the_rest_and_writes_the_partial_report(
     (suite,) = list(junitparser.JUnitXml.fromfile(str(junit)))
     assert (suite.tests, suite.skipped) == (3, 2)
     left = [pid for pid in before if not _gone(pid)]
-    assert left == [], "workers or kernels outlived the interrupted run"
+    assert left == [], [_cmdline(pid) for pid in left]  # outlived the interrupted run
 
 
 def kernels_of_process(pid: int) -> list[int]:
