@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import time
@@ -110,7 +111,14 @@ class _Client(NotebookClient):
         self.on_cell_executed = self._cell_executed
 
     async def async_start_new_kernel_client(self) -> Any:
-        client = await super().async_start_new_kernel_client()
+        try:
+            client = await super().async_start_new_kernel_client()
+        except BaseException:
+            # A kernel that died at start (stopped by --timeout-notebook or Ctrl-C)
+            # is cleaned up by nbclient, which leaves its exit hook registered: at
+            # exit it would fail on the cleaned-up client and print a traceback.
+            atexit.unregister(self._cleanup_kernel)
+            raise
         # The kernel has read its connection file and the client holds the key:
         # headless, nobody else attaches, so the key leaves the disk now.
         if self.km is not None:

@@ -102,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop a cell that runs longer, building included (default: no limit)",
     )
+    verify.add_argument(
+        "--timeout-notebook", type=float, metavar="SECONDS", help="cut a notebook after SECONDS"
+    )
+    verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    on = verify.add_mutually_exclusive_group()  # Dask (nbseal[dask]); docs/scale.md
+    on.add_argument("--cluster", metavar="local:N", help="on a Dask LocalCluster of N workers")
+    on.add_argument("--scheduler", metavar="ADDRESS", help="on the Dask cluster at ADDRESS")
     verify.set_defaults(func=cmd_verify)
 
     export = sub.add_parser(

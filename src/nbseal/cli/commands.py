@@ -265,7 +265,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     def progress_for(path: Path) -> ProgressLines:
         return ProgressLines(f"{path.name}: " if len(paths) > 1 else "", cells=False)
 
-    reports = verify_notebooks(paths, options, jobs=args.jobs, reporter_for=progress_for)
+    interrupted = False
+    if args.cluster or args.scheduler or args.timeout_notebook is not None:
+        from nbseal.distributed import verify_corpus  # Dask: nbseal[dask], docs/scale.md
+
+        where = {"cluster": args.cluster, "scheduler": args.scheduler}
+        run = verify_corpus(
+            paths,
+            options,
+            jobs=args.jobs,
+            notebook_timeout=args.timeout_notebook,
+            on_line=err,
+            **where,
+        )
+        reports, interrupted = run.reports, run.interrupted
+    else:
+        reports = verify_notebooks(paths, options, jobs=args.jobs, reporter_for=progress_for)
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=1))
     else:
@@ -276,6 +291,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         atomic_write_text(Path(args.report), render_html(reports))
         err(f"nbseal verify: report written to {args.report}")
+    if args.junit:
+        from nbseal.fsutil import atomic_write_text
+        from nbseal.junit import render_junit
+
+        atomic_write_text(Path(args.junit), render_junit(reports))
+        err(f"nbseal verify: JUnit XML written to {args.junit}")
+    if interrupted:
+        err(f"nbseal verify: interrupted; {sum(r.ok for r in reports)} of {len(reports)} verified")
+        return 130
     if any(r.problem is not None for r in reports):
         return 2
     return 0 if all(r.ok for r in reports) else 1

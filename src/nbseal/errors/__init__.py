@@ -30,6 +30,12 @@ from nbseal.errors.base import (
     StoreError,
     UvError,
 )
+from nbseal.errors.cluster import (
+    ClusterError,
+    NotebookCancelledError,
+    NotebookTimeoutError,
+    RemoteProblem,
+)
 from nbseal.errors.data import (
     DataFetchError,
     DataHashError,
@@ -40,6 +46,7 @@ from nbseal.errors.data import (
 __all__ = [
     "AdoptError",
     "BuildError",
+    "ClusterError",
     "DataFetchError",
     "DataHashError",
     "DataPlacementError",
@@ -56,7 +63,10 @@ __all__ = [
     "KernelStartError",
     "LockFormatError",
     "NbsealError",
+    "NotebookCancelledError",
     "NotebookError",
+    "NotebookTimeoutError",
+    "RemoteProblem",
     "ResolutionError",
     "SandboxUnavailableError",
     "StoreError",
