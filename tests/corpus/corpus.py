@@ -63,6 +63,9 @@ class Entry:
     notes: str
     expect_runs: bool
     expect_reproduced: int
+    # In the suite's default run (a sample of the corpus that keeps CI short);
+    # NBSEAL_CORPUS=all runs every notebook.
+    ci: bool = False
 
     @property
     def last_commit_time(self) -> float:
