@@ -11,6 +11,7 @@ and are covered by tests/e2e/test_guix.py against a stand-in.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from nbseal.sandbox.identity import sandbox_identity
 from tests.e2e.test_cli import nbseal
 
 pytestmark = pytest.mark.usefixtures("default_env")
@@ -51,7 +53,11 @@ def test_the_docs_show_cells_at_all() -> None:
 def test_every_cell_a_page_shows_runs(page: Path, tmp_path: Path) -> None:
     folder = tmp_path / "examples"
     shutil.copytree(ROOT / "examples", folder)
-    (folder / "results").mkdir()  # what `#seal share results rw` shares
+    results = folder / "results"  # what `#seal share results rw` shares
+    results.mkdir()
+    identity = sandbox_identity()
+    if identity.drops:  # run by root: the sandbox's uid must write it (share.md says so)
+        os.chown(results, identity.host_uid, identity.host_gid)
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(cell) for cell in cells_of(page)]
     path = folder / f"{page.stem}.ipynb"

@@ -196,14 +196,14 @@ def test_infer_declares_imports_data_and_local_modules(tmp_path: Path) -> None:
         "df = pd.read_csv('data/bikes.csv')\nmissing = 'data/not-here.csv'\nurl = 'https://x/y.csv'",
     )
     notebook = nbformat.read(path, as_version=4)
-    inference = infer(path, notebook, pin="2020-01-01T00:00:00Z")
+    inference = infer(path, notebook, pin="2024-01-01T00:00:00Z")
     assert [d.requirement for d in inference.declared] == ["pandas"]
     assert inference.imported == ["scikit-image"]  # json: stdlib; utils: the folder's own
     assert sorted(d.name for d in inference.data) == ["data/bikes.csv", "utils.py"]
     cell = first_cell(inference, inference.requirement_sets()[0][1])
     parsed = parse_cell(cell).directives
     assert isinstance(parsed[0], PinDirective)
-    assert parsed[0].instant == "2020-01-01T00:00:00Z"
+    assert parsed[0].instant == "2024-01-01T00:00:00Z"
     assert isinstance(parsed[1], EnvDefineDirective)
     assert parsed[1].requirements == ("pandas", "scikit-image")
     data = [d for d in parsed if isinstance(d, DataDirective)]
@@ -214,14 +214,29 @@ def test_infer_declares_imports_data_and_local_modules(tmp_path: Path) -> None:
 
 
 def test_requirement_sets_loosen_declared_versions_then_drop_them(tmp_path: Path) -> None:
-    (tmp_path / "requirements.txt").write_text("numpy==1.14.5\n")
+    (tmp_path / "requirements.txt").write_text("numpy==1.14.5\nhdf4==4.2.12\n")
     path = _notebook(tmp_path, "import numpy, scipy")
-    inference = infer(path, nbformat.read(path, as_version=4), pin="2018-06-01T00:00:00Z")
+    inference = infer(path, nbformat.read(path, as_version=4), pin="2024-06-01T00:00:00Z")
     assert inference.requirement_sets() == [
-        ("declared versions and imports", ["numpy==1.14.5", "scipy"]),
-        ("declared names without versions, and imports", ["numpy", "scipy"]),
-        ("imports only", ["scipy"]),
+        ("declared versions and imports", ["numpy==1.14.5", "hdf4==4.2.12", "scipy"]),
+        ("declared names without versions, and imports", ["numpy", "hdf4", "scipy"]),
+        # What the cells import, declared or not (a conda file's names may not be PyPI's).
+        ("imports only", ["numpy", "scipy"]),
     ]
+
+
+def test_old_pins_get_setuptools_and_local_packages_are_shared(tmp_path: Path) -> None:
+    """pkg_resources came with every venv of CPython < 3.12; a package beside the notebook
+    (lifelines' own source next to its notebook) is shared where the import finds it."""
+    (tmp_path / "mylib").mkdir()
+    (tmp_path / "mylib" / "__init__.py").write_text("X = 1\n")
+    path = _notebook(tmp_path, "import mylib, numpy")
+    old = infer(path, nbformat.read(path, as_version=4), pin="2018-06-01T00:00:00Z")
+    assert old.imported == ["numpy", "setuptools>=65,<81"]
+    assert old.packages == ["mylib"]
+    assert "#seal share mylib" in first_cell(old, old.imported).splitlines()
+    new = infer(path, nbformat.read(path, as_version=4), pin="2025-06-01T00:00:00Z")
+    assert new.imported == ["numpy"]
 
 
 def test_folders_are_searched_for_notebooks_without_checkpoints(tmp_path: Path) -> None:

@@ -61,6 +61,10 @@ class Inference:
     python: str | None  # the notebook's own, from its metadata
     reasons: list[Reason] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Every distribution the cells import or install, declared or not.
+    by_import: list[str] = field(default_factory=list)
+    # Packages of the notebook's folder its cells import (a folder with __init__.py).
+    packages: list[str] = field(default_factory=list)
 
     @property
     def hashed(self) -> list[DataFile]:
@@ -75,7 +79,7 @@ class Inference:
         so ``../data/raw/x.csv`` becomes ``#seal share ../data``, which shows
         it where the cell looks.
         """
-        found: list[str] = []
+        found: list[str] = list(self.packages)
         for data in self.data:
             parts = data.name.split("/")
             if parts[0] == "..":
@@ -94,8 +98,8 @@ class Inference:
             sets.append(("declared versions and imports", [*exact, *self.imported]))
             if names != exact:
                 sets.append(("declared names without versions, and imports", names + self.imported))
-        if self.imported and (exact or not sets):
-            sets.append(("imports only", list(self.imported)))
+        if self.by_import and (exact or not sets):
+            sets.append(("imports only", list(self.by_import)))
         if not sets:
             sets.append(("nothing imported: the standard library only", []))
         unique: list[tuple[str, list[str]]] = []
@@ -103,6 +107,12 @@ class Inference:
             if all(requirements != seen for _, seen in unique):
                 unique.append((label, requirements))
         return unique
+
+
+def instant_of(text: str) -> dt.datetime:
+    """An RFC 3339 instant (or a bare date) as an aware datetime."""
+    parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def _utc(instant: dt.datetime) -> str:
@@ -125,6 +135,9 @@ def _git_date(path: Path) -> str | None:
     return text if result.returncode == 0 and text else None
 
 
+# Before this, `python -m venv` environments came with setuptools (CPython < 3.12).
+OLD_VENVS = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+OLD_SETUPTOOLS = "setuptools>=65,<81"
 # A file modified this recently was probably just downloaded or copied: its
 # time says nothing of when the notebook was written.
 FRESH = dt.timedelta(days=1)
@@ -233,8 +246,10 @@ def infer(path: Path, notebook: Any, *, pin: str | None = None) -> Inference:
     reasons: list[Reason] = []
     for d in declared:
         reasons.append(Reason(d.requirement, f"declared in {d.source}"))
+    by_import: list[str] = []
     for requirement in pip_installs(sources):
         name = requirement.split("=")[0].split("<")[0].split(">")[0].lower()
+        by_import.append(requirement)
         if name not in declared_names and requirement not in imported:
             imported.append(requirement)
             reasons.append(Reason(requirement, "installed by a cell (%pip / !pip)"))
@@ -243,19 +258,34 @@ def infer(path: Path, notebook: Any, *, pin: str | None = None) -> Inference:
             continue
         distribution, mapped = distribution_for(item.module)
         key = distribution.lower()
+        if not any(r.lower().startswith(key) for r in by_import):
+            by_import.append(distribution)
         if key in declared_names or any(r.lower().startswith(key) for r in imported):
             continue
         imported.append(distribution)
         via = f"pipreqs' map: {item.module} → {distribution}" if mapped else "same name"
         reasons.append(Reason(distribution, f"`import {item.module}` in cell {item.cell} ({via})"))
+    if instant_of(pin) < OLD_VENVS and "setuptools" not in declared_names | set(by_import):
+        # `python -m venv` gave CPython < 3.12 environments setuptools, and old
+        # code imports its pkg_resources: the release CPython 3.11's venv
+        # carried (65) or a later one that still has it (81 dropped it); the
+        # pin's own (39 in 2018) does not import on 3.11.
+        imported.append(OLD_SETUPTOOLS)
+        by_import.append(OLD_SETUPTOOLS)
+        why = "old code imports pkg_resources, which environments of that time carried"
+        reasons.append(Reason(OLD_SETUPTOOLS, why))
     data, notes = _data_files(folder, root, sources)
     data_names = {d.name for d in data}
+    packages: list[str] = []
     for module in sorted(local):
         if any(m.module == module for m in imported_modules(sources)):
-            for p in [folder / f"{module}.py"]:
-                if p.is_file() and f"{module}.py" not in data_names:
-                    data.append(DataFile(f"{module}.py", p.resolve(), 0))
-                    reasons.append(Reason(f"{module}.py", "a module of the notebook's folder"))
+            if (folder / f"{module}.py").is_file() and f"{module}.py" not in data_names:
+                data.append(DataFile(f"{module}.py", (folder / f"{module}.py").resolve(), 0))
+                reasons.append(Reason(f"{module}.py", "a module of the notebook's folder"))
+            elif (folder / module / "__init__.py").is_file():
+                packages.append(module)
+                why = "a package of the notebook's folder its cells import: shared read-only"
+                reasons.append(Reason(module + "/", why))
     python = _python_of(notebook)
     warnings = [f"could not read {u}" for u in unreadable] + notes
     if python and python.startswith("2"):
@@ -268,6 +298,8 @@ def infer(path: Path, notebook: Any, *, pin: str | None = None) -> Inference:
         pin_source=pin_source,
         declared=declared,
         imported=imported,
+        by_import=by_import,
+        packages=packages,
         data=data,
         python=python,
         reasons=reasons,
