@@ -8,6 +8,7 @@ land in ``test-artifacts/browser/``.
 
 from __future__ import annotations
 
+import platform
 import re
 
 import pytest
@@ -138,6 +139,7 @@ def test_describe_renders_the_environment_table(notebook: Notebook, artifact_nam
         "environment",
         "kernel",
         "language",
+        "python",
         "pin",
         "packages",
         "store key",
@@ -149,6 +151,7 @@ def test_describe_renders_the_environment_table(notebook: Notebook, artifact_nam
     assert cells["kernel"] == "python3"
     assert cells["language"] == "python"
     assert cells["pin"] == "2025-06-01T00:00:00Z"
+    assert cells["python"] == platform.python_version()  # built with the one that locked it
     assert re.fullmatch(r"[0-9a-f]{12}", cells["store key"]), cells["store key"]
     assert "sealed" in cells["sandbox"], cells["sandbox"]
     # Packages: collapsed to a count, the versions one click away.

@@ -277,7 +277,11 @@ def test_kernelspec_of_a_tree(tmp_path: Path) -> None:
         },
         ("R", "python3"),
     )
-    ir = find_rootfs_kernel_command(tree)
+    # Two kernels and no kernel=: which one is meant is asked (issue 16), not guessed.
+    with pytest.raises(KernelStartError, match="holds 2 kernels") as caught:
+        find_rootfs_kernel_command(tree)
+    assert "kernel=ir" in caught.value.hint
+    ir = find_rootfs_kernel_command(tree, "ir")
     assert ir.name == "ir"
     assert ir.render("/c.json")[-1] == "/c.json"
     octave = find_rootfs_kernel_command(tree, "octave")
