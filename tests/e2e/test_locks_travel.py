@@ -27,6 +27,7 @@ from nbseal.plan import EnvironmentSpec, NotebookState
 from nbseal.progress import Progress
 from nbseal.store import EnvironmentStore
 from tests.e2e.test_cli import nbseal
+from tests.e2e.test_python_auto import StandIn
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 
@@ -163,18 +164,6 @@ def test_an_older_lock_is_used_and_upgraded_without_a_re_resolve(tmp_path: Path)
     assert 'requires-python = ">=3.11"' in new.pylock
     assert UvBackend().upgraded(new) is None
     assert sys.version_info[:2] == (3, 11)
-
-
-class StandIn:
-    """What uv's managed Pythons would answer (``uv python find``/``install``)."""
-
-    def __init__(self, path: str | None, why: str = "") -> None:
-        self.path, self.why = path, why
-        self.asked: list[str] = []
-
-    async def find(self, request: str) -> tuple[str | None, str]:
-        self.asked.append(request)
-        return self.path, self.why
 
 
 def _exact_spec(version: str) -> EnvironmentSpec:
