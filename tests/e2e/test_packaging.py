@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,3 +59,41 @@ def test_a_wheel_in_a_clean_venv_runs_an_example(tmp_path: Path) -> None:
     executed = nbformat.read(out, as_version=4)
     results = [o for c in executed.cells for o in c.get("outputs", []) if "data" in o]
     assert any(o["data"].get("text/plain") == "285" for o in results)
+
+
+def _readme_first_command() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None, "the README's quick start has a bash block"
+    return block.group(1).strip().splitlines()[0]
+
+
+def test_the_readmes_first_command_as_written(tmp_path: Path) -> None:
+    """The quick start's first line, run by bash in a copy of the checkout, in a fresh venv."""
+    command = _readme_first_command()
+    checkout = tmp_path / "nbseal"
+    tracked = _run("git", "ls-files", "-z", cwd=ROOT).split("\0")
+    for name in filter(None, tracked):
+        if (ROOT / name).is_file():
+            (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, checkout / name)
+    example = checkout / "examples" / "quickstart.ipynb"
+    stored = nbformat.read(example, as_version=4)
+    for cell in stored.cells:  # the run must write the outputs back itself
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(stored, example)
+
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["VIRTUAL_ENV"] = str(venv)  # what `source venv/bin/activate` sets
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+    env["PIP_QUIET"] = "1"
+    _run("bash", "-euo", "pipefail", "-c", command, cwd=checkout, env=env)
+
+    assert (venv / "bin" / "nbseal").exists(), "pip installed nbseal into the venv"
+    executed = nbformat.read(example, as_version=4)
+    results = [o for c in executed.cells for o in c.get("outputs", []) if "data" in o]
+    assert any(o["data"].get("text/plain") == "285" for o in results), executed.cells

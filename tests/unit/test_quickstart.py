@@ -1,14 +1,22 @@
 """The README's two commands, and that CI runs the second (issue 20).
 
-What the second command installs cannot be tried here (the machine has it
-all already); this reads the script for it, and CI proves the rest.
+What the second command installs as root cannot be tried here (the machine
+has it all already); this reads the script for it, and CI proves the rest.
+What it does for a regular user on a machine that lacks the packages is run
+for real: as the user nobody, with a PATH that holds none of them.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,3 +50,41 @@ def test_the_second_command_installs_what_the_tests_use() -> None:
     assert "pip install -q -e '.[test]'" in script
     assert re.search(r"^pytest .* tests$", script, re.M)
     assert re.search(r"^mypy$", script, re.M)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the user nobody needs root")
+def test_a_regular_user_without_the_packages_is_told_what_to_install() -> None:
+    with tempfile.TemporaryDirectory() as top:  # pytest's own folder is root's alone
+        _run_as_nobody_without_packages(Path(top))
+
+
+def _run_as_nobody_without_packages(tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "test", checkout / "scripts" / "test")
+    tools = tmp_path / "bin"  # what a bare machine has: a shell and coreutils, no apt packages
+    tools.mkdir()
+    for tool in ("bash", "id", "dirname", "grep", "cat", "ldconfig"):
+        found = shutil.which(tool, path="/usr/bin:/bin:/usr/sbin:/sbin")
+        assert found, tool
+        (tools / tool).symlink_to(found)
+    tmp_path.chmod(0o755)
+    proc = subprocess.run(
+        [
+            shutil.which("setpriv") or "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            str(tools / "bash"),
+            str(checkout / "scripts" / "test"),
+        ],
+        env={"PATH": str(tools), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "these system packages are missing: mmdebstrap uidmap dpkg-dev chromium" in proc.stderr
+    assert "apt-get install mmdebstrap" in proc.stderr
+    assert not (checkout / ".venv").exists(), "it stops before installing anything"
