@@ -47,8 +47,9 @@ _IGNORED_MIME = {
 }
 _NBSEAL_MIME = {mime for mime in _IGNORED_MIME if "nbseal" in mime}
 _DESCRIBE_MIME = "application/vnd.nbseal.describe+json"
-# Fields of a `#seal describe` row that belong to the machine, not the notebook.
-_MACHINE_FIELDS = ("store key", "python")
+# Fields of a `#seal describe` row that belong to the machine or the session
+# (whether a kernel is warm, its memory), not the notebook.
+_MACHINE_FIELDS = ("store key", "python", "state")
 _IMAGE_MIME = ("image/png", "image/jpeg", "image/gif")
 # What marks a cell as showing a figure (an SVG is text, but a figure all the same).
 _FIGURE_MIME = (*_IMAGE_MIME, "image/svg+xml")

@@ -138,6 +138,7 @@ def test_describe_renders_the_environment_table(notebook: Notebook, artifact_nam
     assert headers == [
         "environment",
         "kernel",
+        "state",
         "language",
         "python",
         "pin",

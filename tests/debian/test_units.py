@@ -333,10 +333,12 @@ def test_rootfs_mounts_split_the_tree_only_where_needed(tmp_path: Path) -> None:
 
 # -- #seal describe ---------------------------------------------------------------
 def test_describe_shows_the_suite_and_mirror_of_a_debian_environment() -> None:
-    from types import SimpleNamespace
-
     from nbseal.kernel.describe import describe_bundle
-    from nbseal.plan import EnvironmentSpec
+    from nbseal.kernel.pool import EnvironmentSlot
+    from nbseal.plan import Declaration, EnvironmentSpec
+
+    def slot(spec: EnvironmentSpec, lock: Lock | None = None) -> EnvironmentSlot:
+        return EnvironmentSlot(Declaration(spec.name, spec.requirements, spec.pin), spec, lock)
 
     data = _data(
         sources=(
@@ -344,22 +346,10 @@ def test_describe_shows_the_suite_and_mirror_of_a_debian_environment() -> None:
             DebianSource("http://deb.debian.org/debian", "bookworm-updates"),
         )
     )
-    deb = SimpleNamespace(
-        spec=EnvironmentSpec("r", ("deb:r-base-core",), "2026-11-01"),
-        lock=_lock(data),
-        built=None,
-        kernel=None,
-    )
-    waiting = SimpleNamespace(
-        spec=EnvironmentSpec("oct", ("deb:octave",), "2026-11-01"),
-        lock=None,
-        built=None,
-        kernel=None,
-    )
-    python = SimpleNamespace(
-        spec=EnvironmentSpec("py", ("six",), "2026-11-01"), lock=None, built=None, kernel=None
-    )
-    bundle = describe_bundle({"r": deb, "oct": waiting, "py": python}, "r", "sealed")  # type: ignore[dict-item]
+    deb = slot(EnvironmentSpec("r", ("deb:r-base-core",), "2026-11-01"), _lock(data))
+    waiting = slot(EnvironmentSpec("oct", ("deb:octave",), "2026-11-01"))
+    python = slot(EnvironmentSpec("py", ("six",), "2026-11-01"))
+    bundle = describe_bundle({"r": deb, "oct": waiting, "py": python}, "r", "sealed")
     rows = {
         row["environment"].split()[0]: row for row in bundle["application/vnd.nbseal.describe+json"]
     }
@@ -376,7 +366,7 @@ def test_describe_shows_the_suite_and_mirror_of_a_debian_environment() -> None:
     assert "Debian bookworm (amd64) from http://deb.debian.org/debian" in bundle["text/plain"]
     assert "<th>source</th>" in bundle["text/html"]
     assert "<td>Debian bookworm (amd64)" in bundle["text/html"]
-    only_python = describe_bundle({"py": python}, "py", "sealed")  # type: ignore[dict-item]
+    only_python = describe_bundle({"py": python}, "py", "sealed")
     assert "<th>source</th>" not in only_python["text/html"]
 
 

@@ -19,7 +19,6 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -41,8 +40,9 @@ from nbseal.backends.kernelspecs import (
 )
 from nbseal.environments import realize, resolve
 from nbseal.kernel.describe import describe_bundle
+from nbseal.kernel.pool import EnvironmentSlot
 from nbseal.lock import Lock
-from nbseal.plan import EnvironmentSpec, host_platform
+from nbseal.plan import Declaration, EnvironmentSpec, host_platform
 from nbseal.progress import Progress
 from nbseal.sandbox import SandboxPolicy
 from nbseal.sandbox.launch import DirectLauncher, Launcher
@@ -171,14 +171,12 @@ def test_a_stand_in_backend_builds_starts_and_describes_its_kernel(
         kernel.start()
         assert kernel.value("__import__('os').environ['STUB_GREETING']") == "hello from hello world"
         assert kernel.value("__import__('os').getcwd()") == str(workdir)
-        slot = SimpleNamespace(spec=spec, lock=built.lock, built=built, kernel=kernel.sub)
-        waiting = SimpleNamespace(
-            spec=EnvironmentSpec("later", ("stub:x",), "2026-11-01"),
-            lock=None,
-            built=None,
-            kernel=None,
+        slot = EnvironmentSlot(
+            Declaration("st", spec.requirements, spec.pin), spec, built.lock, built, kernel.sub
         )
-        bundle = describe_bundle({"st": slot, "later": waiting}, "st", "unsealed")  # type: ignore[dict-item]
+        later = EnvironmentSpec("later", ("stub:x",), "2026-11-01")
+        waiting = EnvironmentSlot(Declaration("later", later.requirements, later.pin), later)
+        bundle = describe_bundle({"st": slot, "later": waiting}, "st", "unsealed")
     finally:
         kernel.stop()
         loop.close()

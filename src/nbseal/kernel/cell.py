@@ -32,9 +32,10 @@ from nbseal.directives import (
 from nbseal.errors import NbsealError
 from nbseal.kernel.app import ProxyIO
 from nbseal.kernel.describe import describe_bundle
+from nbseal.kernel.display import ProgressDisplay
 from nbseal.kernel.execution import Execution
 from nbseal.kernel.grants import Grants
-from nbseal.kernel.pool import EnvironmentPool, EnvironmentSlot, ProgressDisplay
+from nbseal.kernel.pool import EnvironmentPool, EnvironmentSlot
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.lock import Lock
 from nbseal.plan import Declaration, EnvironmentSpec, NotebookState

@@ -11,7 +11,16 @@ from nbseal.kernel.pool import EnvironmentSlot
 
 __all__ = ["describe_bundle"]
 
-_COLUMNS = ("environment", "kernel", "language", "pin", "packages", "store key", "sandbox")
+_COLUMNS = (
+    "environment",
+    "kernel",
+    "state",
+    "language",
+    "pin",
+    "packages",
+    "store key",
+    "sandbox",
+)
 # Where an environment's packages come from, when its backend says (a Debian
 # tree's suite and mirror); a column only when some row has it.
 _SOURCE = "source"
@@ -46,6 +55,8 @@ def _row(name: str, slot: EnvironmentSlot, current: str, sandbox: str) -> dict[s
     row: dict[str, Any] = {
         "environment": name + (" (current)" if name == current else ""),
         "kernel": kernel.command.name if kernel is not None else "not started",
+        # warm: started before any cell asked (kernel/warm.py); with its memory.
+        "state": _state(slot),
         "language": language,
         "pin": slot.spec.pin,
         "packages": packages or list(slot.spec.requirements),
@@ -59,6 +70,12 @@ def _row(name: str, slot: EnvironmentSlot, current: str, sandbox: str) -> dict[s
     return row
 
 
+def _state(slot: EnvironmentSlot) -> str:
+    kernel = slot.live_kernel
+    size = kernel.resident_mb if kernel is not None else None
+    return slot.state if size is None else f"{slot.state}, {size:.0f} MB"
+
+
 def describe_bundle(
     slots: Mapping[str, EnvironmentSlot], current: str, sandbox: str
 ) -> dict[str, Any]:
@@ -66,15 +83,16 @@ def describe_bundle(
     rows = [_row(name, slot, current, sandbox) for name, slot in slots.items()]
     columns: tuple[str, ...] = _COLUMNS
     if any(_SOURCE in row for row in rows):
-        columns = (*_COLUMNS[:4], _SOURCE, *_COLUMNS[4:])
+        columns = (*_COLUMNS[:5], _SOURCE, *_COLUMNS[5:])
     if any(_PYTHON in row for row in rows):
-        columns = (*columns[:3], _PYTHON, *columns[3:])
+        columns = (*columns[:4], _PYTHON, *columns[4:])
     if any(_NOTES in row for row in rows):
         columns = (*columns[:-2], _NOTES, *columns[-2:])
     text_lines = []
     for row in rows:
         text_lines.append(
-            f"{row['environment']}: kernel {row['kernel']} ({row['language'] or '?'}), "
+            f"{row['environment']}: kernel {row['kernel']} ({row['language'] or '?'}, "
+            f"{row['state']}), "
             f"pin {row['pin']}, {len(row['packages'])} packages, key {row['store key']}, "
             f"sandbox {row['sandbox']}"
         )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import html
 import os
+import uuid
 from traceback import format_exception
 from typing import Any
 
 from nbseal.errors import NbsealError
+from nbseal.kernel.app import FrontendSockets
 from nbseal.progress import ProgressEvent
 
-__all__ = ["PROGRESS_MIME", "error_content", "progress_bundle"]
+__all__ = ["PROGRESS_MIME", "ProgressDisplay", "error_content", "progress_bundle"]
 
 PROGRESS_MIME = "application/vnd.nbseal.progress+json"
 
@@ -70,3 +72,28 @@ def error_content(exc: NbsealError, execution_count: int | None = None) -> dict[
     if execution_count is not None:
         content["execution_count"] = execution_count
     return content
+
+
+class ProgressDisplay:
+    """One display in a cell that a build's progress updates in place."""
+
+    def __init__(self, sockets: FrontendSockets, parent: dict[str, Any]) -> None:
+        self.sockets = sockets
+        self.parent = parent
+        self.display_id = f"nbseal-progress-{uuid.uuid4().hex}"
+        self.shown = False
+
+    def on_event(self, event: ProgressEvent) -> None:
+        if not self.shown and event.done and not event.failed:
+            return  # nothing was built: a reused environment needs no display
+        self.show(event)
+
+    def show(self, event: ProgressEvent, extra: dict[str, Any] | None = None) -> None:
+        msg_type = "update_display_data" if self.shown else "display_data"
+        self.shown = True
+        content = {
+            "data": {**progress_bundle(event), **(extra or {})},
+            "metadata": {},
+            "transient": {"display_id": self.display_id},
+        }
+        self.sockets.send("iopub", msg_type, content, self.parent)

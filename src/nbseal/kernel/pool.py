@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,11 @@ from nbseal.backends import backend_for
 from nbseal.datastore import DataStore
 from nbseal.environments import realize, resolve
 from nbseal.errors import EnvironmentFailedError, KernelStartError, NbsealError
-from nbseal.kernel.app import FrontendSockets, ProxyIO
-from nbseal.kernel.display import progress_bundle
+from nbseal.kernel.app import ProxyIO
+from nbseal.kernel.display import ProgressDisplay
 from nbseal.kernel.grants import Grants
 from nbseal.kernel.subkernel import SubKernel
+from nbseal.kernel.warm import WarmPolicy
 from nbseal.kernel.wire import RawMessage
 from nbseal.lock import Lock
 from nbseal.notebook import code_sources, lock_output, read_notebook_json, stored_locks
@@ -46,7 +46,7 @@ from nbseal.sandbox import SandboxPolicy
 from nbseal.sandbox.limits import DEFAULT_LIMITS
 from nbseal.store import BuiltEnvironment, EnvironmentStore
 
-__all__ = ["EnvironmentPool", "EnvironmentSlot", "ProgressDisplay"]
+__all__ = ["EnvironmentPool", "EnvironmentSlot"]
 
 log = logging.getLogger("nbseal.kernel")
 
@@ -98,6 +98,15 @@ class EnvironmentSlot:
     summarised: bool = False
     # Its build failed: not tried again while the declaration stays the same.
     failure: BuildFailure | None = None
+    # When its kernel last became ready (loop time): a warm kernel's age.
+    started_at: float = 0.0
+
+    @property
+    def state(self) -> str:
+        """``warm`` (started, no cell ran in it), ``running``, or ``not started``."""
+        if self.live_kernel is None:
+            return "not started"
+        return "running" if self.ran else "warm"
 
     @property
     def live_kernel(self) -> SubKernel | None:
@@ -123,6 +132,7 @@ class EnvironmentPool:
         *,
         on_message: MessageHandler,
         on_exit: ExitHandler,
+        warm: WarmPolicy | None = None,
     ) -> None:
         self.io = io
         self.store = store
@@ -136,6 +146,9 @@ class EnvironmentPool:
         self.prestart_default = True
         # Another environment to start at once: the first code cell's, when stored.
         self.prestart_first: EnvironmentSlot | None = None
+        # The other stored environments, warmed after those while the budget allows.
+        self.warm_candidates: list[EnvironmentSlot] = []
+        self.warm = warm
         self.environments: dict[str, EnvironmentSlot] = {}
         self.current = DEFAULT_ENV_NAME
         self.closing = False
@@ -163,6 +176,7 @@ class EnvironmentPool:
         log.info("notebook %s holds locks for %s", path, ", ".join(self.stored) or "nothing")
         self.prestart_default = DEFAULT_ENV_NAME in plan.used
         self.prestart_first = self._stored_first_environment(plan)
+        self.warm_candidates = self._stored_environments(plan)
         # Data already stored is in place before the first kernel starts, so
         # the pre-started kernel need not restart when its cell runs.
         for data in plan.data:
@@ -172,7 +186,24 @@ class EnvironmentPool:
         return plan.environments.get(DEFAULT_ENV_NAME) or default_declaration()
 
     def _stored_first_environment(self, plan: NotebookPlan) -> EnvironmentSlot | None:
-        """The first code cell's environment, if it is not the default one and can start now.
+        """The first code cell's environment, if it is not the default one and can start now."""
+        first = plan.first_used
+        if first is None or first.name == DEFAULT_ENV_NAME:
+            return None
+        return self._startable(plan, first)
+
+    def _stored_environments(self, plan: NotebookPlan) -> list[EnvironmentSlot]:
+        """The other declared environments that can start now, in the notebook's order."""
+        first = plan.first_used.name if plan.first_used is not None else DEFAULT_ENV_NAME
+        slots = (
+            self._startable(plan, declaration)
+            for name, declaration in plan.environments.items()
+            if name not in (DEFAULT_ENV_NAME, first)
+        )
+        return [slot for slot in slots if slot is not None]
+
+    def _startable(self, plan: NotebookPlan, declaration: Declaration) -> EnvironmentSlot | None:
+        """A slot for ``declaration`` if its kernel can start before its cell runs.
 
         Only with a lock stored in the notebook that still fits and an entry
         in the store: a kernel start then needs no resolution and no build, so
@@ -180,15 +211,12 @@ class EnvironmentPool:
         With network, shares or limits declared the kernel would restart at
         their cell, so it is not started early.
         """
-        first = plan.first_used
-        if first is None or first.name == DEFAULT_ENV_NAME:
-            return None
         if plan.network or plan.shares or plan.limits != DEFAULT_LIMITS:
             return None
-        spec, lock = self.fitting(first)
+        spec, lock = self.fitting(declaration)
         if spec is None or lock is None or self.store.lookup(lock) is None:
             return None
-        return EnvironmentSlot(first, spec, lock)
+        return EnvironmentSlot(declaration, spec, lock)
 
     def fitting(self, declaration: Declaration) -> tuple[EnvironmentSpec | None, Lock | None]:
         """The spec and lock to use when the notebook holds a lock that still fits."""
@@ -224,11 +252,51 @@ class EnvironmentPool:
         if first is not None:
             self.environments[first.declaration.name] = first
             self.io.background.spawn(self._prestart(first))
+        if self.warm is not None:
+            self.io.background.spawn(self._warm_up(self.warm))
+            self.io.background.spawn(self._reap_idle(self.warm))
 
     async def _prestart(self, slot: EnvironmentSlot) -> None:
         # A failure is reported by the cell that needs the environment.
         with contextlib.suppress(Exception):
             await self.kernel_for(slot)
+
+    async def _warm_up(self, warm: WarmPolicy) -> None:
+        """Start the other stored environments' kernels, one at a time, within the budget."""
+        for slot in self.warm_candidates:
+            # The first kernels go first: a cell may be waiting for them.
+            starting = [s.starting for s in self.environments.values() if s.starting is not None]
+            pending = [task for task in starting if not task.done()]
+            if pending:
+                await asyncio.wait(pending)
+            name = slot.declaration.name
+            if self.closing or name in self.environments:
+                continue  # a cell defined it meanwhile (or redefined it): it is the cell's
+            sizes = [k.resident_mb for k in self.live_kernels()]
+            if not warm.room_for_another(size or 0.0 for size in sizes):
+                log.info(
+                    "not warming %s: the kernels use %.0f MB of %.0f",
+                    name,
+                    sum(size or 0.0 for size in sizes),
+                    warm.budget_mb,
+                )
+                return
+            self.environments[name] = slot
+            await self._prestart(slot)
+
+    async def _reap_idle(self, warm: WarmPolicy) -> None:
+        """Stop warm kernels no cell has used for ``warm.idle_seconds``."""
+        loop = asyncio.get_running_loop()
+        while not self.closing:
+            await asyncio.sleep(warm.reap_every)
+            for name, slot in list(self.environments.items()):
+                kernel = slot.live_kernel
+                idle = loop.time() - slot.started_at
+                if kernel is None or slot.ran or name == self.current or idle < warm.idle_seconds:
+                    continue
+                log.info("stopping the warm kernel of %s: unused for %.0f s", name, idle)
+                slot.kernel = None
+                await kernel.shutdown()
 
     async def settle(self, parent: dict[str, Any]) -> None:
         """Let kernels being started (the pre-start) finish, so a table does not race them.
@@ -380,6 +448,7 @@ class EnvironmentPool:
         finally:
             ticker.cancel()
         slot.kernel = kernel
+        slot.started_at = asyncio.get_running_loop().time()
         self.io.background.spawn(self._watch(slot, kernel))
         return kernel
 
@@ -409,28 +478,3 @@ def _running_summary(slot: EnvironmentSlot) -> ProgressEvent | None:
     count = len(slot.lock.packages())
     step = f"{count} packages, kernel already running (key {slot.built.key[:12]})"
     return ProgressEvent(slot.spec.name, step, 0.0, done=True)
-
-
-class ProgressDisplay:
-    """One display in a cell that a build's progress updates in place."""
-
-    def __init__(self, sockets: FrontendSockets, parent: dict[str, Any]) -> None:
-        self.sockets = sockets
-        self.parent = parent
-        self.display_id = f"nbseal-progress-{uuid.uuid4().hex}"
-        self.shown = False
-
-    def on_event(self, event: ProgressEvent) -> None:
-        if not self.shown and event.done and not event.failed:
-            return  # nothing was built: a reused environment needs no display
-        self.show(event)
-
-    def show(self, event: ProgressEvent, extra: dict[str, Any] | None = None) -> None:
-        msg_type = "update_display_data" if self.shown else "display_data"
-        self.shown = True
-        content = {
-            "data": {**progress_bundle(event), **(extra or {})},
-            "metadata": {},
-            "transient": {"display_id": self.display_id},
-        }
-        self.sockets.send("iopub", msg_type, content, self.parent)

@@ -28,6 +28,7 @@ from typing import Any
 import zmq.asyncio
 
 from nbseal.datastore import DataStore
+from nbseal.errors import NbsealError
 from nbseal.kernel.app import (
     Background,
     FrontendSockets,
@@ -44,6 +45,7 @@ from nbseal.kernel.pool import UNSEALED_MIME, EnvironmentPool, KernelPlace
 from nbseal.kernel.router import Router
 from nbseal.kernel.sealing import OutputSeal
 from nbseal.kernel.session import WireSession
+from nbseal.kernel.warm import WarmPolicy
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 from nbseal.sandbox.identity import sandbox_identity
 from nbseal.store import EnvironmentStore
@@ -66,6 +68,16 @@ class ProxyConfig:
     keep_workdir: Path | None = None
     # Where the runtime folder goes (nbseal run's own folder); else TMPDIR.
     runtime_parent: Path | None = None
+    # How far to warm the notebook's other stored environments (kernel/warm.py).
+    warm: WarmPolicy = field(default_factory=lambda: _warm_policy())
+
+
+def _warm_policy() -> WarmPolicy:
+    try:
+        return WarmPolicy.from_environ()
+    except NbsealError as exc:
+        log.warning("%s; using the defaults", exc.render().replace("\n", "; "))
+        return WarmPolicy()
 
 
 class ProxyKernel:
@@ -104,6 +116,7 @@ class ProxyKernel:
                 kernel, channel, message
             ),
             on_exit=lambda kernel: self.router.forget(kernel),
+            warm=self.config.warm,
         )
         self.pool.load(self.notebook_path(), self.config.data_store)
         self.queue = ExecutionQueue(io)

@@ -20,6 +20,7 @@ import zmq.asyncio
 from nbseal.backends.kernelspecs import KernelCommand
 from nbseal.errors import KernelStartError
 from nbseal.kernel.session import WireSession
+from nbseal.kernel.warm import resident_mb
 from nbseal.kernel.wire import RawMessage, resign, split_frames
 from nbseal.sandbox.launch import Launcher, LaunchRequest, Relay
 
@@ -128,6 +129,13 @@ class SubKernel:
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
+
+    @property
+    def resident_mb(self) -> float | None:
+        """The kernel process's resident memory in MB (None once it is gone)."""
+        if self.process is None or not self.alive:
+            return None
+        return resident_mb(self.launcher.kernel_pid(self.process))
 
     @property
     def launch_env(self) -> dict[str, str]:
