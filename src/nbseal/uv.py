@@ -225,6 +225,7 @@ async def compile_pylock(
     exclude_newer_packages: Mapping[str, str] | None = None,
     constraints: Sequence[str] = (),
     serves: str | None = None,
+    python_platform: str | None = None,
 ) -> str:
     """Resolve ``requirements`` as the index stood at ``exclude_newer``.
 
@@ -241,6 +242,10 @@ async def compile_pylock(
     what is installed (uv's ``-c``), not what builds it. Returns the text of
     a PEP 751 ``pylock.toml``: exact versions, artifact URLs and SHA-256
     hashes of every package.
+
+    ``python_platform`` resolves for another platform than this one (uv's
+    ``--python-platform``, such as ``aarch64-unknown-linux-gnu``): the lock
+    then lists that platform's wheels (see :mod:`nbseal.pylock_platforms`).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = Path(os.path.realpath(workdir))
@@ -267,6 +272,7 @@ async def compile_pylock(
             "--python",
             python,
             *(("--python-version", serves) if serves else ()),
+            *(("--python-platform", python_platform) if python_platform else ()),
             "--exclude-newer",
             exclude_newer,
             *(

@@ -8,19 +8,20 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbseal import uv
 from nbseal.backends.base import Backend
 from nbseal.backends.kernelspecs import KernelCommand, find_kernel_command
-from nbseal.errors import BuildError
+from nbseal.errors import BuildError, ResolutionError
 from nbseal.fsutil import remove_tree
 from nbseal.lock import PEP751_BACKEND, Lock, relaxed_pylock
 from nbseal.plan import EnvironmentSpec, host_platform
 from nbseal.progress import Progress
+from nbseal.pylock_platforms import LINUX_MACHINES, machine_of, merge_machines, uv_target
 from nbseal.pythons import (
     host_python,
     host_python_version,
@@ -35,6 +36,9 @@ from nbseal.sandbox.bwrap import BwrapLauncher
 from nbseal.sandbox.identity import sandbox_identity
 from nbseal.sandbox.launch import DirectLauncher, Launcher
 from nbseal.sandbox.policy import SandboxPolicy
+
+if TYPE_CHECKING:
+    from nbseal.backends.revive import Revival
 
 __all__ = ["UvBackend"]
 
@@ -79,12 +83,16 @@ class UvBackend(Backend):
         return replace(lock, serves=series, pylock=relaxed_pylock(lock.pylock, series))
 
     def store_key(self, lock: Lock) -> str:
-        """The lock's key when the interpreter that builds it here is the one that made
-        it; else a key of both, so two patch releases never share a tree."""
-        built_with = _build_version(lock)
-        if built_with == lock.python:
+        """The lock's key when the interpreter and machine that build it here are the
+        ones that made it; else a key of all, so two patch releases (or an x86_64 and
+        an aarch64 machine sharing a store) never share a tree."""
+        built_with, here = _build_version(lock), host_platform()
+        if built_with == lock.python and here == lock.platform:
             return lock.key
-        return hashlib.sha256(f"{lock.key}\0python={built_with}".encode()).hexdigest()[:32]
+        if here == lock.platform:  # as keyed before locks served other machines
+            return hashlib.sha256(f"{lock.key}\0python={built_with}".encode()).hexdigest()[:32]
+        seed = f"{lock.key}\0python={built_with}\0platform={here}"
+        return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
     def kernel_command(self, env_path: Path, wanted: str | None = None) -> KernelCommand:
         return find_kernel_command(env_path, wanted)
@@ -113,7 +121,9 @@ class UvBackend(Backend):
             f" for Python {python_version_of(python)}"
         )
 
-        async def compile_with(cutoffs: Mapping[str, str], constraints: Sequence[str]) -> str:
+        async def compile_with(
+            cutoffs: Mapping[str, str], constraints: Sequence[str], machine: str | None = None
+        ) -> str:
             return await uv.compile_pylock(
                 spec.requirements,
                 python=python,
@@ -123,6 +133,7 @@ class UvBackend(Backend):
                 exclude_newer_packages=cutoffs,
                 constraints=constraints,
                 serves=serves,
+                python_platform=uv_target(machine) if machine else None,
             )
 
         revival = await revive(
@@ -136,13 +147,14 @@ class UvBackend(Backend):
         notes = (python_note, *revival.fall_forwards) if python_note else revival.fall_forwards
         for note in notes:
             progress.step(str(note))
+        pylock = await _for_other_machines(revival, compile_with, progress)
         return Lock(
             backend=self.name,
             requirements=spec.requirements,
             python=python_version_of(python),
             platform=host_platform(),
             exclude_newer=spec.pin,
-            pylock=revival.pylock,
+            pylock=pylock,
             fall_forwards=notes,
             exclude_newer_package=revival.cutoffs,
             build=spec.build or "",
@@ -177,6 +189,35 @@ class UvBackend(Backend):
             await asyncio.to_thread(_move_tree, venv, dest)
         finally:
             remove_tree(work)
+
+
+async def _for_other_machines(
+    revival: Revival,
+    compile_with: Callable[[Mapping[str, str], Sequence[str], str], Awaitable[str]],
+    progress: Progress,
+) -> str:
+    """The revived lock, made to serve the other Linux machines too (x86_64, aarch64).
+
+    Each is resolved with the host's cutoffs and constraints, so it takes what
+    the host's resolution took wherever it can; see :mod:`nbseal.pylock_platforms`.
+    A machine that does not resolve is left out of the lock, and said so.
+    """
+    here = machine_of(host_platform())
+    if here is None:  # not Linux x86_64 or aarch64: the lock serves this platform
+        return revival.pylock
+    resolutions = {here: revival.pylock}
+    for machine in (m for m in LINUX_MACHINES if m != here):
+        progress.step(f"resolving for Linux {machine} too")
+        try:
+            resolutions[machine] = await compile_with(
+                dict(revival.cutoffs), revival.constraints, machine
+            )
+        except ResolutionError as exc:
+            progress.step(f"not locked for Linux {machine}: {exc.cause or exc.message}")
+    merged = merge_machines(resolutions)
+    for note in merged.notes:
+        progress.step(note)
+    return merged.pylock
 
 
 # Kernels whose wheel carries no kernelspec: their own install step writes it
