@@ -152,9 +152,11 @@ def _differences(
         for machine, package in entries:
             if machine == host:
                 continue
+            compiled = "" if package.get("wheels") else ", built from source there (no wheel)"
             if version != here:
-                notes.append(f"{name} {version} on {machine} ({here or 'none'} on {host})")
-            elif not package.get("wheels"):
+                where = f"{here or 'none'} on {host}"
+                notes.append(f"{name} {version} on {machine} ({where}){compiled}")
+            elif compiled:
                 notes.append(f"{name} {version} builds from source on {machine} (no wheel)")
     return notes
 

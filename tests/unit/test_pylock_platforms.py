@@ -95,7 +95,7 @@ def test_versions_that_differ_get_a_marker_each_and_are_said() -> None:
     )
     assert merged.notes == [
         "psutil 6.1.1 on aarch64 (7.0.0 on x86_64)",
-        "pyyaml 6.0.2 on aarch64 (none on x86_64)",
+        "pyyaml 6.0.2 on aarch64 (none on x86_64), built from source there (no wheel)",
     ]
 
 

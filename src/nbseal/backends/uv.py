@@ -8,20 +8,20 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbseal import uv
 from nbseal.backends.base import Backend
 from nbseal.backends.kernelspecs import KernelCommand, find_kernel_command
-from nbseal.errors import BuildError, ResolutionError
+from nbseal.errors import BuildError
 from nbseal.fsutil import remove_tree
 from nbseal.lock import PEP751_BACKEND, Lock, relaxed_pylock
 from nbseal.plan import EnvironmentSpec, host_platform
 from nbseal.progress import Progress
-from nbseal.pylock_platforms import LINUX_MACHINES, machine_of, merge_machines, uv_target
+from nbseal.pylock_platforms import uv_target
 from nbseal.pythons import (
     host_python,
     host_python_version,
@@ -36,9 +36,6 @@ from nbseal.sandbox.bwrap import BwrapLauncher
 from nbseal.sandbox.identity import sandbox_identity
 from nbseal.sandbox.launch import DirectLauncher, Launcher
 from nbseal.sandbox.policy import SandboxPolicy
-
-if TYPE_CHECKING:
-    from nbseal.backends.revive import Revival
 
 __all__ = ["UvBackend"]
 
@@ -103,6 +100,7 @@ class UvBackend(Backend):
     async def resolve(self, spec: EnvironmentSpec, workdir: Path, progress: Progress) -> Lock:
         """Resolve at the pin; what has no wheel there falls forward (see .revive)."""
         from nbseal.backends.interpreters import choose_python
+        from nbseal.backends.machines import for_linux_machines
         from nbseal.backends.pypi_index import target_for
         from nbseal.backends.revive import revive
 
@@ -147,7 +145,13 @@ class UvBackend(Backend):
         notes = (python_note, *revival.fall_forwards) if python_note else revival.fall_forwards
         for note in notes:
             progress.step(str(note))
-        pylock = await _for_other_machines(revival, compile_with, progress)
+        pylock = await for_linux_machines(
+            revival,
+            compile_with,
+            progress,
+            pin=spec.pin,
+            python_version=python_version_of(python),
+        )
         return Lock(
             backend=self.name,
             requirements=spec.requirements,
@@ -189,35 +193,6 @@ class UvBackend(Backend):
             await asyncio.to_thread(_move_tree, venv, dest)
         finally:
             remove_tree(work)
-
-
-async def _for_other_machines(
-    revival: Revival,
-    compile_with: Callable[[Mapping[str, str], Sequence[str], str], Awaitable[str]],
-    progress: Progress,
-) -> str:
-    """The revived lock, made to serve the other Linux machines too (x86_64, aarch64).
-
-    Each is resolved with the host's cutoffs and constraints, so it takes what
-    the host's resolution took wherever it can; see :mod:`nbseal.pylock_platforms`.
-    A machine that does not resolve is left out of the lock, and said so.
-    """
-    here = machine_of(host_platform())
-    if here is None:  # not Linux x86_64 or aarch64: the lock serves this platform
-        return revival.pylock
-    resolutions = {here: revival.pylock}
-    for machine in (m for m in LINUX_MACHINES if m != here):
-        progress.step(f"resolving for Linux {machine} too")
-        try:
-            resolutions[machine] = await compile_with(
-                dict(revival.cutoffs), revival.constraints, machine
-            )
-        except ResolutionError as exc:
-            progress.step(f"not locked for Linux {machine}: {exc.cause or exc.message}")
-    merged = merge_machines(resolutions)
-    for note in merged.notes:
-        progress.step(note)
-    return merged.pylock
 
 
 # Kernels whose wheel carries no kernelspec: their own install step writes it
