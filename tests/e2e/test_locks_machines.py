@@ -218,3 +218,8 @@ def test_a_revived_lock_falls_forward_on_aarch64_alone_where_only_aarch64_lacks_
     ]
     _check_serves_both(lock, tmp_path)
     assert nbseal("lock", "--check", str(path)).returncode == 0
+    # Requirements with hashes keep each machine's release apart, as pip reads them.
+    exported = nbseal("export", str(path), "--to", "requirements")
+    assert exported.returncode == 0, exported.stderr
+    assert "psutil==6.0.0 ; platform_machine == 'aarch64' \\\n    --hash=sha256:" in exported.stdout
+    assert "psutil==5.9.4 ; platform_machine == 'x86_64' \\\n    --hash=sha256:" in exported.stdout

@@ -6,8 +6,11 @@ import datetime
 from dataclasses import replace
 
 from packaging.markers import Marker
+from packaging.utils import parse_wheel_filename
 
 from nbseal._toml import tomllib
+from nbseal.backends.machines import linux_target
+from nbseal.backends.pypi_index import IndexFile
 from nbseal.backends.uv import UvBackend
 from nbseal.lock import Lock
 from nbseal.plan import Declaration, host_platform, host_python_version
@@ -155,3 +158,20 @@ def test_a_tree_built_on_another_machine_than_the_lock_s_has_a_key_of_its_own() 
     assert backend.store_key(made_here) == made_here.key
     assert backend.store_key(made_there) != made_there.key
     assert len(backend.store_key(made_there)) == len(made_there.key)
+
+
+def test_the_other_machine_s_target_takes_its_manylinux_wheels_and_pure_ones() -> None:
+    def wheel(filename: str) -> IndexFile:
+        _, version, _, tags = parse_wheel_filename(filename)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return IndexFile(filename, version, frozenset(tags), now, None, False, "", True)
+
+    target = linux_target("aarch64", "3.11.2")
+    assert target.installs(wheel(f"numpy-2.2.6-{ARM}.whl"))
+    assert target.installs(wheel("psutil-6.0.0-cp36-abi3-manylinux_2_17_aarch64.whl"))
+    assert target.installs(wheel("six-1.17.0-py2.py3-none-any.whl"))
+    assert not target.installs(wheel(f"numpy-2.2.6-{X86}.whl"))
+    assert not target.installs(wheel("numpy-2.2.6-cp311-cp311-musllinux_1_2_aarch64.whl"))
+    assert not target.installs(wheel("numpy-2.2.6-cp312-cp312-manylinux_2_17_aarch64.whl"))
+    # uv's aarch64-unknown-linux-gnu is manylinux_2_28: newer glibc wheels are not taken.
+    assert not target.installs(wheel("x-1.0-cp311-cp311-manylinux_2_34_aarch64.whl"))
