@@ -235,7 +235,8 @@ async def compile_pylock(
     what must be built to be read. (uv's ``--universal`` would also serve
     other platforms, but it resolves for every Python of the series and up
     at once, which the per-package cutoffs of a revived resolution, made for
-    one interpreter, do not hold for.)
+    one interpreter, do not hold for: other Linux machines are resolved one
+    by one and merged, see :mod:`nbseal.backends.machines`.)
 
     ``exclude_newer_packages`` gives some packages a cutoff of their own
     (uv's ``--exclude-newer-package NAME=INSTANT``); ``constraints`` bind
