@@ -61,6 +61,8 @@ def _requirements(path: Path, notebook: Any) -> str:
             artifacts = [*package.get("wheels", []), package.get("sdist") or {}]
             hashes = [a["hashes"]["sha256"] for a in artifacts if "sha256" in a.get("hashes", {})]
             line = f"{package['name']}=={package['version']}"
+            if package.get("marker"):  # a release of one machine (x86_64, aarch64), or a platform's
+                line += f" ; {package['marker']}"
             out.append(" \\\n    ".join([line, *(f"--hash=sha256:{h}" for h in hashes)]))
     return "\n".join(out) + "\n"
 

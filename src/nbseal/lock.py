@@ -1,8 +1,9 @@
 """Locks: what an environment holds, exactly, and the store key derived from it.
 
 A lock is a PEP 751 ``pylock.toml`` (exact versions, artifact URLs, SHA-256
-hashes) plus the interpreter version and platform it was resolved for. The
-store key is the hash of those three, so two notebooks whose specs resolve
+hashes) plus the interpreter version and platform it was made on (a PyPI
+lock serves Linux x86_64 and aarch64 alike: see :mod:`nbseal.pylock_platforms`).
+The store key is the hash of those three, so two notebooks whose specs resolve
 to the same packages share one built environment. Its ``backend`` field says
 which backend made it and so what ``pylock`` holds: PEP 751 text for
 :data:`PEP751_BACKEND` (PyPI), the backend's own TOML for the others.
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 
 from nbseal._toml import tomllib
 from nbseal.errors import LockFormatError
+from nbseal.pylock_platforms import served_platforms
 
 __all__ = [
     "PEP751_BACKEND",
@@ -114,6 +116,16 @@ class Lock:
             digest.update(part.encode())
             digest.update(b"\0")
         return digest.hexdigest()[:32]
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """The platforms the lock installs on (sysconfig's names, ``linux-x86_64``):
+        those its PEP 751 ``environments`` list, else the one it was made on."""
+        if self.backend == PEP751_BACKEND:
+            served = served_platforms(self.pylock)
+            if served:
+                return served
+        return (self.platform,)
 
     def packages(self) -> list[LockedPackage]:
         """What the lock installs here (a universal lock's packages for other

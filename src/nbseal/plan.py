@@ -143,8 +143,8 @@ class Declaration:
         python = self._python_staleness(lock)
         if python is not None:
             return python
-        if lock.platform != host_platform():
-            return f"locked for platform {lock.platform}, this is {host_platform()}"
+        if host_platform() not in lock.platforms:
+            return f"locked for platform {', '.join(lock.platforms)}, this is {host_platform()}"
         unnamed = unnamed_sources(lock, self.requirements)
         if unnamed:
             more = f" and {len(unnamed) - 1} more" if len(unnamed) > 1 else ""

@@ -225,6 +225,7 @@ async def compile_pylock(
     exclude_newer_packages: Mapping[str, str] | None = None,
     constraints: Sequence[str] = (),
     serves: str | None = None,
+    python_platform: str | None = None,
 ) -> str:
     """Resolve ``requirements`` as the index stood at ``exclude_newer``.
 
@@ -234,13 +235,18 @@ async def compile_pylock(
     what must be built to be read. (uv's ``--universal`` would also serve
     other platforms, but it resolves for every Python of the series and up
     at once, which the per-package cutoffs of a revived resolution, made for
-    one interpreter, do not hold for.)
+    one interpreter, do not hold for: other Linux machines are resolved one
+    by one and merged, see :mod:`nbseal.backends.machines`.)
 
     ``exclude_newer_packages`` gives some packages a cutoff of their own
     (uv's ``--exclude-newer-package NAME=INSTANT``); ``constraints`` bind
     what is installed (uv's ``-c``), not what builds it. Returns the text of
     a PEP 751 ``pylock.toml``: exact versions, artifact URLs and SHA-256
     hashes of every package.
+
+    ``python_platform`` resolves for another platform than this one (uv's
+    ``--python-platform``, such as ``aarch64-unknown-linux-gnu``): the lock
+    then lists that platform's wheels (see :mod:`nbseal.pylock_platforms`).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = Path(os.path.realpath(workdir))
@@ -267,6 +273,7 @@ async def compile_pylock(
             "--python",
             python,
             *(("--python-version", serves) if serves else ()),
+            *(("--python-platform", python_platform) if python_platform else ()),
             "--exclude-newer",
             exclude_newer,
             *(

@@ -103,6 +103,8 @@ class Revival:
     fall_forwards: tuple[FallForward, ...] = ()
     # The per-package cutoffs of the resolution that gave ``pylock``.
     cutoffs: tuple[tuple[str, str], ...] = ()
+    # The constraints (uv's ``-c``) of the resolution that gave ``pylock``.
+    constraints: tuple[str, ...] = ()
 
 
 def locked_versions(pylock: str, target: Target) -> dict[str, tuple[str, str, bool]]:
@@ -292,11 +294,14 @@ async def revive(
     # code imports pkg_resources, which setuptools 81 dropped); builds still
     # get the recent one, since uv's constraints do not bind build requirements.
     caps = await asyncio.to_thread(_runtime_caps, plan, pylock, tools)
+    constraints: tuple[str, ...] = ()
     if caps:
         with contextlib.suppress(ResolutionError):  # needed newer at run time: it stays
             pylock = await compile_with({**tools, **(applied or {})}, caps)
+            constraints = tuple(caps)
     notes = await asyncio.to_thread(_report, pylock, pinned, plan, source, tools)
-    return Revival(pylock, notes, tuple(sorted({**tools, **(applied or {})}.items())))
+    cutoffs = tuple(sorted({**tools, **(applied or {})}.items()))
+    return Revival(pylock, notes, cutoffs, constraints)
 
 
 _FAILED_BUILD = re.compile(r"Failed to (?:download and )?build `([A-Za-z0-9._-]+)==([^`\s]+)`")

@@ -21,6 +21,7 @@ from nbseal.fsutil import remove_tree
 from nbseal.lock import PEP751_BACKEND, Lock, relaxed_pylock
 from nbseal.plan import EnvironmentSpec, host_platform
 from nbseal.progress import Progress
+from nbseal.pylock_platforms import uv_target
 from nbseal.pythons import (
     host_python,
     host_python_version,
@@ -79,12 +80,16 @@ class UvBackend(Backend):
         return replace(lock, serves=series, pylock=relaxed_pylock(lock.pylock, series))
 
     def store_key(self, lock: Lock) -> str:
-        """The lock's key when the interpreter that builds it here is the one that made
-        it; else a key of both, so two patch releases never share a tree."""
-        built_with = _build_version(lock)
-        if built_with == lock.python:
+        """The lock's key when the interpreter and machine that build it here are the
+        ones that made it; else a key of all, so two patch releases (or an x86_64 and
+        an aarch64 machine sharing a store) never share a tree."""
+        built_with, here = _build_version(lock), host_platform()
+        if built_with == lock.python and here == lock.platform:
             return lock.key
-        return hashlib.sha256(f"{lock.key}\0python={built_with}".encode()).hexdigest()[:32]
+        if here == lock.platform:  # as keyed before locks served other machines
+            return hashlib.sha256(f"{lock.key}\0python={built_with}".encode()).hexdigest()[:32]
+        seed = f"{lock.key}\0python={built_with}\0platform={here}"
+        return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
     def kernel_command(self, env_path: Path, wanted: str | None = None) -> KernelCommand:
         return find_kernel_command(env_path, wanted)
@@ -95,6 +100,7 @@ class UvBackend(Backend):
     async def resolve(self, spec: EnvironmentSpec, workdir: Path, progress: Progress) -> Lock:
         """Resolve at the pin; what has no wheel there falls forward (see .revive)."""
         from nbseal.backends.interpreters import choose_python
+        from nbseal.backends.machines import for_linux_machines
         from nbseal.backends.pypi_index import target_for
         from nbseal.backends.revive import revive
 
@@ -113,7 +119,9 @@ class UvBackend(Backend):
             f" for Python {python_version_of(python)}"
         )
 
-        async def compile_with(cutoffs: Mapping[str, str], constraints: Sequence[str]) -> str:
+        async def compile_with(
+            cutoffs: Mapping[str, str], constraints: Sequence[str], machine: str | None = None
+        ) -> str:
             return await uv.compile_pylock(
                 spec.requirements,
                 python=python,
@@ -123,6 +131,7 @@ class UvBackend(Backend):
                 exclude_newer_packages=cutoffs,
                 constraints=constraints,
                 serves=serves,
+                python_platform=uv_target(machine) if machine else None,
             )
 
         revival = await revive(
@@ -136,13 +145,20 @@ class UvBackend(Backend):
         notes = (python_note, *revival.fall_forwards) if python_note else revival.fall_forwards
         for note in notes:
             progress.step(str(note))
+        pylock = await for_linux_machines(
+            revival,
+            compile_with,
+            progress,
+            pin=spec.pin,
+            python_version=python_version_of(python),
+        )
         return Lock(
             backend=self.name,
             requirements=spec.requirements,
             python=python_version_of(python),
             platform=host_platform(),
             exclude_newer=spec.pin,
-            pylock=revival.pylock,
+            pylock=pylock,
             fall_forwards=notes,
             exclude_newer_package=revival.cutoffs,
             build=spec.build or "",

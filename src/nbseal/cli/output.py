@@ -94,9 +94,10 @@ def describe_lock(status: LockStatus) -> str:
     detail = status.reason
     if status.lock is not None and status.state in {"kept", "locked"}:
         lock = status.lock
+        python = f"Python {lock.serves} " if lock.serves else ""
         detail = (
-            f"{len(lock.packages())} packages as of {lock.exclude_newer} "
-            f"(key {lock.key[:12]}); {status.reason}"
+            f"{len(lock.packages())} packages as of {lock.exclude_newer}, "
+            f"{python}on {' + '.join(lock.platforms)} (key {lock.key[:12]}); {status.reason}"
         )
         detail += "".join(f"\n  {'':<12} {'':<7} {note}" for note in lock.fall_forwards)
     return f"  {status.name:<12} {status.state:<7} {detail}"
