@@ -63,8 +63,9 @@ class Cells:
         cell = parse_cell(execution.code)
         self._validate(cell.directives)
         if not execution.silent:
-            content = {"code": execution.code, "execution_count": execution.count}
-            self.io.sockets.send("iopub", "execute_input", content, execution.header)
+            self.io.sockets.send(
+                "iopub", "execute_input", execution.input_content(), execution.header
+            )
         for directive in cell.directives:
             await self._apply(directive, execution)
         if cell.directives and not cell.has_code:
@@ -73,6 +74,26 @@ class Cells:
         kernel = await self.pool.kernel_for(slot, show_in=execution.header)
         slot.ran = True
         return kernel, cell.code
+
+    def express(self, execution: Execution) -> SubKernel | None:
+        """The running kernel a cell goes to as it is, or None if the cell needs preparing.
+
+        A cell goes as it is when it holds no directive and its environment's
+        kernel runs under the sandbox's present grants (nothing to build,
+        start, restart or say first).
+        """
+        slot = self.pool.current_slot
+        kernel = slot.live_kernel
+        if kernel is None or slot.failure is not None or not self.pool.ready_as_is(slot):
+            return None
+        if "#" in execution.code:
+            try:
+                if parse_cell(execution.code).directives:
+                    return None
+            except NbsealError:
+                return None  # prepare() reports it as the cell's error
+        slot.ran = True
+        return kernel
 
     def _validate(self, directives: tuple[Directive, ...]) -> None:
         """Check a cell's directives against the notebook before any takes effect."""

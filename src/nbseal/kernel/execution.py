@@ -24,7 +24,7 @@ from nbseal.kernel.display import error_content
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.wire import RawMessage
 
-__all__ = ["CellRunner", "Execution", "ExecutionQueue"]
+__all__ = ["CellRunner", "Execution", "ExecutionQueue", "ExpressCheck"]
 
 log = logging.getLogger("nbseal.kernel")
 
@@ -45,6 +45,8 @@ class Execution:
     preparing: bool = True
     # Set at the sub-kernel's idle for this request.
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # Requests queued behind it when its reply said error: aborted after its idle.
+    doomed: list[RawMessage] = field(default_factory=list)
 
     @property
     def msg_id(self) -> str:
@@ -62,9 +64,15 @@ class Execution:
     def stop_on_error(self) -> bool:
         return bool(self.content.get("stop_on_error", True))
 
+    def input_content(self) -> dict[str, Any]:
+        """The ``execute_input`` the proxy publishes for it (the kernel's own is dropped)."""
+        return {"code": self.code, "execution_count": self.count}
+
 
 # Prepares a cell: the kernel and the code to relay, or None if nothing is left to run.
 CellRunner = Callable[[Execution], Awaitable["tuple[SubKernel, str] | None"]]
+# A cell that needs no preparation (no directive, its kernel running): that kernel, else None.
+ExpressCheck = Callable[[Execution], "SubKernel | None"]
 
 
 class ExecutionQueue:
@@ -84,11 +92,30 @@ class ExecutionQueue:
         """The execution a sub-kernel's message answers, if it is still in flight."""
         return self._executions.get(msg_id)
 
-    async def serve(self, prepare: CellRunner) -> None:
-        """Run requests until cancelled; ``prepare`` gives each its kernel and code."""
+    async def serve(self, prepare: CellRunner, express: ExpressCheck | None = None) -> None:
+        """Run requests until cancelled; ``prepare`` gives each its kernel and code.
+
+        A cell ``express`` hands a running kernel (no directive, nothing to
+        build or restart) goes to that kernel before anything else is sent,
+        in this same step: the frontend's ``busy`` and ``execute_input`` follow
+        it, still ahead of any output, which can only arrive at a later step.
+        """
         while True:
             message = await self._queue.get()
-            task = asyncio.ensure_future(self._execute(message, prepare))
+            execution = self._begin(message)
+            kernel = self._express(express, execution)
+            if kernel is not None:
+                execution.kernel, execution.preparing = kernel, False
+                self._send(execution, kernel, message)
+                self.io.sockets.status("busy", execution.header)
+                if not execution.silent:
+                    self.io.sockets.send(
+                        "iopub", "execute_input", execution.input_content(), execution.header
+                    )
+                work = self._guarded(execution, self._await_reply(execution, kernel))
+            else:
+                work = self._execute(execution, prepare)
+            task = asyncio.ensure_future(work)
             self._task = task
             try:
                 await task
@@ -100,6 +127,14 @@ class ExecutionQueue:
             finally:
                 self._task = None
                 self.running = None
+
+    @staticmethod
+    def _express(express: ExpressCheck | None, execution: Execution) -> SubKernel | None:
+        try:
+            return express(execution) if express is not None else None
+        except Exception:
+            log.exception("the express check failed; the cell takes the common path")
+            return None
 
     def stop(self) -> None:
         """From now on a cancelled request is the proxy stopping, not an interrupt."""
@@ -113,7 +148,8 @@ class ExecutionQueue:
         self._task.cancel()
         return True
 
-    async def _execute(self, message: RawMessage, prepare: CellRunner) -> None:
+    def _begin(self, message: RawMessage) -> Execution:
+        """The request becomes the running execution, counted as ipykernel counts."""
         header: dict[str, Any] = dict(message.header(self.io.session))
         content = message.content(self.io.session)
         code = str(content.get("code", ""))
@@ -122,16 +158,26 @@ class ExecutionQueue:
         execution = Execution(message, header, content, self.execution_count)
         self.running = execution
         self._executions[execution.msg_id] = execution
-        self.io.sockets.status("busy", header)
+        return execution
+
+    async def _execute(self, execution: Execution, prepare: CellRunner) -> None:
+        self.io.sockets.status("busy", execution.header)
+        await self._guarded(execution, self._prepare_and_relay(execution, prepare))
+
+    async def _prepare_and_relay(self, execution: Execution, prepare: CellRunner) -> None:
+        prepared = await prepare(execution)
+        if prepared is None:
+            self._finish_ok(execution)
+            return
+        kernel, code = prepared
+        execution.kernel = kernel
+        execution.preparing = False
+        await self._relay(execution, kernel, code)
+
+    async def _guarded(self, execution: Execution, work: Awaitable[None]) -> None:
+        """Run ``work``; whatever it raises becomes the cell's error and reply."""
         try:
-            prepared = await prepare(execution)
-            if prepared is None:
-                self._finish_ok(execution)
-                return
-            kernel, code = prepared
-            execution.kernel = kernel
-            execution.preparing = False
-            await self._relay(execution, kernel, code)
+            await work
         except asyncio.CancelledError:
             self._finish_with_error(execution, KernelStartError("interrupted before the cell ran"))
             if self._stopping:
@@ -152,9 +198,19 @@ class ExecutionQueue:
         message = execution.message
         if code != execution.code:
             message = message.with_part(self.io.session, 4, {**execution.content, "code": code})
-        waiter: asyncio.Future[RawMessage] = asyncio.get_running_loop().create_future()
-        execution.reply = waiter
+        self._send(execution, kernel, message)
+        await self._await_reply(execution, kernel)
+
+    @staticmethod
+    def _send(execution: Execution, kernel: SubKernel, message: RawMessage) -> None:
+        """The request to its kernel, with the future its reply will arrive on."""
+        execution.reply = asyncio.get_running_loop().create_future()
         kernel.send("shell", message.frames)
+
+    async def _await_reply(self, execution: Execution, kernel: SubKernel) -> None:
+        """Wait for the request's reply (relayed on arrival, see ``reply``), then its idle."""
+        waiter = execution.reply
+        assert waiter is not None, "sent with _send"
         waiting: set[asyncio.Future[Any]] = {waiter, kernel.exited}
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if waiter not in done:
@@ -163,21 +219,25 @@ class ExecutionQueue:
                 f"({kernel.exit_description()})",
                 hint="its variables are lost; the next cell starts a fresh kernel",
             )
-        reply = waiter.result()
-        reply_content = reply.content(self.io.session)
-        reply_content["execution_count"] = execution.count
-        # Abort what was queued when the cell failed, not what the frontend
-        # sends after it has seen the error (as ipykernel does).
-        failed = reply_content.get("status") == "error"
-        doomed = self._take_queued() if failed and execution.stop_on_error else []
-        reply = reply.with_part(self.io.session, 4, reply_content)
-        reply.idents = execution.message.idents
-        self.io.sockets.relay("shell", reply)
         # The next request starts after this one's idle, as in a single kernel.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(execution.idle.wait(), timeout=5.0)
         self._executions.pop(execution.msg_id, None)
-        self._abort(doomed)
+        self._abort(execution.doomed)
+
+    def reply(self, execution: Execution, reply: RawMessage) -> None:
+        """The sub-kernel's execute_reply: to the frontend at once, with the proxy's count."""
+        reply_content = reply.content(self.io.session)
+        reply_content["execution_count"] = execution.count
+        # Abort what was queued when the cell failed, not what the frontend
+        # sends after it has seen the error (as ipykernel does).
+        if reply_content.get("status") == "error" and execution.stop_on_error:
+            execution.doomed = self._take_queued()
+        reply = reply.with_part(self.io.session, 4, reply_content)
+        reply.idents = execution.message.idents
+        self.io.sockets.relay("shell", reply)
+        if execution.reply is not None and not execution.reply.done():
+            execution.reply.set_result(reply)
 
     def _finish_ok(self, execution: Execution) -> None:
         content = {

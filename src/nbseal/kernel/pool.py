@@ -378,6 +378,12 @@ class EnvironmentPool:
                 slot.summarised = True
         return kernel
 
+    def ready_as_is(self, slot: EnvironmentSlot) -> bool:
+        """Whether ``slot``'s kernel may run a cell with nothing said or done first."""
+        if not self.grants.sealed:
+            return self._unsealed_noted
+        return slot.policy == self.grants.policy()
+
     def _note_unsealed(self, parent: dict[str, Any]) -> None:
         """An unsealed run says so in the notebook's outputs, once per session."""
         if self.grants.sealed or self._unsealed_noted:

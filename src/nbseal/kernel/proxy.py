@@ -151,7 +151,7 @@ class ProxyKernel:
         self.sockets.bind(self.connection)
         for channel in ("shell", "control", "stdin"):
             self.background.spawn(self.frontend.serve(channel))
-        self.background.spawn(self.queue.serve(self.cells.prepare))
+        self.background.spawn(self.queue.serve(self.cells.prepare, self.cells.express))
         self.pool.prestart(self.config.prestart)
         self.background.spawn(watch_parent(self._orphan))
         await self._stopping.wait()

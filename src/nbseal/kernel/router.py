@@ -220,7 +220,7 @@ class Router:
         execution = self.queue.lookup(parent_id)
         if channel == "shell" and execution is not None and execution.reply is not None:
             if not execution.reply.done():
-                execution.reply.set_result(self.seal.reply("execute_reply", message))
+                self.queue.reply(execution, self.seal.reply("execute_reply", message))
             return
         route = self._routes.pop(parent_id, None)
         if route is None:
