@@ -46,6 +46,7 @@ from nbseal.lock import Lock
 from nbseal.plan import DEFAULT_PIN, EnvironmentSpec, default_environment, host_python
 from nbseal.progress import Progress, ProgressEvent
 from nbseal.store import EnvironmentStore
+from nbseal.uv import cached_pylock
 
 BUILD_REQUIREMENTS = ("six==1.16.0", "packaging", "ipykernel")
 SHARED_REQUIREMENT = "six==1.16.0"
@@ -208,7 +209,7 @@ def build_raw(uv: str, python: str, lock: Lock, dest: Path) -> float:
     env = _uv_env()
     started = time.perf_counter()
     subprocess.run(commands[0], env=env, check=True, capture_output=True)
-    (dest / "pylock.toml").write_text(lock.pylock)
+    (dest / "pylock.toml").write_text(cached_pylock(lock.pylock))  # as nbseal writes it
     subprocess.run(commands[1], env=env, check=True, capture_output=True)
     return time.perf_counter() - started
 
@@ -241,7 +242,7 @@ def bench_cold_build(runs: int, work: Path) -> None:
     print(f"    uv cache: {os.environ.get('UV_CACHE_DIR', 'default')} (shared, not cleared)")
     shown = [" ".join(c) for c in raw_uv_commands(uv, python, Path("DIR"))]
     print(f"    raw uv:  {shown[0]}")
-    print("             (write the lock's pylock.toml into DIR)")
+    print("             (write the lock's pylock.toml into DIR, PyPI named as its index)")
     print(f"             {shown[1]}")
     print("    nbseal:  EnvironmentStore(empty root).ensure(lock, backend_for('uv'), progress)")
     print("             = the same two uv commands + manifest, read-only tree, rename")

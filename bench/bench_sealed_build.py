@@ -53,7 +53,7 @@ def main() -> None:
         else:
             await uv.create_venv(dest, python=python)
             pylock = dest / "pylock.toml"
-            pylock.write_text(lock.pylock)
+            pylock.write_text(uv.cached_pylock(lock.pylock))  # as the backend writes it
             code, _, err = await uv._run(uv.sync_args(dest, pylock), None)
             if code != 0:
                 raise SystemExit(f"uv pip sync failed:\n{err}")

@@ -41,9 +41,22 @@ def process_start_time(pid: int) -> str | None:
     return fields[19]
 
 
-def make_runtime_dir(prefix: str, parent: Path | None = None) -> Path:
-    """A fresh private folder (mode 0700) that names this process as its owner."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+def make_runtime_dir(prefix: str, parent: Path | None = None, *, name: str = "") -> Path:
+    """A fresh private folder (mode 0700) that names this process as its owner.
+
+    With ``name``, the folder is ``prefix + name`` when no such folder exists
+    (a path that stays the same from one run to the next), else a random one.
+    """
+    if name:
+        path = Path(parent or tempfile.gettempdir()) / f"{prefix}{name}"
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+            return _owned(path)
+    return _owned(Path(tempfile.mkdtemp(prefix=prefix, dir=parent)))
+
+
+def _owned(path: Path) -> Path:
+    """``path``, its owner file naming this process written."""
     pid = os.getpid()
     (path / OWNER_FILE).write_text(f"{pid} {process_start_time(pid)}\n")
     return path

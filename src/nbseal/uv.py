@@ -23,6 +23,7 @@ from nbseal.rootcause import root_cause
 from nbseal.sandbox.identity import sandbox_identity
 
 __all__ = [
+    "cached_pylock",
     "compile_pylock",
     "create_venv",
     "find_python",
@@ -32,6 +33,10 @@ __all__ = [
 ]
 
 LineCallback = Callable[[str], None]
+
+# PyPI's file host, and the index that lists its files (PEP 751's ``packages.index``).
+PYPI_FILES = "files.pythonhosted.org"
+PYPI_INDEX = "https://pypi.org/simple"
 
 
 def uv_binary() -> str:
@@ -140,6 +145,60 @@ def _lock_files(pylock: Path) -> list[Path]:
     with contextlib.suppress(OSError, ValueError):
         walk(tomllib.loads(pylock.read_text()))
     return found
+
+
+def cached_pylock(pylock: str) -> str:
+    """``pylock`` with PyPI named as the index of every package whose files are PyPI's.
+
+    uv 0.13 installs a lock's package that names no index as a file at a bare
+    URL: it revalidates the URL, downloads and unpacks the file again at every
+    install, and its cache keeps each copy (a rebuild of a 30-package lock
+    added about 50 MB). With the index named, the package is a registry
+    package to uv, found in its cache by name and file name, and the file's
+    SHA-256 is still checked against the lock's. Packages with an index of
+    their own, or with any file elsewhere (a mirror, a path, ``file://``), or
+    a direct URL, VCS or directory source, are left as they are.
+    """
+    from nbseal._toml import tomllib
+
+    try:
+        packages = tomllib.loads(pylock).get("packages", [])
+    except tomllib.TOMLDecodeError:
+        return pylock  # uv says what is wrong with it
+    lines = pylock.splitlines(keepends=True)
+    headers = [i for i, line in enumerate(lines) if line.strip() == "[[packages]]"]
+    if not isinstance(packages, list) or len(headers) != len(packages):
+        return pylock  # not written as uv writes locks: left to uv as it is
+    named = [_from_pypi(package) for package in packages]
+    for header, name_it in reversed(list(zip(headers, named, strict=True))):
+        if name_it:
+            lines.insert(header + 1, f'index = "{PYPI_INDEX}"\n')
+    text = "".join(lines)
+    # Each index must have landed in its own package (a "[[packages]]" line inside a
+    # multi-line string would shift them): else the lock goes to uv as it was.
+    expected = [
+        {**p, "index": PYPI_INDEX} if n else p for n, p in zip(named, packages, strict=True)
+    ]
+    return text if tomllib.loads(text).get("packages") == expected else pylock
+
+
+def _from_pypi(package: object) -> bool:
+    """Whether a pylock package names no index, and every file it has is PyPI's."""
+    if not isinstance(package, dict) or "index" in package:
+        return False
+    if any(key in package for key in ("archive", "vcs", "directory")):
+        return False
+    files = [package["sdist"]] if isinstance(package.get("sdist"), dict) else []
+    wheels = package.get("wheels", [])
+    if isinstance(wheels, list):
+        files += wheels
+    if not files:
+        return False
+    for file in files:
+        url = urlsplit(str(file.get("url", ""))) if isinstance(file, dict) else None
+        if url is None or url.scheme != "https" or url.hostname != PYPI_FILES:
+            return False
+    return True
 
 
 def _local_files(requirements: Sequence[str]) -> list[Path]:

@@ -177,7 +177,9 @@ class UvBackend(Backend):
         python = await _interpreter_for(lock)
         cache = uv.prepared_cache()
         sweep_orphans(cache, also_owned_by=sandbox_identity().host_uid)  # killed builds
-        work = make_runtime_dir("nbseal-build-", cache)
+        # One folder name per lock: uv keeps what it learns of an interpreter under
+        # the interpreter's path, so a rebuild of the lock adds nothing to its cache.
+        work = make_runtime_dir("nbseal-build-", cache, name=self.store_key(lock))
         try:
             sandbox_identity().hand_over(work)  # the install runs as the sandbox's uid
             venv = work / "env"
@@ -186,7 +188,8 @@ class UvBackend(Backend):
             lockfile = venv / "pylock.toml"
             # A lock made before locks served a series names its own patch release.
             series = lock.serves or python_series(lock.python)
-            lockfile.write_text(lock.pylock if lock.serves else relaxed_pylock(lock.pylock, series))
+            pylock = lock.pylock if lock.serves else relaxed_pylock(lock.pylock, series)
+            lockfile.write_text(uv.cached_pylock(pylock))  # served by uv's cache, hash-checked
             progress.step(f"installing {len(lock.packages())} packages")
             await uv.sync_pylock(venv, lockfile, on_line=_reporter(progress))
             await _install_kernelspecs(lock, venv, progress)
