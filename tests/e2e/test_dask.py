@@ -186,6 +186,17 @@ def test_the_cluster_gives_the_results_of_a_local_run(both_runs: dict[str, Any])
     assert lines[-1].startswith("[8/8] 5 reproduced, 1 differs, 2 error |")
 
 
+def test_a_local_run_with_a_time_limit_shows_each_notebook_s_builds(
+    both_runs: dict[str, Any],
+) -> None:
+    """`-j 2 --timeout-notebook` shows build progress as `-j 2` alone does, named per notebook."""
+    stderr = both_runs["local"].stderr
+    steps = [line.strip() for line in stderr.splitlines() if line.startswith("    six.ipynb: ")]
+    assert steps, stderr
+    done = ("reused from the store", "built and stored")  # the build's last step, either way
+    assert any(word in steps[-1] for word in done), steps
+
+
 def test_the_junit_xml_reads_with_a_junit_parser(both_runs: dict[str, Any]) -> None:
     xml = junitparser.JUnitXml.fromfile(str(both_runs["junit"]))
     (suite,) = list(xml)
