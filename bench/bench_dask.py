@@ -180,13 +180,13 @@ def _overheads(paths: list[Path], dispatch: int) -> tuple[float, float, list[flo
     from distributed import Client, LocalCluster, as_completed
 
     from nbseal.distributed import verify_corpus
-    from nbseal.localworkers import MULTIPROCESSING, start_forkserver
+    from nbseal.localworkers import CONFIG, start_forkserver
     from nbseal.verify import VerifyOptions
 
     started = time.perf_counter()
     start_forkserver()
     with (
-        dask.config.set(MULTIPROCESSING),
+        dask.config.set(CONFIG),
         LocalCluster(
             n_workers=2,
             threads_per_worker=1,

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbseal.deadline import stop_kernels_of, verify_notebooks_within, verify_within
 from nbseal.errors import ClusterError, NotebookCancelledError, RemoteProblem
-from nbseal.localworkers import MULTIPROCESSING, local_workers, start_forkserver
+from nbseal.localworkers import CONFIG, local_workers, start_forkserver
 from nbseal.verify import (
     DIFFERS,
     ERROR,
@@ -257,7 +257,7 @@ def verify_corpus(
         if cluster is not None:  # the workers fork from nbseal's forkserver (localworkers)
             import dask
 
-            stack.enter_context(dask.config.set(MULTIPROCESSING))
+            stack.enter_context(dask.config.set(CONFIG))
         client, local = _connect(cluster, scheduler)
         try:
             return _on_cluster(client, paths, options, notebook_timeout, on_line)
