@@ -22,10 +22,13 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbseal.errors import NotebookTimeoutError
-from nbseal.runner import Reporter, RunEvent
 from nbseal.verify import NotebookReport, VerifyOptions, verify_notebook
+
+if TYPE_CHECKING:
+    from nbseal.runner import Reporter, RunEvent
 
 __all__ = ["kernels_of", "stop_kernels", "verify_notebooks_within", "verify_within"]
 
@@ -154,8 +157,21 @@ def verify_within(
 
 
 def verify_notebooks_within(
-    paths: Sequence[Path], options: VerifyOptions, seconds: float | None, *, jobs: int = 1
+    paths: Sequence[Path],
+    options: VerifyOptions,
+    seconds: float | None,
+    *,
+    jobs: int = 1,
+    reporter_for: Callable[[Path], Reporter | None] = lambda path: None,
 ) -> list[NotebookReport]:
-    """Verify each notebook, ``jobs`` at once, each cut after ``seconds``."""
+    """Verify each notebook, ``jobs`` at once, each cut after ``seconds``.
+
+    Each notebook's progress goes to ``reporter_for(path)``, as
+    :func:`~nbseal.verify.verify_notebooks` sends it.
+    """
+
+    def verify(path: Path) -> NotebookReport:
+        return verify_within(path, options, seconds, reporter_for(path))
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(lambda path: verify_within(path, options, seconds), paths))
+        return list(pool.map(verify, paths))

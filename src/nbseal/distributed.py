@@ -3,11 +3,13 @@
 Each notebook is one task (``pure=False``: a re-run is a new verification,
 never a cached one) that calls :func:`nbseal.deadline.verify_within` on a
 worker. Its result travels back as the JSON ``verify --json`` prints
-(``NotebookReport.to_json``), plus the worker's address and the build progress the
-notebook showed, and the client gathers results as they
-complete. Failures are results: a notebook past ``--timeout-notebook`` is cut
-on its worker and reported as timed out; a worker that dies mid-notebook
-loses its task to the scheduler, which runs it again on another worker (Dask's
+(``NotebookReport.to_json``), plus the worker's address, the build progress the
+notebook showed and when the task started and finished there (``time.time()``;
+with the client's submit and receive times, the scheduler's cost per notebook:
+bench/bench_dask.py), and the client gathers results as they complete.
+Failures are results: a notebook past ``--timeout-notebook`` is cut on its
+worker and reported as timed out; a worker that dies mid-notebook loses its
+task to the scheduler, which runs it again on another worker (Dask's
 ``distributed.scheduler.allowed-failures``, 3 by default, after which the
 notebook is reported as having killed its workers); a task that raises is
 reported as an error of its notebook. Interrupted (Ctrl-C), the client
@@ -15,15 +17,16 @@ cancels what is queued, stops the kernels of what is running on the
 workers, and returns what was gathered so far.
 
 Workers share the stores through ``NBSEAL_CACHE_DIR`` (file-locked; see
-docs/scale.md), so two workers needing one environment build it once.
-Dask is optional (``nbseal[dask]``): it is imported only here, only when used.
+docs/scale.md), so two workers needing one environment build it once. The
+workers of ``local:N`` fork from a server that imported nbseal once
+(:mod:`nbseal.localworkers`). Dask is optional (``nbseal[dask]``): it is
+imported only here, only when used.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import signal
 import time
 import uuid
@@ -35,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbseal.deadline import stop_kernels_of, verify_notebooks_within, verify_within
 from nbseal.errors import ClusterError, NotebookCancelledError, RemoteProblem
-from nbseal.runner import RunEvent
+from nbseal.localworkers import CONFIG, local_workers, start_forkserver
 from nbseal.verify import (
     DIFFERS,
     ERROR,
@@ -48,14 +51,14 @@ from nbseal.verify import (
 if TYPE_CHECKING:
     from distributed import Client, Future
 
+    from nbseal.runner import Reporter, RunEvent
+
 __all__ = [
     "CorpusRun",
     "notebook_verdict",
     "report_from_json",
     "verify_corpus",
 ]
-
-_LOCAL = re.compile(r"local:(\d+)")
 
 
 @dataclass
@@ -65,6 +68,9 @@ class CorpusRun:
     reports: list[NotebookReport]
     payloads: list[dict[str, Any] | None] = field(default_factory=list)
     interrupted: bool = False
+    # On a cluster, when each task was submitted and its result received (time.time()).
+    submitted: list[float | None] = field(default_factory=list)
+    received: list[float | None] = field(default_factory=list)
 
 
 def notebook_verdict(report: NotebookReport) -> str:
@@ -101,6 +107,7 @@ def _verify_task(path: str, options: VerifyOptions, seconds: float | None) -> di
     """One notebook on a worker; returns ``verify --json``'s object and where it ran."""
     from distributed import get_worker
 
+    started = time.time()
     progress: list[str] = []  # what the notebook's builds showed (built, waited for, reused)
 
     def reporter(event: RunEvent) -> None:
@@ -112,6 +119,7 @@ def _verify_task(path: str, options: VerifyOptions, seconds: float | None) -> di
     payload["problem_class"] = report.problem.ename if report.problem else None
     payload["worker"] = get_worker().address
     payload["progress"] = progress
+    payload["started"], payload["finished"] = started, time.time()
     return payload
 
 
@@ -131,11 +139,10 @@ def _connect(cluster: str | None, scheduler: str | None) -> tuple[Client, Any]:
     except ImportError as exc:
         raise ClusterError.dask_missing(exc.name or "distributed") from exc
     if cluster is not None:
-        match = _LOCAL.fullmatch(cluster)
-        if match is None or int(match.group(1)) < 1:
-            raise ClusterError.bad_cluster(cluster)
+        workers = local_workers(cluster)
+        start_forkserver()  # started already by the CLI, before its own imports
         local = LocalCluster(
-            n_workers=int(match.group(1)),
+            n_workers=workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=":0",
@@ -172,21 +179,23 @@ def _on_cluster(
 ) -> CorpusRun:
     from distributed import as_completed
 
-    run = CorpusRun([NotebookReport(path) for path in paths], [None] * len(paths))
+    count = len(paths)
+    run = CorpusRun([NotebookReport(path) for path in paths], [None] * count)
+    run.submitted, run.received = [None] * count, [None] * count
     where = [str(path.resolve()) for path in paths]  # the workers see the same file system
     batch = uuid.uuid4().hex[:8]
-    futures = {
-        client.submit(
-            _verify_task, where[i], options, seconds, key=f"nbseal-verify-{batch}-{i}", pure=False
-        ): i
-        for i in range(len(paths))
-    }
+    futures = {}
+    for i in range(count):
+        run.submitted[i] = time.time()
+        key = f"nbseal-verify-{batch}-{i}"
+        futures[client.submit(_verify_task, where[i], options, seconds, key=key, pure=False)] = i
     done: set[int] = set()
     tally: Counter[str] = Counter()
     try:
         for future in as_completed(futures):
             i = futures[future]
             run.reports[i], run.payloads[i] = _result(future, paths[i])
+            run.received[i] = time.time()
             done.add(i)
             tally[notebook_verdict(run.reports[i])] += 1
             on_line(progress_line(len(done), len(paths), tally, run.reports[i]))
@@ -231,22 +240,30 @@ def verify_corpus(
     scheduler: str | None = None,
     notebook_timeout: float | None = None,
     on_line: Callable[[str], None] = lambda line: None,
+    reporter_for: Callable[[Path], Reporter | None] = lambda path: None,
 ) -> CorpusRun:
     """Verify ``paths`` on a Dask cluster (``cluster`` local:N, or ``scheduler``), else here.
 
-    Here, ``jobs`` notebooks run at once in threads; ``notebook_timeout``
-    cuts a notebook either way. ``on_line`` gets a progress line per notebook
-    verified on a cluster.
+    Here, ``jobs`` notebooks run at once in threads, each showing its progress
+    to ``reporter_for(path)``; ``notebook_timeout`` cuts a notebook either
+    way. ``on_line`` gets a progress line per notebook verified on a cluster.
     """
     if cluster is None and scheduler is None:
-        reports = verify_notebooks_within(paths, options, notebook_timeout, jobs=jobs)
+        reports = verify_notebooks_within(
+            paths, options, notebook_timeout, jobs=jobs, reporter_for=reporter_for
+        )
         return CorpusRun(reports, [report.to_json() for report in reports])
-    client, local = _connect(cluster, scheduler)
-    try:
-        return _on_cluster(client, paths, options, notebook_timeout, on_line)
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()
-        if local is not None:
+    with contextlib.ExitStack() as stack:
+        if cluster is not None:  # the workers fork from nbseal's forkserver (localworkers)
+            import dask
+
+            stack.enter_context(dask.config.set(CONFIG))
+        client, local = _connect(cluster, scheduler)
+        try:
+            return _on_cluster(client, paths, options, notebook_timeout, on_line)
+        finally:
             with contextlib.suppress(Exception):
-                local.close()
+                client.close()
+            if local is not None:
+                with contextlib.suppress(Exception):
+                    local.close()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbseal.compare import (
     DEFAULT_SANITIZERS,
@@ -35,7 +35,9 @@ from nbseal.locking import check_locks, lock_notebook
 from nbseal.notebook import code_sources, metadata_locks, read_notebook, write_notebook
 from nbseal.outputs import seal_output
 from nbseal.plan import plan_notebook
-from nbseal.runner import Reporter, execute_notebook
+
+if TYPE_CHECKING:
+    from nbseal.runner import Reporter
 
 __all__ = ["CellReport", "NotebookReport", "VerifyOptions", "verify_notebooks"]
 
@@ -249,6 +251,10 @@ def _refuse_unless_locked(path: Path) -> None:
 def verify_notebook(
     path: Path, options: VerifyOptions, reporter: Reporter | None = None
 ) -> NotebookReport:
+    # Here, not at the top: nbclient brings nbformat and jsonschema (1-3 s of CPU),
+    # which a Dask client gathering reports never needs (nbseal.localworkers).
+    from nbseal.runner import execute_notebook
+
     report = NotebookReport(path)
     started = time.monotonic()
     locked_copy: Path | None = None

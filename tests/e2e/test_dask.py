@@ -186,6 +186,17 @@ def test_the_cluster_gives_the_results_of_a_local_run(both_runs: dict[str, Any])
     assert lines[-1].startswith("[8/8] 5 reproduced, 1 differs, 2 error |")
 
 
+def test_a_local_run_with_a_time_limit_shows_each_notebook_s_builds(
+    both_runs: dict[str, Any],
+) -> None:
+    """`-j 2 --timeout-notebook` shows build progress as `-j 2` alone does, named per notebook."""
+    stderr = both_runs["local"].stderr
+    steps = [line.strip() for line in stderr.splitlines() if line.startswith("    six.ipynb: ")]
+    assert steps, stderr
+    done = ("reused from the store", "built and stored")  # the build's last step, either way
+    assert any(word in steps[-1] for word in done), steps
+
+
 def test_the_junit_xml_reads_with_a_junit_parser(both_runs: dict[str, Any]) -> None:
     xml = junitparser.JUnitXml.fromfile(str(both_runs["junit"]))
     (suite,) = list(xml)
@@ -350,8 +361,10 @@ def test_ctrl_c_cancels_the_rest_and_writes_the_partial_report(
         assert seen, "nbseal verify ended before any result"
         assert "arith.ipynb: reproduced" in seen[-1], "".join(seen)
         started = time.monotonic()
-        while len(kernels_of_process(proc.pid)) < 2 and time.monotonic() - started < 60:
-            time.sleep(0.2)  # both hanging notebooks running on the workers
+        hanging = {corpus["hangs"].resolve(), hangs_too.resolve()}
+        while not hanging <= notebooks_running(proc.pid) and time.monotonic() - started < 60:
+            time.sleep(0.2)  # both hanging notebooks' kernels running on the workers
+        assert hanging <= notebooks_running(proc.pid), "the hanging notebooks never both ran"
         before = _descendants(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the client and its workers get it
         stdout, rest = proc.communicate(timeout=120)
@@ -371,17 +384,20 @@ def test_ctrl_c_cancels_the_rest_and_writes_the_partial_report(
     assert left == [], [_cmdline(pid) for pid in left]  # outlived the interrupted run
 
 
-def kernels_of_process(pid: int) -> list[int]:
-    """Kernels started by any process below ``pid`` (the CLI's workers)."""
-    found = []
+def notebooks_running(pid: int) -> set[Path]:
+    """The notebooks whose kernels run below ``pid`` (the CLI's workers), by JPY_SESSION_NAME."""
+    found = set()
     for child in _descendants(pid):
         try:
             environ = Path(f"/proc/{child}/environ").read_bytes()
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"JPY_SESSION_NAME=" in environ and b"nbseal.kernel" in cmdline:
-            found.append(child)
+        if b"nbseal.kernel" not in cmdline:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(b"JPY_SESSION_NAME="):
+                found.add(Path(item.partition(b"=")[2].decode()).resolve())
     return found
 
 

@@ -243,6 +243,12 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.cluster:  # first: the workers' imports run while this process does its own
+        from nbseal.localworkers import local_workers, start_forkserver
+
+        local_workers(args.cluster)  # a bad spec is told before anything starts
+        start_forkserver()
+
     import json
 
     from nbseal.compare import DEFAULT_SANITIZERS, Sanitizer, load_sanitizers
@@ -276,6 +282,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             notebook_timeout=args.timeout_notebook,
             on_line=err,
+            reporter_for=progress_for,
             **where,
         )
         reports, interrupted = run.reports, run.interrupted
