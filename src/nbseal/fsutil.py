@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import stat
@@ -30,7 +31,20 @@ T = TypeVar("T")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old or the new file, never half."""
+    """Write ``text`` to ``path`` so readers see the old or the new file, never half.
+
+    A symbolic link stays a link: its target is written. A path that is not
+    a regular file (``-o /dev/null``, ``/dev/stdout``, a FIFO) is written
+    into as it is: renaming a file over it would replace the device itself,
+    for everyone on the machine when run by root.
+    """
+    path = Path(os.path.realpath(path)) if path.is_symlink() else path
+    with contextlib.suppress(FileNotFoundError):
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
