@@ -204,6 +204,7 @@ def _nondeterministic_source(source: str, earlier: Sequence[str]) -> str | None:
 # -- environment drift from the outputs -----------------------------------------
 _WARNING = re.compile(r"\b(\w+Warning): (.*)")
 _VERSION = re.compile(r"\b\d+\.\d+\.\d+[\w.+-]*")
+_BLANKS = re.compile(r"[ \t]+")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _REPR = re.compile(r"<[A-Za-z_][\w.]*[ :>]|^\s*[A-Z]\w*\(")
 # matplotlib's default figure size (6.4x4.8 inches since 2.0, 6x4 before).
@@ -240,7 +241,8 @@ def _drift_in_text(old: str, new: str) -> str | None:
         changed = [(a, b) for a, b in pairs if a != b]
         if changed:
             return f"version numbers differ: {changed[0][0]} → {changed[0][1]}"
-    if _NUMBER.sub("N", old) == _NUMBER.sub("N", new):
+    # A table pads its columns to its widest number: the padding follows the digits.
+    if _NUMBER.sub("N", _BLANKS.sub(" ", old)) == _NUMBER.sub("N", _BLANKS.sub(" ", new)):
         pairs = zip(_NUMBER.findall(old), _NUMBER.findall(new), strict=True)
         changed = [(a, b) for a, b in pairs if a != b]
         if changed and all(_close(a, b) for a, b in changed):

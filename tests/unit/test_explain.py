@@ -114,6 +114,18 @@ def test_late_digits_versions_and_reprs_are_drift() -> None:
     assert "repr changed form" in said
 
 
+def test_late_digits_in_a_padded_table_are_drift_and_far_ones_are_not() -> None:
+    """pandas pads a column to its widest number: rounding that changed moves the padding."""
+    old = "C1        -0.0128398\nC2    12.5\n"
+    new = "C1          -0.01284\nC2    12.5\n"
+    assert why("params", old, new) == (
+        DRIFT,
+        "numbers differ only in late digits: -0.0128398 → -0.01284",
+    )
+    far = "C1            -0.9\nC2    12.5\n"
+    assert why("params", old, far)[0] == DIFFERS
+
+
 def test_numbers_far_apart_are_no_drift() -> None:
     assert why("print(total)", "100\n", "117\n") == (DIFFERS, "stream:stdout: `100` → `117`")
     assert why("r", "Result(3, 'a')\n", "Result(4, 'a')\n")[0] == DIFFERS, "values, same form"
