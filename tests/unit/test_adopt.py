@@ -329,11 +329,16 @@ def test_old_pins_get_setuptools_and_local_packages_are_shared(tmp_path: Path) -
     (lifelines' own source next to its notebook) is shared where the import finds it."""
     (tmp_path / "mylib").mkdir()
     (tmp_path / "mylib" / "__init__.py").write_text("X = 1\n")
-    path = _notebook(tmp_path, "import mylib, numpy")
+    (tmp_path / "mylib" / "table.csv").write_text("a\n")
+    # IPython's "Importing Notebooks" opens files of the package it imports: the share
+    # shows them; a data line inside the shared folder could not be placed.
+    path = _notebook(tmp_path, "import mylib, numpy\nopen('mylib/table.csv')")
     old = infer(path, nbformat.read(path, as_version=4), pin="2018-06-01T00:00:00Z")
     assert old.imported == ["numpy", "setuptools>=65,<81"]
     assert old.packages == ["mylib"]
-    assert "#seal share mylib" in first_cell(old, old.imported).splitlines()
+    lines = first_cell(old, old.imported).splitlines()
+    assert "#seal share mylib" in lines
+    assert [line for line in lines if line.startswith("#seal data")] == []
     new = infer(path, nbformat.read(path, as_version=4), pin="2025-06-01T00:00:00Z")
     assert new.imported == ["numpy"]
 

@@ -74,8 +74,13 @@ class Inference:
 
     @property
     def hashed(self) -> list[DataFile]:
-        """Files inside the notebook's folder: declared as data, checked by hash."""
-        return [d for d in self.data if not d.name.startswith("../")]
+        """Files inside the notebook's folder: declared as data, checked by hash
+        (not those of a package shared whole: data may not be placed inside a share)."""
+        return [
+            d
+            for d in self.data
+            if not d.name.startswith("../") and d.name.split("/")[0] not in self.packages
+        ]
 
     @property
     def shares(self) -> list[str]:
