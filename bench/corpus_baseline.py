@@ -49,13 +49,15 @@ from nbseal.fsutil import remove_tree  # noqa: E402
 
 
 def _table(rows: list[Figures]) -> str:
-    header = f"{'notebook':30} {'env':>4} {'runs':>5} {'text':>5} {'repr':>5} {'secs':>7}"
+    header = (
+        f"{'notebook':30} {'env':>4} {'runs':>5} {'text':>5} {'repr':>5} {'secs':>7} {'adopt':>6}"
+    )
     lines = [f"{header}  first problem"]
     for row in rows:
         lines.append(
             f"{row.slug:30} {'yes' if row.environment else 'no':>4} "
             f"{'yes' if row.runs else 'no':>5} {row.text_cells:>5} {row.reproduced:>5} "
-            f"{row.seconds:>7.1f}  {row.note[:110]}"
+            f"{row.seconds:>7.1f} {row.adopt_seconds:>6.1f}  {row.note[:110]}"
         )
     return "\n".join(lines)
 
@@ -72,6 +74,10 @@ def _totals(rows: list[Figures]) -> dict[str, Any]:
         "reproduced_share": round(reproduced / cells, 3) if cells else 0.0,
         "fully_reproduced": sum(r.text_cells == r.reproduced and r.runs for r in rows),
         "seconds": round(sum(r.seconds for r in rows), 1),
+        "adopt_seconds_max": max((r.adopt_seconds for r in rows), default=0.0),
+        "adopt_seconds_median": sorted(r.adopt_seconds for r in rows)[len(rows) // 2]
+        if rows
+        else 0.0,
     }
 
 
@@ -153,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({100 * totals['reproduced_share']:.0f}%), "
         f"{totals['fully_reproduced']} notebooks fully; {totals['seconds']} s"
     )
+    if args.nbseal:
+        print(
+            f"nbseal adopt: median {totals['adopt_seconds_median']} s, "
+            f"at most {totals['adopt_seconds_max']} s per notebook"
+        )
     if args.json:
         document = {
             "mode": mode,

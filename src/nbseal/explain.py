@@ -204,6 +204,7 @@ def _nondeterministic_source(source: str, earlier: Sequence[str]) -> str | None:
 # -- environment drift from the outputs -----------------------------------------
 _WARNING = re.compile(r"\b(\w+Warning): (.*)")
 _VERSION = re.compile(r"\b\d+\.\d+\.\d+[\w.+-]*")
+_BLANKS = re.compile(r"[ \t]+")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _REPR = re.compile(r"<[A-Za-z_][\w.]*[ :>]|^\s*[A-Z]\w*\(")
 # matplotlib's default figure size (6.4x4.8 inches since 2.0, 6x4 before).
@@ -240,7 +241,8 @@ def _drift_in_text(old: str, new: str) -> str | None:
         changed = [(a, b) for a, b in pairs if a != b]
         if changed:
             return f"version numbers differ: {changed[0][0]} → {changed[0][1]}"
-    if _NUMBER.sub("N", old) == _NUMBER.sub("N", new):
+    # A table pads its columns to its widest number: the padding follows the digits.
+    if _NUMBER.sub("N", _BLANKS.sub(" ", old)) == _NUMBER.sub("N", _BLANKS.sub(" ", new)):
         pairs = zip(_NUMBER.findall(old), _NUMBER.findall(new), strict=True)
         changed = [(a, b) for a, b in pairs if a != b]
         if changed and all(_close(a, b) for a, b in changed):
@@ -285,6 +287,31 @@ def _reordered(expected: Sequence[tuple[str, str]], actual: Sequence[tuple[str, 
     )
 
 
+# A random id as a whole word: a uuid4() (or its .hex), or an IPython display id
+# (16 random bytes in hex).
+_UUID = re.compile(
+    r"\b(?:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+    r"|[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15})\b"
+    r"|(?<=display_id=)[0-9a-f]{32}\b"
+)
+
+
+def _random_ids(
+    expected: Sequence[tuple[str, str]], actual: Sequence[tuple[str, str]]
+) -> str | None:
+    """Evidence that only random ids differ (a display's, a div's uuid4)."""
+    if [k for k, _ in expected] != [k for k, _ in actual]:
+        return None
+    pairs = [(old, new) for (_, old), (_, new) in zip(expected, actual, strict=True) if old != new]
+    if not pairs or any(_UUID.sub("U", old) != _UUID.sub("U", new) for old, new in pairs):
+        return None
+    old, new = pairs[0]
+    first = next(
+        (a, b) for a, b in zip(_UUID.findall(old), _UUID.findall(new), strict=True) if a != b
+    )
+    return f"random ids differ: {first[0]} → {first[1]}"
+
+
 def explain_difference(
     source: str,
     earlier: Sequence[tuple[int, str]],
@@ -304,6 +331,9 @@ def explain_difference(
     in_cell = _nondeterministic_source(source, sources)
     if in_cell is not None:
         return Explanation(NONDETERMINISM, in_cell)
+    random_id = _random_ids(expected, actual)
+    if random_id is not None:
+        return Explanation(NONDETERMINISM, random_id)
     drift = _drift(expected, actual)
     if drift is not None:
         return Explanation(DRIFT, drift)

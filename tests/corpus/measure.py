@@ -52,6 +52,7 @@ class Figures:
     text_cells: int = 0
     reproduced: int = 0
     seconds: float = 0.0
+    adopt_seconds: float = 0.0  # nbseal adopt alone (nbseal mode)
     note: str = ""  # the first thing that went wrong, one line
     differing: list[int] = field(default_factory=list)  # text cells that did not reproduce
 
@@ -249,7 +250,9 @@ def measure_nbseal(
     figures.text_cells = len(expected)
     report: dict[str, Any] = {}
     try:
+        adopting = time.monotonic()
         adopt = _nbseal("adopt", str(notebook), env=env, timeout=PIP_TIMEOUT)
+        figures.adopt_seconds = round(time.monotonic() - adopting, 1)
         report["adopt"] = {"returncode": adopt.returncode, "stderr": adopt.stderr[-4000:]}
         if adopt.returncode != 0:
             figures.note = f"nbseal adopt exited {adopt.returncode}: {_tail(adopt.stderr)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 from pathlib import Path
@@ -10,6 +11,7 @@ import nbformat
 import pytest
 
 from nbseal.adopt import first_cell, notebooks_in
+from nbseal.adopt.documented import documented_distributions
 from nbseal.adopt.imports import (
     distribution_for,
     imported_modules,
@@ -225,16 +227,118 @@ def test_requirement_sets_loosen_declared_versions_then_drop_them(tmp_path: Path
     ]
 
 
+def test_conda_names_become_pypi_names(tmp_path: Path) -> None:
+    (tmp_path / "environment.yml").write_text(
+        "dependencies:\n  - pytables\n  - matplotlib-base=3.1\n  - numpy\n"
+    )
+    declared, _ = declared_requirements(tmp_path, tmp_path)
+    assert [d.requirement for d in declared] == ["tables", "matplotlib==3.1.*", "numpy"]
+
+
+def test_declared_names_the_index_lacks_are_left_out_and_said(tmp_path: Path) -> None:
+    """pvlib's docs/environment.yml names conda's hdf4: keeping it, no declared set
+    resolved and adopt fell back to the imports, losing ephem and numba."""
+    (tmp_path / "requirements.txt").write_text("numpy==1.14.5\nhdf4==4.2.12\nephem\n")
+    path = _notebook(tmp_path, "import numpy, scipy")
+    asked: list[str] = []
+
+    def on_index(name: str) -> bool:
+        asked.append(name)
+        return name != "hdf4"
+
+    notebook = nbformat.read(path, as_version=4)
+    inference = infer(path, notebook, pin="2024-06-01T00:00:00Z", on_index=on_index)
+    assert sorted(asked) == ["ephem", "hdf4", "numpy"]
+    assert [d.requirement for d in inference.declared] == ["numpy==1.14.5", "ephem"]
+    assert inference.requirement_sets()[1] == (
+        "declared names without versions, and imports",
+        ["numpy", "ephem", "scipy"],
+    )
+    assert inference.warnings == [
+        "left out, the package index has no such project: hdf4==4.2.12 (declared in "
+        "requirements.txt)"
+    ]
+    # Without an index to ask, nothing is left out.
+    assert len(infer(path, notebook, pin="2024-06-01T00:00:00Z").declared) == 3
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [
+        "import os\nimport pvlib\nversion = '%s' % (pvlib.__version__)\n",
+        "from pkg_resources import get_distribution\n"
+        "__version__ = get_distribution('pvlib').version\n",
+        "import pkg_resources\nproject = 'pvlib'\n"
+        "version = pkg_resources.get_distribution(project).version\n",
+    ],
+)
+def test_the_docs_sphinx_conf_names_what_they_document(tmp_path: Path, conf: str) -> None:
+    (tmp_path / "sphinx" / "source").mkdir(parents=True)
+    (tmp_path / "sphinx" / "source" / "conf.py").write_text(conf)
+    assert documented_distributions(tmp_path) == {"pvlib"}
+
+
+def test_a_local_objects_version_or_an_unparsable_conf_names_nothing(tmp_path: Path) -> None:
+    (tmp_path / "conf.py").write_text("class V:\n    __version__ = '1'\nrelease = V.__version__\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "conf.py").write_text("print 'python 2'\n")
+    assert documented_distributions(tmp_path) == set()
+
+
+def _releases(name: str) -> list[tuple[str, dt.datetime]]:
+    utc = dt.timezone.utc
+    table = {
+        "pvlib": [("0.5.2", dt.datetime(2018, 5, 13, tzinfo=utc)),
+                  ("0.6.0", dt.datetime(2018, 9, 17, 21, 12, 5, 777, tzinfo=utc))],
+        "numpy": [("1.15.1", dt.datetime(2018, 8, 21, tzinfo=utc))],
+    }  # fmt: skip
+    return table.get(name, [])
+
+
+def test_a_notebook_in_its_project_s_docs_is_pinned_at_that_project_s_next_release(
+    tmp_path: Path,
+) -> None:
+    """pvlib's tutorials (last commit 2018-08-14) call get_relative_airmass, new in pvlib
+    0.6.0 (2018-09-17): they ran pvlib's development version, which 0.6.0 released."""
+    (tmp_path / "conf.py").write_text("import pvlib\nversion = pvlib.__version__\n")
+    (tmp_path / "tutorials").mkdir()
+    path = _notebook(tmp_path / "tutorials", "import pvlib, numpy")
+    notebook = nbformat.read(path, as_version=4)
+    os.utime(path, (0, dt.datetime(2018, 8, 14, tzinfo=dt.timezone.utc).timestamp()))
+    moved = infer(path, notebook, releases=_releases)
+    assert moved.pin == "2018-09-17T21:12:06Z"  # only pvlib's release moves it, not numpy's
+    assert moved.pin_source.endswith(
+        "(2018-08-14T00:00:00Z), moved to pvlib 0.6.0's release (2018-09-17): the notebook is "
+        "in pvlib's own documentation, written against its development version"
+    )
+    # A pin the user gives stays; so does one whose next release came too late.
+    assert infer(path, notebook, pin="2018-08-14T00:00:00Z", releases=_releases).pin == (
+        "2018-08-14T00:00:00Z"
+    )
+    os.utime(path, (0, dt.datetime(2017, 6, 1, tzinfo=dt.timezone.utc).timestamp()))
+    assert infer(path, notebook, releases=_releases).pin == "2017-06-01T00:00:00Z"
+    # A notebook that does not import what the docs are of is not moved.
+    other = _notebook(tmp_path / "tutorials", "import numpy", name="other.ipynb")
+    os.utime(other, (0, dt.datetime(2018, 8, 14, tzinfo=dt.timezone.utc).timestamp()))
+    unmoved = infer(other, nbformat.read(other, as_version=4), releases=_releases)
+    assert unmoved.pin == "2018-08-14T00:00:00Z"
+
+
 def test_old_pins_get_setuptools_and_local_packages_are_shared(tmp_path: Path) -> None:
     """pkg_resources came with every venv of CPython < 3.12; a package beside the notebook
     (lifelines' own source next to its notebook) is shared where the import finds it."""
     (tmp_path / "mylib").mkdir()
     (tmp_path / "mylib" / "__init__.py").write_text("X = 1\n")
-    path = _notebook(tmp_path, "import mylib, numpy")
+    (tmp_path / "mylib" / "table.csv").write_text("a\n")
+    # IPython's "Importing Notebooks" opens files of the package it imports: the share
+    # shows them; a data line inside the shared folder could not be placed.
+    path = _notebook(tmp_path, "import mylib, numpy\nopen('mylib/table.csv')")
     old = infer(path, nbformat.read(path, as_version=4), pin="2018-06-01T00:00:00Z")
     assert old.imported == ["numpy", "setuptools>=65,<81"]
     assert old.packages == ["mylib"]
-    assert "#seal share mylib" in first_cell(old, old.imported).splitlines()
+    lines = first_cell(old, old.imported).splitlines()
+    assert "#seal share mylib" in lines
+    assert [line for line in lines if line.startswith("#seal data")] == []
     new = infer(path, nbformat.read(path, as_version=4), pin="2025-06-01T00:00:00Z")
     assert new.imported == ["numpy"]
 

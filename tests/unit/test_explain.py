@@ -114,6 +114,43 @@ def test_late_digits_versions_and_reprs_are_drift() -> None:
     assert "repr changed form" in said
 
 
+def test_late_digits_in_a_padded_table_are_drift_and_far_ones_are_not() -> None:
+    """pandas pads a column to its widest number: rounding that changed moves the padding."""
+    old = "C1        -0.0128398\nC2    12.5\n"
+    new = "C1          -0.01284\nC2    12.5\n"
+    assert why("params", old, new) == (
+        DRIFT,
+        "numbers differ only in late digits: -0.0128398 → -0.01284",
+    )
+    far = "C1            -0.9\nC2    12.5\n"
+    assert why("params", old, far)[0] == DIFFERS
+
+
+def test_random_uuids_are_nondeterminism_other_hex_is_not() -> None:
+    """IPython's display ids and a div's uuid4 id (made in an earlier cell) differ each run."""
+    old = "<DisplayHandle display_id=118a56127f42348f8893440da7181c57>\n"
+    new = "<DisplayHandle display_id=c5561cb82a29751fa693227cd28d42ee>\n"
+    assert why("dh", old, new) == (
+        NONDETERMINISM,
+        "random ids differ: 118a56127f42348f8893440da7181c57 → c5561cb82a29751fa693227cd28d42ee",
+    )
+    div = '<div id="{}" style="height: 300px"></div>\n'
+    first = div.format("c6929609-3cb6-4443-9574-d9f71791a987")
+    second = div.format("e1c09508-764a-423c-9775-337f5e3f7fac")
+    assert why("FlotPlot(x, y)", first, second)[0] == NONDETERMINISM
+    # An md5 digest is not random: its change is not explained away.
+    assert (
+        why("h", "d41d8cd98f00b204e9800998ecf8427e\n", "0cc175b9c0f1b6a831c399e269772661\n")[0]
+        != NONDETERMINISM
+    )
+    # Nor is a change beside a UUID.
+    changed = div.format("e1c09508-764a-423c-9775-337f5e3f7fac").replace("300", "400")
+    assert why("FlotPlot(x, y)", first, changed)[0] != NONDETERMINISM
+    # Nor one in another output of the cell.
+    two = explain_difference("f()", [], [*out(first), *out("1\n")], [*out(second), *out("2\n")])
+    assert two.cause != NONDETERMINISM
+
+
 def test_numbers_far_apart_are_no_drift() -> None:
     assert why("print(total)", "100\n", "117\n") == (DIFFERS, "stream:stdout: `100` → `117`")
     assert why("r", "Result(3, 'a')\n", "Result(4, 'a')\n")[0] == DIFFERS, "values, same form"

@@ -11,20 +11,30 @@ leaves the file as it was.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbseal.adopt.infer import Inference, Reason, infer, relative_source
+from nbseal.adopt.infer import Inference, Reason, Releases, infer, relative_source
 from nbseal.digests import sha256_file
 from nbseal.errors import AdoptError, NbsealError
 from nbseal.locking import LockStatus, lock_notebook
 from nbseal.notebook import mark_kernel, read_notebook, write_notebook
 from nbseal.progress import Progress
 
-__all__ = ["Adoption", "Inference", "Reason", "adopt_notebook", "first_cell", "notebooks_in"]
+__all__ = [
+    "Adoption",
+    "Inference",
+    "Reason",
+    "adopt_notebook",
+    "first_cell",
+    "notebooks_in",
+    "on_the_index",
+    "releases_on_the_index",
+]
 
 ENV_NAME = "py"
 
@@ -61,6 +71,44 @@ def first_cell(inference: Inference, requirements: list[str]) -> str:
     return "\n".join(lines)
 
 
+def on_the_index() -> Callable[[str], bool]:
+    """Whether the package index uv uses has a project of that name (when the
+    index cannot be read, every name is taken as known: uv will say)."""
+    from nbseal.backends.pypi_index import ProjectIndex
+
+    index = ProjectIndex()
+
+    def has(name: str) -> bool:
+        try:
+            return bool(index.files(name))
+        except NbsealError:
+            return True
+
+    return has
+
+
+def releases_on_the_index() -> Releases:
+    """A distribution's final releases on the package index, each with its first upload."""
+    from nbseal.backends.pypi_index import ProjectIndex
+
+    index = ProjectIndex()
+
+    def releases(name: str) -> list[tuple[str, dt.datetime]]:
+        try:
+            files = index.files(name)
+        except NbsealError:
+            return []
+        first: dict[str, dt.datetime] = {}
+        for file in files:
+            if file.version.is_prerelease or file.yanked:
+                continue
+            version = str(file.version)
+            first[version] = min(first.get(version, file.uploaded), file.uploaded)
+        return list(first.items())
+
+    return releases
+
+
 def _check_adoptable(path: Path, notebook: Any) -> None:
     metadata = notebook.get("metadata", {})
     language = metadata.get("kernelspec", {}).get("language") or metadata.get(
@@ -91,11 +139,23 @@ def adopt_notebook(
     pin: str | None = None,
     dry_run: bool = False,
     progress_for: Callable[[str], Progress] = Progress,
+    on_index: Callable[[str], bool] | None = None,
+    releases: Releases | None = None,
 ) -> Adoption:
-    """Infer, write the first cell, lock; with ``dry_run`` only infer."""
+    """Infer, write the first cell, lock; with ``dry_run`` only infer.
+
+    ``on_index`` says whether the package index has a project, ``releases`` what
+    releases it has (default: ask it).
+    """
     notebook = read_notebook(path)
     _check_adoptable(path, notebook)
-    inference = infer(path, notebook, pin=pin)
+    inference = infer(
+        path,
+        notebook,
+        pin=pin,
+        on_index=on_index or on_the_index(),
+        releases=releases or releases_on_the_index(),
+    )
     candidates = inference.requirement_sets()
     if dry_run:
         label, requirements = candidates[0]

@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from packaging.requirements import Requirement
 
+from nbseal.adopt.documented import documented_distributions
 from nbseal.adopt.imports import (
     distribution_for,
     imported_modules,
@@ -27,7 +30,10 @@ from nbseal.directives import data_name_ok
 from nbseal.notebook import code_sources
 from nbseal.pythons import python_release
 
-__all__ = ["DataFile", "Inference", "Reason", "infer", "pin_of"]
+__all__ = ["DataFile", "Inference", "Reason", "Releases", "infer", "pin_of"]
+
+# A distribution's final releases: (version, upload instant) each.
+Releases = Callable[[str], list[tuple[str, dt.datetime]]]
 
 # Files bigger than this are not declared as data (say so instead).
 DATA_LIMIT = 200 * 1024 * 1024
@@ -68,8 +74,13 @@ class Inference:
 
     @property
     def hashed(self) -> list[DataFile]:
-        """Files inside the notebook's folder: declared as data, checked by hash."""
-        return [d for d in self.data if not d.name.startswith("../")]
+        """Files inside the notebook's folder: declared as data, checked by hash
+        (not those of a package shared whole: data may not be placed inside a share)."""
+        return [
+            d
+            for d in self.data
+            if not d.name.startswith("../") and d.name.split("/")[0] not in self.packages
+        ]
 
     @property
     def shares(self) -> list[str]:
@@ -175,6 +186,40 @@ def _revealed_by_outputs(notebook: Any) -> tuple[str, str] | None:
     return successor, why
 
 
+# A notebook in a project's own docs ran that project's development version,
+# which its next release holds if it came soon enough; after longer, the
+# notebook's own date says more about everything else it uses.
+DEVELOPMENT_WINDOW = dt.timedelta(days=180)
+
+
+def _canonical(requirement: str) -> str | None:
+    try:
+        return Requirement(requirement).name.lower().replace("_", "-")
+    except ValueError:
+        return None
+
+
+def _documented_pin(
+    pin: str, root: Path, distributions: list[str], releases: Releases
+) -> tuple[str, str] | None:
+    """The pin moved to the next release of the project whose docs hold the notebook."""
+    documented = {name.replace("_", "-") for name in documented_distributions(root)}
+    pinned = instant_of(pin)
+    moves = []
+    for name in dict.fromkeys(n for d in distributions if (n := _canonical(d)) in documented):
+        later = sorted((when, version) for version, when in releases(name) if when > pinned)
+        if later and later[0][0] - pinned <= DEVELOPMENT_WINDOW:
+            moves.append((later[0][0], name, later[0][1]))
+    if not moves:
+        return None
+    when, name, version = max(moves)
+    why = (
+        f"moved to {name} {version}'s release ({when:%Y-%m-%d}): the notebook is in "
+        f"{name}'s own documentation, written against its development version"
+    )
+    return _utc(when.replace(microsecond=0) + dt.timedelta(seconds=1)), why
+
+
 def _local_modules(folder: Path) -> set[str]:
     """Modules a notebook imports from its own folder (``utils.py``, ``mypkg/``)."""
     found = {p.stem for p in folder.glob("*.py")}
@@ -230,8 +275,35 @@ def _python_of(notebook: Any) -> str | None:
     return str(version) if version else None
 
 
-def infer(path: Path, notebook: Any, *, pin: str | None = None) -> Inference:
-    """Everything `nbseal adopt` writes for the notebook at ``path``, with reasons."""
+def _on_the_index(
+    declared: list[Declared], on_index: Callable[[str], bool] | None
+) -> tuple[list[Declared], list[Declared]]:
+    """``declared`` split into what the package index has and what it does not
+    (a conda environment file names conda's own packages: hdf4, libnetcdf)."""
+    if on_index is None:
+        return declared, []
+    names = list(dict.fromkeys(Requirement(d.requirement).name for d in declared))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        known = dict(zip(names, pool.map(on_index, names), strict=True))
+    kept = [d for d in declared if known[Requirement(d.requirement).name]]
+    return kept, [d for d in declared if not known[Requirement(d.requirement).name]]
+
+
+def infer(
+    path: Path,
+    notebook: Any,
+    *,
+    pin: str | None = None,
+    on_index: Callable[[str], bool] | None = None,
+    releases: Releases | None = None,
+) -> Inference:
+    """Everything `nbseal adopt` writes for the notebook at ``path``, with reasons.
+
+    ``on_index`` says whether the package index has a project of that name;
+    declared requirements it does not have are left out, and said so.
+    ``releases`` gives a distribution's releases: a notebook in the docs of one
+    it imports is pinned at that one's next release (:data:`DEVELOPMENT_WINDOW`).
+    """
     folder = path.resolve().parent
     root = project_root(folder)
     sources = code_sources(notebook)
@@ -240,12 +312,14 @@ def infer(path: Path, notebook: Any, *, pin: str | None = None) -> Inference:
     else:
         pin, pin_source = pin_of(path, notebook)
     declared, unreadable = declared_requirements(folder, root)
+    declared, unknown = _on_the_index(declared, on_index)
     declared_names = {Requirement(d.requirement).name.lower().replace("_", "-") for d in declared}
     local = _local_modules(folder)
     imported: list[str] = []
     reasons: list[Reason] = []
     for d in declared:
         reasons.append(Reason(d.requirement, f"declared in {d.source}"))
+    left_out = [f"{d.requirement} (declared in {d.source})" for d in unknown]
     by_import: list[str] = []
     for requirement in pip_installs(sources):
         name = requirement.split("=")[0].split("<")[0].split(">")[0].lower()
@@ -265,6 +339,13 @@ def infer(path: Path, notebook: Any, *, pin: str | None = None) -> Inference:
         imported.append(distribution)
         via = f"pipreqs' map: {item.module} → {distribution}" if mapped else "same name"
         reasons.append(Reason(distribution, f"`import {item.module}` in cell {item.cell} ({via})"))
+    if releases is not None and pin_source != "--pin":
+        moved = _documented_pin(
+            pin, root, [*(d.requirement for d in declared), *by_import], releases
+        )
+        if moved is not None:
+            pin_source = f"{pin_source} ({pin}), {moved[1]}"
+            pin = moved[0]
     if instant_of(pin) < OLD_VENVS and "setuptools" not in declared_names | set(by_import):
         # `python -m venv` gave CPython < 3.12 environments setuptools, and old
         # code imports its pkg_resources: the release CPython 3.11's venv
@@ -288,6 +369,8 @@ def infer(path: Path, notebook: Any, *, pin: str | None = None) -> Inference:
                 reasons.append(Reason(module + "/", why))
     python = _python_of(notebook)
     warnings = [f"could not read {u}" for u in unreadable] + notes
+    if left_out:
+        warnings.append("left out, the package index has no such project: " + ", ".join(left_out))
     if python and python.startswith("2"):
         warnings.append(
             f"the notebook was written for Python {python}: cells in Python 2 syntax will fail"

@@ -29,6 +29,15 @@ _FRONTENDS = frozenset(
 )
 # conda's names for things that are not PyPI packages.
 _CONDA_ONLY = frozenset({"python", "pip", "conda", "nb_conda", "nb_conda_kernels", "mkl"})
+# conda-forge names of packages PyPI knows under another name.
+_CONDA_TO_PYPI = {
+    "pytables": "tables",
+    "matplotlib-base": "matplotlib",
+    "pytorch": "torch",
+    "py-opencv": "opencv-python",
+    "python-graphviz": "graphviz",
+    "pyqt": "PyQt5",
+}
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,7 @@ def _conda_spec(text: str) -> str | None:
     version = version.split("=")[0]  # drop a build string (pkg=1.2=py36_0)
     if name.lower() in _CONDA_ONLY or "::" in name:
         return None
+    name = _CONDA_TO_PYPI.get(name.lower(), name)
     if not version or version == "*":
         return _usable(name)
     if re.fullmatch(r"[\d.]+", version):
