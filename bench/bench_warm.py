@@ -29,6 +29,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from nbseal.fsutil import remove_tree
+from nbseal.kernel.kernelspec import InMemoryKernelSpecManager
 
 PIN = "2025-06-01"
 ENVIRONMENTS = {"a": "six==1.16.0", "b": "six==1.17.0", "c": "six==1.15.0"}
@@ -55,7 +56,7 @@ def _nbseal(*argv: str, env: dict[str, str]) -> None:
 
 
 def _open(path: Path, env: dict[str, str]) -> tuple[KernelManager, BlockingKernelClient]:
-    km = KernelManager(kernel_name="nbseal")
+    km = KernelManager(kernel_name="nbseal", kernel_spec_manager=InMemoryKernelSpecManager())
     km.start_kernel(cwd=str(path.parent), env={**env, "JPY_SESSION_NAME": path.name})
     kc = km.client()
     kc.start_channels()

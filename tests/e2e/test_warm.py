@@ -22,7 +22,7 @@ from jupyter_client.manager import KernelManager
 from nbseal.store import EnvironmentStore
 from tests.e2e.test_cli import nbseal
 from tests.e2e.test_locks import PIN, write
-from tests.kernel.helpers import Result, collect, execute, pid_alive
+from tests.kernel.helpers import Result, collect, execute, pid_alive, start_busy_loop
 
 DESCRIBE_MIME = "application/vnd.nbseal.describe+json"
 ENVIRONMENTS = {"a": "six==1.16.0", "b": "six==1.17.0", "c": "six==1.15.0"}
@@ -209,11 +209,7 @@ def test_stdin_interrupt_and_restart_work_on_a_warm_kernel(stored_notebook: Path
         kc.input("ada")
         assert collect(kc, msg_id).stdout == "ada\n"
 
-        msg_id = kc.execute("print('looping', flush=True)\nwhile True: pass")
-        while True:
-            msg = kc.get_iopub_msg(timeout=60)
-            if msg["msg_type"] == "stream" and "looping" in msg["content"]["text"]:
-                break
+        msg_id = start_busy_loop(kc)
         km.interrupt_kernel()
         assert collect(kc, msg_id, timeout=30).reply["content"]["ename"] == "KeyboardInterrupt"
 

@@ -126,3 +126,12 @@ def running_kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
         kc.stop_channels()
         if km.is_alive():
             km.shutdown_kernel(now=False)
+
+
+def start_busy_loop(kc: BlockingKernelClient) -> str:
+    """Start a cell that loops forever; return once it runs in the kernel (not while prepared)."""
+    msg_id = kc.execute("print('looping', flush=True)\nwhile True: pass")
+    while True:
+        msg = kc.get_iopub_msg(timeout=60)
+        if msg["msg_type"] == "stream" and "looping" in msg["content"]["text"]:
+            return str(msg_id)

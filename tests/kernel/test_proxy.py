@@ -18,6 +18,7 @@ from tests.kernel.helpers import (
     host_pid_of_kernel,
     pid_alive,
     running_kernel,
+    start_busy_loop,
     wait_gone,
 )
 
@@ -138,12 +139,7 @@ def test_comm_round_trip_both_ways(kernel) -> None:
 
 def test_interrupt_stops_a_busy_loop(kernel) -> None:
     km, kc = kernel
-    msg_id = kc.execute("print('looping', flush=True)\nwhile True: pass")
-    # Interrupt once the loop runs in the kernel (not while the proxy prepares it).
-    while True:
-        msg = kc.get_iopub_msg(timeout=60)
-        if msg["msg_type"] == "stream" and "looping" in msg["content"]["text"]:
-            break
+    msg_id = start_busy_loop(kc)
     km.interrupt_kernel()
     result = collect(kc, msg_id, timeout=30)
     assert result.status == "error"
