@@ -86,12 +86,13 @@ class Cells:
         kernel = slot.live_kernel
         if kernel is None or slot.failure is not None or not self.pool.ready_as_is(slot):
             return None
-        if "#" in execution.code:
-            try:
-                if parse_cell(execution.code).directives:
-                    return None
-            except NbsealError:
-                return None  # prepare() reports it as the cell's error
+        try:
+            # Every cell is parsed: directives are `#seal` lines, PEP 723 blocks
+            # and Guix-Jupyter's `;;guix` lines alike.
+            if parse_cell(execution.code).directives:
+                return None
+        except NbsealError:
+            return None  # prepare() reports it as the cell's error
         slot.ran = True
         return kernel
 
