@@ -53,13 +53,21 @@ def main(argv: list[str] | None = None) -> int:
         await kernel.run()
 
     asyncio.run(serve())
-    if kernel.orphaned:
+    # Orphaned, or the parent died while we were stopping (nbseal run killed
+    # as it shut us down at its end): nobody else will clean up.
+    if kernel.orphaned or _parent_gone():
         # The frontend that wrote the connection file (and would remove it)
         # is gone: the signing key must not outlive both of us.
         Path(args.connection_file).unlink(missing_ok=True)
         # nbseal run's folder too, if it was the parent (and is now gone).
         sweep_orphans(config.runtime_parent.parent if config.runtime_parent else None)
     return 0
+
+
+def _parent_gone() -> bool:
+    """Whether the process that started us (``JPY_PARENT_PID``) has exited."""
+    parent = int(os.environ.get("JPY_PARENT_PID", "0") or 0)
+    return parent > 1 and os.getppid() != parent
 
 
 if __name__ == "__main__":
