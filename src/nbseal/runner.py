@@ -224,26 +224,6 @@ def execute_notebook(
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-# Unix socket paths hold at most 107 bytes; jupyter_client adds "-PORT".
-_SOCKET_PATH_MAX = 100
-
-
-def _private_transport(run_dir: Path) -> dict[str, str]:
-    """Headless, the client and the proxy talk over ipc sockets in the run's own folder.
-
-    Nobody else attaches to a headless run: sockets in a 0700 folder are
-    reachable by this user alone, and there are no TCP ports to pick, which
-    jupyter_client does by binding and releasing them, a race with every
-    other process on the machine ("Address already in use" when two
-    workers of ``verify --cluster`` took the same port). A folder too deep
-    for a socket path keeps TCP on loopback.
-    """
-    prefix = run_dir / "k"
-    if len(os.fsencode(prefix)) + 8 > _SOCKET_PATH_MAX:
-        return {}
-    return {"transport": "ipc", "ip": str(prefix)}
-
-
 def _execute_in(
     notebook: Any,
     path: Path,
@@ -256,11 +236,7 @@ def _execute_in(
     keep_workdir: Path | None,
     allow_errors: bool,
 ) -> RunResult:
-    km = _KernelManager(
-        kernel_name=KERNEL_NAME,
-        connection_file=str(run_dir / "kernel.json"),
-        **_private_transport(run_dir),
-    )
+    km = _KernelManager(kernel_name=KERNEL_NAME, connection_file=str(run_dir / "kernel.json"))
     client = _Client(
         notebook,
         reporter or (lambda event: None),
