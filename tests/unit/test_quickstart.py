@@ -88,3 +88,28 @@ def _run_as_nobody_without_packages(tmp_path: Path) -> None:
     assert "these system packages are missing: mmdebstrap uidmap dpkg-dev chromium" in proc.stderr
     assert "apt-get install mmdebstrap" in proc.stderr
     assert not (checkout / ".venv").exists(), "it stops before installing anything"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the user nobody needs root")
+def test_a_regular_user_with_the_packages_is_not_told_to_install_them() -> None:
+    # A regular user's PATH on Debian has no /sbin, where ldconfig lives: the
+    # library check must find libseccomp2 all the same. scripts/test installs
+    # the packages before the suite runs, so they are here.
+    proc = subprocess.run(
+        [
+            shutil.which("setpriv") or "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "bash",
+            str(ROOT / "scripts" / "test"),
+            "--check",
+        ],
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "the system packages the tests use are installed" in proc.stdout
