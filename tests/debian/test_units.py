@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from nbseal.backends.debian import (
     subid_ranges,
     unprivileged_problem,
 )
+from nbseal.backends.debian import tree as tree_module
 from nbseal.backends.debian.indices import _list_prefix
 from nbseal.backends.debian.kernel import find_rootfs_kernel_command
 from nbseal.backends.debian.lock import DebCache, DebianLockData, DebianPackage, DebianSource
@@ -451,7 +453,22 @@ def _tarball(path: Path, *members: tuple[str, bytes, dict[str, Any]]) -> Path:
     return path
 
 
-def test_unpacked_tree_keeps_links_and_drops_devices_and_special_bits(tmp_path: Path) -> None:
+@pytest.fixture(params=["pep706", "own"])
+def tar_filters(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Unpack with tarfile's PEP 706 filter, and with nbseal's own checks, which
+    Pythons before it use (Debian 12's 3.11.2): both must give the same tree and
+    refuse the same members."""
+    if request.param == "pep706" and not hasattr(tarfile, "tar_filter"):
+        pytest.skip(f"this Python ({sys.version.split()[0]}) has no PEP 706 filters")
+    if request.param == "own":
+        monkeypatch.setattr(tree_module, "_PEP706", False)
+        monkeypatch.setattr(tree_module, "_tar_filter", tree_module._own_tar_filter)
+    return str(request.param)
+
+
+def test_unpacked_tree_keeps_links_and_drops_devices_and_special_bits(
+    tmp_path: Path, tar_filters: str
+) -> None:
     archive = _tarball(
         tmp_path / "rootfs.tar",
         ("./", tarfile.DIRTYPE, {"mode": 0o755}),
@@ -502,7 +519,7 @@ def test_unpacked_tree_keeps_links_and_drops_devices_and_special_bits(tmp_path: 
     ],
 )
 def test_unpacking_refuses_anything_outside_the_tree(
-    tmp_path: Path, name: str, kind: bytes, attrs: dict[str, Any]
+    tmp_path: Path, name: str, kind: bytes, attrs: dict[str, Any], tar_filters: str
 ) -> None:
     host = tmp_path / "host"
     host.mkdir()
@@ -516,6 +533,22 @@ def test_unpacking_refuses_anything_outside_the_tree(
     with pytest.raises(BuildError, match="cannot unpack the root file system"):
         unpack_rootfs(archive, tmp_path / "tree")
     assert list(host.iterdir()) == []
+    assert (tmp_path / "outside").stat().st_nlink == 1
+
+
+def test_a_hard_link_through_a_symlink_of_the_tree_is_refused(
+    tmp_path: Path, tar_filters: str
+) -> None:
+    """The link's name is inside the tree, but the tree's own symlink leads out of it."""
+    (tmp_path / "outside").write_text("host file")
+    archive = _tarball(
+        tmp_path / "rootfs.tar",
+        ("./", tarfile.DIRTYPE, {"mode": 0o755}),
+        ("./up", tarfile.SYMTYPE, {"linkname": str(tmp_path)}),
+        ("./etc/grab", tarfile.LNKTYPE, {"linkname": "up/outside"}),
+    )
+    with pytest.raises(BuildError, match="cannot unpack the root file system"):
+        unpack_rootfs(archive, tmp_path / "tree")
     assert (tmp_path / "outside").stat().st_nlink == 1
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import platform
 import pwd
 import shutil
 import subprocess
-import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,14 +195,6 @@ def check_mmdebstrap() -> str:
                 tool, hint="install dpkg-dev (`apt-get install dpkg-dev`)"
             )
     unprivileged = os.geteuid() != 0
-    if not hasattr(tarfile, "tar_filter"):
-        raise DebianUnavailableError(
-            f"cannot build Debian environments as {_user_name()}: this Python "
-            f"({platform.python_version()}) has no tarfile extraction filters",
-            context="the tree comes as a tarball that nbseal unpacks "
-            "with tarfile's 'tar' filter (PEP 706)",
-            hint="use Python 3.10.12, 3.11.4, 3.12 or newer",
-        )
     if unprivileged:
         user = _user_name()
         for tool in ("newuidmap", "newgidmap"):

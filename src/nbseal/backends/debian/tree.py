@@ -11,6 +11,7 @@ that share most packages share most of their disk.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import posixpath
 import stat
@@ -42,6 +43,19 @@ __all__ = [
 _SKIPPED_TYPES = frozenset({tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE})
 
 
+class _OutsideTheTree(tarfile.TarError):
+    """A member that would be written, or hard-link to a file, outside the tree."""
+
+    def __init__(self, member: tarfile.TarInfo, path: str) -> None:
+        super().__init__(f"{member.name!r} would reach {path!r}, outside the tree")
+
+
+def _inside(dest: str, path: str) -> bool:
+    """Whether ``path``, its links followed as far as they exist now, stays in ``dest``."""
+    real_dest = os.path.realpath(dest)
+    return os.path.commonpath([real_dest, os.path.realpath(path)]) == real_dest
+
+
 def _rootfs_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
     """tarfile's ``tar`` filter for a root file system's tarball.
 
@@ -50,15 +64,49 @@ def _rootfs_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None
     group/other write bits. Symbolic links keep their targets, absolute ones
     too: inside a root file system ``/usr/bin/x`` means the tree's, and the
     kernel sees them only from inside the tree. Hard links must name a member
-    of the archive (the filter leaves them unchecked).
+    of the archive inside the tree, symbolic links on the way followed (the
+    filter leaves them unchecked).
     """
     if member.type in _SKIPPED_TYPES:
         return None
     if member.islnk():
         target = posixpath.normpath(member.linkname)
         if posixpath.isabs(target) or target == ".." or target.startswith("../"):
-            raise tarfile.LinkOutsideDestinationError(member, target)
-    return tarfile.tar_filter(member, dest)
+            raise _OutsideTheTree(member, target)
+        if not _inside(dest, os.path.join(dest, target)):
+            raise _OutsideTheTree(member, os.path.realpath(os.path.join(dest, target)))
+    return _tar_filter(member, dest)
+
+
+_CLEARED_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH
+
+
+def _own_tar_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """PEP 706's ``tar`` filter, for Pythons before it (3.11.2, Debian 12's).
+
+    Called as each member is reached, like the real one, so a symbolic link
+    unpacked earlier is followed when the next member's place is checked.
+    """
+    member = copy.copy(member)
+    member.name = member.name.lstrip("/")
+    place = os.path.join(dest, member.name)
+    if not _inside(dest, place):
+        raise _OutsideTheTree(member, os.path.realpath(place))
+    if member.mode is not None:
+        member.mode &= ~_CLEARED_BITS & 0o7777
+    return member
+
+
+_PEP706 = hasattr(tarfile, "tar_filter")
+_tar_filter = getattr(tarfile, "tar_filter", _own_tar_filter)
+
+
+def _filtered(tar: tarfile.TarFile, dest: str) -> Iterator[tarfile.TarInfo]:
+    """The archive's members through :func:`_rootfs_member`, one at a time as extracted."""
+    for member in tar:
+        kept = _rootfs_member(member, dest)
+        if kept is not None:
+            yield kept
 
 
 def unpack_rootfs(archive: Path, dest: Path) -> None:
@@ -71,7 +119,11 @@ def unpack_rootfs(archive: Path, dest: Path) -> None:
     dest.mkdir(mode=0o755)
     try:
         with tarfile.open(archive, errorlevel=2) as tar:
-            tar.extractall(dest, filter=_rootfs_member, numeric_owner=True)
+            if _PEP706:
+                tar.extractall(dest, filter=_rootfs_member, numeric_owner=True)
+            else:
+                # No filters in this Python: the same checks, member by member.
+                tar.extractall(dest, members=_filtered(tar, str(dest)), numeric_owner=True)
     except tarfile.TarError as exc:
         raise DebianError(
             f"cannot unpack the root file system mmdebstrap wrote to {archive}",
