@@ -31,6 +31,7 @@ import nbformat
 
 from nbseal._toml import tomllib
 from nbseal.compare import DEFAULT_SANITIZERS, normalise_outputs
+from tests.archives import extract_known
 
 __all__ = [
     "MANIFEST",
@@ -138,7 +139,7 @@ class SdistCache:
             archive = self._download(spec, sha256)
             destination = Path(tempfile.mkdtemp(prefix="unpacked-", dir=self.folder))
             with tarfile.open(archive) as tar:
-                tar.extractall(destination, filter="data")
+                extract_known(tar, destination)
             (top,) = destination.iterdir()
             self._unpacked[spec] = top
         return self._unpacked[spec]

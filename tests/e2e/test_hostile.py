@@ -26,6 +26,7 @@ import pytest
 from nbseal.lock import Lock
 from nbseal.notebook import metadata_locks, output_locks, set_locks, stored_locks
 from nbseal.sandbox.identity import sandbox_identity
+from tests.archives import extract_known
 from tests.dataserver import serve
 from tests.e2e.test_cli import nbseal, notebook
 
@@ -298,7 +299,7 @@ def test_an_sdist_s_build_code_runs_sealed(tmp_path: Path) -> None:
     sdist = _evil_sdist(tmp_path, mark)
     control = tmp_path / "control"
     with tarfile.open(sdist) as tar:
-        tar.extractall(control, filter="data")
+        extract_known(tar, control)
     in_home = _control_writes_both(
         [sys.executable, "-c", "import backend; backend.get_requires_for_build_wheel()"],
         control / "evil-0.1",
