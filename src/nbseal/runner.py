@@ -26,6 +26,7 @@ from nbseal.notebook import (
     write_notebook,
 )
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
+from nbseal.timeline import mark
 
 __all__ = ["CellFailedError", "RunEvent", "RunResult", "execute_notebook", "run_notebook"]
 
@@ -111,6 +112,7 @@ class _Client(NotebookClient):
         self.on_cell_executed = self._cell_executed
 
     async def async_start_new_kernel_client(self) -> Any:
+        mark("nbseal run", "starting the nbseal kernel")
         try:
             client = await super().async_start_new_kernel_client()
         except BaseException:
@@ -123,11 +125,13 @@ class _Client(NotebookClient):
         # headless, nobody else attaches, so the key leaves the disk now.
         if self.km is not None:
             Path(self.km.connection_file).unlink(missing_ok=True)
+        mark("nbseal run", "the nbseal kernel answered kernel_info")
         return client
 
     def _cell_start(self, cell: Any, cell_index: int) -> None:
         self._started = time.monotonic()
         self.current_cell = cell_index + 1
+        mark("nbseal run", f"cell {cell_index + 1}: sent")
         self._reporter(RunEvent("cell-start", cell_index + 1, self._total))
 
     def _cell_executed(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
@@ -135,6 +139,7 @@ class _Client(NotebookClient):
         self.timings.append(seconds)
         status = execute_reply.get("content", {}).get("status", "ok")
         kind = "cell-done" if status == "ok" else "cell-error"
+        mark("nbseal run", f"cell {cell_index + 1}: {status} ({seconds * 1000:.1f} ms)")
         self._reporter(RunEvent(kind, cell_index + 1, self._total, status, seconds))
 
     def process_message(self, msg: Any, cell: Any, cell_index: int) -> Any:
@@ -182,6 +187,7 @@ def run_notebook(
     )
     record_run(notebook, sealed=sandbox)
     write_notebook(notebook, output)
+    mark("nbseal run", f"outputs written to {output.name}")
     result.output = output
     return result
 
@@ -267,6 +273,7 @@ def _execute_in(
     except DeadKernelError as exc:
         failed = CellFailedError(client.current_cell, "DeadKernelError", str(exc), "")
     seconds = time.monotonic() - started
+    mark("nbseal run", "the nbseal kernel stopped")
     result = RunResult(path, len(client.timings), seconds, failed, client.timings)
     code_cells = [cell for cell in notebook.cells if cell.get("cell_type") == "code"]
     for number, cell in enumerate(code_cells, start=1):

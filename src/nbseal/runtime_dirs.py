@@ -2,7 +2,7 @@
 
 ``nbseal run`` and the proxy keep connection files (which hold a kernel's
 signing key), ipc sockets and the kernels' scratch working directory in
-folders of their own under ``TMPDIR``. Each holds an owner file naming the
+folders of their own under ``TMPDIR`` (:func:`runtime_base`). Each holds an owner file naming the
 process that made it (pid and start time, so a reused pid is not taken for
 the owner). A process killed with SIGKILL cannot clean up after itself; the
 next nbseal to start removes every such folder whose owners are all gone.
@@ -21,11 +21,31 @@ __all__ = [
     "make_runtime_dir",
     "owned_by_live_process",
     "process_start_time",
+    "runtime_base",
     "sweep_orphans",
 ]
 
 OWNER_FILE = ".nbseal-owner"
 PREFIX = "nbseal-"
+# A kernel's ipc sockets lie three folders below the base (nbseal run's, the
+# proxy's, the kernel's: about 50 characters), and a socket's path may not
+# exceed 107 bytes (sun_path).
+_LONGEST_BASE = 48
+
+
+def runtime_base() -> Path:
+    """Where runtime folders go: ``TMPDIR``, unless its path is too long for sockets.
+
+    Then the first short, writable one of /tmp, /var/tmp and /dev/shm (a
+    kernel's sockets in a deep TMPDIR failed with "File name too long").
+    """
+    base = Path(tempfile.gettempdir())
+    if len(str(base)) <= _LONGEST_BASE:
+        return base
+    for short in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(short) and os.access(short, os.W_OK | os.X_OK):
+            return Path(short)
+    return base
 
 
 def process_start_time(pid: int) -> str | None:
@@ -48,11 +68,11 @@ def make_runtime_dir(prefix: str, parent: Path | None = None, *, name: str = "")
     (a path that stays the same from one run to the next), else a random one.
     """
     if name:
-        path = Path(parent or tempfile.gettempdir()) / f"{prefix}{name}"
+        path = Path(parent or runtime_base()) / f"{prefix}{name}"
         with contextlib.suppress(FileExistsError):
             path.mkdir(mode=0o700)
             return _owned(path)
-    return _owned(Path(tempfile.mkdtemp(prefix=prefix, dir=parent)))
+    return _owned(Path(tempfile.mkdtemp(prefix=prefix, dir=parent or runtime_base())))
 
 
 def _owned(path: Path) -> Path:
@@ -94,7 +114,7 @@ def sweep_orphans(parent: Path | None = None, *, also_owned_by: int | None = Non
     ``also_owned_by``: a uid whose folders count as ours too (run by root, a
     build's folder is handed to the sandbox's uid).
     """
-    root = Path(parent or tempfile.gettempdir())
+    root = Path(parent or runtime_base())
     removed = []
     uids = {os.geteuid()} if also_owned_by is None else {os.geteuid(), also_owned_by}
     with contextlib.suppress(OSError):

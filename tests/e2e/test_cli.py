@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,40 @@ def test_run_the_quickstart_example(tmp_path: Path) -> None:
     assert result["data"]["text/plain"] == "285"
     assert executed.cells[3].execution_count == 3
     assert executed.metadata.kernelspec.name == "nbseal"
+
+
+def test_run_verbose_prints_one_timeline_of_both_processes(tmp_path: Path) -> None:
+    out = tmp_path / "out.ipynb"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = nbseal(
+        *("run", "-v", str(ROOT / "examples" / "quickstart.ipynb"), "-o", str(out)),
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    head = "nbseal run: timeline (seconds since the first event, step since the one before)"
+    assert head in proc.stderr
+    lines = proc.stderr.split(head, 1)[1].strip().splitlines()
+    parsed = [re.fullmatch(r"\s*([\d.]+) s\s+\+\s*[\d.]+ ms\s+(.*)", line) for line in lines]
+    assert all(parsed), lines
+    times = [float(match[1]) for match in parsed if match]
+    events = [match[2] for match in parsed if match]
+    assert times == sorted(times)
+    assert times[0] == 0.0
+    steps = [
+        "nbseal run  process started",
+        "nbseal run  runner imported",
+        "proxy       process started",
+        "proxy       notebook read: locks for default",
+        "proxy       environment default: launching python3",
+        "proxy       environment default: kernel ready",
+        "nbseal run  cell 4: ok",
+        "nbseal run  the nbseal kernel stopped",
+        "nbseal run  outputs written to out.ipynb",
+    ]
+    found = [next(i for i, e in enumerate(events) if e.startswith(step)) for step in steps]
+    assert found == sorted(found), events
+    assert not list(temp.glob("nbseal-timeline-*")), "the timeline's file is removed"
 
 
 def test_run_names_the_failing_cell_and_keeps_outputs(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from nbseal.cli.output import (
 )
 from nbseal.errors import NbsealError
 from nbseal.store import EnvironmentStore
+from nbseal.timeline import keep_timeline, mark, process_started_at, read_timeline, render
 
 __all__ = [
     "cmd_adopt",
@@ -33,8 +34,24 @@ __all__ = [
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        return _run(args)
+    timeline = keep_timeline()
+    mark("nbseal run", "process started", at=process_started_at())
+    mark("nbseal run", "command line read")
+    try:
+        return _run(args)
+    finally:
+        err("nbseal run: timeline (seconds since the first event, step since the one before)")
+        for line in render(read_timeline(timeline)):
+            err(f"  {line}")
+        timeline.unlink(missing_ok=True)
+
+
+def _run(args: argparse.Namespace) -> int:
     from nbseal.runner import run_notebook
 
+    mark("nbseal run", "runner imported (nbclient, jupyter_client)")
     notebook = Path(args.notebook)
     output = Path(args.output) if args.output else None
     err(f"nbseal run: {notebook}: {sandbox_line(notebook, sealed=not args.no_sandbox)}")

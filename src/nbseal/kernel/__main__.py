@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nbseal.kernel.proxy import ProxyConfig, ProxyKernel, configure_logging
 from nbseal.runtime_dirs import sweep_orphans
+from nbseal.timeline import mark, process_started_at
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the kernels' working directory here instead of removing it",
     )
     args, _unknown = parser.parse_known_args(argv)
+    mark("proxy", "process started", at=process_started_at())
+    mark("proxy", "imports done")
     configure_logging()
     with open(args.connection_file) as handle:
         connection = json.load(handle)

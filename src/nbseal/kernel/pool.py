@@ -45,6 +45,7 @@ from nbseal.progress import Progress, ProgressEvent
 from nbseal.sandbox import SandboxPolicy
 from nbseal.sandbox.limits import DEFAULT_LIMITS
 from nbseal.store import BuiltEnvironment, EnvironmentStore
+from nbseal.timeline import mark
 
 __all__ = ["EnvironmentPool", "EnvironmentSlot"]
 
@@ -174,6 +175,7 @@ class EnvironmentPool:
             log.warning("reading %s: %s", path, exc.message)
             return default_declaration()
         log.info("notebook %s holds locks for %s", path, ", ".join(self.stored) or "nothing")
+        mark("proxy", f"notebook read: locks for {', '.join(self.stored) or 'nothing'}")
         self.prestart_default = DEFAULT_ENV_NAME in plan.used
         self.prestart_first = self._stored_first_environment(plan)
         self.warm_candidates = self._stored_environments(plan)
@@ -419,6 +421,7 @@ class EnvironmentPool:
         ticker = asyncio.ensure_future(_tick(progress))
         try:
             try:
+                mark("proxy", f"environment {slot.spec.name}: starting")
                 if slot.lock is None:
                     slot.lock = await resolve(slot.spec, self.store, progress)
                 if slot.built is None:
@@ -453,6 +456,7 @@ class EnvironmentPool:
             raise
         finally:
             ticker.cancel()
+        mark("proxy", f"environment {slot.spec.name}: kernel ready")
         slot.kernel = kernel
         slot.started_at = asyncio.get_running_loop().time()
         self.io.background.spawn(self._watch(slot, kernel))

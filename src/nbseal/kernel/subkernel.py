@@ -23,6 +23,7 @@ from nbseal.kernel.session import WireSession
 from nbseal.kernel.warm import resident_mb
 from nbseal.kernel.wire import RawMessage, resign, split_frames
 from nbseal.sandbox.launch import Launcher, LaunchRequest, Relay
+from nbseal.timeline import mark
 
 __all__ = ["SubKernel"]
 
@@ -183,6 +184,7 @@ class SubKernel:
             log_path=self.log_path,
             relay=relay,
         )
+        mark("proxy", f"environment {self.env_name}: launching {self.command.name}")
         try:
             self.process = await self.launcher.launch(request)
         except OSError as exc:
@@ -196,6 +198,7 @@ class SubKernel:
         except BaseException:
             await self.close()  # open sockets would make context.term() hang
             raise
+        mark("proxy", f"environment {self.env_name}: sandbox launched (pid {self.process.pid})")
         self._tasks.append(asyncio.create_task(self._watch_process()))
         try:
             await self._handshake(timeout)
