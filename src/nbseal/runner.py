@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -86,11 +88,44 @@ class RunResult:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
+class _KernelClient(AsyncKernelClient):
+    """jupyter_client's client, ready as soon as the nbseal kernel is.
+
+    jupyter_client's ``wait_for_ready`` ends by waiting for 0.2 s of silence
+    on iopub, which every run paid. The nbseal kernel welcomes each iopub
+    subscriber (``iopub_welcome``), so a kernel_info reply and then any iopub
+    message say both channels work. What is left on iopub answers no cell's
+    request, and nbclient takes only the messages of each cell's request.
+    """
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                try:
+                    await self.iopub_channel.get_msg(timeout=0.2)
+                except Empty:
+                    pass  # iopub not connected yet: ask again
+                else:
+                    self._handle_kernel_info_reply(reply)
+                    return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+
 class _KernelManager(AsyncKernelManager):
     """Starts ``nbseal`` whether or not its kernelspec is installed."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("kernel_spec_manager", InMemoryKernelSpecManager())
+        kwargs.setdefault("client_class", f"{__name__}._KernelClient")
         super().__init__(**kwargs)
 
 

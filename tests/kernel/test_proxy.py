@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from queue import Empty
 
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
@@ -178,6 +179,37 @@ def test_killed_sub_kernel_fails_the_cell_and_the_next_one_starts_fresh(kernel) 
     assert after.status == "ok"
     assert sub_pid(kc) != pid
     assert after.reply["content"]["execution_count"] == 3  # the count goes on
+
+
+def test_each_iopub_subscriber_is_welcomed_once_and_sub_kernels_welcomes_stay_inside(
+    kernel,
+) -> None:
+    """JEP 65, as ipykernel 7 does: a client knows its subscription took effect."""
+    km, kc = kernel
+    late = km.client(session=Session(key=km.session.key))  # a second frontend
+    late.start_channels()
+    try:
+        welcome = late.get_iopub_msg(timeout=10)
+        assert welcome["msg_type"] == "iopub_welcome"
+        assert welcome["content"] == {"subscription": ""}
+        # A fresh sub-kernel welcomes the proxy's subscription: not the frontend's business.
+        pid = sub_pid(kc)
+        os.kill(pid, signal.SIGKILL)
+        assert wait_gone(pid)
+        first = execute(kc, "'first'")  # an error or a fresh kernel's answer
+        after = execute(kc, "'fresh'")
+        assert after.status == "ok"
+        assert sub_pid(kc) != pid
+        seen = [m["msg_type"] for r in (first, after) for m in r.outputs + r.others]
+        while True:
+            try:
+                seen.append(late.get_iopub_msg(timeout=1)["msg_type"])
+            except Empty:
+                break
+        assert "iopub_welcome" not in seen, seen
+        assert "execute_result" in seen
+    finally:
+        late.stop_channels()
 
 
 def test_killed_proxy_takes_its_sub_kernel_with_it(kernel) -> None:

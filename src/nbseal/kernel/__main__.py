@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         await kernel.run()
 
     asyncio.run(serve())
+    mark("proxy", "exiting")
     # Orphaned, or the parent died while we were stopping (nbseal run killed
     # as it shut us down at its end): nobody else will clean up.
     if kernel.orphaned or _parent_gone():

@@ -29,7 +29,8 @@ __all__ = ["Background", "FrontendSockets", "ProxyIO", "configure_logging", "wat
 
 log = logging.getLogger("nbseal.kernel")
 
-_KINDS = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.PUB}
+# iopub is an XPUB, as ipykernel's: it hears each new subscriber and welcomes it.
+_KINDS = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.XPUB}
 
 
 def configure_logging() -> None:
@@ -58,6 +59,8 @@ class FrontendSockets:
             sock.linger = 1000
             if kind == zmq.ROUTER:
                 sock.router_handover = 1
+            if kind == zmq.XPUB:
+                sock.xpub_verbose = 1  # every subscriber, not only a topic's first
             if channel == "stdin":
                 # An input_request to a frontend whose stdin socket is not yet
                 # connected would vanish and the cell would wait forever:
@@ -70,6 +73,25 @@ class FrontendSockets:
 
     async def receive(self, channel: str) -> list[bytes]:
         return list(await self.sockets[channel].recv_multipart())
+
+    async def welcome_subscribers(self) -> None:
+        """Answer each new iopub subscription with ``iopub_welcome`` (JEP 65), until cancelled.
+
+        A client that subscribed cannot otherwise know when its subscription
+        took effect: jupyter_client's ``wait_for_ready`` waits 0.2 s for an
+        iopub message after each kernel_info reply and asks again when none
+        came, which cost every ``nbseal run`` about 200 ms.
+        """
+        while True:
+            for frame in await self.sockets["iopub"].recv_multipart():
+                if frame[:1] != b"\x01":
+                    continue  # an unsubscription
+                topic = bytes(frame[1:])
+                msg = self.session.msg(
+                    "iopub_welcome", {"subscription": topic.decode("utf-8", "replace")}
+                )
+                frames = self.session.serialize(msg, ident=[topic] if topic else None)
+                self.sockets["iopub"].send_multipart(frames)
 
     def close(self) -> None:
         for sock in self.sockets.values():

@@ -18,6 +18,7 @@ from nbseal import __version__
 from nbseal.kernel.app import ProxyIO
 from nbseal.kernel.router import Router
 from nbseal.kernel.wire import RawMessage, split_frames
+from nbseal.timeline import mark
 
 __all__ = ["PROTOCOL_VERSION", "FrontendProtocol", "Handler"]
 
@@ -87,6 +88,7 @@ class FrontendProtocol:
 
     def _kernel_info(self, channel: str, message: RawMessage, header: dict[str, Any]) -> None:
         self.io.sockets.answer(channel, message, header, self.kernel_info())
+        mark("proxy", "answered kernel_info")
 
     def kernel_info(self) -> dict[str, Any]:
         """The proxy's own kernel_info, in the current kernel's language."""
@@ -113,9 +115,11 @@ class FrontendProtocol:
         restart = bool(message.content(self.io.session).get("restart", False))
 
         async def shut() -> None:
+            mark("proxy", "shutdown requested")
             self.router.pool.closing = True
             self.io.sockets.status("busy", header)
             await self.router.pool.stop_all()
+            mark("proxy", "environments' kernels stopped")
             content = {"status": "ok", "restart": restart}
             self.io.sockets.reply(channel, message, header, content)
             self.io.sockets.send("iopub", "shutdown_reply", content, header)

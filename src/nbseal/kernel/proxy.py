@@ -49,6 +49,7 @@ from nbseal.kernel.warm import WarmPolicy
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 from nbseal.sandbox.identity import sandbox_identity
 from nbseal.store import EnvironmentStore
+from nbseal.timeline import mark
 from nbseal.uv import uv_cache_dir
 
 __all__ = ["UNSEALED_MIME", "ProxyConfig", "ProxyKernel", "configure_logging"]
@@ -149,6 +150,8 @@ class ProxyKernel:
 
     async def run(self) -> None:
         self.sockets.bind(self.connection)
+        mark("proxy", "sockets bound")
+        self.background.spawn(self.sockets.welcome_subscribers())
         for channel in ("shell", "control", "stdin"):
             self.background.spawn(self.frontend.serve(channel))
         self.background.spawn(self.queue.serve(self.cells.prepare, self.cells.express))

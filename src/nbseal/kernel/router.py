@@ -242,6 +242,8 @@ class Router:
 
     def _relay_iopub(self, kernel: SubKernel, message: RawMessage) -> None:
         msg_type = message.header(self.io.session).get("msg_type", "")
+        if msg_type == "iopub_welcome":
+            return  # it welcomes the proxy's subscription; the proxy welcomes the frontend's
         if msg_type in OUTPUT_TYPES:
             message = self.seal.output(message)
         elif msg_type in {"comm_open", "comm_msg", "comm_close"}:
