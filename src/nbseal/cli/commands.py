@@ -18,7 +18,6 @@ from nbseal.cli.output import (
     sandbox_line,
 )
 from nbseal.errors import NbsealError
-from nbseal.store import EnvironmentStore
 from nbseal.timeline import keep_timeline, mark, process_started_at, read_timeline, render
 
 __all__ = [
@@ -178,6 +177,8 @@ def cmd_kernel(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
+    from nbseal.store import EnvironmentStore
+
     store = EnvironmentStore()
     if args.action == "list":
         from nbseal.uv import uv_cache_dir

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nbseal.locking import LockStatus
 from nbseal.progress import Progress
 
-if TYPE_CHECKING:  # imported where used: nbclient and nbformat are slow to import
+if TYPE_CHECKING:  # imported where used: nbclient, nbformat and the backends are slow to import
+    from nbseal.locking import LockStatus
     from nbseal.runner import RunEvent
     from nbseal.verify import NotebookReport
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -74,5 +75,18 @@ def _parent_gone() -> bool:
     return parent > 1 and os.getppid() != parent
 
 
+def _exit(code: int) -> None:
+    """Leave without tearing the interpreter down: everything is cleaned up by now.
+
+    The kernel's client waits for this process to end before its own run
+    ends; the interpreter's teardown (modules, zmq, threads) took 60-140 ms
+    of every ``nbseal run``.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
