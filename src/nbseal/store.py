@@ -119,7 +119,9 @@ class EnvironmentStore:
         return backend_for(lock.backend).store_key(lock)
 
     def lookup(self, lock: Lock) -> BuiltEnvironment | None:
-        key = self.key_of(lock)
+        return self._stored(self.key_of(lock), lock)
+
+    def _stored(self, key: str, lock: Lock) -> BuiltEnvironment | None:
         path = self.path_for(key)
         if (path / MANIFEST).is_file():
             return BuiltEnvironment(key, path, lock, reused=True)
@@ -148,7 +150,7 @@ class EnvironmentStore:
     async def ensure(self, lock: Lock, backend: Backend, progress: Progress) -> BuiltEnvironment:
         """Return the built environment of ``lock``, building it once if needed."""
         key = backend.store_key(lock)
-        found = self.lookup(lock)
+        found = self._stored(key, lock)
         if found is not None:
             self.touch(key)
             return found
@@ -158,7 +160,7 @@ class EnvironmentStore:
             filelock, progress, "waiting for another process building the same environment"
         )
         try:
-            found = self.lookup(lock)  # another process may have built it meanwhile
+            found = self._stored(key, lock)  # another process may have built it meanwhile
             if found is not None:
                 self.touch(key)
                 return found

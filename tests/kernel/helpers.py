@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,12 @@ from typing import Any
 
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
+
+# /root is in the sandbox, traversable only, when the environments' base
+# Python lives under it (pyenv's, run as root); otherwise it is not there at all.
+BASE_PYTHON_UNDER_ROOT = (
+    Path(os.environ.get("NBSEAL_PYTHON") or sys.executable).resolve().is_relative_to("/root")
+)
 
 
 @dataclass
