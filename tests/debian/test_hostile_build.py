@@ -128,11 +128,11 @@ def _check(report: list[str], build_ids: BuildIds, open_dir: Path, sysctl_before
     assert Path(SYSCTL).read_text() == sysctl_before
 
 
+# Skipped before the fixtures run: a regular user could not write the /etc secret.
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's build: the next test is a regular user's")
 def test_maintainer_scripts_of_root_s_build_cannot_reach_the_host(
     r_env: BuiltRootfs, open_dir: Path, host_secret: Path, etc_secret: Path, tmp_path: Path
 ) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("root's build: the next test is a regular user's")
     deb = _probe_deb(tmp_path, open_dir, (host_secret, etc_secret))
     backend = DebianBackend()
     backend.debs.add_file(deb, sha256_file(deb))
@@ -164,12 +164,11 @@ finally:
 """
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the test creates the user it runs")
 def test_maintainer_scripts_of_a_user_s_build_cannot_reach_the_host(
     r_env: BuiltRootfs, open_dir: Path, host_secret: Path, etc_secret: Path, tmp_path: Path
 ) -> None:
     """The same, run by a regular user (created, as tests/debian/test_unprivileged does)."""
-    if os.geteuid() != 0:
-        pytest.skip("only root can create the test's user")
     user = ensure_user(CI_USER, subids=True)
     home = private_dir(user, "nbseal-ci-")
     try:
