@@ -270,7 +270,7 @@ async def _run(
 async def uv_version() -> str:
     code, out, err = await _run(["--version"], None)
     if code != 0:
-        raise UvError("uv does not run", stderr=err, hint="reinstall nbseal")
+        raise UvError.does_not_run(err)
     return out.strip()
 
 
@@ -352,12 +352,7 @@ async def compile_pylock(
         ),
     )
     if code != 0:
-        raise ResolutionError(
-            "uv could not resolve the environment",
-            stderr=_tail(err),
-            cause=root_cause(err),
-            hint="check the package names and versions, or pick another pin date",
-        )
+        raise ResolutionError.unresolvable(_tail(err), root_cause(err))
     return outfile.read_text()
 
 
@@ -387,12 +382,7 @@ async def create_venv(path: Path, *, python: str, on_line: LineCallback | None =
         ["venv", "--relocatable", "--no-project", "--python", python, str(path)], on_line
     )
     if code != 0:
-        raise UvError(
-            f"uv could not create a virtual environment with {python}",
-            stderr=_tail(err),
-            cause=root_cause(err),
-            hint="check that this Python interpreter exists and runs",
-        )
+        raise UvError.venv_failed(python, _tail(err), root_cause(err))
     # Installing into it runs sealed, as the sandbox's uid when nbseal is root.
     sandbox_identity().hand_over_tree(path)
 
@@ -413,13 +403,7 @@ async def sync_pylock(
         sync_args(venv, pylock, offline=offline), on_line, sync_seal(venv, pylock)
     )
     if code != 0:
-        raise UvError(
-            "uv could not install the environment from its lock",
-            stderr=_tail(err),
-            cause=root_cause(err),
-            hint="if a hash mismatch is reported, the lock or the download was altered;"
-            " re-lock the notebook with `nbseal lock`",
-        )
+        raise UvError.sync_failed(_tail(err), root_cause(err))
 
 
 def sync_args(venv: Path, pylock: Path, *, offline: bool = False) -> list[str]:

@@ -241,11 +241,7 @@ def _refuse_unless_locked(path: Path) -> None:
     bad = [s for s in check_locks(path) if not s.ok]
     if bad:
         details = "\n".join(f"{s.name}: {s.state} ({s.reason})" for s in bad)
-        raise NotebookError(
-            f"{path} cannot be verified: its lock is missing or stale",
-            context=details,
-            hint=f"run `nbseal lock {path}` and commit it, or pass --relock to resolve afresh",
-        )
+        raise NotebookError.lock_not_current(path, details)
 
 
 def verify_notebook(

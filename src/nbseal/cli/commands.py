@@ -17,7 +17,7 @@ from nbseal.cli.output import (
     progress_to_stderr,
     sandbox_line,
 )
-from nbseal.errors import NbsealError
+from nbseal.errors import NbsealError, bad_data_name, no_notebook_found
 from nbseal.store import EnvironmentStore
 from nbseal.timeline import keep_timeline, mark, process_started_at, read_timeline, render
 
@@ -134,7 +134,7 @@ def cmd_adopt(args: argparse.Namespace) -> int:
         pin = parsed.instant
     notebooks = notebooks_in([Path(n) for n in args.notebooks])
     if not notebooks:
-        raise NbsealError("no notebook found", hint="name .ipynb files or folders holding some")
+        raise no_notebook_found()
     failed = 0
     for notebook in notebooks:
         try:
@@ -214,10 +214,7 @@ def _data_name(url: str, wanted: str | None, *, local: bool) -> str:
 
     name = wanted or (url if local else Path(unquote(urlparse(url).path) or url).name)
     if not data_name_ok(name) or " " in name:
-        raise NbsealError(
-            f"cannot use {name!r} as the data's name",
-            hint="pass --name NAME (no spaces, not absolute, '..' only at its start)",
-        )
+        raise bad_data_name(name)
     return name
 
 

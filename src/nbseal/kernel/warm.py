@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbseal.errors import NbsealError
+from nbseal.errors import not_a_number
 
 __all__ = ["WarmPolicy", "resident_mb"]
 
@@ -68,10 +68,8 @@ def _number(environ: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         value = -1.0
     if value < 0:
-        raise NbsealError(
-            f"{name}={raw!r} is not a number of {'MB' if name.endswith('MB') else 'seconds'}",
-            hint=f"set {name} to a number >= 0, or unset it for the default ({default:g})",
-        )
+        unit = "MB" if name.endswith("MB") else "seconds"
+        raise not_a_number(name, raw, unit=unit, default=default)
     return value
 
 

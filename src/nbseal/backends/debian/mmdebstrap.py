@@ -80,10 +80,7 @@ class BuildUser:
             check=False,
         )
         if done.returncode != 0:
-            raise DebianError(
-                f"cannot run {argv[0]} in the build's user namespace",
-                context=done.stderr.strip(),
-            )
+            raise DebianError.not_in_namespace(argv[0], done.stderr.strip())
 
     def open_room(self, name: str) -> BuildRoom:
         inputs = Path(tempfile.mkdtemp(prefix=f"nbseal-debian-{name}-in-", dir="/tmp"))
@@ -166,16 +163,8 @@ def _failure(run: _Run, what: str, suite: str, log_path: Path) -> DebianError:
                 match.group(1), suite=suite, output=tail, mirror_variable=MIRROR_ENV_VAR
             )
     if "Could not resolve" in run.output or "Failed to fetch" in run.output:
-        return DebianError(
-            f"{what}: the Debian mirror could not be reached",
-            context=tail,
-            hint=f"check the network, or set {MIRROR_ENV_VAR} to a reachable mirror",
-        )
-    return DebianError(
-        f"{what}: mmdebstrap failed (exit code {run.returncode})",
-        context=tail,
-        hint=f"the whole output is in {log_path}",
-    )
+        return DebianError.mirror_unreachable(what, tail, variable=MIRROR_ENV_VAR)
+    return DebianError.mmdebstrap_failed(what, run.returncode, tail, log=log_path)
 
 
 def _dpkg_options(options: Sequence[str], scratch: Path) -> list[str]:
