@@ -79,7 +79,7 @@ _BUILD_FAILED = Wording(
 )
 _NO_KERNEL = Wording(
     "the Guix environment holds no Jupyter kernel",
-    context="packages: {listed}",
+    context="packages: {packages: }",
     hint=GUIX_KERNEL_HINT,
 )
 _GUIX_MISSING = Wording(
@@ -102,8 +102,7 @@ class GuixError(BuildError):
     @classmethod
     def no_kernel(cls, packages: Iterable[str]) -> GuixError:
         """The profile of ``packages`` holds no kernelspec."""
-        names = tuple(packages)
-        return cls.saying(_NO_KERNEL, packages=names, listed=" ".join(names))
+        return cls.saying(_NO_KERNEL, packages=tuple(packages))
 
 
 class GuixUnavailableError(GuixError):
@@ -137,7 +136,7 @@ _CHANNELS_UNDESCRIBED_AT = Wording(
     hint="check the commit in `;;guix pin`",
 )
 _GUIX_UNRESOLVABLE = Wording(
-    "Guix could not resolve {listed}",
+    "Guix could not resolve {packages: }",
     hint="check the package names with `guix search`, or pin another commit",
 )
 
@@ -166,5 +165,4 @@ class GuixResolutionError(_Unresolved, GuixError):
 
     @classmethod
     def unresolvable(cls, packages: Iterable[str], output: str) -> GuixResolutionError:
-        names = tuple(packages)
-        return cls.said(_GUIX_UNRESOLVABLE, output=output, packages=names, listed=" ".join(names))
+        return cls.said(_GUIX_UNRESOLVABLE, output=output, packages=tuple(packages))

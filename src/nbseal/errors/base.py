@@ -12,9 +12,10 @@ An error's constructors pass the facts (its typed fields) to a
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = [
     "BuildError",
@@ -33,9 +34,24 @@ __all__ = [
 _E = TypeVar("_E", bound="NbsealError")
 
 
+class _Listing(string.Formatter):
+    """``str.format``, but a tuple field is listed, joined by its format spec: ``{found:, }``."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, tuple):
+            return format_spec.join(str(item) for item in value)
+        return format(value, format_spec)
+
+
+_LISTING = _Listing()
+
+
 @dataclass(frozen=True)
 class Wording:
-    """What an error says: its message, context and hint as ``str.format`` templates."""
+    """What an error says: its message, context and hint as ``str.format`` templates.
+
+    A tuple field is listed, joined by its format spec: ``{packages:, }``.
+    """
 
     message: str
     context: str = ""
@@ -44,9 +60,9 @@ class Wording:
     def fill(self, fields: Mapping[str, object]) -> tuple[str, str, str]:
         """The message, context and hint, filled in from ``fields``."""
         return (
-            self.message.format_map(fields),
-            self.context.format_map(fields),
-            self.hint.format_map(fields),
+            _LISTING.vformat(self.message, (), fields),
+            _LISTING.vformat(self.context, (), fields),
+            _LISTING.vformat(self.hint, (), fields),
         )
 
 

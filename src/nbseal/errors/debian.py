@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from nbseal.errors.backends import _Unresolved
@@ -12,13 +12,13 @@ __all__ = ["DebianError", "DebianResolutionError", "DebianUnavailableError"]
 
 _NO_KERNEL = Wording(
     "the Debian environment {environment!r} holds no Jupyter kernel",
-    context="packages: {listed}",
+    context="packages: {packages: }",
     hint="add a kernel package, e.g. deb:r-cran-irkernel (R), "
     "deb:python3-ipykernel (Python), deb:python3-octave-kernel (Octave)",
 )
 _NOT_IN_INDEX = Wording(
     "installed packages are missing from the mirror's index",
-    context="{listed}",
+    context="{packages:, }",
     hint="the mirror changed during the build; resolve again",
 )
 _REBUILT_DIFFERS = Wording(
@@ -63,16 +63,12 @@ class DebianError(BuildError):
 
     @classmethod
     def no_kernel(cls, environment: str, packages: Iterable[str]) -> DebianError:
-        names = tuple(packages)
-        return cls.saying(
-            _NO_KERNEL, environment=environment, packages=names, listed=" ".join(names)
-        )
+        return cls.saying(_NO_KERNEL, environment=environment, packages=tuple(packages))
 
     @classmethod
     def not_in_index(cls, packages: Iterable[str]) -> DebianError:
         """Installed ``packages`` the mirror's index does not list."""
-        names = tuple(packages)
-        return cls.saying(_NOT_IN_INDEX, packages=names, listed=", ".join(names))
+        return cls.saying(_NOT_IN_INDEX, packages=tuple(packages))
 
     @classmethod
     def rebuilt_differs(cls, extra: Iterable[str], lacking: Iterable[str]) -> DebianError:
@@ -133,10 +129,10 @@ _SUBIDS_UNREADABLE = Wording(
     hint="ask an administrator to make {path} readable (mode 0644)",
 )
 _NO_SUBIDS = Wording(
-    _AS_USER + "{listed} {verb} {user} no subordinate ids", context="{why}", hint="{hint}"
+    _AS_USER + "{files: and } {verb} {user} no subordinate ids", context="{why}", hint="{hint}"
 )
 _TOO_FEW_SUBIDS = Wording(
-    _AS_USER + "{listed} {verb} {user} fewer than {needed} subordinate ids",
+    _AS_USER + "{files: and } {verb} {user} fewer than {needed} subordinate ids",
     context="a Debian tree has files of ids up to 65534 (nobody)",
     hint="{hint}",
 )
@@ -183,19 +179,19 @@ class DebianUnavailableError(DebianError):
 
     @classmethod
     def no_subids(
-        cls, user: str, files: list[str], *, why: str, hint: str
+        cls, user: str, files: Sequence[str], *, why: str, hint: str
     ) -> DebianUnavailableError:
         """``files`` (/etc/subuid, /etc/subgid) grant ``user`` no subordinate ids."""
-        return cls.saying(_NO_SUBIDS, user=user, files=files, why=why, hint=hint, **_listing(files))
+        verb = _grant(files)
+        return cls.saying(_NO_SUBIDS, user=user, files=tuple(files), verb=verb, why=why, hint=hint)
 
     @classmethod
     def too_few_subids(
-        cls, user: str, files: list[str], *, needed: int, hint: str
+        cls, user: str, files: Sequence[str], *, needed: int, hint: str
     ) -> DebianUnavailableError:
         """``files`` grant ``user`` ranges of fewer than ``needed`` ids."""
-        return cls.saying(
-            _TOO_FEW_SUBIDS, user=user, files=files, needed=needed, hint=hint, **_listing(files)
-        )
+        fields = {"user": user, "files": tuple(files), "verb": _grant(files), "needed": needed}
+        return cls.saying(_TOO_FEW_SUBIDS, hint=hint, **fields)
 
     @classmethod
     def no_user_namespace(cls, user: str, output: str, *, hint: str) -> DebianUnavailableError:
@@ -221,9 +217,9 @@ class DebianUnavailableError(DebianError):
         return cls.saying(_NO_DPKG, tool="dpkg")
 
 
-def _listing(files: list[str]) -> dict[str, str]:
-    """``files`` as a message names them, and the verb that agrees with them."""
-    return {"listed": " and ".join(files), "verb": "grants" if len(files) == 1 else "grant"}
+def _grant(files: Sequence[str]) -> str:
+    """The verb that agrees with ``files``."""
+    return "grants" if len(files) == 1 else "grant"
 
 
 _FOREIGN = Wording(

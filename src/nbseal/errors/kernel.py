@@ -22,24 +22,24 @@ _NO_KERNEL = Wording(
 )
 _NO_KERNEL_NAMED = Wording(
     "the environment holds no kernel named {wanted!r}",
-    context="kernels found: {listed}",
+    context="kernels found: {found:, }",
     hint="use kernel=NAME with one of those names",
 )
 _SEVERAL_KERNELS = Wording(
     "the environment holds {count} kernels and its line does not say which to run",
-    context="kernels found: {listed}",
+    context="kernels found: {found:, }",
     hint="add kernel=NAME to the #seal env line, e.g. kernel={found[0]}",
 )
 _EMPTY_ARGV = Wording("the kernelspec {kernel!r} has an empty argv")
 _PROGRAM_MISSING = Wording(
     "the kernelspec {kernel!r} starts {program!r}, which the root file system lacks",
-    context="argv: {command}",
+    context="argv: {argv: }",
     hint="add the package that provides it to the environment",
 )
 _RELAY_NEEDS_PYTHON = Wording(
     "the kernel {kernel!r} binds only TCP and needs nbseal's relay, "
     "which needs a Python interpreter in its environment",
-    context="argv: {command}",
+    context="argv: {argv: }",
     hint="add Python to the environment (e.g. deb:python3-minimal)",
 )
 _INTERRUPTED = Wording("interrupted before the cell ran")
@@ -48,12 +48,12 @@ _IS_CLOSED = Wording("the kernel of environment {environment!r} is closed")
 _CLOSED = Wording("the kernel of {environment!r} closed")
 _GRANT_MISSING = Wording(
     "cannot seal the kernel: a path it is granted does not exist",
-    context="{listed}",
+    context="{paths:\n}",
     hint="create the path, or remove the `#seal share` line that names it",
 )
 _SHARE_UNWRITABLE = Wording(
     "cannot share a path writable: the sandbox runs as host uid {uid}, which cannot write it",
-    context="{listed}",
+    context="{paths:\n}",
     hint="give uid {uid} write access (e.g. `chown -R {uid}:{gid} PATH`), share it `ro`, "
     "or run nbseal as a regular user",
 )
@@ -100,14 +100,13 @@ class KernelStartError(NbsealError, RuntimeError):
     @classmethod
     def no_kernel_named(cls, wanted: str, found: Iterable[str]) -> KernelStartError:
         """``kernel=wanted`` names none of the kernelspecs ``found``."""
-        names = tuple(sorted(found))
-        return cls.saying(_NO_KERNEL_NAMED, wanted=wanted, found=names, listed=", ".join(names))
+        return cls.saying(_NO_KERNEL_NAMED, wanted=wanted, found=tuple(sorted(found)))
 
     @classmethod
     def several_kernels(cls, found: Iterable[str]) -> KernelStartError:
         """No ``kernel=`` and more than one kernel beside Python's: which one is meant?"""
         names = tuple(sorted(found))
-        return cls.saying(_SEVERAL_KERNELS, found=names, count=len(names), listed=", ".join(names))
+        return cls.saying(_SEVERAL_KERNELS, found=names, count=len(names))
 
     @classmethod
     def empty_argv(cls, kernel: str) -> KernelStartError:
@@ -116,11 +115,11 @@ class KernelStartError(NbsealError, RuntimeError):
     @classmethod
     def program_missing(cls, kernel: str, argv: Sequence[str]) -> KernelStartError:
         """The kernelspec ``kernel`` starts a program the root file system does not have."""
-        return cls.saying(_PROGRAM_MISSING, kernel=kernel, program=argv[0], command=" ".join(argv))
+        return cls.saying(_PROGRAM_MISSING, kernel=kernel, program=argv[0], argv=tuple(argv))
 
     @classmethod
     def relay_needs_python(cls, kernel: str, argv: Sequence[str]) -> KernelStartError:
-        return cls.saying(_RELAY_NEEDS_PYTHON, kernel=kernel, command=" ".join(argv))
+        return cls.saying(_RELAY_NEEDS_PYTHON, kernel=kernel, argv=tuple(argv))
 
     @classmethod
     def interrupted(cls) -> KernelStartError:
@@ -143,14 +142,12 @@ class KernelStartError(NbsealError, RuntimeError):
     @classmethod
     def grant_missing(cls, paths: Iterable[str]) -> KernelStartError:
         """Host ``paths`` the sandbox is to grant do not exist."""
-        names = tuple(paths)
-        return cls.saying(_GRANT_MISSING, paths=names, listed="\n".join(names))
+        return cls.saying(_GRANT_MISSING, paths=tuple(paths))
 
     @classmethod
     def share_unwritable(cls, paths: Iterable[str], *, uid: int, gid: int) -> KernelStartError:
         """``paths`` shared ``rw`` that host ``uid`` (the sandbox's) cannot write."""
-        names = tuple(paths)
-        return cls.saying(_SHARE_UNWRITABLE, paths=names, listed="\n".join(names), uid=uid, gid=gid)
+        return cls.saying(_SHARE_UNWRITABLE, paths=tuple(paths), uid=uid, gid=gid)
 
     @classmethod
     def not_a_root_file_system(cls, path: Path) -> KernelStartError:

@@ -31,10 +31,10 @@ _NOTHING_TO_EXPORT = Wording(
     context="{details}",
     hint="run `nbseal lock {path}` first",
 )
-_UNKNOWN_FORMAT = Wording("cannot export to {wanted!r}", hint="use one of: {listed}")
+_UNKNOWN_FORMAT = Wording("cannot export to {wanted!r}", hint="use one of: {formats:, }")
 _SEVERAL_ENVIRONMENTS = Wording(
     "{path} uses {count} environments; a script holds one",
-    context="{listed}",
+    context="{names:, }",
     hint="export --to requirements or --to lock, which keep every environment",
 )
 _NOT_PYTHON = Wording("environment {environment!r} runs kernel {kernel}, not Python")
@@ -94,15 +94,13 @@ class NotebookError(NbsealError, ValueError):
 
     @classmethod
     def unknown_format(cls, wanted: str, formats: Iterable[str]) -> NotebookError:
-        return cls.saying(_UNKNOWN_FORMAT, wanted=wanted, listed=", ".join(formats))
+        return cls.saying(_UNKNOWN_FORMAT, wanted=wanted, formats=tuple(formats))
 
     @classmethod
     def several_environments(cls, path: Path, names: Iterable[str]) -> NotebookError:
         """A script export of ``path``, which declares the environments ``names``."""
-        listed = sorted(names)
-        return cls.saying(
-            _SEVERAL_ENVIRONMENTS, path=path, count=len(listed), listed=", ".join(listed)
-        )
+        listed = tuple(sorted(names))
+        return cls.saying(_SEVERAL_ENVIRONMENTS, path=path, names=listed, count=len(listed))
 
     @classmethod
     def not_python(cls, environment: str, kernel: str) -> NotebookError:
