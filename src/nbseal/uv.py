@@ -8,7 +8,6 @@ carries what uv said.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
@@ -19,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from nbseal.errors import ResolutionError, UvError
 from nbseal.paths import cache_root
+from nbseal.proc import run_telling
 from nbseal.rootcause import root_cause
 from nbseal.sandbox.identity import sandbox_identity
 
@@ -231,40 +231,18 @@ async def _run(
             env={"UV_CACHE_DIR": os.path.realpath(cache), "UV_NO_PROGRESS": "1"},
         )
         argv, env, pass_fds = step.argv, {}, (step.seccomp_fd,)
+
+    def tell(line: str) -> None:
+        if on_line is not None and line:
+            on_line(line)
+
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-            env=env,
-            pass_fds=pass_fds,
-        )
+        # An interrupted build must not leave uv writing into the store: run_telling kills it.
+        ran = await run_telling(argv, tell, env=env, pass_fds=pass_fds)
     finally:
         if step is not None:
             step.close()
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    err_lines: list[str] = []
-
-    async def pump_stderr() -> None:
-        assert proc.stderr is not None
-        async for raw in proc.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            err_lines.append(line)
-            if on_line is not None and line:
-                on_line(line)
-
-    try:
-        out, _ = await asyncio.gather(proc.stdout.read(), pump_stderr())
-        code = await proc.wait()
-    except asyncio.CancelledError:
-        # An interrupted build must not leave uv writing into the store.
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        raise
-    return code, out.decode(errors="replace"), "\n".join(err_lines)
+    return ran.returncode, ran.stdout, "\n".join(ran.lines)
 
 
 async def uv_version() -> str:

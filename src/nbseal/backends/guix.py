@@ -35,7 +35,6 @@ tested against a stand-in ``guix`` script.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shlex
@@ -55,6 +54,7 @@ from nbseal.errors import GUIX_KERNEL_HINT, GuixError, GuixResolutionError, Kern
 from nbseal.lock import Lock, backend_lock_data, toml_assignments, toml_table
 from nbseal.paths import cache_root
 from nbseal.plan import EnvironmentSpec, guix_commit_of, host_platform
+from nbseal.proc import run_telling
 from nbseal.progress import Progress
 from nbseal.sandbox.guix import GuixLauncher, find_guix, guix_profile
 from nbseal.sandbox.launch import Launcher
@@ -237,34 +237,21 @@ class _Run:
         return f"$ {shlex.join(argv)}\n{self.stderr.strip()[-3000:]}"
 
 
+def _shown(line: str) -> str:
+    """What a line of guix's stderr ends as on a terminal (progress bars redraw after \\r)."""
+    return line.rpartition("\r")[2].strip()
+
+
 async def _run(argv: Sequence[str], progress: Progress) -> _Run:
     """Run guix; its stderr (downloads, builds) becomes progress steps."""
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    errors: list[str] = []
 
-    async def read_stderr(stream: asyncio.StreamReader) -> None:
-        async for raw in stream:
-            line = raw.decode(errors="replace").rstrip().rpartition("\r")[2].strip()
-            if line:
-                errors.append(line)
-                progress.step(line[:160])
+    def tell(line: str) -> None:
+        if _shown(line):
+            progress.step(_shown(line)[:160])
 
-    try:
-        stdout, _ = await asyncio.gather(process.stdout.read(), read_stderr(process.stderr))
-        returncode = await process.wait()
-    except BaseException:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        raise
-    return _Run(returncode, stdout.decode(errors="replace"), "\n".join(errors))
+    ran = await run_telling(argv, tell)
+    errors = [shown for line in ran.lines if (shown := _shown(line))]
+    return _Run(ran.returncode, ran.stdout, "\n".join(errors))
 
 
 class GuixBackend(Backend):

@@ -49,22 +49,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nbseal.runner import run_notebook
+    from nbseal.runner import RunOptions, run_notebook
 
     mark("nbseal run", "runner imported (nbclient, jupyter_client)")
     notebook = Path(args.notebook)
     output = Path(args.output) if args.output else None
     err(f"nbseal run: {notebook}: {sandbox_line(notebook, sealed=not args.no_sandbox)}")
     keep = Path(args.keep_workdir) if args.keep_workdir else None
-    result = run_notebook(
-        notebook,
-        output,
+    options = RunOptions(
         timeout=args.timeout,
         reporter=ProgressLines(),
         sandbox=not args.no_sandbox,
         keep_workdir=keep,
         allow_errors=args.allow_errors,
     )
+    result = run_notebook(notebook, output, options)
     if keep is not None:
         err(f"nbseal run: the kernels' working directory is kept in {keep}")
     if result.failed is not None and result.failed.timeout is not None:

@@ -23,9 +23,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from nbseal.errors import not_a_number
+from nbseal.proc import status_field
 
 __all__ = ["WarmPolicy", "resident_mb"]
 
@@ -75,13 +75,5 @@ def _number(environ: Mapping[str, str], name: str, default: float) -> float:
 
 def resident_mb(pid: int | None) -> float | None:
     """The resident memory of process ``pid`` in MB, or None if it cannot be read."""
-    if pid is None:
-        return None
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024  # kB
-    return None
+    words = status_field(pid, "VmRSS") if pid is not None else None
+    return int(words[0]) / 1024 if words else None  # kB

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nbseal.errors import KernelStartError
+from nbseal.proc import status_field
 from nbseal.sandbox.available import ensure_sandbox, find_bwrap
 from nbseal.sandbox.identity import SandboxIdentity, sandbox_identity
 from nbseal.sandbox.launch import Launcher, LaunchRequest, relay_script
@@ -303,14 +304,8 @@ def _hand_over_tree(identity: SandboxIdentity, directory: Path) -> None:
 
 def _pid_inside(pid: int) -> int | None:
     """A process's pid in its own (innermost) pid namespace."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("NSpid:"):
-            return int(line.split()[-1])
-    return None
+    words = status_field(pid, "NSpid")
+    return int(words[-1]) if words else None
 
 
 def _children(pid: int) -> list[int]:
