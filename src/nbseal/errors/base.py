@@ -79,7 +79,8 @@ class NbsealError(Exception):
     def saying(cls: type[_E], wording: Wording, /, **fields: object) -> _E:
         """An error of this class worded by ``wording`` filled in from ``fields``.
 
-        Each field is kept as the attribute of the same name.
+        Each field is kept as the attribute of the same name. A subclass's own
+        ``__init__`` (if any) is not run: the wording and the fields are all.
         """
         error = cls.__new__(cls)
         message, context, hint = wording.fill(fields)
