@@ -99,19 +99,16 @@ def load_sanitizers(path: Path) -> list[Sanitizer]:
     try:
         parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
     except (OSError, configparser.Error) as exc:
-        raise NotebookError(
-            f"cannot read the sanitiser file {path}: {exc}",
-            hint="write sections like [date]\\nregex: \\d{4}-\\d{2}-\\d{2}\\nreplace: DATE",
-        ) from exc
+        raise NotebookError.sanitiser_unreadable(path, str(exc)) from exc
     found = []
     for name in parser.sections():
         section = parser[name]
         if "regex" not in section:
-            raise NotebookError(f"section [{name}] of {path} has no regex: line")
+            raise NotebookError.sanitiser_without_regex(path, name)
         try:
             found.append(_sanitizer(section["regex"], section.get("replace", "")))
         except re.error as exc:
-            raise NotebookError(f"section [{name}] of {path}: bad regex ({exc})") from exc
+            raise NotebookError.sanitiser_bad_regex(path, name, str(exc)) from exc
     return found
 
 

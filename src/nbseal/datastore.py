@@ -76,10 +76,7 @@ class DataStore:
             for sub in ("sha256", ".locks", ".usage", ".sources"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(
-                f"cannot create the data store at {self.root}: {exc.strerror}",
-                hint="set NBSEAL_CACHE_DIR to a writable directory",
-            ) from exc
+            raise StoreError.cannot_create("data store", self.root, str(exc.strerror)) from exc
 
     async def ensure(
         self, url: str, sha256: str, progress: Progress, policy: SourcePolicy = UNRESTRICTED

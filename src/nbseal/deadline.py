@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbseal.errors import NotebookTimeoutError
+from nbseal.proc import stat_fields
 from nbseal.verify import NotebookReport, VerifyOptions, verify_notebook
 
 if TYPE_CHECKING:
@@ -42,13 +43,8 @@ def _children() -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        # pid (comm) state ppid ...: comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 1 and int(fields[1]) == me:
+        fields = stat_fields(int(entry.name))  # None: gone meanwhile
+        if fields is not None and len(fields) > 1 and int(fields[1]) == me:
             found.append(int(entry.name))
     return found
 

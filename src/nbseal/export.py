@@ -26,17 +26,15 @@ FORMATS = ("script", "requirements", "lock")
 def _locked(path: Path) -> Any:
     bad = [s for s in check_locks(path) if not s.ok]
     if bad:
-        raise NotebookError(
-            f"{path} has no current lock to export",
-            context="\n".join(f"{s.name}: {s.state} ({s.reason})" for s in bad),
-            hint=f"run `nbseal lock {path}` first",
+        raise NotebookError.nothing_to_export(
+            path, "\n".join(f"{s.name}: {s.state} ({s.reason})" for s in bad)
         )
     return read_notebook(path)
 
 
 def export_notebook(path: Path, to: str) -> str:
     if to not in FORMATS:
-        raise NotebookError(f"cannot export to {to!r}", hint=f"use one of: {', '.join(FORMATS)}")
+        raise NotebookError.unknown_format(to, FORMATS)
     notebook = _locked(path)
     if to == "lock":
         section = {
@@ -93,14 +91,10 @@ def _script(path: Path, notebook: Any) -> str:
     plan = plan_notebook(code_sources(notebook))
     declared = plan.locked_environments()
     if len(declared) != 1:
-        raise NotebookError(
-            f"{path} uses {len(declared)} environments; a script holds one",
-            context=", ".join(sorted(declared)),
-            hint="export --to requirements or --to lock, which keep every environment",
-        )
+        raise NotebookError.several_environments(path, declared)
     ((name, declaration),) = declared.items()
     if declaration.kernel is not None:
-        raise NotebookError(f"environment {name!r} runs kernel {declaration.kernel}, not Python")
+        raise NotebookError.not_python(name, str(declaration.kernel))
     lock = metadata_locks(notebook)[name]
     added = {"ipykernel", DEFAULT_IPYKERNEL}  # what nbseal adds for the kernel itself
     dependencies = [r for r in declaration.requirements if r not in added]

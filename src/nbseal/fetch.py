@@ -67,12 +67,8 @@ def _mb(count: float) -> str:
 
 def _disk_error(exc: OSError, dest: Path) -> DataFetchError:
     if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-        return DataFetchError(
-            f"no space left to store the data ({exc.strerror})",
-            context=f"writing {dest.parent}",
-            hint="free disk space, or point NBSEAL_CACHE_DIR at a larger disk",
-        )
-    return DataFetchError(f"cannot write the data: {exc}", context=str(dest))
+        return DataFetchError.disk_full(dest, str(exc.strerror))
+    return DataFetchError.unwritable(dest, str(exc))
 
 
 async def fetch_to(
@@ -98,10 +94,7 @@ async def fetch_to(
         if isinstance(exc, (DataFetchError, DataSourceError)):
             raise
         raise _disk_error(exc, dest) from exc
-    raise DataFetchError(
-        f"cannot fetch {url!r}: the scheme {scheme!r} is not supported",
-        hint="use https://, http://, file://, a local path or doi:DOI/FILE",
-    )
+    raise DataFetchError.unsupported_scheme(url, scheme)
 
 
 async def _download(
@@ -180,7 +173,7 @@ def _download_blocking(
             raise DataFetchError.unreachable(url, str(exc or type(exc).__name__)) from exc
         finally:
             connection.close()
-    raise DataFetchError(f"cannot download {url}: more than {_MAX_REDIRECTS} redirects", url=url)
+    raise DataFetchError.too_many_redirects(url, _MAX_REDIRECTS)
 
 
 def _stream(
@@ -196,7 +189,7 @@ def _stream(
     with out:
         while True:
             if stop.is_set():
-                raise DataFetchError("the download was interrupted; nothing was stored")
+                raise DataFetchError.interrupted()
             count = response.readinto(buffer)
             if not count:
                 break
@@ -213,10 +206,7 @@ def _stream(
 
 async def _copy(source: Path, dest: Path, progress: Progress) -> tuple[str, int]:
     if not source.is_file():
-        raise DataFetchError(
-            f"no file at {source}",
-            hint="give an existing file (absolute, or relative to the notebook) or a URL",
-        )
+        raise DataFetchError.no_file(source)
     digest = hashlib.sha256()
     meter = _Meter(progress.step, source.stat().st_size)
     with open(source, "rb") as src, open(dest, "wb") as out:
@@ -236,16 +226,10 @@ def resolve_doi(url: str) -> str:
     doi_path = url.removeprefix("doi:")
     doi, _, file_name = doi_path.rpartition("/")
     if not doi or not file_name:
-        raise DataFetchError(
-            f"{url!r} does not name a file in a DOI record",
-            hint="write doi:DOI/FILENAME, e.g. doi:10.5281/zenodo.3939050/tiny-data.txt",
-        )
+        raise DataFetchError.not_a_doi_file(url)
     try:
         repository = doi_to_repository(doi)
         resolved = repository.download_url(file_name)
     except Exception as exc:
-        raise DataFetchError(
-            f"cannot resolve {url}: {exc}",
-            hint="check the DOI and the file name; Zenodo, figshare and Dataverse are supported",
-        ) from exc
+        raise DataFetchError.doi_unresolved(url, str(exc)) from exc
     return str(resolved)

@@ -45,9 +45,9 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise NotebookError(f"no notebook at {path}", hint="check the path") from exc
+        raise NotebookError.missing(path) from exc
     except OSError as exc:
-        raise NotebookError(f"cannot read {path}: {exc.strerror}") from exc
+        raise NotebookError.unreadable(path, str(exc.strerror)) from exc
 
 
 def read_notebook_json(path: Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import atexit
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
@@ -30,7 +30,14 @@ from nbseal.notebook import (
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 from nbseal.timeline import mark
 
-__all__ = ["CellFailedError", "RunEvent", "RunResult", "execute_notebook", "run_notebook"]
+__all__ = [
+    "CellFailedError",
+    "RunEvent",
+    "RunOptions",
+    "RunResult",
+    "execute_notebook",
+    "run_notebook",
+]
 
 
 @dataclass(frozen=True)
@@ -196,59 +203,47 @@ class _Client(NotebookClient):
         return super().process_message(msg, cell, cell_index)
 
 
-def run_notebook(
-    path: Path,
-    output: Path | None = None,
-    *,
-    timeout: float | None = None,
-    reporter: Reporter | None = None,
-    extra_env: dict[str, str] | None = None,
-    sandbox: bool = True,
-    keep_workdir: Path | None = None,
-    allow_errors: bool = False,
-) -> RunResult:
-    """Execute ``path`` with the nbseal kernel and write it (with outputs) to ``output``.
+@dataclass(frozen=True)
+class RunOptions:
+    """How a notebook runs.
 
-    Kernels run sealed unless ``sandbox`` is False; what they write in their
-    working directory is kept in ``keep_workdir`` when given, else removed.
-    With ``allow_errors`` every cell runs, and the cells that raised are
-    listed in ``errors`` instead of stopping the run.
+    ``timeout`` is the seconds a cell may take (None: no limit); kernels run
+    sealed unless ``sandbox`` is False; what they write in their working
+    directory is kept in ``keep_workdir`` when given, else removed. With
+    ``allow_errors`` every cell runs, and the cells that raised are listed
+    in ``errors`` instead of stopping the run.
     """
+
+    timeout: float | None = None
+    reporter: Reporter | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    sandbox: bool = True
+    keep_workdir: Path | None = None
+    allow_errors: bool = False
+
+
+_DEFAULTS = RunOptions()
+
+
+def run_notebook(
+    path: Path, output: Path | None = None, options: RunOptions = _DEFAULTS
+) -> RunResult:
+    """Execute ``path`` with the nbseal kernel and write it (with outputs) to ``output``."""
     path = path.resolve()
     output = (output or path).resolve()
     notebook = read_notebook(path)
-    result = execute_notebook(
-        notebook,
-        path,
-        timeout=timeout,
-        reporter=reporter,
-        extra_env=extra_env,
-        sandbox=sandbox,
-        keep_workdir=keep_workdir,
-        allow_errors=allow_errors,
-    )
-    record_run(notebook, sealed=sandbox)
+    result = execute_notebook(notebook, path, options)
+    record_run(notebook, sealed=options.sandbox)
     write_notebook(notebook, output)
     mark("nbseal run", f"outputs written to {output.name}")
     result.output = output
     return result
 
 
-def execute_notebook(
-    notebook: Any,
-    path: Path,
-    *,
-    timeout: float | None = None,
-    reporter: Reporter | None = None,
-    extra_env: dict[str, str] | None = None,
-    sandbox: bool = True,
-    keep_workdir: Path | None = None,
-    allow_errors: bool = False,
-) -> RunResult:
+def execute_notebook(notebook: Any, path: Path, options: RunOptions = _DEFAULTS) -> RunResult:
     """Execute ``notebook`` (in memory, outputs filled in) as the file at ``path``.
 
-    The kernel reads locks from ``path`` and starts in its folder; with
-    ``allow_errors`` every cell runs even after one raised.
+    The kernel reads locks from ``path`` and starts in its folder.
     """
     mark_kernel(notebook)
     # The kernel's connection file (it holds the signing key) and the proxy's
@@ -257,51 +252,30 @@ def execute_notebook(
     sweep_orphans()
     run_dir = make_runtime_dir("nbseal-run-")
     try:
-        return _execute_in(
-            notebook,
-            path,
-            run_dir,
-            timeout=timeout,
-            reporter=reporter,
-            extra_env=extra_env,
-            sandbox=sandbox,
-            keep_workdir=keep_workdir,
-            allow_errors=allow_errors,
-        )
+        return _execute_in(notebook, path, run_dir, options)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _execute_in(
-    notebook: Any,
-    path: Path,
-    run_dir: Path,
-    *,
-    timeout: float | None,
-    reporter: Reporter | None,
-    extra_env: dict[str, str] | None,
-    sandbox: bool,
-    keep_workdir: Path | None,
-    allow_errors: bool,
-) -> RunResult:
+def _execute_in(notebook: Any, path: Path, run_dir: Path, options: RunOptions) -> RunResult:
     km = _KernelManager(kernel_name=KERNEL_NAME, connection_file=str(run_dir / "kernel.json"))
     client = _Client(
         notebook,
-        reporter or (lambda event: None),
+        options.reporter or (lambda event: None),
         km=km,
-        timeout=timeout,
+        timeout=options.timeout,
         kernel_name=KERNEL_NAME,
-        allow_errors=allow_errors,
+        allow_errors=options.allow_errors,
         resources={"metadata": {"path": str(path.parent)}},
     )
     env = dict(os.environ)
     env["NBSEAL_RUNTIME_PARENT"] = str(run_dir)
     env["JPY_SESSION_NAME"] = str(path)
-    env["NBSEAL_NO_SANDBOX"] = "0" if sandbox else "1"
-    if keep_workdir is not None:
-        keep_workdir.mkdir(parents=True, exist_ok=True)
-        env["NBSEAL_KEEP_WORKDIR"] = str(keep_workdir.resolve())
-    env.update(extra_env or {})
+    env["NBSEAL_NO_SANDBOX"] = "0" if options.sandbox else "1"
+    if options.keep_workdir is not None:
+        options.keep_workdir.mkdir(parents=True, exist_ok=True)
+        env["NBSEAL_KEEP_WORKDIR"] = str(options.keep_workdir.resolve())
+    env.update(options.extra_env)
     started = time.monotonic()
     failed: CellFailedError | None = None
     try:
@@ -311,7 +285,7 @@ def _execute_in(
             client.current_cell, exc.ename, exc.evalue, str(exc.traceback or "")
         )
     except CellTimeoutError:
-        failed = CellFailedError.timed_out(client.current_cell, timeout or 0.0)
+        failed = CellFailedError.timed_out(client.current_cell, options.timeout or 0.0)
     except DeadKernelError as exc:
         failed = CellFailedError(client.current_cell, "DeadKernelError", str(exc), "")
     seconds = time.monotonic() - started

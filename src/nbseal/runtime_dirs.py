@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from nbseal.proc import stat_fields
+
 __all__ = [
     "OWNER_FILE",
     "make_runtime_dir",
@@ -50,13 +52,8 @@ def runtime_base() -> Path:
 
 def process_start_time(pid: int) -> str | None:
     """A process's start time in clock ticks since boot; None once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Fields after the command name (which may hold spaces and ")").
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
+    fields = stat_fields(pid)
+    if fields is None or fields[0] == "Z":
         return None  # a zombie has finished; it only waits to be reaped
     return fields[19]
 

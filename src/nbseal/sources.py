@@ -69,12 +69,7 @@ class SourcePolicy:
             return resolved
         if any(resolved == root or root in resolved.parents for root in self.local_roots):
             return resolved
-        raise DataSourceError(
-            f"the data source {path} is outside the notebook's folder",
-            context=f"resolved: {resolved}",
-            hint="put the file in the notebook's folder, or grant its folder with "
-            "`#seal share FOLDER ro` (the notebook then shows the grant)",
-        )
+        raise DataSourceError.outside_folder(path, resolved)
 
     def check_peer(self, host: str, address: str) -> None:
         """Raise unless the host may have connected to ``address`` for ``host``."""
@@ -82,12 +77,7 @@ class SourcePolicy:
             return
         if host.lower() in self.trusted_hosts or address in self.trusted_hosts:
             return
-        raise DataSourceError(
-            f"the data source host {host} is at {address}, a loopback, link-local or "
-            "private address, which a notebook without network may not make the host request",
-            hint="grant it with `#seal allow network`, or, on a machine whose owner trusts "
-            f"that host, set ${TRUSTED_HOSTS_ENV_VAR}={host}",
-        )
+        raise DataSourceError.private_host(host, address, variable=TRUSTED_HOSTS_ENV_VAR)
 
     def withholds_hash(self, url: str) -> bool:
         """Whether a hash mismatch must not show the actual hash of ``url``'s bytes."""

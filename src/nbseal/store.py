@@ -175,9 +175,8 @@ class EnvironmentStore:
             for sub in (self.root, self.root / ".locks", self.root / ".usage"):
                 sub.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(
-                f"cannot create the environment store at {self.root}: {exc.strerror}",
-                hint="set NBSEAL_CACHE_DIR to a writable directory",
+            raise StoreError.cannot_create(
+                "environment store", self.root, str(exc.strerror)
             ) from exc
 
     async def _build(
@@ -205,10 +204,7 @@ class EnvironmentStore:
         except BaseException as exc:
             remove_tree(staging)
             if isinstance(exc, OSError) and not isinstance(exc, StoreError):
-                raise BuildError(
-                    f"building environment {key} failed: {exc}",
-                    hint="check free disk space and permissions of the store",
-                ) from exc
+                raise BuildError.store_entry_failed(key, str(exc)) from exc
             raise
         return BuiltEnvironment(key, final, lock, reused=False)
 

@@ -8,7 +8,6 @@ carries what uv said.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
@@ -19,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from nbseal.errors import ResolutionError, UvError
 from nbseal.paths import cache_root
+from nbseal.proc import run_telling
 from nbseal.rootcause import root_cause
 from nbseal.sandbox.identity import sandbox_identity
 
@@ -231,46 +231,24 @@ async def _run(
             env={"UV_CACHE_DIR": os.path.realpath(cache), "UV_NO_PROGRESS": "1"},
         )
         argv, env, pass_fds = step.argv, {}, (step.seccomp_fd,)
+
+    def tell(line: str) -> None:
+        if on_line is not None and line:
+            on_line(line)
+
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-            env=env,
-            pass_fds=pass_fds,
-        )
+        # An interrupted build must not leave uv writing into the store: run_telling kills it.
+        ran = await run_telling(argv, tell, env=env, pass_fds=pass_fds)
     finally:
         if step is not None:
             step.close()
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    err_lines: list[str] = []
-
-    async def pump_stderr() -> None:
-        assert proc.stderr is not None
-        async for raw in proc.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            err_lines.append(line)
-            if on_line is not None and line:
-                on_line(line)
-
-    try:
-        out, _ = await asyncio.gather(proc.stdout.read(), pump_stderr())
-        code = await proc.wait()
-    except asyncio.CancelledError:
-        # An interrupted build must not leave uv writing into the store.
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        raise
-    return code, out.decode(errors="replace"), "\n".join(err_lines)
+    return ran.returncode, ran.stdout, "\n".join(ran.lines)
 
 
 async def uv_version() -> str:
     code, out, err = await _run(["--version"], None)
     if code != 0:
-        raise UvError("uv does not run", stderr=err, hint="reinstall nbseal")
+        raise UvError.does_not_run(err)
     return out.strip()
 
 
@@ -352,12 +330,7 @@ async def compile_pylock(
         ),
     )
     if code != 0:
-        raise ResolutionError(
-            "uv could not resolve the environment",
-            stderr=_tail(err),
-            cause=root_cause(err),
-            hint="check the package names and versions, or pick another pin date",
-        )
+        raise ResolutionError.unresolvable(_tail(err), root_cause(err))
     return outfile.read_text()
 
 
@@ -387,12 +360,7 @@ async def create_venv(path: Path, *, python: str, on_line: LineCallback | None =
         ["venv", "--relocatable", "--no-project", "--python", python, str(path)], on_line
     )
     if code != 0:
-        raise UvError(
-            f"uv could not create a virtual environment with {python}",
-            stderr=_tail(err),
-            cause=root_cause(err),
-            hint="check that this Python interpreter exists and runs",
-        )
+        raise UvError.venv_failed(python, _tail(err), root_cause(err))
     # Installing into it runs sealed, as the sandbox's uid when nbseal is root.
     sandbox_identity().hand_over_tree(path)
 
@@ -413,13 +381,7 @@ async def sync_pylock(
         sync_args(venv, pylock, offline=offline), on_line, sync_seal(venv, pylock)
     )
     if code != 0:
-        raise UvError(
-            "uv could not install the environment from its lock",
-            stderr=_tail(err),
-            cause=root_cause(err),
-            hint="if a hash mismatch is reported, the lock or the download was altered;"
-            " re-lock the notebook with `nbseal lock`",
-        )
+        raise UvError.sync_failed(_tail(err), root_cause(err))
 
 
 def sync_args(venv: Path, pylock: Path, *, offline: bool = False) -> list[str]:

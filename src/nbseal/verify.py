@@ -241,11 +241,7 @@ def _refuse_unless_locked(path: Path) -> None:
     bad = [s for s in check_locks(path) if not s.ok]
     if bad:
         details = "\n".join(f"{s.name}: {s.state} ({s.reason})" for s in bad)
-        raise NotebookError(
-            f"{path} cannot be verified: its lock is missing or stale",
-            context=details,
-            hint=f"run `nbseal lock {path}` and commit it, or pass --relock to resolve afresh",
-        )
+        raise NotebookError.lock_not_current(path, details)
 
 
 def verify_notebook(
@@ -253,7 +249,7 @@ def verify_notebook(
 ) -> NotebookReport:
     # Here, not at the top: nbclient brings nbformat and jsonschema (1-3 s of CPU),
     # which a Dask client gathering reports never needs (nbseal.localworkers).
-    from nbseal.runner import execute_notebook
+    from nbseal.runner import RunOptions, execute_notebook
 
     report = NotebookReport(path)
     started = time.monotonic()
@@ -271,14 +267,10 @@ def verify_notebook(
                 cell.outputs = []
                 if "skip" in _marks(cell):
                     cell.source = ""  # never executed
-        ran = execute_notebook(
-            fresh,
-            locked_copy or path.resolve(),
-            timeout=options.timeout,
-            reporter=reporter,
-            sandbox=options.sandbox,
-            allow_errors=True,
+        how = RunOptions(
+            timeout=options.timeout, reporter=reporter, sandbox=options.sandbox, allow_errors=True
         )
+        ran = execute_notebook(fresh, locked_copy or path.resolve(), how)
         # A timeout or a dead kernel stopped the run: the cells from there on did not run.
         last = ran.failed.cell - 1 if ran.failed is not None else len(fresh.cells)
         sealed_outputs = options.sandbox and not _allows_javascript(stored)

@@ -35,7 +35,6 @@ tested against a stand-in ``guix`` script.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shlex
@@ -51,10 +50,11 @@ from nbseal.backends.kernelspecs import (
     prefix_kernelspecs,
 )
 from nbseal.directives import GUIX_REQUIREMENT_PREFIX
-from nbseal.errors import GuixError, GuixResolutionError, KernelStartError
+from nbseal.errors import GUIX_KERNEL_HINT, GuixError, GuixResolutionError, KernelStartError
 from nbseal.lock import Lock, backend_lock_data, toml_assignments, toml_table
 from nbseal.paths import cache_root
 from nbseal.plan import EnvironmentSpec, guix_commit_of, host_platform
+from nbseal.proc import run_telling
 from nbseal.progress import Progress
 from nbseal.sandbox.guix import GuixLauncher, find_guix, guix_profile
 from nbseal.sandbox.launch import Launcher
@@ -237,40 +237,21 @@ class _Run:
         return f"$ {shlex.join(argv)}\n{self.stderr.strip()[-3000:]}"
 
 
+def _shown(line: str) -> str:
+    """What a line of guix's stderr ends as on a terminal (progress bars redraw after \\r)."""
+    return line.rpartition("\r")[2].strip()
+
+
 async def _run(argv: Sequence[str], progress: Progress) -> _Run:
     """Run guix; its stderr (downloads, builds) becomes progress steps."""
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    errors: list[str] = []
 
-    async def read_stderr(stream: asyncio.StreamReader) -> None:
-        async for raw in stream:
-            line = raw.decode(errors="replace").rstrip().rpartition("\r")[2].strip()
-            if line:
-                errors.append(line)
-                progress.step(line[:160])
+    def tell(line: str) -> None:
+        if _shown(line):
+            progress.step(_shown(line)[:160])
 
-    try:
-        stdout, _ = await asyncio.gather(process.stdout.read(), read_stderr(process.stderr))
-        returncode = await process.wait()
-    except BaseException:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        raise
-    return _Run(returncode, stdout.decode(errors="replace"), "\n".join(errors))
-
-
-_KERNEL_HINT = (
-    "add a Jupyter kernel package to the environment, as Guix-Jupyter requires too: "
-    "python-ipykernel (Python) or r-irkernel (R)"
-)
+    ran = await run_telling(argv, tell)
+    errors = [shown for line in ran.lines if (shown := _shown(line))]
+    return _Run(ran.returncode, ran.stdout, "\n".join(errors))
 
 
 class GuixBackend(Backend):
@@ -305,13 +286,8 @@ class GuixBackend(Backend):
         )
         described = await _run(describe_argv(guix, commit), progress)
         if described.returncode != 0:
-            raise GuixResolutionError(
-                "guix could not describe its channels" + (f" at commit {commit}" if commit else ""),
-                output=described.context(describe_argv(guix, commit)),
-                hint="check the commit in `;;guix pin`"
-                if commit
-                else "pin a Guix commit with `;;guix pin COMMIT` (a Guix installed without "
-                "`guix pull` cannot describe itself)",
+            raise GuixResolutionError.channels_undescribed(
+                commit, described.context(describe_argv(guix, commit))
             )
         workdir.mkdir(parents=True, exist_ok=True)
         channels = workdir / "channels.scm"
@@ -320,11 +296,7 @@ class GuixBackend(Backend):
         for argv in (manifest_argv(guix, channels, packages), show_argv(guix, channels, packages)):
             run = await _run(argv, progress)
             if run.returncode != 0:
-                raise GuixResolutionError(
-                    f"Guix could not resolve {' '.join(packages)}",
-                    output=run.context(argv),
-                    hint="check the package names with `guix search`, or pin another commit",
-                )
+                raise GuixResolutionError.unresolvable(packages, run.context(argv))
             outputs.append(run.stdout)
         data = GuixLockData(described.stdout, outputs[0], parse_show(outputs[1], packages))
         progress.step(f"locked {len(data.packages)} Guix packages")
@@ -351,19 +323,10 @@ class GuixBackend(Backend):
         argv = build_argv(guix, channels, manifest, root)
         run = await _run(argv, progress)
         if run.returncode != 0:
-            raise GuixError(
-                "Guix could not build the environment",
-                context=run.context(argv),
-                hint="the lock names the exact channels and manifest; check the Guix "
-                "daemon (`guix build hello`) and the network for substitutes",
-            )
+            raise GuixError.build_failed(run.context(argv))
         profile = Path(os.path.realpath(root))
         if not prefix_kernelspecs(profile):
-            raise GuixError(
-                "the Guix environment holds no Jupyter kernel",
-                context=f"packages: {' '.join(packages)}",
-                hint=_KERNEL_HINT,
-            )
+            raise GuixError.no_kernel(packages)
         (dest / "profile").symlink_to(profile)
 
 
@@ -379,7 +342,7 @@ def guix_kernel_command(env_path: Path, wanted: str | None = None) -> KernelComm
     profile = guix_profile(env_path)
     specs = prefix_kernelspecs(profile)
     if not specs:
-        raise KernelStartError.no_kernel(env_path, holder="Guix environment", hint=_KERNEL_HINT)
+        raise KernelStartError.no_kernel(env_path, holder="Guix environment", hint=GUIX_KERNEL_HINT)
     name, spec, argv = pick_kernelspec(specs, wanted)
     # ipykernel answers interrupt_request; a signal would reach `guix shell`.
     interrupt_mode = "message" if "ipykernel_launcher" in argv else None

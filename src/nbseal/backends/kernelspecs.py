@@ -170,7 +170,7 @@ def pick_kernelspec(
     spec = specs[name]
     argv = [str(a) for a in spec.get("argv", [])]
     if not argv:
-        raise KernelStartError(f"the kernelspec {name!r} has an empty argv")
+        raise KernelStartError.empty_argv(name)
     return name, spec, argv
 
 
@@ -185,12 +185,7 @@ def command_from_spec(
     """The command of kernelspec ``name``; ``relay_python`` runs the relay a TCP kernel needs."""
     transport = kernel_transport(argv)
     if transport == "tcp" and not relay_python:
-        raise KernelStartError(
-            f"the kernel {name!r} binds only TCP and needs nbseal's relay, "
-            "which needs a Python interpreter in its environment",
-            context=f"argv: {' '.join(argv)}",
-            hint="add Python to the environment (e.g. deb:python3-minimal)",
-        )
+        raise KernelStartError.relay_needs_python(name, argv)
     return KernelCommand(
         name=name,
         argv=tuple(argv),

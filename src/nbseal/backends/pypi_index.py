@@ -239,9 +239,7 @@ def target_for(python: str) -> Target:
         )
         lines = result.stdout.splitlines()
         if result.returncode != 0 or len(lines) < 2:
-            raise ResolutionError(
-                f"the interpreter {python} does not run", stderr=result.stderr.strip()
-            )
+            raise ResolutionError.interpreter_does_not_run(python, result.stderr.strip())
         version, implementation = lines[0], lines[1]
         soabi = lines[2] if len(lines) > 2 else ""
         tags = _tags_of(version, implementation, soabi)

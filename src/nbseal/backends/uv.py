@@ -235,10 +235,8 @@ async def _install_kernelspecs(lock: Lock, dest: Path, progress: Progress) -> No
             step.close()
         output, _ = await process.communicate()
         if process.returncode != 0:
-            raise BuildError(
-                f"the kernelspec of {package} could not be installed",
-                context=output.decode(errors="replace").strip()[-2000:],
-                hint="pin another version of the kernel package",
+            raise BuildError.kernelspec_not_installed(
+                package, output.decode(errors="replace").strip()[-2000:]
             )
 
 

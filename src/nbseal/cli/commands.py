@@ -17,7 +17,7 @@ from nbseal.cli.output import (
     progress_to_stderr,
     sandbox_line,
 )
-from nbseal.errors import NbsealError
+from nbseal.errors import NbsealError, bad_data_name, no_notebook_found
 from nbseal.timeline import keep_timeline, mark, process_started_at, read_timeline, render
 
 __all__ = [
@@ -48,22 +48,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nbseal.runner import run_notebook
+    from nbseal.runner import RunOptions, run_notebook
 
     mark("nbseal run", "runner imported (nbclient, jupyter_client)")
     notebook = Path(args.notebook)
     output = Path(args.output) if args.output else None
     err(f"nbseal run: {notebook}: {sandbox_line(notebook, sealed=not args.no_sandbox)}")
     keep = Path(args.keep_workdir) if args.keep_workdir else None
-    result = run_notebook(
-        notebook,
-        output,
+    options = RunOptions(
         timeout=args.timeout,
         reporter=ProgressLines(),
         sandbox=not args.no_sandbox,
         keep_workdir=keep,
         allow_errors=args.allow_errors,
     )
+    result = run_notebook(notebook, output, options)
     if keep is not None:
         err(f"nbseal run: the kernels' working directory is kept in {keep}")
     if result.failed is not None and result.failed.timeout is not None:
@@ -133,7 +132,7 @@ def cmd_adopt(args: argparse.Namespace) -> int:
         pin = parsed.instant
     notebooks = notebooks_in([Path(n) for n in args.notebooks])
     if not notebooks:
-        raise NbsealError("no notebook found", hint="name .ipynb files or folders holding some")
+        raise no_notebook_found()
     failed = 0
     for notebook in notebooks:
         try:
@@ -215,10 +214,7 @@ def _data_name(url: str, wanted: str | None, *, local: bool) -> str:
 
     name = wanted or (url if local else Path(unquote(urlparse(url).path) or url).name)
     if not data_name_ok(name) or " " in name:
-        raise NbsealError(
-            f"cannot use {name!r} as the data's name",
-            hint="pass --name NAME (no spaces, not absolute, '..' only at its start)",
-        )
+        raise bad_data_name(name)
     return name
 
 

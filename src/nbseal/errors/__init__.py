@@ -4,31 +4,29 @@ Every error carries three parts, in the manner of pip's diagnostic errors:
 what went wrong (``message``), where (``context``), and what to do (``hint``).
 Classes also inherit the matching built-in, as nbclient's do, so callers may
 catch ``ValueError`` or ``TimeoutError`` without knowing nbseal. Messages are
-built from typed fields by each class's constructors.
+built from typed fields by each class's constructors, which fill in a
+:class:`Wording` (each module's table of what its errors say).
 """
 
 from nbseal.errors.backends import (
-    DebianError,
-    DebianResolutionError,
-    DebianUnavailableError,
+    GUIX_KERNEL_HINT,
     GuixError,
     GuixResolutionError,
     GuixUnavailableError,
     LockFormatError,
 )
 from nbseal.errors.base import (
-    AdoptError,
     BuildError,
     DirectiveError,
-    EnvironmentFailedError,
-    KernelDiedError,
-    KernelStartError,
     NbsealError,
-    NotebookError,
     ResolutionError,
-    SandboxUnavailableError,
     StoreError,
     UvError,
+    Wording,
+    bad_data_name,
+    internal_error,
+    no_notebook_found,
+    not_a_number,
 )
 from nbseal.errors.cluster import (
     ClusterError,
@@ -42,8 +40,17 @@ from nbseal.errors.data import (
     DataPlacementError,
     DataSourceError,
 )
+from nbseal.errors.debian import DebianError, DebianResolutionError, DebianUnavailableError
+from nbseal.errors.kernel import (
+    EnvironmentFailedError,
+    KernelDiedError,
+    KernelStartError,
+    SandboxUnavailableError,
+)
+from nbseal.errors.notebook import AdoptError, NotebookError
 
 __all__ = [
+    "GUIX_KERNEL_HINT",
     "AdoptError",
     "BuildError",
     "ClusterError",
@@ -71,4 +78,9 @@ __all__ = [
     "SandboxUnavailableError",
     "StoreError",
     "UvError",
+    "Wording",
+    "bad_data_name",
+    "internal_error",
+    "no_notebook_found",
+    "not_a_number",
 ]

@@ -1,20 +1,28 @@
-"""Errors of the backends beyond PyPI (Debian, Guix) and of their locks."""
+"""Errors of the Guix backend, of backends' locks, and of their resolvers."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable
+from typing import Literal, TypeVar
 
-from nbseal.errors.base import BuildError, NbsealError
+from nbseal.errors.base import BuildError, NbsealError, Wording
 
 __all__ = [
-    "DebianError",
-    "DebianResolutionError",
-    "DebianUnavailableError",
+    "GUIX_KERNEL_HINT",
     "GuixError",
     "GuixResolutionError",
     "GuixUnavailableError",
     "LockFormatError",
 ]
+
+_LOCK_WORDINGS = {
+    "version": Wording(
+        "this {backend} lock has format {found!r}; this nbseal reads format {expected}",
+        hint="re-lock the environment with `nbseal lock`",
+    ),
+    "invalid": Wording("the {backend} lock is not valid TOML", context="{detail}"),
+    "incomplete": Wording("the {backend} lock misses a field", context="{detail}"),
+}
 
 
 class LockFormatError(BuildError):
@@ -34,113 +42,67 @@ class LockFormatError(BuildError):
         found: object = None,
         expected: int | None = None,
     ) -> None:
-        if problem == "version":
-            super().__init__(
-                f"this {backend} lock has format {found!r}; this nbseal reads format {expected}",
-                hint="re-lock the environment with `nbseal lock`",
-            )
-        elif problem == "invalid":
-            super().__init__(f"the {backend} lock is not valid TOML", context=detail)
-        else:
-            super().__init__(f"the {backend} lock misses a field", context=detail)
-        self.backend = backend
-        self.problem = problem
-        self.detail = detail
-        self.found = found
-        self.expected = expected
-
-
-class DebianError(BuildError):
-    """The Debian backend failed: the mirror, mmdebstrap, the root file system or a .deb."""
-
-
-class DebianUnavailableError(DebianError):
-    """mmdebstrap is missing or cannot run here; says why and what to do.
-
-    A program a build needs that is not installed is built by
-    :meth:`missing_tool`, which records ``tool``.
-    """
-
-    def __init__(
-        self, message: str, *, context: str = "", hint: str = "", tool: str | None = None
-    ) -> None:
+        fields = {"backend": backend, "detail": detail, "found": found, "expected": expected}
+        message, context, hint = _LOCK_WORDINGS[problem].fill(fields)
         super().__init__(message, context=context, hint=hint)
-        self.tool = tool
+        self.backend, self.problem, self.detail = backend, problem, detail
+        self.found, self.expected = found, expected
 
-    @classmethod
-    def missing_tool(
-        cls, tool: str, *, hint: str, user: str | None = None, why: str = ""
-    ) -> DebianUnavailableError:
-        """``tool`` is not installed (``user``: the regular user it is needed for)."""
-        who = f" as {user}" if user else ""
-        return cls(
-            f"cannot build Debian environments{who}: {tool} is not installed",
-            context=why,
-            hint=hint,
-            tool=tool,
-        )
+
+_R = TypeVar("_R", bound="_Unresolved")
 
 
 class _Unresolved(NbsealError):
     """A backend's resolver said no: ``output`` is what it said (the context),
     ``requirement`` the requirement at fault, when one is."""
 
-    def __init__(
-        self, message: str, *, output: str = "", hint: str = "", requirement: str = ""
-    ) -> None:
-        super().__init__(message, context=output.strip(), hint=hint)
-        self.output = output
-        self.requirement = requirement
-
-
-class DebianResolutionError(_Unresolved, DebianError):
-    """apt cannot satisfy a Debian environment's requirements, or they are not Debian's.
-
-    ``output`` is what apt (through mmdebstrap) said.
-    """
+    output: str = ""
+    requirement: str = ""
 
     @classmethod
-    def foreign(cls, requirement: str) -> DebianResolutionError:
-        """``requirement`` has no ``deb:`` prefix."""
-        return cls(
-            f"{requirement!r} is not a Debian package requirement",
-            hint="a Debian environment takes only deb:NAME (or deb:NAME=VERSION); "
-            "Python packages go into an environment of their own",
-            requirement=requirement,
-        )
+    def said(cls: type[_R], wording: Wording, /, *, output: str = "", **fields: object) -> _R:
+        """``wording`` from ``fields``; the resolver's ``output`` (stripped) is the context."""
+        error = cls.saying(wording, output=output, **fields)
+        error.context = output.strip()
+        return error
 
-    @classmethod
-    def bad_name(cls, requirement: str) -> DebianResolutionError:
-        """``deb:NAME`` whose name (or version) Debian policy does not allow."""
-        return cls(
-            f"{requirement!r} is not a Debian package name",
-            hint="use deb:NAME with a name as `apt-cache search` shows it, e.g. deb:r-base-core",
-            requirement=requirement,
-        )
 
-    @classmethod
-    def unknown_package(
-        cls, package: str, *, suite: str, output: str, mirror_variable: str
-    ) -> DebianResolutionError:
-        """apt found no package ``package`` in ``suite``."""
-        return cls(
-            f"Debian {suite} has no package {package!r}",
-            output=output,
-            hint="check the name with `apt-cache search NAME`, or set "
-            f"{mirror_variable} to a mirror that has it",
-            requirement=package,
-        )
+GUIX_KERNEL_HINT = (
+    "add a Jupyter kernel package to the environment, as Guix-Jupyter requires too: "
+    "python-ipykernel (Python) or r-irkernel (R)"
+)
+_BUILD_FAILED = Wording(
+    "Guix could not build the environment",
+    context="{output}",
+    hint="the lock names the exact channels and manifest; check the Guix "
+    "daemon (`guix build hello`) and the network for substitutes",
+)
+_NO_KERNEL = Wording(
+    "the Guix environment holds no Jupyter kernel",
+    context="packages: {packages: }",
+    hint=GUIX_KERNEL_HINT,
+)
+_GUIX_MISSING = Wording(
+    "guix is not installed on this machine",
+    context="{needed_by}",
+    hint="install Guix (https://guix.gnu.org/manual/en/html_node/Installation.html) and run "
+    "the cell again, or declare the environment with `#seal env NAME <- ...` from PyPI "
+    "packages (e.g. `#seal env py <- numpy`) or Debian packages (`deb:NAME`) instead",
+)
 
 
 class GuixError(BuildError):
     """The Guix backend failed: guix itself, its daemon, or the profile it built."""
 
+    @classmethod
+    def build_failed(cls, output: str) -> GuixError:
+        """``guix`` could not build the locked environment; ``output`` is what it said."""
+        return cls.saying(_BUILD_FAILED, output=output)
 
-_GUIX_INSTALL_HINT = (
-    "install Guix (https://guix.gnu.org/manual/en/html_node/Installation.html) and run the "
-    "cell again, or declare the environment with `#seal env NAME <- ...` from PyPI packages "
-    "(e.g. `#seal env py <- numpy`) or Debian packages (`deb:NAME`) instead"
-)
+    @classmethod
+    def no_kernel(cls, packages: Iterable[str]) -> GuixError:
+        """The profile of ``packages`` holds no kernelspec."""
+        return cls.saying(_NO_KERNEL, packages=tuple(packages))
 
 
 class GuixUnavailableError(GuixError):
@@ -151,10 +113,32 @@ class GuixUnavailableError(GuixError):
     """
 
     def __init__(self, needed_by: str = "") -> None:
-        super().__init__(
-            "guix is not installed on this machine", context=needed_by, hint=_GUIX_INSTALL_HINT
-        )
+        message, context, hint = _GUIX_MISSING.fill({"needed_by": needed_by})
+        super().__init__(message, context=context, hint=hint)
         self.needed_by = needed_by
+
+
+_GUIX_FOREIGN = Wording(
+    "{requirement!r} is not a Guix package",
+    hint="a Guix environment takes only Guix packages; others go into an environment of their own",
+)
+_GUIX_UNKNOWN_PACKAGE = Wording(
+    "Guix has no package {requirement!r}",
+    hint="check the name with `guix search`, or pin another Guix commit",
+)
+_CHANNELS_UNDESCRIBED = Wording(
+    "guix could not describe its channels",
+    hint="pin a Guix commit with `;;guix pin COMMIT` (a Guix installed without "
+    "`guix pull` cannot describe itself)",
+)
+_CHANNELS_UNDESCRIBED_AT = Wording(
+    "guix could not describe its channels at commit {commit}",
+    hint="check the commit in `;;guix pin`",
+)
+_GUIX_UNRESOLVABLE = Wording(
+    "Guix could not resolve {packages: }",
+    hint="check the package names with `guix search`, or pin another commit",
+)
 
 
 class GuixResolutionError(_Unresolved, GuixError):
@@ -166,19 +150,19 @@ class GuixResolutionError(_Unresolved, GuixError):
     @classmethod
     def foreign(cls, requirement: str) -> GuixResolutionError:
         """``requirement`` has no ``guix:`` prefix."""
-        return cls(
-            f"{requirement!r} is not a Guix package",
-            hint="a Guix environment takes only Guix packages; others go into "
-            "an environment of their own",
-            requirement=requirement,
-        )
+        return cls.said(_GUIX_FOREIGN, requirement=requirement)
 
     @classmethod
     def unknown_package(cls, spec: str, *, output: str) -> GuixResolutionError:
         """``guix show`` printed no package matching ``spec``."""
-        return cls(
-            f"Guix has no package {spec!r}",
-            output=output,
-            hint="check the name with `guix search`, or pin another Guix commit",
-            requirement=spec,
-        )
+        return cls.said(_GUIX_UNKNOWN_PACKAGE, output=output, requirement=spec)
+
+    @classmethod
+    def channels_undescribed(cls, commit: str | None, output: str) -> GuixResolutionError:
+        """``guix describe`` (at ``commit``, when the environment pins one) failed."""
+        wording = _CHANNELS_UNDESCRIBED_AT if commit else _CHANNELS_UNDESCRIBED
+        return cls.said(wording, output=output, commit=commit)
+
+    @classmethod
+    def unresolvable(cls, packages: Iterable[str], output: str) -> GuixResolutionError:
+        return cls.said(_GUIX_UNRESOLVABLE, output=output, packages=tuple(packages))

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbseal.errors import KernelDiedError, KernelStartError, NbsealError
+from nbseal.errors import KernelDiedError, KernelStartError, NbsealError, internal_error
 from nbseal.kernel.app import ProxyIO
 from nbseal.kernel.display import error_content
 from nbseal.kernel.subkernel import SubKernel
@@ -179,18 +179,14 @@ class ExecutionQueue:
         try:
             await work
         except asyncio.CancelledError:
-            self._finish_with_error(execution, KernelStartError("interrupted before the cell ran"))
+            self._finish_with_error(execution, KernelStartError.interrupted())
             if self._stopping:
                 raise
         except NbsealError as exc:
             self._finish_with_error(execution, exc)
         except Exception as exc:
             log.exception("internal error while executing")
-            internal = NbsealError(
-                f"internal error in nbseal: {exc!r}",
-                hint="please report it; NBSEAL_TRACEBACK=1 in the kernel's environment "
-                "shows where it happened",
-            )
+            internal = internal_error(exc)
             internal.__cause__ = exc
             self._finish_with_error(execution, internal)
 
@@ -214,11 +210,7 @@ class ExecutionQueue:
         waiting: set[asyncio.Future[Any]] = {waiter, kernel.exited}
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if waiter not in done:
-            raise KernelDiedError(
-                f"the kernel of environment {kernel.env_name!r} died while running this cell "
-                f"({kernel.exit_description()})",
-                hint="its variables are lost; the next cell starts a fresh kernel",
-            )
+            raise KernelDiedError.in_cell(kernel.env_name, kernel.exit_description())
         # The next request starts after this one's idle, as in a single kernel.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(execution.idle.wait(), timeout=5.0)

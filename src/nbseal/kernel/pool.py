@@ -366,7 +366,7 @@ class EnvironmentPool:
                     slot.progress.unsubscribe(display.on_event)
         kernel = slot.kernel
         if kernel is None:
-            raise KernelStartError(f"the kernel of environment {slot.spec.name!r} did not start")
+            raise KernelStartError.did_not_start(slot.spec.name)
         if self.grants.sealed and slot.policy != self.grants.policy():
             # Started (by the pre-start) before this cell's grants or data existed.
             return await self.kernel_for(slot, show_in, summary)

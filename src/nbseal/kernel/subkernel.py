@@ -327,7 +327,7 @@ class SubKernel:
         for waiter in self._internal.values():
             if not waiter.done():
                 # Not cancel(): the waiting task is not being cancelled, its kernel is gone.
-                waiter.set_exception(KernelStartError(f"the kernel of {self.env_name!r} closed"))
+                waiter.set_exception(KernelStartError.closed(self.env_name))
         for path in self.socket_dir.glob("s-*"):
             path.unlink(missing_ok=True)
 
@@ -362,7 +362,7 @@ class SubKernel:
     def send(self, channel: str, frames: list[bytes]) -> None:
         sock = self._sockets.get(channel)
         if sock is None:
-            raise KernelStartError(f"the kernel of environment {self.env_name!r} is closed")
+            raise KernelStartError.is_closed(self.env_name)
         if self.wire_session is not self.session:
             frames = resign(self.wire_session, frames)
         sock.send_multipart([b"<IDS|MSG>", *frames], copy=False)

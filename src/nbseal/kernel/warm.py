@@ -23,9 +23,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from nbseal.errors import NbsealError
+from nbseal.errors import not_a_number
+from nbseal.proc import status_field
 
 __all__ = ["WarmPolicy", "resident_mb"]
 
@@ -68,22 +68,12 @@ def _number(environ: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         value = -1.0
     if value < 0:
-        raise NbsealError(
-            f"{name}={raw!r} is not a number of {'MB' if name.endswith('MB') else 'seconds'}",
-            hint=f"set {name} to a number >= 0, or unset it for the default ({default:g})",
-        )
+        unit = "MB" if name.endswith("MB") else "seconds"
+        raise not_a_number(name, raw, unit=unit, default=default)
     return value
 
 
 def resident_mb(pid: int | None) -> float | None:
     """The resident memory of process ``pid`` in MB, or None if it cannot be read."""
-    if pid is None:
-        return None
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024  # kB
-    return None
+    words = status_field(pid, "VmRSS") if pid is not None else None
+    return int(words[0]) / 1024 if words else None  # kB

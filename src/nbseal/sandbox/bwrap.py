@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nbseal.errors import KernelStartError
+from nbseal.proc import status_field
 from nbseal.sandbox.available import ensure_sandbox, find_bwrap
 from nbseal.sandbox.identity import SandboxIdentity, sandbox_identity
 from nbseal.sandbox.launch import Launcher, LaunchRequest, relay_script
@@ -155,11 +156,7 @@ class BwrapLauncher(Launcher):
         missing = [str(s.host_path) for s in policy.shares if not s.host_path.exists()]
         missing += [str(host) for host, _ in policy.readonly_binds if not host.exists()]
         if missing:
-            raise KernelStartError(
-                "cannot seal the kernel: a path it is granted does not exist",
-                context="\n".join(missing),
-                hint="create the path, or remove the `#seal share` line that names it",
-            )
+            raise KernelStartError.grant_missing(missing)
         identity = sandbox_identity()
         unwritable = [
             str(s.host_path)
@@ -167,13 +164,8 @@ class BwrapLauncher(Launcher):
             if s.mode == "rw" and not identity.may_write(s.host_path)
         ]
         if unwritable:
-            raise KernelStartError(
-                f"cannot share a path writable: the sandbox runs as host uid "
-                f"{identity.host_uid}, which cannot write it",
-                context="\n".join(unwritable),
-                hint=f"give uid {identity.host_uid} write access (e.g. `chown -R "
-                f"{identity.host_uid}:{identity.host_gid} PATH`), share it `ro`, "
-                f"or run nbseal as a regular user",
+            raise KernelStartError.share_unwritable(
+                unwritable, uid=identity.host_uid, gid=identity.host_gid
             )
 
     async def launch(self, request: LaunchRequest) -> asyncio.subprocess.Process:
@@ -312,14 +304,8 @@ def _hand_over_tree(identity: SandboxIdentity, directory: Path) -> None:
 
 def _pid_inside(pid: int) -> int | None:
     """A process's pid in its own (innermost) pid namespace."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("NSpid:"):
-            return int(line.split()[-1])
-    return None
+    words = status_field(pid, "NSpid")
+    return int(words[-1]) if words else None
 
 
 def _children(pid: int) -> list[int]:

@@ -113,10 +113,7 @@ def _from_env(value: str) -> tuple[int, int]:
     except ValueError:
         uid = gid = -1
     if uid <= 0 or gid <= 0:
-        raise SandboxUnavailableError(
-            f"${UID_ENV_VAR} is {value!r}, not an unprivileged UID or UID:GID",
-            hint=f"set ${UID_ENV_VAR} to a uid other than 0 (e.g. 65534), or unset it",
-        )
+        raise SandboxUnavailableError.not_an_unprivileged_uid(UID_ENV_VAR, value)
     return uid, gid
 
 

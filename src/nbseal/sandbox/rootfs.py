@@ -76,11 +76,7 @@ class _Tree:
                 continue  # the mount itself covers it
             if entry.is_symlink():
                 if _on_path_to(child, dests):
-                    raise KernelStartError(
-                        f"cannot bind {child}/... into the root file system: "
-                        f"{child} is a symbolic link there",
-                        hint="choose a working directory or share outside that path",
-                    )
+                    raise KernelStartError.bind_through_link(child)
                 args += ["--symlink", os.readlink(entry.path), str(child)]
             elif entry.is_dir(follow_symlinks=False) and _on_path_to(child, dests):
                 mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
@@ -144,10 +140,7 @@ class RootfsLauncher(BwrapLauncher):
         policy = self.policy
         rootfs = request.env_path
         if not (rootfs / "usr").is_dir():
-            raise KernelStartError(
-                f"{rootfs} is not a root file system (it has no /usr)",
-                hint="rebuild the environment",
-            )
+            raise KernelStartError.not_a_root_file_system(rootfs)
         # (destination, options) of everything mounted over the tree.
         size = policy.limits.scratch
         mounts: list[tuple[str, list[str]]] = [

@@ -116,12 +116,7 @@ def _build(profile: SeccompProfile) -> bytes:
     try:
         import pyseccomp as sc
     except (ImportError, OSError) as exc:  # the bindings, or libseccomp.so.2, missing
-        raise SandboxUnavailableError(
-            "cannot seal kernels: the seccomp library is not available",
-            context=str(exc),
-            hint="install libseccomp (`apt-get install libseccomp2`) and the Python bindings "
-            "(`pip install pyseccomp`), or run without isolation: `nbseal run --no-sandbox`",
-        ) from exc
+        raise SandboxUnavailableError.no_seccomp(str(exc)) from exc
 
     deny = sc.ERRNO(profile.errno)
     rules = sc.SyscallFilter(sc.ALLOW)

@@ -193,12 +193,7 @@ class DebianBackend(Backend):
             )
             data = dataclasses.replace(data, pin_enforced=enforced)
             if self.require_kernel and not kernelspec_files(*(tree / d for d in KERNEL_DIRS)):
-                raise DebianError(
-                    f"the Debian environment {spec.name!r} holds no Jupyter kernel",
-                    context=f"packages: {' '.join(packages)}",
-                    hint="add a kernel package, e.g. deb:r-cran-irkernel (R), "
-                    "deb:python3-ipykernel (Python), deb:python3-octave-kernel (Octave)",
-                )
+                raise DebianError.no_kernel(spec.name, packages)
         except BaseException:
             await asyncio.to_thread(remove_tree, tree)
             raise
@@ -244,11 +239,7 @@ class DebianBackend(Backend):
             entry, number = index[key]
             locked.append(_locked(entry, number))
         if unknown:
-            raise DebianError(
-                "installed packages are missing from the mirror's index",
-                context=", ".join(unknown),
-                hint="the mirror changed during the build; resolve again",
-            )
+            raise DebianError.not_in_index(unknown)
         tools = []
         if self.eatmydata:
             for entry, number in index.values():
@@ -360,11 +351,7 @@ class DebianBackend(Backend):
         if got != data.installed_set():
             extra = sorted("=".join(p[:2]) for p in got - data.installed_set())
             lacking = sorted("=".join(p[:2]) for p in data.installed_set() - got)
-            raise DebianError(
-                "the rebuilt root file system does not hold exactly the locked packages",
-                context=f"not in the lock: {', '.join(extra) or '-'}\n"
-                f"missing: {', '.join(lacking) or '-'}",
-            )
+            raise DebianError.rebuilt_differs(extra, lacking)
         progress.step(f"{len(got)} packages installed from stored .debs")
 
     async def ensure_debs(self, data: DebianLockData, progress: Progress) -> None:
@@ -393,9 +380,8 @@ class DebianBackend(Backend):
             )
         os.chmod(repo / "Packages", 0o644)
         if done.returncode != 0:
-            raise DebianError(
-                "cannot index the stored .debs",
-                context=done.stderr.decode(errors="replace").strip()[-2000:],
+            raise DebianError.cannot_index_debs(
+                done.stderr.decode(errors="replace").strip()[-2000:]
             )
 
 

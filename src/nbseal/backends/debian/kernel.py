@@ -77,10 +77,6 @@ def find_rootfs_kernel_command(rootfs: Path, wanted: str | None = None) -> Kerne
     if argv[0] in {"python", "{python}"} and _which_inside(rootfs, "python") is None:
         argv[0] = "python3"
     if _which_inside(rootfs, argv[0]) is None:
-        raise KernelStartError(
-            f"the kernelspec {name!r} starts {argv[0]!r}, which the root file system lacks",
-            context=f"argv: {' '.join(argv)}",
-            hint="add the package that provides it to the environment",
-        )
+        raise KernelStartError.program_missing(name, argv)
     # A TCP-only (xeus) kernel needs the tree's own Python for nbseal's relay.
     return command_from_spec(name, spec, argv, relay_python=_which_inside(rootfs, "python3"))

@@ -317,11 +317,7 @@ class DebCache:
                 os.replace(copy, tmp)
             actual = sha256_file(tmp)
             if actual != sha256:
-                raise DebianError(
-                    f"{source.name} does not have the SHA-256 the archive index names",
-                    context=f"expected {sha256}\nactual   {actual}",
-                    hint="the download was altered or the mirror is inconsistent; retry",
-                )
+                raise DebianError.deb_altered(source.name, sha256, actual)
             os.chmod(tmp, 0o444)
             os.replace(tmp, final)
         finally:
@@ -354,14 +350,8 @@ class DebCache:
                 failures.append(f"{url}: {exc}")
             finally:
                 tmp.unlink(missing_ok=True)
-        raise DebianError(
-            f"the .deb of {package.name} {package.version} is neither in the local "
-            "store nor at any mirror",
-            context="\n".join(failures),
-            hint="a regular mirror keeps only the newest versions: point "
-            "NBSEAL_DEBIAN_MIRROR at a mirror or snapshot that still has them "
-            "(NBSEAL_DEBIAN_MIRROR=snapshot), or copy the .debs into "
-            f"{self.root} named <sha256>.deb",
+        raise DebianError.deb_nowhere(
+            package.name, package.version, tried=failures, store=self.root
         )
 
     def mark_used(self, packages: Iterable[DebianPackage]) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import fnmatch
 import os
 import re
@@ -22,6 +20,7 @@ from nbseal.backends.debian.preflight import BuildIds, current_build_ids
 from nbseal.backends.debian.sources import _DPKG_FILTERS, MIRROR_ENV_VAR
 from nbseal.errors import DebianError, DebianResolutionError
 from nbseal.fsutil import remove_tree
+from nbseal.proc import run_telling
 from nbseal.progress import Progress
 from nbseal.sandbox.confine import confined_command
 from nbseal.sandbox.userns import userns_command
@@ -80,10 +79,7 @@ class BuildUser:
             check=False,
         )
         if done.returncode != 0:
-            raise DebianError(
-                f"cannot run {argv[0]} in the build's user namespace",
-                context=done.stderr.strip(),
-            )
+            raise DebianError.not_in_namespace(argv[0], done.stderr.strip())
 
     def open_room(self, name: str) -> BuildRoom:
         inputs = Path(tempfile.mkdtemp(prefix=f"nbseal-debian-{name}-in-", dir="/tmp"))
@@ -120,34 +116,18 @@ async def _run_mmdebstrap(argv: Sequence[str], progress: Progress, log_path: Pat
     env["LC_ALL"] = "C.UTF-8"
     env.pop("TMPDIR", None)  # the sandbox sets its own (see sandbox/confine.py)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    lines: list[str] = []
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    try:
-        with open(log_path, "a", encoding="utf-8") as log:
-            log.write("$ " + shlex.join(argv) + "\n")
-            while raw := await process.stdout.readline():
-                line = raw.decode(errors="replace").rstrip()
-                log.write(line + "\n")
-                lines.append(line)
-                # Hook invocations are long shell lines; the stages make better steps.
-                if line.startswith("I: ") and not line.startswith("I: running "):
-                    progress.step(line[3:])
-        code = await process.wait()
-    except BaseException:
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write("$ " + shlex.join(argv) + "\n")
+
+        def tell(line: str) -> None:
+            log.write(line + "\n")
+            # Hook invocations are long shell lines; the stages make better steps.
+            if line.startswith("I: ") and not line.startswith("I: running "):
+                progress.step(line[3:])
+
         # Cancelled (interrupt) or failed: mmdebstrap and its children go too.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 9)
-        await process.wait()
-        raise
-    return _Run(code, "\n".join(lines))
+        ran = await run_telling(argv, tell, env=env, merged=True, own_group=True)
+    return _Run(ran.returncode, "\n".join(ran.lines))
 
 
 _UNKNOWN = (
@@ -166,16 +146,8 @@ def _failure(run: _Run, what: str, suite: str, log_path: Path) -> DebianError:
                 match.group(1), suite=suite, output=tail, mirror_variable=MIRROR_ENV_VAR
             )
     if "Could not resolve" in run.output or "Failed to fetch" in run.output:
-        return DebianError(
-            f"{what}: the Debian mirror could not be reached",
-            context=tail,
-            hint=f"check the network, or set {MIRROR_ENV_VAR} to a reachable mirror",
-        )
-    return DebianError(
-        f"{what}: mmdebstrap failed (exit code {run.returncode})",
-        context=tail,
-        hint=f"the whole output is in {log_path}",
-    )
+        return DebianError.mirror_unreachable(what, tail, variable=MIRROR_ENV_VAR)
+    return DebianError.mmdebstrap_failed(what, run.returncode, tail, log=log_path)
 
 
 def _dpkg_options(options: Sequence[str], scratch: Path) -> list[str]:

@@ -71,11 +71,7 @@ def unprivileged_problem(
         except FileNotFoundError:
             text = ""
         except OSError as exc:
-            return DebianUnavailableError(
-                f"cannot build Debian environments as {user}: {path} is not readable",
-                context=str(exc),
-                hint=f"ask an administrator to make {path} readable (mode 0644)",
-            )
+            return DebianUnavailableError.subids_unreadable(user, path, str(exc))
         for line in text.splitlines():
             fields = line.split(":")
             if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
@@ -104,19 +100,12 @@ def unprivileged_problem(
         f"(root, _apt, nobody, ...) to subordinate ids of {user}"
     )
     if missing:
-        verb = "grants" if len(missing) == 1 else "grant"
-        return DebianUnavailableError(
-            f"cannot build Debian environments as {user}: {' and '.join(missing)} "
-            f"{verb} {user} no subordinate ids",
-            context=why,
-            hint=fix,
-        )
+        return DebianUnavailableError.no_subids(user, missing, why=why, hint=fix)
     if short:
-        verb = "grants" if len(short) == 1 else "grant"
-        return DebianUnavailableError(
-            f"cannot build Debian environments as {user}: {' and '.join(short)} "
-            f"{verb} {user} fewer than {SUBID_NEEDED} subordinate ids",
-            context="a Debian tree has files of ids up to 65534 (nobody)",
+        return DebianUnavailableError.too_few_subids(
+            user,
+            short,
+            needed=SUBID_NEEDED,
             hint=f"{ask} `usermod {' '.join(dropped)} --add-subuids "
             f"{ids} --add-subgids {ids} {user}` (a build uses one range){instead}",
         )
@@ -217,17 +206,10 @@ def check_mmdebstrap() -> str:
     )
     if done.returncode != 0:
         if unprivileged:
-            raise DebianUnavailableError(
-                f"cannot create a user namespace as {_user_name()} here",
-                context=done.stderr.strip(),
-                hint=_userns_hint(),
+            raise DebianUnavailableError.no_user_namespace(
+                _user_name(), done.stderr.strip(), hint=_userns_hint()
             )
-        raise DebianUnavailableError(
-            "mmdebstrap cannot create the namespaces it needs here",
-            context=done.stderr.strip(),
-            hint="mmdebstrap --mode=unshare needs to unshare user and mount namespaces "
-            "(in a container, a seccomp profile that allows unshare)",
-        )
+        raise DebianUnavailableError.no_namespaces(done.stderr.strip())
     return found
 
 

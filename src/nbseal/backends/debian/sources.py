@@ -64,7 +64,7 @@ def debian_packages(requirements: Sequence[str]) -> tuple[str, ...]:
         if not _PACKAGE.match(name) or (sep and not _VERSION.match(version)):
             raise DebianResolutionError.bad_name(requirement)
     if not packages:
-        raise DebianResolutionError("a Debian environment names no package")
+        raise DebianResolutionError.no_packages()
     return packages
 
 
@@ -81,10 +81,7 @@ def host_suite() -> str:
             key, _, value = line.partition("=")
             if key == "VERSION_CODENAME" and value.strip('"'):
                 return value.strip('"')
-    raise DebianUnavailableError(
-        "cannot tell which Debian release to build: the host names no codename",
-        hint=f"set {SUITE_ENV_VAR} (e.g. bookworm) and {MIRROR_ENV_VAR} (a Debian mirror URL)",
-    )
+    raise DebianUnavailableError.no_codename(SUITE_ENV_VAR, MIRROR_ENV_VAR)
 
 
 def _deb822(text: str) -> list[dict[str, str]]:
@@ -161,7 +158,7 @@ def snapshot_timestamp(pin: str) -> str:
     try:
         when = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise DebianResolutionError(f"the pin {pin!r} is not a date or instant") from exc
+        raise DebianResolutionError.bad_pin(pin) from exc
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -190,10 +187,7 @@ def mirror_sources(suite: str, pin: str) -> tuple[list[DebianSource], bool]:
         return [DebianSource(override.rstrip("/"), suite, ("main",))], False
     sources = host_sources(suite)
     if not sources:
-        raise DebianUnavailableError(
-            f"the host's apt sources name no mirror for Debian {suite}",
-            hint=f"set {MIRROR_ENV_VAR} to a Debian mirror URL (or to `snapshot`)",
-        )
+        raise DebianUnavailableError.no_mirror(suite, variable=MIRROR_ENV_VAR)
     return sources, False
 
 
@@ -203,5 +197,5 @@ def host_architecture() -> str:
         ["dpkg", "--print-architecture"], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
-        raise DebianUnavailableError("dpkg is not installed: this is not a Debian-based host")
+        raise DebianUnavailableError.no_dpkg()
     return done.stdout.strip()

@@ -125,10 +125,7 @@ def unpack_rootfs(archive: Path, dest: Path) -> None:
                 # No filters in this Python: the same checks, member by member.
                 tar.extractall(dest, members=_filtered(tar, str(dest)), numeric_owner=True)
     except tarfile.TarError as exc:
-        raise DebianError(
-            f"cannot unpack the root file system mmdebstrap wrote to {archive}",
-            context=str(exc),
-        ) from exc
+        raise DebianError.cannot_unpack(archive, str(exc)) from exc
 
 
 # ---------------------------------------------------------------------------
@@ -149,7 +146,7 @@ def installed_packages(root: Path) -> set[tuple[str, str, str]]:
         check=False,
     )
     if done.returncode != 0:
-        raise DebianError(f"cannot list the packages of {root}", context=done.stderr.strip())
+        raise DebianError.cannot_list(root, done.stderr.strip())
     result = set()
     for line in done.stdout.splitlines():
         status, name, version, arch = line.split("\t")
