@@ -7,8 +7,7 @@ import sys
 
 CHECK = """
 import sys
-from nbseal.cli import _skip_unused_imports
-_skip_unused_imports()
+import nbseal.cli
 import nbformat
 from nbseal.runner import run_notebook
 nb = nbformat.v4.new_notebook()

@@ -8,9 +8,9 @@ becomes its three lines on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
+import nbseal.lean_imports  # noqa: F401  (first: before anything imports nbformat)
 from nbseal import __version__
 from nbseal.cli.commands import (
     cmd_adopt,
@@ -179,21 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _skip_unused_imports() -> None:
-    """Keep imports nbseal never uses out of this process.
-
-    jsonschema, which nbformat imports, loads ``rfc3987_syntax`` when it is
-    installed (JupyterLab's jupyter_events brings it) to check the ``iri``
-    format, which no notebook schema uses; that module builds a grammar when
-    imported: 0.6 to 1.2 s of every ``nbseal run`` here. A ``None`` in
-    ``sys.modules`` makes the import fail at once, as if it were absent, and
-    jsonschema goes on without that one format check.
-    """
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _skip_unused_imports()
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args))
