@@ -123,6 +123,11 @@ def test_r_kernel_runs_sealed_in_the_tree(
         kernel.stop()
 
 
+@pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="cutting the network (unshare --net) needs root; a regular user's offline "
+    "rebuild is test_unprivileged's, which root runs",
+)
 def test_offline_rebuild_from_stored_debs_gives_the_same_packages(
     r_env: BuiltRootfs, loop_thread: LoopThread, runtime_dir: Path, workdir: Path
 ) -> None:
