@@ -13,10 +13,12 @@ processes:
   notebook into a script and ``uv run`` runs it, unsandboxed; the outputs
   go to the terminal and the notebook is left as it was.
 
-With ``--timeline`` one more ``nbseal run --verbose`` prints where its time
-goes.
+With ``--before SRC`` (the ``src`` folder of another checkout, e.g. a git
+worktree of an older commit) that checkout's ``nbseal run`` joins the rounds,
+same store, same notebook. With ``--timeline`` one more ``nbseal run
+--verbose`` prints where its time goes.
 
-    python bench/bench_run.py [--rounds 10] [--timeline]
+    python bench/bench_run.py [--rounds 10] [--before /path/to/old/src] [--timeline]
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--timeline", action="store_true", help="print one run's timeline")
+    parser.add_argument("--before", type=Path, help="another checkout's src folder to compare")
     args = parser.parse_args()
 
     top = Path(tempfile.mkdtemp(prefix="nbseal-bench-run-"))
@@ -105,10 +108,15 @@ def main() -> None:
         texts = ["".join(o.get("text") or o.get("data", {}).get("text/plain", "")) for o in outputs]
         assert texts == ["45\n"], texts  # nbseal wrote the outputs back
 
-        times: dict[str, list[float]] = {"nbseal run": [], "juv exec": []}
+        commands = {"nbseal run": (run, env), "juv exec": (juv, env)}
+        if args.before is not None:
+            before_env = {**env, "PYTHONPATH": str(args.before.resolve())}
+            commands["before"] = (run, before_env)
+            _timed(run, before_env, top)  # its own first run: nothing is rebuilt
+        times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.rounds):
-            times["nbseal run"].append(_timed(run, env, top))
-            times["juv exec"].append(_timed(juv, env, top))
+            for name, (argv, with_env) in commands.items():
+                times[name].append(_timed(argv, with_env, top))
         base = statistics.median(times["juv exec"])
         print(f"{args.rounds} rounds, alternating; median (min-max) of whole processes")
         for name, values in times.items():
