@@ -213,9 +213,13 @@ def _local_files(requirements: Sequence[str]) -> list[Path]:
 
 
 async def _run(
-    args: Sequence[str], on_line: LineCallback | None, seal: Seal | None = None
+    args: Sequence[str],
+    on_line: LineCallback | None,
+    seal: Seal | None = None,
+    program: str | None = None,
 ) -> tuple[int, str, str]:
-    argv = [uv_binary(), *args]
+    """Run uv (or ``program``) with ``args``, sealed by ``seal`` when given."""
+    argv = [program or uv_binary(), *args]
     env = _uv_env()
     pass_fds: tuple[int, ...] = ()
     step = None
@@ -409,8 +413,13 @@ async def sync_pylock(
     Installing may build an sdist the lock names, so uv runs sealed, writing
     only the venv (and its cache).
     """
+    from nbseal.pythons import python_version_of
+
+    python = str(venv / "bin" / "python")
+    by_uv = _uv_compiles(python_version_of(python))
+    seal = sync_seal(venv, pylock)
     code, _, err = await _run(
-        sync_args(venv, pylock, offline=offline), on_line, sync_seal(venv, pylock)
+        sync_args(venv, pylock, offline=offline, compile_bytecode=by_uv), on_line, seal
     )
     if code != 0:
         raise UvError(
@@ -420,9 +429,23 @@ async def sync_pylock(
             hint="if a hash mismatch is reported, the lock or the download was altered;"
             " re-lock the notebook with `nbseal lock`",
         )
+    if not by_uv:
+        # The environment is read-only in the sandbox: compile it now, with its own
+        # Python (files it cannot compile, such as Python 2 leftovers, are skipped).
+        sites = [str(p) for p in sorted(venv.glob("lib/python*/site-packages"))]
+        await _run(["-m", "compileall", "-q", *sites], on_line, seal, program=python)
 
 
-def sync_args(venv: Path, pylock: Path, *, offline: bool = False) -> list[str]:
+def _uv_compiles(version: str) -> bool:
+    """Whether uv's ``--compile-bytecode`` works with CPython ``version``: its script
+    uses ``py_compile.PycInvalidationMode``, new in 3.7."""
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    return parts >= (3, 7)
+
+
+def sync_args(
+    venv: Path, pylock: Path, *, offline: bool = False, compile_bytecode: bool = True
+) -> list[str]:
     """uv's arguments that install ``pylock`` into ``venv`` (bench/ runs them unsealed too)."""
     args = [
         "pip",
@@ -432,7 +455,7 @@ def sync_args(venv: Path, pylock: Path, *, offline: bool = False) -> list[str]:
         str(venv / "bin" / "python"),
         "--preview-features",
         "pylock",
-        "--compile-bytecode",
+        *(["--compile-bytecode"] if compile_bytecode else []),
         "--require-hashes",
     ]
     return [*args, "--offline"] if offline else args

@@ -100,3 +100,42 @@ def test_python_auto_at_a_pin_of_this_python_asks_for_nothing(provider: list[Sta
     assert stand_in.asked == []
     assert chosen.python == sys.executable
     assert chosen.note is None
+
+
+@pytest.mark.skipif(not PYTHON36.is_file(), reason="no CPython 3.6 on this machine")
+def test_a_kernel_of_2018_on_cpython_36_runs_sealed_and_answers_through_the_proxy(
+    tmp_path: Path,
+) -> None:
+    """The default provider finds pyenv's 3.6 (past its shims); the environment gets an
+    ipykernel of its time (protocol 5.1, no interrupt_request), which the proxy relays:
+    kernel_info, execute, and an interrupt sent as SIGINT."""
+    import os
+
+    from jupyter_client.manager import KernelManager
+
+    from tests.kernel.helpers import collect, execute, start_busy_loop
+
+    km = KernelManager(kernel_name="nbseal")
+    km.start_kernel(cwd=str(tmp_path), env={**os.environ, "JPY_SESSION_NAME": "old.ipynb"})
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=120)
+        code = "import sys, base64, ipykernel; print(sys.version_info[:2], ipykernel.__version__)"
+        first = execute(kc, f"{CELL}\n{code}", timeout=600)
+        assert first.reply["content"]["status"] == "ok", first.reply["content"]
+        version, kernel = first.stdout.strip().rsplit(" ", 1)
+        assert version == "(3, 6)"
+        assert kernel.startswith("4."), "ipykernel as it stood in 2018"
+        assert execute(kc, "base64.encodestring(b'x')").reply["content"]["status"] == "ok"
+        reply = kc.kernel_info(reply=True, timeout=30)
+        assert reply["content"]["status"] == "ok"
+
+        msg_id = start_busy_loop(kc)
+        km.interrupt_kernel()
+        stopped = collect(kc, msg_id, timeout=60).reply["content"]
+        assert stopped["ename"] == "KeyboardInterrupt"
+        assert execute(kc, "print(6 * 7)").stdout == "42\n", "the kernel lives on"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)

@@ -132,3 +132,12 @@ def test_probe_tells_a_missing_file_and_another_implementation(tmp_path: Path) -
     pypy = executable(tmp_path / "pypy", "#!/bin/sh\necho PyPy 3.9.18\n")
     assert asyncio.run(probe(pypy)) == (None, "is PyPy 3.9.18, not CPython")
     assert asyncio.run(probe(REAL36))[0] == "3.6.15"
+
+
+def test_kernels_before_protocol_5_3_are_interrupted_by_signal() -> None:
+    from nbseal.kernel.subkernel import answers_interrupt
+
+    assert answers_interrupt({"protocol_version": "5.3"})
+    assert answers_interrupt({"protocol_version": "5.4"})
+    assert not answers_interrupt({"protocol_version": "5.1"}), "ipykernel 4.8 (2018)"
+    assert answers_interrupt({}), "not yet known: as the kernelspec says"
