@@ -289,6 +289,7 @@ async def compile_pylock(
     constraints: Sequence[str] = (),
     serves: str | None = None,
     python_platform: str | None = None,
+    dependency_metadata: Sequence[Mapping[str, object]] = (),
 ) -> str:
     """Resolve ``requirements`` as the index stood at ``exclude_newer``.
 
@@ -310,6 +311,10 @@ async def compile_pylock(
     ``python_platform`` resolves for another platform than this one (uv's
     ``--python-platform``, such as ``aarch64-unknown-linux-gnu``): the lock
     then lists that platform's wheels (see :mod:`nbseal.pylock_platforms`).
+
+    ``dependency_metadata`` replaces releases' metadata (uv's setting of that
+    name), for those whose own does not parse (see
+    :mod:`nbseal.backends.metadata_repair`).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = Path(os.path.realpath(workdir))
@@ -322,6 +327,12 @@ async def compile_pylock(
         constraint_file = workdir / "constraints.txt"
         constraint_file.write_text("".join(f"{c}\n" for c in constraints))
         constraint_args = ["-c", str(constraint_file)]
+    if dependency_metadata:
+        from nbseal.backends.metadata_repair import dependency_metadata_toml
+
+        config = workdir / "uv.toml"
+        config.write_text(dependency_metadata_toml(dependency_metadata))
+        constraint_args += ["--config-file", str(config)]
     # uv keeps the versions of an existing output file: each resolution starts afresh.
     outfile.unlink(missing_ok=True)
     code, _, err = await _run(

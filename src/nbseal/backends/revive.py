@@ -38,6 +38,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from nbseal._toml import tomllib
+from nbseal.backends.metadata_repair import Repaired, invalid_metadata, repair
 from nbseal.backends.pypi_index import (
     Choice,
     ProjectIndex,
@@ -80,7 +81,7 @@ BUILD_TOOLS = (
 # Build tools resolve as of nbseal's own pin (that of its default environment):
 # recent, and the same on every machine.
 BUILD_TOOLS_PIN = DEFAULT_PIN
-MAX_ROUNDS = 6
+MAX_ROUNDS = 8
 # Kernels a notebook gets without naming a version (nbseal adds ipykernel).
 KERNELS = ("ipykernel",)
 
@@ -245,12 +246,17 @@ async def revive(
     progress: Progress,
     source: bool = False,
     index: ProjectIndex | None = None,
+    repaired: list[Repaired] | None = None,
 ) -> Revival:
     """Resolve ``requirements`` at ``pin``, falling forward where the pin has no wheel.
 
     With ``source`` (``build=source``), nothing falls forward: the pin's
     versions are kept and those without a wheel are listed as compiled.
+    A release whose metadata uv cannot parse gets it repaired, appended to
+    ``repaired`` (which ``compile_with`` passes to uv), and the resolution
+    is tried again (see :mod:`nbseal.backends.metadata_repair`).
     """
+    repaired = repaired if repaired is not None else []
     tools = build_tool_cutoffs(pin)
     plan = _Plan(pin, target, index or ProjectIndex())
     # The index is read over HTTP: in a thread, so a kernel's loop keeps serving.
@@ -274,9 +280,13 @@ async def revive(
         except ResolutionError as exc:
             # Reading an sdist's metadata builds it: a build that fails falls forward.
             failure = exc
+            said = f"{exc.cause}\n{exc.stderr}"
+            if await asyncio.to_thread(_repair_metadata, plan, said, repaired):
+                applied = None  # the same cutoffs again, with the repaired metadata
+                continue
             # uv names the package first, then the build's long output: the
             # root cause holds that first line when the kept tail does not.
-            failed = None if source else failed_build(f"{exc.cause}\n{exc.stderr}")
+            failed = None if source else failed_build(said)
             if failed is None or failed[0] in plan.examined or failed[0] in tools:
                 raise
             pinned.setdefault(*failed)
@@ -311,6 +321,32 @@ def failed_build(stderr: str) -> tuple[str, str] | None:
     """The package (normalised name, version) whose build made uv fail, if uv names one."""
     match = _FAILED_BUILD.search(stderr)
     return (canonicalize_name(match.group(1)), match.group(2)) if match else None
+
+
+def _repair_metadata(plan: _Plan, said: str, repaired: list[Repaired]) -> bool:
+    """Repair the release uv could not read: the one it names as invalid, or, when
+    it fell back to building an old sdist, the newest release at the package's cutoff
+    that has a wheel here (uv skips one whose metadata does not parse). Whether a
+    new repair was added."""
+    named = invalid_metadata(said)
+    if named is not None:
+        key, version = named[0], _version(named[1])
+    else:
+        failed = failed_build(said)
+        if failed is None:
+            return False
+        key = failed[0]
+        files = plan.index.files(key)
+        version = newest_at(files, plan.target, instant(plan.cutoff_of(key)))
+    if version is None:
+        return False
+    if any(r["name"] == key and r["version"] == str(version) for r in repaired):
+        return False
+    fixed = repair(plan.index, key, version, plan.target)
+    if fixed is None:
+        return False
+    repaired.append(fixed)
+    return True
 
 
 def _fall_forward(plan: _Plan, key: str) -> None:
