@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 
 import pytest
 
-from nbseal.backends.interpreters import MachinePythons, candidates, probe
+from nbseal.backends.interpreters import (
+    MachinePythons,
+    candidates,
+    probe,
+    set_interpreter_provider,
+)
 
 PYENV = Path("/root/.pyenv/versions")
 REAL36 = PYENV / "3.6.15" / "bin" / "python3.6"
@@ -141,3 +147,39 @@ def test_kernels_before_protocol_5_3_are_interrupted_by_signal() -> None:
     assert answers_interrupt({"protocol_version": "5.4"})
     assert not answers_interrupt({"protocol_version": "5.1"}), "ipykernel 4.8 (2018)"
     assert answers_interrupt({}), "not yet known: as the kernelspec says"
+
+
+class Only:
+    """Stands in for the machine: these series only."""
+
+    def __init__(self, found: dict[str, str]) -> None:
+        self.found = found
+        self.asked: list[str] = []
+
+    async def find(self, request: str) -> tuple[str | None, str]:
+        self.asked.append(request)
+        return self.found.get(request), f"no python{request}"
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="dates of CPython 3.11")
+def test_a_pin_whose_python_is_not_here_takes_the_nearest_after_it() -> None:
+    from nbseal.backends.interpreters import choose_python
+
+    machine = Only({"3.6": str(REAL36), "3.7": str(REAL37)})
+    set_interpreter_provider(machine)
+    try:
+        chosen = asyncio.run(choose_python("2015-09-03T09:52:11Z"))
+        assert machine.asked == ["3.4", "3.5", "3.6"], "3.4, then each series after it"
+        assert chosen.python == str(REAL36)
+        assert chosen.note is not None
+        assert (chosen.note.pinned, chosen.note.chosen) == ("3.4", "3.6.15")
+        assert "3.6, the nearest after it, runs the environment" in chosen.note.reason
+        exact = asyncio.run(choose_python("2018-08-01T00:00:00Z"))
+        assert (exact.python, exact.note) == (str(REAL37), None)
+        nowhere = Only({})
+        set_interpreter_provider(nowhere)
+        fallback = asyncio.run(choose_python("2015-09-03T09:52:11Z"))
+        assert fallback.python == sys.executable
+        assert nowhere.asked == ["3.4", "3.5", "3.6", "3.7", "3.8", "3.9", "3.10"]
+    finally:
+        set_interpreter_provider(None)

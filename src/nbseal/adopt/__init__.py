@@ -160,7 +160,7 @@ def _candidates(inference: Inference) -> list[tuple[str, list[str], str | None]]
         for label, requirements in sets
     ]
     auto: list[tuple[str, list[str], str | None]] = [
-        (f"{label}, on CPython {pick.wanted}", r, pick.option) for label, r in sets
+        (f"{label}, on CPython {pick.series}", r, pick.option) for label, r in sets
     ]
     return auto + on_this
 

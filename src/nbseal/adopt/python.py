@@ -30,33 +30,44 @@ AUTO_SETUPTOOLS = "setuptools<81"
 
 @dataclass(frozen=True)
 class PythonPick:
-    """The CPython series current at the pin, and where it is here (None: nowhere)."""
+    """The CPython series current at the pin, and where it (or the nearest series
+    after it that is older than this Python) is here; ``found`` None: nowhere."""
 
     wanted: str
     found: str | None
     why: str  # as adopt shows it
+    series: str | None = None  # the series found
 
     @property
     def option(self) -> str | None:
-        """What the environment line says: ``python=auto`` when the pin's CPython is here."""
+        """What the environment line says: ``python=auto`` when such a CPython is here."""
         return "python=auto" if self.found else None
 
 
 def pick_python(pin: str, provider: InterpreterProvider) -> PythonPick | None:
     """What ``python=auto`` would give at ``pin``, when the pin is older than this
     Python's feature release (None when it is not: this Python is the pin's)."""
+    from nbseal.backends.interpreters import nearest_python
+
     here = python_series(host_python_version())
     released = python_release(here)
     wanted = python_at(pin)
     if released is None or wanted is None or pin >= released or wanted == here:
         return None
     day = pin[:10]
-    found, why = asyncio.run(provider.find(wanted))
-    if found is not None:
-        return PythonPick(wanted, found, f"CPython {wanted} was current at {day}, found at {found}")
-    return PythonPick(
-        wanted,
-        None,
-        f"CPython {wanted} was current at {day} but cannot be had here ({why or 'none found'});"
-        f" the environment runs on this Python, {host_python_version()}",
+    nearest = asyncio.run(nearest_python(wanted, provider))
+    if nearest.python is not None and nearest.series == wanted:
+        why = f"CPython {wanted} was current at {day}, found at {nearest.python}"
+        return PythonPick(wanted, nearest.python, why, wanted)
+    cause = nearest.why or "none found"
+    if nearest.python is not None:
+        why = (
+            f"CPython {wanted} was current at {day} but cannot be had here ({cause});"
+            f" {nearest.series}, the nearest after it, found at {nearest.python}"
+        )
+        return PythonPick(wanted, nearest.python, why, nearest.series)
+    why = (
+        f"CPython {wanted} was current at {day} but cannot be had here ({cause});"
+        f" the environment runs on this Python, {host_python_version()}"
     )
+    return PythonPick(wanted, None, why)

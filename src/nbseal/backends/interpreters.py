@@ -27,15 +27,23 @@ from typing import Protocol
 from nbseal import uv
 from nbseal.lock import FallForward
 from nbseal.plan import host_python, host_python_version
-from nbseal.pythons import python_at, python_series, same_series
+from nbseal.pythons import (
+    CPYTHON_RELEASES,
+    python_at,
+    python_series,
+    python_version_of,
+    same_series,
+)
 
 __all__ = [
     "InterpreterProvider",
     "MachinePythons",
+    "Nearest",
     "PythonChoice",
     "UvPythons",
     "choose_python",
     "interpreter_provider",
+    "nearest_python",
     "set_interpreter_provider",
 ]
 
@@ -185,6 +193,21 @@ class PythonChoice:
     note: FallForward | None  # set when the pin's Python could not be had
 
 
+@dataclass(frozen=True)
+class Nearest:
+    """What ``python=auto`` finds for a pin: the series current then (``wanted``), and
+    the interpreter here of it or, failing that, of the nearest series after it."""
+
+    wanted: str
+    series: str | None  # the series found (None: none older than this Python)
+    python: str | None
+    why: str  # why ``wanted`` itself could not be had ("" when it was)
+
+
+def _key(series: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in series.split("."))
+
+
 def wanted_at(pin: str) -> str | None:
     """The CPython series ``python=auto`` asks for at ``pin``, when it is not this one's."""
     wanted = python_at(pin)
@@ -193,16 +216,41 @@ def wanted_at(pin: str) -> str | None:
     return wanted
 
 
+async def nearest_python(wanted: str, provider: InterpreterProvider) -> Nearest:
+    """The interpreter of ``wanted`` on this machine, else of the first series after
+    it and older than this Python (2015's 3.4 is rarely kept; 3.6 runs what 3.4 ran far
+    closer than today's Python does)."""
+    found, why = await provider.find(wanted)
+    if found is not None:
+        return Nearest(wanted, wanted, found, "")
+    here = _key(python_series(host_python_version()))
+    later = sorted((v for v in CPYTHON_RELEASES if _key(wanted) < _key(v) < here), key=_key)
+    for series in later:
+        path, _ = await provider.find(series)
+        if path is not None:
+            return Nearest(wanted, series, path, why)
+    return Nearest(wanted, None, None, why)
+
+
 async def choose_python(pin: str) -> PythonChoice:
-    """The interpreter ``python=auto`` gives at ``pin``: the CPython current then, else ours."""
+    """The interpreter ``python=auto`` gives at ``pin``: the CPython current then (or
+    the nearest after it that is here), else ours."""
     wanted = wanted_at(pin)
     if wanted is None:
         return PythonChoice(host_python(), None)
-    found, why = await interpreter_provider().find(wanted)
-    if found is not None:
-        return PythonChoice(found, None)
+    nearest = await nearest_python(wanted, interpreter_provider())
+    if nearest.python is not None and nearest.series == wanted:
+        return PythonChoice(nearest.python, None)
+    cause = nearest.why or "none found"
+    if nearest.python is not None and nearest.series is not None:
+        reason = (
+            f"python=auto: CPython {wanted}, current at the pin, cannot be had here ({cause});"
+            f" {nearest.series}, the nearest after it, runs the environment"
+        )
+        version = python_version_of(nearest.python)
+        return PythonChoice(nearest.python, FallForward("python", wanted, version, reason))
     reason = (
         f"python=auto: CPython {wanted}, current at the pin, cannot be had here"
-        f" ({why or 'none found'}); the environment runs on this Python"
+        f" ({cause}); the environment runs on this Python"
     )
     return PythonChoice(host_python(), FallForward("python", wanted, host_python_version(), reason))
