@@ -123,7 +123,10 @@ def test_a_kernel_of_2018_on_cpython_36_runs_sealed_and_answers_through_the_prox
     try:
         kc.wait_for_ready(timeout=120)
         code = "import sys, base64, ipykernel; print(sys.version_info[:2], ipykernel.__version__)"
-        first = execute(kc, f"{CELL}\n{code}", timeout=600)
+        # The kernel as the notebook names it (a bare ipykernel would be taken with its
+        # dependencies as of tornado 6.1, the first with a wheel for 3.6: ipykernel 5).
+        cell = "#seal pin 2018-06-01\n#seal env py <- numpy ipykernel==4.8.2 python=auto"
+        first = execute(kc, f"{cell}\n{code}", timeout=600)
         assert first.reply["content"]["status"] == "ok", first.reply["content"]
         version, kernel = first.stdout.strip().rsplit(" ", 1)
         assert version == "(3, 6)"

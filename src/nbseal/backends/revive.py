@@ -237,6 +237,58 @@ class _Plan:
                 self.carry(key, choice.version, whole=True)
 
 
+def _merged(tools: Mapping[str, str], applied: Mapping[str, str]) -> dict[str, str]:
+    """The cutoffs of a resolution: build tools never earlier than their own cutoff
+    (a package carried as of a moment may name setuptools among its needs)."""
+    merged = {**tools, **applied}
+    for key, cutoff in tools.items():
+        merged[key] = max(cutoff, applied.get(key, cutoff), key=instant)
+    return merged
+
+
+def _kernel_whole(plan: _Plan, requirements: tuple[str, ...], pylock: str) -> None:
+    """The kernel nbseal adds starts only with dependencies of its own time.
+
+    When one of them fell forward (tornado 4.5 → 6.1: its first wheel for
+    CPython 3.6), the kernel of the pin may not run with it (pyzmq 16, which
+    ipykernel 4.6 needs, calls ``IOLoop.initialized``, gone in tornado 5); so
+    the kernel and all it needs are taken as of the latest such cutoff: releases
+    of one moment were made to work together.
+    """
+    kernels = [canonicalize_name(t) for t in requirements if canonicalize_name(t) in KERNELS]
+    if not kernels:
+        return
+    locked = locked_versions(pylock, plan.target)
+    for kernel in kernels:
+        if kernel not in locked:
+            continue
+        closure: set[str] = set()
+        queue = [kernel]
+        while queue:
+            name = queue.pop()
+            if name in closure or name not in locked:
+                continue
+            closure.add(name)
+            version = _version(locked[name][1])
+            if version is not None:
+                queue += [
+                    canonicalize_name(r.name)
+                    for r in plan.index.requirements(name, version, plan.target)
+                ]
+        moved = [k for k in closure - {kernel} if k in plan.cutoffs]
+        if not moved:
+            continue
+        latest = max(moved, key=lambda k: instant(plan.cutoffs[k]))
+        cutoff = plan.cutoffs[latest]
+        if instant(cutoff) <= instant(plan.cutoff_of(kernel)):
+            continue
+        files = plan.index.files(kernel)
+        version = newest_at(files, plan.target, instant(cutoff))
+        why = f"the kernel: taken with {latest} {cutoff[:10]}, as its dependencies then were"
+        if version is not None and plan.move(kernel, cutoff, why):
+            plan.carry(kernel, version, whole=True)
+
+
 async def revive(
     requirements: tuple[str, ...],
     *,
@@ -276,7 +328,7 @@ async def revive(
                 + ", ".join(f"{k} as of {applied[k][:10]}" for k in sorted(applied))
             )
         try:
-            pylock, failure = await compile_with({**tools, **applied}, ()), None
+            pylock, failure = await compile_with(_merged(tools, applied), ()), None
         except ResolutionError as exc:
             # Reading an sdist's metadata builds it: a build that fails falls forward.
             failure = exc
@@ -298,6 +350,7 @@ async def revive(
         if source:
             break
         await asyncio.to_thread(_fall_forward_compiled, plan, pylock, tools)
+        await asyncio.to_thread(_kernel_whole, plan, requirements, pylock)
     if failure is not None:
         raise failure
     # A build tool also needed at run time keeps the pin's version there (old
@@ -307,10 +360,10 @@ async def revive(
     constraints: tuple[str, ...] = ()
     if caps:
         with contextlib.suppress(ResolutionError):  # needed newer at run time: it stays
-            pylock = await compile_with({**tools, **(applied or {})}, caps)
+            pylock = await compile_with(_merged(tools, applied or {}), caps)
             constraints = tuple(caps)
     notes = await asyncio.to_thread(_report, pylock, pinned, plan, source, tools)
-    cutoffs = tuple(sorted({**tools, **(applied or {})}.items()))
+    cutoffs = tuple(sorted(_merged(tools, applied or {}).items()))
     return Revival(pylock, notes, cutoffs, constraints)
 
 
