@@ -45,10 +45,10 @@ def provider() -> Iterator[list[StandIn]]:
     set_interpreter_provider(None)
 
 
-def resolve(tmp_path: Path, stand_in: StandIn) -> tuple[Lock, NotebookState]:
+def resolve(tmp_path: Path, stand_in: StandIn, cell: str = CELL) -> tuple[Lock, NotebookState]:
     set_interpreter_provider(stand_in)
     state = NotebookState()
-    for directive in parse_cell(CELL).directives:
+    for directive in parse_cell(cell).directives:
         state.apply(directive)
     spec = state.environments["py"].spec()
     assert spec.python_request == "auto"
@@ -89,6 +89,25 @@ def test_python_auto_with_the_pins_python_keeps_the_pins_versions(
     assert all(f.name != "numpy" for f in lock.fall_forwards)
     assert "cp36" in lock.pylock, "a wheel for CPython 3.6, not an sdist"
     assert state.environments["py"].staleness(lock) is None, "auto fits the pin's Python"
+
+
+@pytest.mark.skipif(not PYTHON36.is_file(), reason="no CPython 3.6 on this machine")
+def test_the_kernel_is_taken_whole_with_a_dependency_that_fell_forward(
+    tmp_path: Path, provider: list[StandIn]
+) -> None:
+    """tornado 4.5 (2017) has no wheel for 3.6 and falls forward to 6.1, which ipykernel
+    4.6's pyzmq 16 cannot run with: the kernel and what it needs come as of tornado 6.1."""
+    cell = "#seal pin 2017-12-03\n#seal env py <- six python=auto"
+    lock, _ = resolve(tmp_path, StandIn(str(PYTHON36)), cell)
+    assert lock.python.startswith("3.6.")
+    assert lock.version_of("tornado") == "6.1"
+    kernel = lock.version_of("ipykernel")
+    assert kernel is not None
+    assert int(kernel.split(".")[0]) >= 5, kernel
+    notes = {f.name: f for f in lock.fall_forwards}
+    assert notes["ipykernel"].pinned == "4.6.1"
+    assert "the kernel: taken with tornado" in notes["ipykernel"].reason
+    assert int((lock.version_of("pyzmq") or "0").split(".")[0]) >= 17
 
 
 @pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="dates of CPython 3.11")
