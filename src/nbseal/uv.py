@@ -213,9 +213,13 @@ def _local_files(requirements: Sequence[str]) -> list[Path]:
 
 
 async def _run(
-    args: Sequence[str], on_line: LineCallback | None, seal: Seal | None = None
+    args: Sequence[str],
+    on_line: LineCallback | None,
+    seal: Seal | None = None,
+    program: str | None = None,
 ) -> tuple[int, str, str]:
-    argv = [uv_binary(), *args]
+    """Run uv (or ``program``) with ``args``, sealed by ``seal`` when given."""
+    argv = [program or uv_binary(), *args]
     env = _uv_env()
     pass_fds: tuple[int, ...] = ()
     step = None
@@ -263,6 +267,7 @@ async def compile_pylock(
     constraints: Sequence[str] = (),
     serves: str | None = None,
     python_platform: str | None = None,
+    dependency_metadata: Sequence[Mapping[str, object]] = (),
 ) -> str:
     """Resolve ``requirements`` as the index stood at ``exclude_newer``.
 
@@ -284,6 +289,10 @@ async def compile_pylock(
     ``python_platform`` resolves for another platform than this one (uv's
     ``--python-platform``, such as ``aarch64-unknown-linux-gnu``): the lock
     then lists that platform's wheels (see :mod:`nbseal.pylock_platforms`).
+
+    ``dependency_metadata`` replaces releases' metadata (uv's setting of that
+    name), for those whose own does not parse (see
+    :mod:`nbseal.backends.metadata_repair`).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = Path(os.path.realpath(workdir))
@@ -296,6 +305,12 @@ async def compile_pylock(
         constraint_file = workdir / "constraints.txt"
         constraint_file.write_text("".join(f"{c}\n" for c in constraints))
         constraint_args = ["-c", str(constraint_file)]
+    if dependency_metadata:
+        from nbseal.backends.metadata_repair import dependency_metadata_toml
+
+        config = workdir / "uv.toml"
+        config.write_text(dependency_metadata_toml(dependency_metadata))
+        constraint_args += ["--config-file", str(config)]
     # uv keeps the versions of an existing output file: each resolution starts afresh.
     outfile.unlink(missing_ok=True)
     code, _, err = await _run(
@@ -377,14 +392,33 @@ async def sync_pylock(
     Installing may build an sdist the lock names, so uv runs sealed, writing
     only the venv (and its cache).
     """
+    from nbseal.pythons import python_version_of
+
+    python = str(venv / "bin" / "python")
+    by_uv = _uv_compiles(python_version_of(python))
+    seal = sync_seal(venv, pylock)
     code, _, err = await _run(
-        sync_args(venv, pylock, offline=offline), on_line, sync_seal(venv, pylock)
+        sync_args(venv, pylock, offline=offline, compile_bytecode=by_uv), on_line, seal
     )
     if code != 0:
         raise UvError.sync_failed(_tail(err), root_cause(err))
+    if not by_uv:
+        # The environment is read-only in the sandbox: compile it now, with its own
+        # Python (files it cannot compile, such as Python 2 leftovers, are skipped).
+        sites = [str(p) for p in sorted(venv.glob("lib/python*/site-packages"))]
+        await _run(["-m", "compileall", "-q", *sites], on_line, seal, program=python)
 
 
-def sync_args(venv: Path, pylock: Path, *, offline: bool = False) -> list[str]:
+def _uv_compiles(version: str) -> bool:
+    """Whether uv's ``--compile-bytecode`` works with CPython ``version``: its script
+    uses ``py_compile.PycInvalidationMode``, new in 3.7."""
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    return parts >= (3, 7)
+
+
+def sync_args(
+    venv: Path, pylock: Path, *, offline: bool = False, compile_bytecode: bool = True
+) -> list[str]:
     """uv's arguments that install ``pylock`` into ``venv`` (bench/ runs them unsealed too)."""
     args = [
         "pip",
@@ -394,7 +428,7 @@ def sync_args(venv: Path, pylock: Path, *, offline: bool = False) -> list[str]:
         str(venv / "bin" / "python"),
         "--preview-features",
         "pylock",
-        "--compile-bytecode",
+        *(["--compile-bytecode"] if compile_bytecode else []),
         "--require-hashes",
     ]
     return [*args, "--offline"] if offline else args

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from nbseal.paths import cache_root
 from nbseal.sandbox.launch import LaunchRequest
 from nbseal.sandbox.mounts import SANDBOX_HOME, base_python_prefixes
 from tests.sandbox.conftest import FAKE_SECRETS
-from tests.sandbox.helpers import SealedKernel
+from tests.sandbox.helpers import LoopThread, SealedKernel
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -248,3 +250,73 @@ def test_kernel_runs_without_privileges(sealed: SealedKernel) -> None:
     )
     # Refused by the seccomp filter (EPERM) before the kernel's own limit.
     assert inside(sealed, code) == ["-1", "EPERM"]
+
+
+# A kernel of 2018 on the CPython current then, as `nbseal adopt` gives an old
+# notebook (python=auto): pyenv keeps that interpreter inside root's home.
+PYENV36 = Path("/root/.pyenv/versions/3.6.15")
+CELL36 = "#seal pin 2018-06-01\n#seal env old <- six python=auto"
+
+
+@pytest.fixture(scope="module")
+def old_env() -> Path:
+    import asyncio
+
+    from nbseal.directives import parse_cell
+    from nbseal.environments import realize
+    from nbseal.plan import NotebookState
+    from nbseal.progress import Progress
+    from nbseal.store import EnvironmentStore
+
+    state = NotebookState()
+    for directive in parse_cell(CELL36).directives:
+        state.apply(directive)
+    spec = state.environments["old"].spec()
+    return asyncio.run(realize(spec, EnvironmentStore(), Progress("old"))).path
+
+
+@pytest.fixture(scope="module")
+def sealed_old(loop_thread: LoopThread, runtime_dir: Path, old_env: Path) -> Iterator[SealedKernel]:
+    from nbseal.sandbox import SandboxPolicy
+    from tests.sandbox.conftest import PROBES
+
+    workdir = Path(tempfile.mkdtemp(prefix="nbseal-work-"))
+    kernel = SealedKernel(loop_thread, old_env, SandboxPolicy(workdir=workdir), runtime_dir)
+    kernel.start()
+    try:
+        assert kernel.execute(PROBES).status == "ok"
+        yield kernel
+    finally:
+        kernel.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.mark.skipif(not PYENV36.is_dir(), reason="needs pyenv's CPython 3.6.15 (as on CI)")
+def test_a_kernel_on_pyenv_s_python_sees_only_that_interpreter_s_prefix(
+    sealed_old: SealedKernel, old_env: Path
+) -> None:
+    assert inside(sealed_old, "__import__('sys').version_info[:2]") == [3, 6]
+    assert base_python_prefixes(old_env) == [PYENV36]
+    mounts = inside(sealed_old, "open('/proc/self/mountinfo').read()")
+    line = next(m for m in mounts.splitlines() if m.split()[4] == str(PYENV36))
+    assert "ro" in line.split()[5].split(","), "the base prefix is read-only"
+    # Nothing else of root's home: not listable, other files and interpreters absent.
+    for folder in ("/root", "/root/.pyenv", "/root/.pyenv/versions"):
+        assert inside(sealed_old, f"_outcome(lambda: _os.listdir({folder!r}))") == (
+            "PermissionError EACCES"
+        )
+    assert Path("/root/.pyenv/version").is_file()  # the host has it
+    for path in (
+        "/root/.pyenv/version",
+        "/root/.pyenv/versions/3.11.7/bin/python3.11",
+        "/root/.pyenv/shims/python3.6",
+        "/root/.bashrc",
+    ):
+        assert inside(sealed_old, f"_read({path!r})") == "FileNotFoundError ENOENT", path
+    # The interpreter's own files are there, read-only; its site-packages hidden.
+    assert inside(sealed_old, f"_read({str(PYENV36 / 'lib/python3.6/os.py')!r})") == "ok"
+    assert inside(sealed_old, f"_write({str(PYENV36 / 'lib/python3.6/evil.py')!r})") == (
+        "OSError EROFS"
+    )
+    site = PYENV36 / "lib" / "python3.6" / "site-packages"
+    assert inside(sealed_old, f"_os.listdir({str(site)!r})") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -387,3 +388,55 @@ def test_files_beside_the_notebook_s_folder_are_shared_not_hashed(tmp_path: Path
         "#seal share ../data",
         "#seal share ../top.txt",
     ]
+
+
+class _Pythons:
+    """Stands in for the machine's interpreters: one path per series, or none and why."""
+
+    def __init__(self, found: dict[str, str]) -> None:
+        self.found = found
+        self.asked: list[str] = []
+
+    async def find(self, request: str) -> tuple[str | None, str]:
+        self.asked.append(request)
+        return self.found.get(request), "No download found for request"
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="dates of CPython 3.11")
+def test_an_old_pin_asks_for_the_python_current_then_where_it_is_here(tmp_path: Path) -> None:
+    from nbseal.adopt import _candidates
+
+    path = _notebook(tmp_path, "import numpy")
+    notebook = nbformat.read(path, as_version=4)
+    here = _Pythons({"3.6": "/opt/py/3.6.15/bin/python3.6"})
+    old = infer(path, notebook, pin="2018-01-10T00:00:00Z", pythons=here)
+    assert here.asked == ["3.6"]
+    assert old.python_pick is not None
+    assert old.python_pick.option == "python=auto"
+    shown = {r.what: r.why for r in old.reasons}
+    assert shown["python=auto"] == (
+        "CPython 3.6 was current at 2018-01-10, found at /opt/py/3.6.15/bin/python3.6"
+    )
+    assert old.imported == ["numpy", "setuptools<81"], "the newest setuptools 3.6 runs"
+    tries = _candidates(old)
+    assert tries[0] == ("imports only, on CPython 3.6", ["numpy", "setuptools<81"], "python=auto")
+    assert tries[-1] == ("imports only, on this Python", ["numpy", "setuptools>=65,<81"], None)
+    assert first_cell(old, tries[0][1], tries[0][2]).splitlines()[1] == (
+        "#seal env py <- numpy setuptools<81 python=auto"
+    )
+
+    nowhere = _Pythons({})
+    lost = infer(path, notebook, pin="2018-01-10T00:00:00Z", pythons=nowhere)
+    assert lost.python_pick is not None
+    assert lost.python_pick.option is None
+    assert "python=auto" not in {r.what for r in lost.reasons}
+    assert any(
+        "CPython 3.6 was current at 2018-01-10 but cannot be had here" in w for w in (lost.warnings)
+    )
+    assert [t[2] for t in _candidates(lost)] == [None]
+
+    recent = _Pythons({"3.11": "/elsewhere"})
+    assert infer(path, notebook, pin="2023-06-01T00:00:00Z", pythons=recent).python_pick is None
+    assert recent.asked == [], "a pin of this Python's time asks for nothing"
+    # --python this: no provider, nothing asked
+    assert infer(path, notebook, pin="2018-01-10T00:00:00Z").python_pick is None

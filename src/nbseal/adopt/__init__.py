@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbseal.adopt.infer import Inference, Reason, Releases, infer, relative_source
+from nbseal.adopt.infer import (
+    OLD_SETUPTOOLS,
+    Inference,
+    Reason,
+    Releases,
+    infer,
+    relative_source,
+)
+from nbseal.adopt.python import AUTO_SETUPTOOLS
 from nbseal.digests import sha256_file
 from nbseal.errors import AdoptError, NbsealError
 from nbseal.locking import LockStatus, lock_notebook
@@ -59,11 +67,14 @@ def notebooks_in(paths: list[Path]) -> list[Path]:
     return found
 
 
-def first_cell(inference: Inference, requirements: list[str]) -> str:
+def first_cell(inference: Inference, requirements: list[str], python: str | None = None) -> str:
+    """The cell adopt writes; ``python`` is an option of the environment line (``python=auto``)."""
     folder = inference.notebook.resolve().parent
     lines = [f"#seal pin {inference.pin}"]
-    if requirements:
-        lines.append(f"#seal env {ENV_NAME} <- {' '.join(requirements)}")
+    if requirements or python:
+        lines.append(
+            f"#seal env {ENV_NAME} <- {' '.join([*requirements, *filter(None, [python])])}"
+        )
     lines += [f"#seal share {share}" for share in inference.shares]
     for data in inference.hashed:
         digest = sha256_file(data.path)
@@ -133,6 +144,27 @@ def _with_first_cell(path: Path, text: str) -> Any:
     return notebook
 
 
+def _candidates(inference: Inference) -> list[tuple[str, list[str], str | None]]:
+    """The environments to try, most faithful first: each requirement set on the
+    pin's CPython (when it is here), then each on this Python."""
+    sets = inference.requirement_sets()
+    pick = inference.python_pick
+    if pick is None or pick.option is None:
+        return [(label, requirements, None) for label, requirements in sets]
+    on_this: list[tuple[str, list[str], str | None]] = [
+        (
+            f"{label}, on this Python",
+            [OLD_SETUPTOOLS if r == AUTO_SETUPTOOLS else r for r in requirements],
+            None,
+        )
+        for label, requirements in sets
+    ]
+    auto: list[tuple[str, list[str], str | None]] = [
+        (f"{label}, on CPython {pick.series}", r, pick.option) for label, r in sets
+    ]
+    return auto + on_this
+
+
 def adopt_notebook(
     path: Path,
     *,
@@ -141,12 +173,17 @@ def adopt_notebook(
     progress_for: Callable[[str], Progress] = Progress,
     on_index: Callable[[str], bool] | None = None,
     releases: Releases | None = None,
+    python: str = "auto",
 ) -> Adoption:
     """Infer, write the first cell, lock; with ``dry_run`` only infer.
 
     ``on_index`` says whether the package index has a project, ``releases`` what
-    releases it has (default: ask it).
+    releases it has (default: ask it). ``python``: ``auto`` asks for the CPython
+    current at an older pin where this machine has it (else, or with ``this``,
+    the environment runs on this Python).
     """
+    from nbseal.backends.interpreters import interpreter_provider
+
     notebook = read_notebook(path)
     _check_adoptable(path, notebook)
     inference = infer(
@@ -155,18 +192,19 @@ def adopt_notebook(
         pin=pin,
         on_index=on_index or on_the_index(),
         releases=releases or releases_on_the_index(),
+        pythons=interpreter_provider() if python == "auto" else None,
     )
-    candidates = inference.requirement_sets()
+    candidates = _candidates(inference)
     if dry_run:
-        label, requirements = candidates[0]
-        return Adoption(inference, first_cell(inference, requirements), label, [], [])
+        label, requirements, option = candidates[0]
+        return Adoption(inference, first_cell(inference, requirements, option), label, [], [])
     # Each candidate is written and locked in a sibling file; only the one that
     # locks replaces the notebook, so a failed adoption leaves it as it was.
     trial = path.with_name(f".{path.stem}.adopting.ipynb")
     attempts: list[tuple[str, str]] = []
     try:
-        for label, requirements in candidates:
-            cell = first_cell(inference, requirements)
+        for label, requirements, option in candidates:
+            cell = first_cell(inference, requirements, option)
             write_notebook(_with_first_cell(path, cell), trial)
             try:
                 statuses = lock_notebook(trial, progress_for=progress_for)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import Requirement
 
@@ -26,9 +26,13 @@ from nbseal.adopt.imports import (
     string_literals,
 )
 from nbseal.adopt.projectfiles import Declared, declared_requirements, project_root
+from nbseal.adopt.python import AUTO_SETUPTOOLS, PythonPick, pick_python
 from nbseal.directives import data_name_ok
 from nbseal.notebook import code_sources
 from nbseal.pythons import python_release
+
+if TYPE_CHECKING:
+    from nbseal.backends.interpreters import InterpreterProvider
 
 __all__ = ["DataFile", "Inference", "Reason", "Releases", "infer", "pin_of"]
 
@@ -71,6 +75,8 @@ class Inference:
     by_import: list[str] = field(default_factory=list)
     # Packages of the notebook's folder its cells import (a folder with __init__.py).
     packages: list[str] = field(default_factory=list)
+    # The CPython current at the pin, when older than this one (see adopt.python).
+    python_pick: PythonPick | None = None
 
     @property
     def hashed(self) -> list[DataFile]:
@@ -296,6 +302,7 @@ def infer(
     pin: str | None = None,
     on_index: Callable[[str], bool] | None = None,
     releases: Releases | None = None,
+    pythons: InterpreterProvider | None = None,
 ) -> Inference:
     """Everything `nbseal adopt` writes for the notebook at ``path``, with reasons.
 
@@ -303,6 +310,8 @@ def infer(
     declared requirements it does not have are left out, and said so.
     ``releases`` gives a distribution's releases: a notebook in the docs of one
     it imports is pinned at that one's next release (:data:`DEVELOPMENT_WINDOW`).
+    ``pythons`` finds interpreters: given, a pin older than this Python asks it
+    for the CPython current at the pin (:func:`~nbseal.adopt.python.pick_python`).
     """
     folder = path.resolve().parent
     root = project_root(folder)
@@ -346,15 +355,19 @@ def infer(
         if moved is not None:
             pin_source = f"{pin_source} ({pin}), {moved[1]}"
             pin = moved[0]
+    pick = pick_python(pin, pythons) if pythons is not None else None
+    if pick is not None and pick.found:
+        reasons.append(Reason("python=auto", pick.why))
     if instant_of(pin) < OLD_VENVS and "setuptools" not in declared_names | set(by_import):
         # `python -m venv` gave CPython < 3.12 environments setuptools, and old
         # code imports its pkg_resources: the release CPython 3.11's venv
         # carried (65) or a later one that still has it (81 dropped it); the
         # pin's own (39 in 2018) does not import on 3.11.
-        imported.append(OLD_SETUPTOOLS)
-        by_import.append(OLD_SETUPTOOLS)
+        tools = AUTO_SETUPTOOLS if pick is not None and pick.found else OLD_SETUPTOOLS
+        imported.append(tools)
+        by_import.append(tools)
         why = "old code imports pkg_resources, which environments of that time carried"
-        reasons.append(Reason(OLD_SETUPTOOLS, why))
+        reasons.append(Reason(tools, why))
     data, notes = _data_files(folder, root, sources)
     data_names = {d.name for d in data}
     packages: list[str] = []
@@ -369,6 +382,8 @@ def infer(
                 reasons.append(Reason(module + "/", why))
     python = _python_of(notebook)
     warnings = [f"could not read {u}" for u in unreadable] + notes
+    if pick is not None and not pick.found:
+        warnings.append(f"python: {pick.why}")
     if left_out:
         warnings.append("left out, the package index has no such project: " + ", ".join(left_out))
     if python and python.startswith("2"):
@@ -387,6 +402,7 @@ def infer(
         python=python,
         reasons=reasons,
         warnings=warnings,
+        python_pick=pick,
     )
 
 

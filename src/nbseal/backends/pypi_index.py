@@ -304,13 +304,7 @@ class ProjectIndex:
     def requirements(self, name: str, version: Version, target: Target) -> list[Requirement]:
         """What release ``version`` of ``name`` requires on ``target``, from the core
         metadata of a wheel that installs there; [] when there is none."""
-        wheel = next(
-            (f for f in self.files(name) if f.version == version and target.installs(f)),
-            None,
-        )
-        if wheel is None:
-            return []
-        text = self._metadata(wheel)
+        text = self.metadata(name, version, target)
         found = []
         for line in HeaderParser().parsestr(text).get_all("Requires-Dist") or []:
             try:
@@ -321,6 +315,15 @@ class ProjectIndex:
             if marker is None or marker.evaluate({"extra": ""}):
                 found.append(requirement)
         return found
+
+    def metadata(self, name: str, version: Version, target: Target) -> str:
+        """The core metadata of a wheel of ``name`` ``version`` that installs on
+        ``target``; "" when there is none."""
+        wheel = next(
+            (f for f in self.files(name) if f.version == version and target.installs(f)),
+            None,
+        )
+        return "" if wheel is None else self._metadata(wheel)
 
     def _metadata(self, wheel: IndexFile) -> str:
         """A wheel's METADATA: the index's copy (PEP 658), else read out of the wheel

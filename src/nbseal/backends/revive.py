@@ -38,6 +38,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from nbseal._toml import tomllib
+from nbseal.backends.metadata_repair import Repaired, invalid_metadata, repair
 from nbseal.backends.pypi_index import (
     Choice,
     ProjectIndex,
@@ -80,7 +81,7 @@ BUILD_TOOLS = (
 # Build tools resolve as of nbseal's own pin (that of its default environment):
 # recent, and the same on every machine.
 BUILD_TOOLS_PIN = DEFAULT_PIN
-MAX_ROUNDS = 6
+MAX_ROUNDS = 8
 # Kernels a notebook gets without naming a version (nbseal adds ipykernel).
 KERNELS = ("ipykernel",)
 
@@ -236,6 +237,58 @@ class _Plan:
                 self.carry(key, choice.version, whole=True)
 
 
+def _merged(tools: Mapping[str, str], applied: Mapping[str, str]) -> dict[str, str]:
+    """The cutoffs of a resolution: build tools never earlier than their own cutoff
+    (a package carried as of a moment may name setuptools among its needs)."""
+    merged = {**tools, **applied}
+    for key, cutoff in tools.items():
+        merged[key] = max(cutoff, applied.get(key, cutoff), key=instant)
+    return merged
+
+
+def _kernel_whole(plan: _Plan, requirements: tuple[str, ...], pylock: str) -> None:
+    """The kernel nbseal adds starts only with dependencies of its own time.
+
+    When one of them fell forward (tornado 4.5 → 6.1: its first wheel for
+    CPython 3.6), the kernel of the pin may not run with it (pyzmq 16, which
+    ipykernel 4.6 needs, calls ``IOLoop.initialized``, gone in tornado 5); so
+    the kernel and all it needs are taken as of the latest such cutoff: releases
+    of one moment were made to work together.
+    """
+    kernels = [canonicalize_name(t) for t in requirements if canonicalize_name(t) in KERNELS]
+    if not kernels:
+        return
+    locked = locked_versions(pylock, plan.target)
+    for kernel in kernels:
+        if kernel not in locked:
+            continue
+        closure: set[str] = set()
+        queue = [kernel]
+        while queue:
+            name = queue.pop()
+            if name in closure or name not in locked:
+                continue
+            closure.add(name)
+            version = _version(locked[name][1])
+            if version is not None:
+                queue += [
+                    canonicalize_name(r.name)
+                    for r in plan.index.requirements(name, version, plan.target)
+                ]
+        moved = [k for k in closure - {kernel} if k in plan.cutoffs]
+        if not moved:
+            continue
+        latest = max(moved, key=lambda k: instant(plan.cutoffs[k]))
+        cutoff = plan.cutoffs[latest]
+        if instant(cutoff) <= instant(plan.cutoff_of(kernel)):
+            continue
+        files = plan.index.files(kernel)
+        version = newest_at(files, plan.target, instant(cutoff))
+        why = f"the kernel: taken with {latest} {cutoff[:10]}, as its dependencies then were"
+        if version is not None and plan.move(kernel, cutoff, why):
+            plan.carry(kernel, version, whole=True)
+
+
 async def revive(
     requirements: tuple[str, ...],
     *,
@@ -245,12 +298,17 @@ async def revive(
     progress: Progress,
     source: bool = False,
     index: ProjectIndex | None = None,
+    repaired: list[Repaired] | None = None,
 ) -> Revival:
     """Resolve ``requirements`` at ``pin``, falling forward where the pin has no wheel.
 
     With ``source`` (``build=source``), nothing falls forward: the pin's
     versions are kept and those without a wheel are listed as compiled.
+    A release whose metadata uv cannot parse gets it repaired, appended to
+    ``repaired`` (which ``compile_with`` passes to uv), and the resolution
+    is tried again (see :mod:`nbseal.backends.metadata_repair`).
     """
+    repaired = repaired if repaired is not None else []
     tools = build_tool_cutoffs(pin)
     plan = _Plan(pin, target, index or ProjectIndex())
     # The index is read over HTTP: in a thread, so a kernel's loop keeps serving.
@@ -270,13 +328,17 @@ async def revive(
                 + ", ".join(f"{k} as of {applied[k][:10]}" for k in sorted(applied))
             )
         try:
-            pylock, failure = await compile_with({**tools, **applied}, ()), None
+            pylock, failure = await compile_with(_merged(tools, applied), ()), None
         except ResolutionError as exc:
             # Reading an sdist's metadata builds it: a build that fails falls forward.
             failure = exc
+            said = f"{exc.cause}\n{exc.stderr}"
+            if await asyncio.to_thread(_repair_metadata, plan, said, repaired):
+                applied = None  # the same cutoffs again, with the repaired metadata
+                continue
             # uv names the package first, then the build's long output: the
             # root cause holds that first line when the kept tail does not.
-            failed = None if source else failed_build(f"{exc.cause}\n{exc.stderr}")
+            failed = None if source else failed_build(said)
             if failed is None or failed[0] in plan.examined or failed[0] in tools:
                 raise
             pinned.setdefault(*failed)
@@ -288,6 +350,7 @@ async def revive(
         if source:
             break
         await asyncio.to_thread(_fall_forward_compiled, plan, pylock, tools)
+        await asyncio.to_thread(_kernel_whole, plan, requirements, pylock)
     if failure is not None:
         raise failure
     # A build tool also needed at run time keeps the pin's version there (old
@@ -297,10 +360,10 @@ async def revive(
     constraints: tuple[str, ...] = ()
     if caps:
         with contextlib.suppress(ResolutionError):  # needed newer at run time: it stays
-            pylock = await compile_with({**tools, **(applied or {})}, caps)
+            pylock = await compile_with(_merged(tools, applied or {}), caps)
             constraints = tuple(caps)
     notes = await asyncio.to_thread(_report, pylock, pinned, plan, source, tools)
-    cutoffs = tuple(sorted({**tools, **(applied or {})}.items()))
+    cutoffs = tuple(sorted(_merged(tools, applied or {}).items()))
     return Revival(pylock, notes, cutoffs, constraints)
 
 
@@ -311,6 +374,32 @@ def failed_build(stderr: str) -> tuple[str, str] | None:
     """The package (normalised name, version) whose build made uv fail, if uv names one."""
     match = _FAILED_BUILD.search(stderr)
     return (canonicalize_name(match.group(1)), match.group(2)) if match else None
+
+
+def _repair_metadata(plan: _Plan, said: str, repaired: list[Repaired]) -> bool:
+    """Repair the release uv could not read: the one it names as invalid, or, when
+    it fell back to building an old sdist, the newest release at the package's cutoff
+    that has a wheel here (uv skips one whose metadata does not parse). Whether a
+    new repair was added."""
+    named = invalid_metadata(said)
+    if named is not None:
+        key, version = named[0], _version(named[1])
+    else:
+        failed = failed_build(said)
+        if failed is None:
+            return False
+        key = failed[0]
+        files = plan.index.files(key)
+        version = newest_at(files, plan.target, instant(plan.cutoff_of(key)))
+    if version is None:
+        return False
+    if any(r["name"] == key and r["version"] == str(version) for r in repaired):
+        return False
+    fixed = repair(plan.index, key, version, plan.target)
+    if fixed is None:
+        return False
+    repaired.append(fixed)
+    return True
 
 
 def _fall_forward(plan: _Plan, key: str) -> None:

@@ -101,6 +101,7 @@ class UvBackend(Backend):
         """Resolve at the pin; what has no wheel there falls forward (see .revive)."""
         from nbseal.backends.interpreters import choose_python
         from nbseal.backends.machines import for_linux_machines
+        from nbseal.backends.metadata_repair import Repaired
         from nbseal.backends.pypi_index import target_for
         from nbseal.backends.revive import revive
 
@@ -119,6 +120,8 @@ class UvBackend(Backend):
             f" for Python {python_version_of(python)}"
         )
 
+        repaired: list[Repaired] = []  # metadata uv cannot parse, as pip read it
+
         async def compile_with(
             cutoffs: Mapping[str, str], constraints: Sequence[str], machine: str | None = None
         ) -> str:
@@ -132,6 +135,7 @@ class UvBackend(Backend):
                 constraints=constraints,
                 serves=serves,
                 python_platform=uv_target(machine) if machine else None,
+                dependency_metadata=repaired,
             )
 
         revival = await revive(
@@ -141,6 +145,7 @@ class UvBackend(Backend):
             compile_with=compile_with,
             progress=progress,
             source=spec.build == "source",
+            repaired=repaired,
         )
         notes = (python_note, *revival.fall_forwards) if python_note else revival.fall_forwards
         for note in notes:

@@ -139,6 +139,13 @@ def _parser() -> argparse.ArgumentParser:
     adopt.add_argument(
         "--pin", metavar="DATE", help="pin here instead of the last commit or modification date"
     )
+    adopt.add_argument(
+        "--python",
+        choices=["auto", "this"],
+        default="auto",
+        help="auto (default): an older pin runs on the CPython current then, where this "
+        "machine has it (python=auto); this: on the Python nbseal runs on",
+    )
     adopt.set_defaults(func=cmd_adopt)
 
     kernel = sub.add_parser("kernel", help="install or remove the nbseal kernelspec")

@@ -137,7 +137,11 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     for notebook in notebooks:
         try:
             adoption = adopt_notebook(
-                notebook, pin=pin, dry_run=args.dry_run, progress_for=progress_to_stderr
+                notebook,
+                pin=pin,
+                dry_run=args.dry_run,
+                progress_for=progress_to_stderr,
+                python=args.python,
             )
         except NbsealError as exc:
             if len(notebooks) == 1:

@@ -25,7 +25,7 @@ from nbseal.kernel.wire import RawMessage, resign, split_frames
 from nbseal.sandbox.launch import Launcher, LaunchRequest, Relay
 from nbseal.timeline import mark
 
-__all__ = ["SubKernel"]
+__all__ = ["SubKernel", "answers_interrupt"]
 
 log = logging.getLogger("nbseal.kernel")
 
@@ -282,7 +282,7 @@ class SubKernel:
     async def interrupt(self) -> None:
         if not self.alive:
             return
-        if self.command.interrupt_mode == "message":
+        if self.command.interrupt_mode == "message" and answers_interrupt(self.kernel_info):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.request("control", "interrupt_request", {}), 5.0)
         elif self.process is not None:
@@ -412,3 +412,14 @@ class SubKernel:
         if not waiter.done():
             waiter.set_result(message)
         return True
+
+
+def answers_interrupt(kernel_info: dict[str, Any]) -> bool:
+    """Whether a kernel answers ``interrupt_request`` (protocol 5.3, 2017): an older
+    one (ipykernel before 5, as a 2018 pin on CPython 3.6 gets) is sent SIGINT."""
+    version = str(kernel_info.get("protocol_version", ""))
+    try:
+        numbers = tuple(int(p) for p in version.split("."))
+    except ValueError:
+        return True  # none said: ask as the kernelspec says
+    return numbers >= (5, 3)
