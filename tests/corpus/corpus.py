@@ -64,9 +64,22 @@ class Entry:
     notes: str
     expect_runs: bool
     expect_reproduced: int
+    # Where no CPython older than this one is on the machine (python=auto has
+    # nothing to take), what runs on this Python alone; None: the same as above.
+    expect_runs_here: bool | None = None
+    expect_reproduced_here: int | None = None
     # In the suite's default run (a sample of the corpus that keeps CI short);
     # NBSEAL_CORPUS=all runs every notebook.
     ci: bool = False
+
+    def expectations(self, older_python: bool) -> tuple[bool, int]:
+        """(runs, cells reproduced) expected, with or without an older CPython here."""
+        if older_python:
+            return self.expect_runs, self.expect_reproduced
+        runs = self.expect_runs if self.expect_runs_here is None else self.expect_runs_here
+        if self.expect_reproduced_here is None:
+            return runs, self.expect_reproduced
+        return runs, self.expect_reproduced_here
 
     @property
     def last_commit_time(self) -> float:
