@@ -69,20 +69,9 @@ def _run_as_nobody_without_packages(tmp_path: Path) -> None:
         assert found, tool
         (tools / tool).symlink_to(found)
     tmp_path.chmod(0o755)
-    proc = subprocess.run(
-        [
-            shutil.which("setpriv") or "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            str(tools / "bash"),
-            str(checkout / "scripts" / "test"),
-        ],
-        env={"PATH": str(tools), "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    proc = _as_nobody(
+        [str(tools / "bash"), str(checkout / "scripts" / "test")],
+        {"PATH": str(tools), "HOME": str(tmp_path)},
     )
     assert proc.returncode == 2, proc.stderr
     assert "these system packages are missing: mmdebstrap uidmap dpkg-dev chromium" in proc.stderr
@@ -95,21 +84,22 @@ def test_a_regular_user_with_the_packages_is_not_told_to_install_them() -> None:
     # A regular user's PATH on Debian has no /sbin, where ldconfig lives: the
     # library check must find libseccomp2 all the same. scripts/test installs
     # the packages before the suite runs, so they are here.
-    proc = subprocess.run(
-        [
-            shutil.which("setpriv") or "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "bash",
-            str(ROOT / "scripts" / "test"),
-            "--check",
-        ],
-        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
+    proc = _as_nobody(
+        ["bash", str(ROOT / "scripts" / "test"), "--check"],
+        {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "the system packages the tests use are installed" in proc.stdout
+
+
+def _as_nobody(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``argv`` run as the user nobody (uid 65534, no groups) with only ``env``."""
+    setpriv = shutil.which("setpriv") or "setpriv"
+    return subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *argv],
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "the system packages the tests use are installed" in proc.stdout
