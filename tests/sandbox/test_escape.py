@@ -291,7 +291,10 @@ def sealed_old(loop_thread: LoopThread, runtime_dir: Path, old_env: Path) -> Ite
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.mark.skipif(not PYENV36.is_dir(), reason="needs pyenv's CPython 3.6.15 (as on CI)")
+@pytest.mark.skipif(
+    not os.access(PYENV36, os.R_OK | os.X_OK),  # not is_dir: /root may be closed to this user
+    reason="needs pyenv's CPython 3.6.15, readable by this user (as root on CI)",
+)
 def test_a_kernel_on_pyenv_s_python_sees_only_that_interpreter_s_prefix(
     sealed_old: SealedKernel, old_env: Path
 ) -> None:
