@@ -256,7 +256,10 @@ def _kernel_whole(plan: _Plan, requirements: tuple[str, ...], pylock: str) -> No
     of one moment were made to work together.
     """
     kernels = [canonicalize_name(t) for t in requirements if canonicalize_name(t) in KERNELS]
-    if not kernels:
+    if not kernels or not plan.cutoffs:
+        # Nothing fell forward: no dependency can be newer than the kernel's time.
+        # (Walking the kernel's closure reads each package's metadata over
+        # HTTP: 12 s of every resolution at a recent pin.)
         return
     locked = locked_versions(pylock, plan.target)
     for kernel in kernels:
