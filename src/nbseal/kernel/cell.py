@@ -126,7 +126,9 @@ class Cells:
             await self._fetch_data(directive, execution)
 
     def _describe(self) -> dict[str, Any]:
-        bundle = describe_bundle(self.pool.environments, self.pool.current, self.grants.summary())
+        bundle = describe_bundle(
+            self.pool.in_notebook_order(), self.pool.current, self.grants.summary()
+        )
         return {"data": bundle, "metadata": {}, "transient": {}}
 
     async def _fetch_data(self, directive: DataDirective, execution: Execution) -> None:

@@ -149,6 +149,7 @@ class EnvironmentPool:
         self.prestart_first: EnvironmentSlot | None = None
         # The other stored environments, warmed after those while the budget allows.
         self.warm_candidates: list[EnvironmentSlot] = []
+        self.declared: list[str] = []  # environment names in the notebook's order
         self.warm = warm
         self.environments: dict[str, EnvironmentSlot] = {}
         self.current = DEFAULT_ENV_NAME
@@ -179,6 +180,7 @@ class EnvironmentPool:
         self.prestart_default = DEFAULT_ENV_NAME in plan.used
         self.prestart_first = self._stored_first_environment(plan)
         self.warm_candidates = self._stored_environments(plan)
+        self.declared = list(plan.environments)
         # Data already stored is in place before the first kernel starts, so
         # the pre-started kernel need not restart when its cell runs.
         for data in plan.data:
@@ -228,6 +230,13 @@ class EnvironmentPool:
         return declaration.spec(lock.exclude_newer), lock
 
     # -- what runs ----------------------------------------------------------
+    def in_notebook_order(self) -> dict[str, EnvironmentSlot]:
+        """``default``, then the rest as declared (not as warm-ups happened to start them)."""
+        rank = {name: index for index, name in enumerate(self.declared)}
+        rank[DEFAULT_ENV_NAME] = -1
+        ordered = sorted(self.environments.items(), key=lambda item: rank.get(item[0], len(rank)))
+        return dict(ordered)
+
     @property
     def current_slot(self) -> EnvironmentSlot:
         return self.environments[self.current]
