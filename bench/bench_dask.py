@@ -32,10 +32,10 @@ verifies imports nbformat, and with ``rfc3987_syntax`` installed (jupyterlab
 brings it) that costs 1-3 s of CPU (see bench_verify.py); ``-j 2`` paid it
 once, the cluster three times (client and two spawned workers) on two cores,
 and stopping two spawned workers took about 2 s more.
-``--hide-rfc3987-syntax`` measures as if it were not installed.
+The ``nbseal`` command and the forkserver now keep that module out
+(:mod:`nbseal.lean_imports`), so every process pays nothing for it.
 
     python bench/bench_dask.py [--runs 3] [--notebooks 16] [--dispatch 200]
-                               [--hide-rfc3987-syntax]
 """
 
 from __future__ import annotations
@@ -215,20 +215,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--notebooks", type=int, default=16)
     parser.add_argument("--dispatch", type=int, default=200)
-    parser.add_argument("--hide-rfc3987-syntax", action="store_true")
     args = parser.parse_args()
     _become_subreaper()
     with tempfile.TemporaryDirectory(prefix="nbseal-bench-dask-") as tmp:
         root = Path(tmp)
         os.environ["NBSEAL_CACHE_DIR"] = str(root / "cache")
         os.environ["UV_CACHE_DIR"] = str(root / "uv")
-        if args.hide_rfc3987_syntax:  # a stub first on the path: `import rfc3987_syntax` fails
-            (root / "hide").mkdir()
-            (root / "hide" / "rfc3987_syntax.py").write_text("raise ImportError('hidden')\n")
-            sys.path.insert(0, str(root / "hide"))
-            hidden = [str(root / "hide"), os.environ.get("PYTHONPATH", "")]
-            os.environ["PYTHONPATH"] = os.pathsep.join(p for p in hidden if p)
-            print("rfc3987_syntax hidden")
         try:
             folder = root / "notebooks"
             folder.mkdir()
