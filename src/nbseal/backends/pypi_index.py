@@ -6,14 +6,24 @@ pure, so they are tested on saved index pages: a file *installs* on a target
 when it is a wheel whose tags the target's interpreter accepts (``packaging.tags``,
 as pip and uv judge it), and a release is what uv picks at a cutoff when it
 is the newest one with a file uploaded before that cutoff.
+
+Every request goes through one opener with one TLS context: loading the CA
+bundle for each request was most of `nbseal adopt`'s time (old wheels have
+no PEP 658 metadata, so each is read with four or five range requests).
+A wheel's METADATA, once read, is kept under the cache root by the wheel's
+SHA-256 (``index-metadata/``): the same file always has the same metadata,
+so a second notebook of a project asks the index only for its pages.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
 import os
+import re
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -23,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.parser import HeaderParser
+from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -38,6 +49,8 @@ from packaging.utils import (
 from packaging.version import Version
 
 from nbseal.errors import ResolutionError
+from nbseal.fsutil import atomic_write_text
+from nbseal.paths import cache_root
 
 __all__ = [
     "Choice",
@@ -54,6 +67,19 @@ __all__ = [
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 _ACCEPT = "application/vnd.pypi.simple.v1+json"
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    """urllib's default opener (proxies from the environment) with one TLS context."""
+    # create_default_context reads SSL_CERT_FILE / SSL_CERT_DIR, as urllib's own does.
+    https = urllib.request.HTTPSHandler(context=ssl.create_default_context())
+    return urllib.request.build_opener(https)
+
+
+def _open(request: urllib.request.Request) -> Any:
+    return _opener().open(request, timeout=60)
 
 
 def index_url(environ: Mapping[str, str] | None = None) -> str:
@@ -87,6 +113,7 @@ class IndexFile:
     yanked: bool
     url: str
     has_metadata: bool
+    sha256: str = ""  # lowercase hex, as the index gives it; "" when it gives none
 
 
 def project_files(page: Mapping[str, Any]) -> list[IndexFile]:
@@ -110,6 +137,8 @@ def project_files(page: Mapping[str, Any]) -> list[IndexFile]:
         except (InvalidWheelFilename, InvalidSdistFilename, InvalidSpecifier):
             continue
         metadata = entry.get("core-metadata", entry.get("data-dist-info-metadata"))
+        hashes = entry.get("hashes")
+        sha256 = str(hashes.get("sha256", "")) if isinstance(hashes, dict) else ""
         found.append(
             IndexFile(
                 filename=name,
@@ -120,6 +149,7 @@ def project_files(page: Mapping[str, Any]) -> list[IndexFile]:
                 yanked=bool(entry.get("yanked")),
                 url=str(entry.get("url", "")),
                 has_metadata=bool(metadata),
+                sha256=sha256.lower() if _SHA256.fullmatch(sha256) else "",
             )
         )
     return found
@@ -264,14 +294,16 @@ def _tags_of(version: str, implementation: str, soabi: str) -> frozenset[Tag]:
 class ProjectIndex:
     """Project pages and release metadata from one index, each fetched once."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, metadata_cache: Path | None = None) -> None:
         self.url = (url or index_url()).rstrip("/")
         self._pages: dict[str, list[IndexFile]] = {}
+        # Wheels' METADATA by the wheel's SHA-256 (immutable: never stale).
+        self.metadata_cache = metadata_cache or cache_root() / "index-metadata"
 
     def _get(self, url: str, accept: str) -> bytes:
         request = urllib.request.Request(url, headers={"Accept": accept})
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
+            with _open(request) as response:
                 body: bytes = response.read()
                 return body
         except (OSError, ValueError) as exc:
@@ -326,8 +358,20 @@ class ProjectIndex:
         return "" if wheel is None else self._metadata(wheel)
 
     def _metadata(self, wheel: IndexFile) -> str:
-        """A wheel's METADATA: the index's copy (PEP 658), else read out of the wheel
-        with HTTP range requests (the zip's directory, then that one member)."""
+        """A wheel's METADATA: from the cache, else the index's copy (PEP 658), else
+        read out of the wheel with HTTP range requests (the zip's directory, then
+        that one member). What was read is cached; nothing is cached for a wheel
+        the index gives no SHA-256 for, or when nothing could be read."""
+        cached = self.metadata_cache / wheel.sha256[:2] / wheel.sha256 if wheel.sha256 else None
+        if cached is not None and cached.is_file():
+            return cached.read_text(encoding="utf-8")
+        text = self._fetch_metadata(wheel)
+        if cached is not None and text:
+            with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+                atomic_write_text(cached, text)
+        return text
+
+    def _fetch_metadata(self, wheel: IndexFile) -> str:
         if wheel.has_metadata:
             return self._get(wheel.url + ".metadata", "*/*").decode(errors="replace")
         try:
@@ -344,7 +388,7 @@ class _RangeReader(io.RawIOBase):
     def __init__(self, url: str) -> None:
         self.url = url
         request = urllib.request.Request(url, method="HEAD")
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with _open(request) as response:
             self.size = int(response.headers["Content-Length"])
         self.position = 0
 
@@ -369,7 +413,7 @@ class _RangeReader(io.RawIOBase):
         request = urllib.request.Request(
             self.url, headers={"Range": f"bytes={self.position}-{end - 1}"}
         )
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with _open(request) as response:
             data: bytes = response.read()
         if response.status != 206:  # the whole file: take the part asked for
             data = data[self.position : end]
