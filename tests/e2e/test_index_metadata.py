@@ -137,3 +137,14 @@ def test_nothing_is_cached_without_a_sha256_or_without_metadata(
     broken = tmp_path / "broken"
     assert _requires(index, broken) == []
     assert not broken.exists() or not any(broken.rglob("*"))
+
+
+def test_a_hash_that_is_not_sha256_hex_names_no_cache_file(index: Index, tmp_path: Path) -> None:
+    # A hostile index must not choose where the cache writes: the hash names the file.
+    cache = tmp_path / "a" / "cache"
+    escape = tmp_path / "escaped"  # cache / ".." / "../escaped", were the hash taken as given
+    index.files.append(_file(index, "demo-1.0-py3-none-any.whl", "../escaped"))
+    assert _requires(index, cache) == ["six>=1.5"]
+    assert not escape.exists()
+    assert not cache.exists() or not any(cache.rglob("*"))
+    assert any(r.startswith("GET /files/") for r in index.requests), "read, not cached"
