@@ -29,6 +29,7 @@ from nbseal.compare import (
     normal_error,
     normalise_outputs,
 )
+from nbseal.directives import parse_cell
 from nbseal.errors import NbsealError, NotebookError
 from nbseal.explain import FAILED_ENVIRONMENT, Explanation, explain_difference, explain_error
 from nbseal.locking import check_locks, lock_notebook
@@ -133,6 +134,44 @@ def _interpreter_notes(notebook: Any) -> list[str]:
             if note is not None:
                 notes.append(f"{name}: {note}")
     return notes
+
+
+_UNRUN = "never executed in the file, while later cells were: not run, as in the stored run"
+
+
+def _never_run_by_author(notebook: Any) -> set[int]:
+    """The code cells (1-based) the stored run left out: verify leaves them out too.
+
+    A cell with no execution count and no output, in a notebook whose other
+    cells show a run, was not part of the run that made the stored outputs
+    (a cell left as ``collections.`` to show tab completion). Running it
+    would raise where the author's run did not and shift every later
+    execution count (``_10``, ``Out[10]``, ``In[11]``). A cell of ``#seal``
+    directives runs all the same: it declares what the others run in. With
+    no cell executed at all there is no stored run, and every cell runs.
+    """
+    code = [
+        (index, cell)
+        for index, cell in enumerate(notebook.cells, start=1)
+        if cell.get("cell_type") == "code"
+    ]
+    if not any(cell.get("execution_count") is not None for _, cell in code):
+        return set()
+    return {
+        index
+        for index, cell in code
+        if cell.get("execution_count") is None
+        and not cell.get("outputs")
+        and str(cell.get("source", "")).strip()
+        and not _declares(str(cell.get("source", "")))
+    }
+
+
+def _declares(source: str) -> bool:
+    try:
+        return bool(parse_cell(source).directives)
+    except NbsealError:
+        return True  # a malformed directive: the run reports it at this cell
 
 
 def _marks(cell: Any) -> set[str]:
@@ -262,11 +301,12 @@ def verify_notebook(
             _refuse_unless_locked(path)
         report.interpreters = _interpreter_notes(stored)
         fresh = copy.deepcopy(stored)
-        for cell in fresh.cells:
+        unrun = _never_run_by_author(stored)
+        for index, cell in enumerate(fresh.cells, start=1):
             if cell.get("cell_type") == "code":
                 cell.outputs = []
-                if "skip" in _marks(cell):
-                    cell.source = ""  # never executed
+                if "skip" in _marks(cell) or index in unrun:
+                    cell.source = ""  # nbclient does not execute an empty cell
         how = RunOptions(
             timeout=options.timeout, reporter=reporter, sandbox=options.sandbox, allow_errors=True
         )
@@ -277,6 +317,9 @@ def verify_notebook(
         seen = _Notebook(path)
         for index, (old, new) in enumerate(zip(stored.cells, fresh.cells, strict=True), start=1):
             if old.get("cell_type") != "code" or index > last:
+                continue
+            if index in unrun:
+                report.cells.append(CellReport(index, SKIPPED, _UNRUN))
                 continue
             judged = _judge(index, old, new, options, sealed_outputs=sealed_outputs, seen=seen)
             report.cells.append(judged)

@@ -455,3 +455,31 @@ def test_a_figure_s_text_beside_its_image_is_not_compared(tmp_path: Path) -> Non
     nb.cells[0].outputs = [o for o in nb.cells[0].outputs if "image/png" not in o.get("data", {})]
     nbformat.write(nb, path)
     assert "cell 1: differs" in nbseal("verify", str(path)).stdout
+
+
+def test_a_cell_the_author_never_ran_is_left_out_as_in_the_stored_run(tmp_path: Path) -> None:
+    # IPython's "Beyond Plain Python" keeps a cell left as `collections.` (to show tab
+    # completion) that was never executed; running it raised, and shifted every later
+    # execution count, so `_10 == Out[10]` failed where the author's run printed True.
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(PINNED, "21 * 2", "len(In)"), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path)).returncode == 0
+    nb = nbformat.read(path, as_version=4)
+    stored_count = nb.cells[2].outputs[0]["data"]["text/plain"]
+    never_run = nbformat.v4.new_code_cell("collections.")
+    switch = nbformat.v4.new_code_cell("#seal env py")  # never run either, but a directive
+    nb.cells[2:2] = [never_run, switch]
+    nbformat.write(nb, path)
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "cell 3: skipped (never executed in the file, while later cells were" in verify.stdout
+    assert "cell 4: reproduced (ran; never executed in the file, not compared)" in verify.stdout
+    assert "cell 5: reproduced" in verify.stdout, stored_count
+    # With no cell executed there is no stored run to follow: every cell runs.
+    for cell in nb.cells:
+        cell.execution_count, cell.outputs = None, []
+    nbformat.write(nb, path)
+    cleared = nbseal("verify", str(path))
+    assert cleared.returncode == 1, cleared.stdout
+    assert "cell 3: error" in cleared.stdout

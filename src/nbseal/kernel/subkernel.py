@@ -302,6 +302,7 @@ class SubKernel:
                 await asyncio.wait_for(
                     self.request("control", "shutdown_request", {"restart": False}), grace
                 )
+            mark("proxy", f"environment {self.env_name}: shutdown_reply")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.exited), grace)
         if self.process is not None and self.process.returncode is None:
