@@ -26,10 +26,16 @@ from nbseal.errors import ClusterError
 
 __all__ = ["CONFIG", "PRELOAD", "local_workers", "start_forkserver"]
 
-# What the forkserver imports once for all the workers it forks: nbseal.runner
+# What the forkserver imports once for all the workers it forks: nbseal.runner.client
 # brings nbclient, nbformat and jsonschema, which the client never imports.
 # nbseal.lean_imports goes first: it keeps jsonschema's IRI grammar out (1.2 s of CPU).
-PRELOAD = ("nbseal.lean_imports", "distributed", "nbseal.distributed", "nbseal.runner")
+PRELOAD = (
+    "nbseal.lean_imports",
+    "distributed",
+    "nbseal.distributed",
+    "nbseal.runner",
+    "nbseal.runner.client",
+)
 # Dask's settings while the cluster lives (a worker restarted after a crash forks
 # too). The rest quiets what serves a dashboard nbseal does not show: sampling
 # the worker's threads every 10 ms (they only wait on a kernel: the notebook

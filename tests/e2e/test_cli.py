@@ -14,6 +14,8 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 
+from nbseal.runner import start_kernel
+
 pytestmark = pytest.mark.usefixtures("default_env")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,10 +120,45 @@ def test_run_reports_a_missing_or_broken_notebook(tmp_path: Path) -> None:
     assert "no notebook at" in missing.stderr
     broken = tmp_path / "broken.ipynb"
     broken.write_text("{not json")
-    proc = nbseal("run", str(broken))
+    # The kernel starts before the notebook is read: once the reading fails,
+    # neither its process nor the run's folder (the signing key) may remain.
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    proc = nbseal("run", str(broken), env={**os.environ, "TMPDIR": str(runtime)})
     assert proc.returncode == 2
     assert "not valid JSON" in proc.stderr
     assert broken.read_text() == "{not json"
+    assert list(runtime.iterdir()) == []
+    assert _processes_of(broken) == []
+
+
+def test_a_kernel_started_for_a_run_that_never_ran_is_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook("1 + 1"), path)
+    kernel = start_kernel(path)
+    proxy = kernel.km.provisioner.process
+    run_dir = kernel.run_dir
+    assert (run_dir / "kernel.json").exists()
+    with pytest.raises(RuntimeError), kernel:
+        raise RuntimeError("the notebook could not be read")
+    assert proxy.poll() is not None, "the nbseal kernel outlived its run"
+    assert not run_dir.exists(), "the run's folder (it held the signing key) is left"
+
+
+def _processes_of(notebook: Path) -> list[int]:
+    """The pids whose environment names ``notebook`` as their Jupyter session."""
+    wanted = f"JPY_SESSION_NAME={notebook.resolve()}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            variables = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted in variables:
+            found.append(int(entry.name))
+    return found
 
 
 def test_kernel_install_and_remove(tmp_path: Path) -> None:

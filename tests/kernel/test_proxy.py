@@ -162,6 +162,24 @@ def test_restart_and_shutdown_leave_no_process(kernel) -> None:
     assert wait_gone(proxy)
 
 
+def test_a_shutdown_is_answered_on_control_and_iopub_before_the_proxy_exits(kernel) -> None:
+    # The proxy exits as soon as its kernels are stopped: the replies it queued
+    # last must still leave (its sockets close with a linger, nothing is dropped).
+    km, kc = kernel
+    execute(kc, "1 + 1")
+    proxy = km.provisioner.process
+    msg = kc.session.msg("shutdown_request", {"restart": False})
+    kc.control_channel.send(msg)
+    reply = kc.control_channel.get_msg(timeout=30)
+    assert reply["msg_type"] == "shutdown_reply", reply
+    assert reply["parent_header"]["msg_id"] == msg["header"]["msg_id"]
+    assert reply["content"] == {"status": "ok", "restart": False}
+    seen = []
+    while "shutdown_reply" not in seen:
+        seen.append(kc.get_iopub_msg(timeout=30)["msg_type"])
+    assert proxy.wait(timeout=30) == 0
+
+
 def test_killed_sub_kernel_fails_the_cell_and_the_next_one_starts_fresh(kernel) -> None:
     km, kc = kernel
     pid = sub_pid(kc)

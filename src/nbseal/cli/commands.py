@@ -48,12 +48,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nbseal.runner import RunOptions, run_notebook
+    from nbseal.runner import RunOptions, run_notebook, start_kernel
 
-    mark("nbseal run", "runner imported (nbclient, jupyter_client)")
+    mark("nbseal run", "runner imported (jupyter_client)")
     notebook = Path(args.notebook)
     output = Path(args.output) if args.output else None
-    err(f"nbseal run: {notebook}: {sandbox_line(notebook, sealed=not args.no_sandbox)}")
     keep = Path(args.keep_workdir) if args.keep_workdir else None
     options = RunOptions(
         timeout=args.timeout,
@@ -62,7 +61,11 @@ def _run(args: argparse.Namespace) -> int:
         keep_workdir=keep,
         allow_errors=args.allow_errors,
     )
-    result = run_notebook(notebook, output, options)
+    # The kernel imports and launches its first environment while this
+    # process works out the sandbox line and imports nbclient.
+    with start_kernel(notebook, options) as kernel:
+        err(f"nbseal run: {notebook}: {sandbox_line(notebook, sealed=not args.no_sandbox)}")
+        result = run_notebook(notebook, output, options, kernel)
     if keep is not None:
         err(f"nbseal run: the kernels' working directory is kept in {keep}")
     if result.failed is not None and result.failed.timeout is not None:

@@ -162,7 +162,9 @@ class ProxyKernel:
         self.queue.stop()
         await self.pool.stop_all()
         self.background.cancel_all()
-        await asyncio.sleep(0.05)  # let the last replies leave
+        await asyncio.sleep(0)  # let the cancelled tasks end
+        # The shutdown's replies are queued: closing with a linger sends them,
+        # and destroy() below waits for them (it only drops what is still open).
         self.sockets.close()
         await asyncio.sleep(0)  # let the loop drop the closed sockets' readers
         # destroy, not term: a socket left open anywhere must not hang the exit.

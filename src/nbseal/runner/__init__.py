@@ -1,10 +1,17 @@
-"""Headless execution of a notebook through the nbseal kernel (nbclient underneath)."""
+"""Headless execution of a notebook through the nbseal kernel (nbclient underneath).
+
+The kernel starts first (:func:`start_kernel`), before the notebook is read
+and before nbclient is imported (:mod:`nbseal.runner.client`): its process
+imports nbseal and launches the first environment on one core while this
+one reads the notebook and imports nbclient on the other.
+"""
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,11 +21,9 @@ from typing import Any
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from jupyter_core.utils import run_sync
 
 from nbseal.errors import NotebookError
-from nbseal.kernel.display import PROGRESS_MIME
 from nbseal.kernel.kernelspec import InMemoryKernelSpecManager
 from nbseal.notebook import (
     KERNEL_NAME,
@@ -35,8 +40,10 @@ __all__ = [
     "RunEvent",
     "RunOptions",
     "RunResult",
+    "StartedKernel",
     "execute_notebook",
     "run_notebook",
+    "start_kernel",
 ]
 
 
@@ -143,66 +150,6 @@ class _KernelManager(AsyncKernelManager):
         await super()._async_finish_shutdown(waittime, min(pollinterval, 0.01), restart)
 
 
-class _Client(NotebookClient):
-    """nbclient with nbseal's progress displays passed to a reporter."""
-
-    def __init__(self, notebook: Any, reporter: Reporter, **kwargs: Any) -> None:
-        super().__init__(notebook, **kwargs)
-        # The kernel manager is ours but made for this run only: nbclient shuts
-        # the kernel down at the end (a proxy left to notice its parent's exit
-        # would outlive the run and print after it).
-        self.owns_km = True
-        self._reporter = reporter
-        self._total = len(notebook.cells)
-        self._started = 0.0
-        self.current_cell = 0
-        self.timings: list[float] = []
-        self.on_cell_start = self._cell_start
-        self.on_cell_executed = self._cell_executed
-
-    async def async_start_new_kernel_client(self) -> Any:
-        mark("nbseal run", "starting the nbseal kernel")
-        try:
-            client = await super().async_start_new_kernel_client()
-        except BaseException:
-            # A kernel that died at start (stopped by --timeout-notebook or Ctrl-C)
-            # is cleaned up by nbclient, which leaves its exit hook registered: at
-            # exit it would fail on the cleaned-up client and print a traceback.
-            atexit.unregister(self._cleanup_kernel)
-            raise
-        # The kernel has read its connection file and the client holds the key:
-        # headless, nobody else attaches, so the key leaves the disk now.
-        if self.km is not None:
-            Path(self.km.connection_file).unlink(missing_ok=True)
-        mark("nbseal run", "the nbseal kernel answered kernel_info")
-        return client
-
-    def _cell_start(self, cell: Any, cell_index: int) -> None:
-        self._started = time.monotonic()
-        self.current_cell = cell_index + 1
-        mark("nbseal run", f"cell {cell_index + 1}: sent")
-        self._reporter(RunEvent("cell-start", cell_index + 1, self._total))
-
-    def _cell_executed(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
-        seconds = time.monotonic() - self._started
-        self.timings.append(seconds)
-        status = execute_reply.get("content", {}).get("status", "ok")
-        kind = "cell-done" if status == "ok" else "cell-error"
-        mark("nbseal run", f"cell {cell_index + 1}: {status} ({seconds * 1000:.1f} ms)")
-        self._reporter(RunEvent(kind, cell_index + 1, self._total, status, seconds))
-
-    def process_message(self, msg: Any, cell: Any, cell_index: int) -> Any:
-        # Every step of a build, not only its first: the kernel updates one display in
-        # place, and nbclient passes an update_display_data to no output hook.
-        kind = msg.get("header", {}).get("msg_type")
-        data = msg.get("content", {}).get("data", {})
-        if kind in ("display_data", "update_display_data") and PROGRESS_MIME in data:
-            self._reporter(
-                RunEvent("progress", cell_index + 1, self._total, data.get("text/plain", ""))
-            )
-        return super().process_message(msg, cell, cell_index)
-
-
 @dataclass(frozen=True)
 class RunOptions:
     """How a notebook runs.
@@ -225,49 +172,52 @@ class RunOptions:
 _DEFAULTS = RunOptions()
 
 
-def run_notebook(
-    path: Path, output: Path | None = None, options: RunOptions = _DEFAULTS
-) -> RunResult:
-    """Execute ``path`` with the nbseal kernel and write it (with outputs) to ``output``."""
-    path = path.resolve()
-    output = (output or path).resolve()
-    notebook = read_notebook(path)
-    result = execute_notebook(notebook, path, options)
-    record_run(notebook, sealed=options.sandbox)
-    write_notebook(notebook, output)
-    mark("nbseal run", f"outputs written to {output.name}")
-    result.output = output
-    return result
+class StartedKernel:
+    """The nbseal kernel of one run, started before its notebook is read.
 
-
-def execute_notebook(notebook: Any, path: Path, options: RunOptions = _DEFAULTS) -> RunResult:
-    """Execute ``notebook`` (in memory, outputs filled in) as the file at ``path``.
-
-    The kernel reads locks from ``path`` and starts in its folder.
+    A context manager: on leaving, a kernel no run has stopped (the notebook
+    could not be read, Ctrl-C) is killed, and the run's folder, which holds
+    the connection file and the proxy's runtime folder, is removed.
     """
-    mark_kernel(notebook)
-    # The kernel's connection file (it holds the signing key) and the proxy's
-    # runtime folder live in a folder of this run's: removed at the end, and
-    # by the proxy or the next nbseal if this process is killed.
+
+    def __init__(self, km: _KernelManager, run_dir: Path) -> None:
+        self.km = km
+        self.run_dir = run_dir
+
+    def __enter__(self) -> StartedKernel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        # Not km.shutdown_kernel: after a run nbclient has closed the manager's
+        # sockets, and a kernel cut by --timeout-notebook is already dead.
+        # Killing its session takes its sandboxes along (--die-with-parent).
+        process = getattr(self.km.provisioner, "process", None)  # LocalProvisioner's Popen
+        try:
+            if process is not None and process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)  # started in a session of its own
+                process.wait()
+        finally:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def start_kernel(path: Path, options: RunOptions = _DEFAULTS) -> StartedKernel:
+    """Start the nbseal kernel for the notebook at ``path``, without waiting for it.
+
+    The kernel reads the notebook's locks itself and starts in its folder.
+    Its connection file (it holds the signing key) and the proxy's runtime
+    folder live in a folder of this run's: removed at the end, and by the
+    proxy or the next nbseal if this process is killed.
+    """
+    path = path.resolve()
+    if not path.is_file():
+        raise NotebookError.missing(path)
     sweep_orphans()
     run_dir = make_runtime_dir("nbseal-run-")
-    try:
-        return _execute_in(notebook, path, run_dir, options)
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _execute_in(notebook: Any, path: Path, run_dir: Path, options: RunOptions) -> RunResult:
     km = _KernelManager(kernel_name=KERNEL_NAME, connection_file=str(run_dir / "kernel.json"))
-    client = _Client(
-        notebook,
-        options.reporter or (lambda event: None),
-        km=km,
-        timeout=options.timeout,
-        kernel_name=KERNEL_NAME,
-        allow_errors=options.allow_errors,
-        resources={"metadata": {"path": str(path.parent)}},
-    )
     env = dict(os.environ)
     env["NBSEAL_RUNTIME_PARENT"] = str(run_dir)
     env["JPY_SESSION_NAME"] = str(path)
@@ -276,10 +226,76 @@ def _execute_in(notebook: Any, path: Path, run_dir: Path, options: RunOptions) -
         options.keep_workdir.mkdir(parents=True, exist_ok=True)
         env["NBSEAL_KEEP_WORKDIR"] = str(options.keep_workdir.resolve())
     env.update(options.extra_env)
+    mark("nbseal run", "starting the nbseal kernel")
+    started = StartedKernel(km, run_dir)
+    try:
+        run_sync(km.start_kernel)(env=env, cwd=str(path.parent))
+    except BaseException:
+        started.close()
+        raise
+    return started
+
+
+def run_notebook(
+    path: Path,
+    output: Path | None = None,
+    options: RunOptions = _DEFAULTS,
+    kernel: StartedKernel | None = None,
+) -> RunResult:
+    """Execute ``path`` with the nbseal kernel and write it (with outputs) to ``output``.
+
+    ``kernel``, from :func:`start_kernel` for the same path and options, is
+    the kernel to run in; without it one is started before the notebook is
+    read.
+    """
+    path = path.resolve()
+    output = (output or path).resolve()
+    with kernel or start_kernel(path, options) as started:
+        notebook = read_notebook(path)
+        result = execute_notebook(notebook, path, options, started)
+    record_run(notebook, sealed=options.sandbox)
+    write_notebook(notebook, output)
+    mark("nbseal run", f"outputs written to {output.name}")
+    result.output = output
+    return result
+
+
+def execute_notebook(
+    notebook: Any,
+    path: Path,
+    options: RunOptions = _DEFAULTS,
+    kernel: StartedKernel | None = None,
+) -> RunResult:
+    """Execute ``notebook`` (in memory, outputs filled in) as the file at ``path``.
+
+    The kernel reads locks from ``path`` and starts in its folder; ``kernel``,
+    when given, is one :func:`start_kernel` started for it.
+    """
+    mark_kernel(notebook)
+    if kernel is None:
+        with start_kernel(path, options) as started:
+            return _execute_in(notebook, path, started, options)
+    return _execute_in(notebook, path, kernel, options)
+
+
+def _execute_in(notebook: Any, path: Path, kernel: StartedKernel, options: RunOptions) -> RunResult:
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    from nbseal.runner.client import ReportingClient
+
+    client = ReportingClient(
+        notebook,
+        options.reporter or (lambda event: None),
+        km=kernel.km,
+        timeout=options.timeout,
+        kernel_name=KERNEL_NAME,
+        allow_errors=options.allow_errors,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     started = time.monotonic()
     failed: CellFailedError | None = None
     try:
-        client.execute(env=env)
+        client.execute()
     except CellExecutionError as exc:
         failed = CellFailedError(
             client.current_cell, exc.ename, exc.evalue, str(exc.traceback or "")

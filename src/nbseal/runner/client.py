@@ -1,0 +1,81 @@
+"""nbclient, telling nbseal's reporter what a run does: cells started and done, builds.
+
+Apart from the rest of :mod:`nbseal.runner` so that ``nbseal run`` imports nbclient (and
+nbformat, jsonschema) only after the nbseal kernel has started: the two
+processes' imports then overlap.
+"""
+
+from __future__ import annotations
+
+import atexit
+import time
+from pathlib import Path
+from typing import Any
+
+from nbclient import NotebookClient
+
+from nbseal.kernel.display import PROGRESS_MIME
+from nbseal.runner import Reporter, RunEvent
+from nbseal.timeline import mark
+
+__all__ = ["ReportingClient"]
+
+
+class ReportingClient(NotebookClient):
+    """nbclient with nbseal's progress displays passed to a reporter."""
+
+    def __init__(self, notebook: Any, reporter: Reporter, **kwargs: Any) -> None:
+        super().__init__(notebook, **kwargs)
+        # The kernel manager is ours but made for this run only: nbclient shuts
+        # the kernel down at the end (a proxy left to notice its parent's exit
+        # would outlive the run and print after it).
+        self.owns_km = True
+        self._reporter = reporter
+        self._total = len(notebook.cells)
+        self._started = 0.0
+        self.current_cell = 0
+        self.timings: list[float] = []
+        self.on_cell_start = self._cell_start
+        self.on_cell_executed = self._cell_executed
+
+    async def async_start_new_kernel_client(self) -> Any:
+        mark("nbseal run", "connecting to the nbseal kernel")
+        try:
+            client = await super().async_start_new_kernel_client()
+        except BaseException:
+            # A kernel that died at start (stopped by --timeout-notebook or Ctrl-C)
+            # is cleaned up by nbclient, which leaves its exit hook registered: at
+            # exit it would fail on the cleaned-up client and print a traceback.
+            atexit.unregister(self._cleanup_kernel)
+            raise
+        # The kernel has read its connection file and the client holds the key:
+        # headless, nobody else attaches, so the key leaves the disk now.
+        if self.km is not None:
+            Path(self.km.connection_file).unlink(missing_ok=True)
+        mark("nbseal run", "the nbseal kernel answered kernel_info")
+        return client
+
+    def _cell_start(self, cell: Any, cell_index: int) -> None:
+        self._started = time.monotonic()
+        self.current_cell = cell_index + 1
+        mark("nbseal run", f"cell {cell_index + 1}: sent")
+        self._reporter(RunEvent("cell-start", cell_index + 1, self._total))
+
+    def _cell_executed(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
+        seconds = time.monotonic() - self._started
+        self.timings.append(seconds)
+        status = execute_reply.get("content", {}).get("status", "ok")
+        kind = "cell-done" if status == "ok" else "cell-error"
+        mark("nbseal run", f"cell {cell_index + 1}: {status} ({seconds * 1000:.1f} ms)")
+        self._reporter(RunEvent(kind, cell_index + 1, self._total, status, seconds))
+
+    def process_message(self, msg: Any, cell: Any, cell_index: int) -> Any:
+        # Every step of a build, not only its first: the kernel updates one display in
+        # place, and nbclient passes an update_display_data to no output hook.
+        kind = msg.get("header", {}).get("msg_type")
+        data = msg.get("content", {}).get("data", {})
+        if kind in ("display_data", "update_display_data") and PROGRESS_MIME in data:
+            self._reporter(
+                RunEvent("progress", cell_index + 1, self._total, data.get("text/plain", ""))
+            )
+        return super().process_message(msg, cell, cell_index)
