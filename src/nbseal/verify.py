@@ -36,6 +36,7 @@ from nbseal.locking import check_locks, lock_notebook
 from nbseal.notebook import code_sources, metadata_locks, read_notebook, write_notebook
 from nbseal.outputs import seal_output
 from nbseal.plan import plan_notebook
+from nbseal.replay import RecordedInput
 
 if TYPE_CHECKING:
     from nbseal.runner import Reporter
@@ -308,7 +309,11 @@ def verify_notebook(
                 if "skip" in _marks(cell) or index in unrun:
                     cell.source = ""  # nbclient does not execute an empty cell
         how = RunOptions(
-            timeout=options.timeout, reporter=reporter, sandbox=options.sandbox, allow_errors=True
+            timeout=options.timeout,
+            reporter=reporter,
+            sandbox=options.sandbox,
+            allow_errors=True,
+            recorded_input=RecordedInput.of_notebook(stored),
         )
         ran = execute_notebook(fresh, locked_copy or path.resolve(), how)
         # A timeout or a dead kernel stopped the run: the cells from there on did not run.

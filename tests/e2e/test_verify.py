@@ -483,3 +483,34 @@ def test_a_cell_the_author_never_ran_is_left_out_as_in_the_stored_run(tmp_path: 
     cleared = nbseal("verify", str(path))
     assert cleared.returncode == 1, cleared.stdout
     assert "cell 3: error" in cleared.stdout
+
+
+def test_what_the_author_typed_at_input_is_typed_again(tmp_path: Path) -> None:
+    # The classic Notebook stores the prompt and the answer in stdout; JupyterLab
+    # stores the answer as a stream named stdin. A prompt with nothing recorded
+    # gets end of file (EOFError) instead of a cell that waits forever.
+    path = tmp_path / "nb.ipynb"
+    asks = "name = input('Name? ')\nprint('hello', name)"
+    nbformat.write(notebook(PINNED, asks, asks, "input('Again? ')"), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", "--allow-errors", str(path)).returncode == 0
+    nb = nbformat.read(path, as_version=4)
+    stream = nbformat.v4.new_output
+    nb.cells[1].outputs = [stream("stream", name="stdout", text="Name? Ada\nhello Ada\n")]
+    nb.cells[2].outputs = [
+        stream("stream", name="stdin", text="Grace\n"),
+        stream("stream", name="stdout", text="hello Grace\n"),
+    ]
+    nb.cells[3].outputs = []
+    nbformat.write(nb, path)
+    verify = nbseal("verify", "--timeout", "60", str(path))
+    assert "cell 2: reproduced" in verify.stdout, verify.stdout
+    assert "cell 3: reproduced" in verify.stdout, verify.stdout
+    (fourth,) = [line for line in verify.stdout.splitlines() if "cell 4:" in line]
+    assert fourth.strip().startswith("cell 4: error"), verify.stdout
+    assert "EOFError" in fourth, verify.stdout
+    # Another answer recorded than the one the cell prints: the cell differs.
+    nb.cells[1].outputs = [stream("stream", name="stdout", text="Name? Ada\nhello Grace\n")]
+    nbformat.write(nb, path)
+    changed = nbseal("verify", "--timeout", "60", str(path))
+    assert "cell 2: differs" in changed.stdout, changed.stdout

@@ -32,6 +32,7 @@ from nbseal.notebook import (
     record_run,
     write_notebook,
 )
+from nbseal.replay import RecordedInput
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 from nbseal.timeline import mark
 
@@ -158,7 +159,9 @@ class RunOptions:
     sealed unless ``sandbox`` is False; what they write in their working
     directory is kept in ``keep_workdir`` when given, else removed. With
     ``allow_errors`` every cell runs, and the cells that raised are listed
-    in ``errors`` instead of stopping the run.
+    in ``errors`` instead of stopping the run. With ``recorded_input`` the
+    cells' input requests are answered from it (``nbseal verify``), where
+    a run has no one to answer them otherwise.
     """
 
     timeout: float | None = None
@@ -167,6 +170,7 @@ class RunOptions:
     sandbox: bool = True
     keep_workdir: Path | None = None
     allow_errors: bool = False
+    recorded_input: RecordedInput | None = None
 
 
 _DEFAULTS = RunOptions()
@@ -286,6 +290,7 @@ def _execute_in(notebook: Any, path: Path, kernel: StartedKernel, options: RunOp
     client = ReportingClient(
         notebook,
         options.reporter or (lambda event: None),
+        options.recorded_input,
         km=kernel.km,
         timeout=options.timeout,
         kernel_name=KERNEL_NAME,

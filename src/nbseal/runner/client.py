@@ -7,25 +7,40 @@ processes' imports then overlap.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
+import nbformat
 from nbclient import NotebookClient
 
 from nbseal.kernel.display import PROGRESS_MIME
+from nbseal.replay import RecordedInput
 from nbseal.runner import Reporter, RunEvent
 from nbseal.timeline import mark
 
 __all__ = ["ReportingClient"]
 
+# Seconds an input request waits before its echo is stored (see _answer_input).
+_ECHO_SETTLE = 0.05
+
 
 class ReportingClient(NotebookClient):
     """nbclient with nbseal's progress displays passed to a reporter."""
 
-    def __init__(self, notebook: Any, reporter: Reporter, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        notebook: Any,
+        reporter: Reporter,
+        recorded_input: RecordedInput | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(notebook, **kwargs)
+        self._recorded_input = recorded_input
+        self._answering: asyncio.Task[None] | None = None
         # The kernel manager is ours but made for this run only: nbclient shuts
         # the kernel down at the end (a proxy left to notice its parent's exit
         # would outlive the run and print after it).
@@ -53,7 +68,38 @@ class ReportingClient(NotebookClient):
         if self.km is not None:
             Path(self.km.connection_file).unlink(missing_ok=True)
         mark("nbseal run", "the nbseal kernel answered kernel_info")
+        if self._recorded_input is not None and self.kc is not None:
+            self.kc.allow_stdin = True  # nbclient says False: nobody would answer
+            self._answering = asyncio.ensure_future(self._answer_input(self._recorded_input))
         return client
+
+    async def _answer_input(self, recorded: RecordedInput) -> None:
+        """Answer each input request with what the stored notebook recorded (nbseal.replay)."""
+        assert self.kc is not None
+        while True:
+            msg = await self.kc.stdin_channel.get_msg()
+            if msg["msg_type"] != "input_request":
+                continue
+            content = msg["content"]
+            cell = self.current_cell
+            answer = recorded.answer(
+                cell, str(content.get("prompt", "")), bool(content.get("password"))
+            )
+            if answer.echo is not None:
+                # What the kernel printed before asking reaches nbclient on iopub,
+                # beside this request: let it land first, as in the author's frontend.
+                await asyncio.sleep(_ECHO_SETTLE)
+                echo = nbformat.from_dict(answer.echo)  # type: ignore[no-untyped-call]
+                self.nb.cells[cell - 1].outputs.append(echo)
+            self.kc.input(answer.value)
+
+    async def _async_cleanup_kernel(self) -> None:
+        if self._answering is not None:
+            self._answering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._answering
+            self._answering = None
+        await super()._async_cleanup_kernel()
 
     def _cell_start(self, cell: Any, cell_index: int) -> None:
         self._started = time.monotonic()
