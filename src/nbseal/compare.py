@@ -80,6 +80,13 @@ def _sanitizer(regex: str, replacement: str) -> Sanitizer:
 
 DEFAULT_SANITIZERS = (
     _sanitizer(r"0x[0-9a-fA-F]{6,16}", "0xADDRESS"),
+    # The kernels' working directory: a scratch folder nbseal makes anew for each
+    # session (runtime_dirs.make_runtime_dir: "nbseal-" and 8 random characters),
+    # bound at its host path, so what a cell prints of it differs between runs.
+    _sanitizer(
+        r"(?:/[^\s/'\"]+)*?/(?:nbseal-run-[a-z0-9_]{8}/)?nbseal-[a-z0-9_]{8}/work(?![\w.-])",
+        "WORKDIR",
+    ),
     _sanitizer(r"^(CPU times|Wall time):.*$", r"\1: TIMING"),
     _sanitizer(
         r"^[\d.]+ (?:ns|µs|us|ms|s) ± [\d.]+ (?:ns|µs|us|ms|s) per loop .*$", "TIMEIT RESULT"

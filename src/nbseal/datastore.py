@@ -26,7 +26,6 @@ from pathlib import Path
 from filelock import FileLock
 
 from nbseal.errors import DataHashError, StoreError
-from nbseal.fetch import fetch_to
 from nbseal.fsutil import acquire_polling, atomic_write_text, remove_unless_busy
 from nbseal.paths import cache_root
 from nbseal.progress import Progress
@@ -54,8 +53,18 @@ class DataEntry:
     url: str
 
 
+async def _fetch(
+    url: str, dest: Path, progress: Progress, sources: SourcePolicy
+) -> tuple[str, int]:
+    # Imported when a file is fetched: http.client and ssl are 10-15 ms of
+    # every kernel's start, and most starts fetch nothing.
+    from nbseal.fetch import fetch_to
+
+    return await fetch_to(url, dest, progress, sources)
+
+
 class DataStore:
-    def __init__(self, root: Path | None = None, fetcher: Fetcher = fetch_to) -> None:
+    def __init__(self, root: Path | None = None, fetcher: Fetcher = _fetch) -> None:
         self.root = (root or cache_root()) / "data"
         self.fetcher = fetcher
 

@@ -514,3 +514,23 @@ def test_what_the_author_typed_at_input_is_typed_again(tmp_path: Path) -> None:
     nbformat.write(nb, path)
     changed = nbseal("verify", "--timeout", "60", str(path))
     assert "cell 2: differs" in changed.stdout, changed.stdout
+
+
+def test_the_working_directory_a_cell_prints_reproduces(tmp_path: Path) -> None:
+    # Each session's kernels work in a fresh scratch folder, bound at its host
+    # path: two runs print two paths, and verify compares them as one.
+    path = tmp_path / "nb.ipynb"
+    cells = (
+        PINNED,
+        "import os\nprint(os.getcwd())",
+        "from pathlib import Path\nPath('x.csv').resolve()",
+    )
+    nbformat.write(notebook(*cells), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path)).returncode == 0
+    printed = nbformat.read(path, as_version=4).cells[1].outputs[0]["text"]
+    assert printed.rstrip().endswith("/work"), printed
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "cell 2: reproduced" in verify.stdout
+    assert "cell 3: reproduced" in verify.stdout

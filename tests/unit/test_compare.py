@@ -55,6 +55,38 @@ def test_addresses_timings_and_nbseal_displays_are_normalised_away() -> None:
     assert normalise_outputs(second, DEFAULT_SANITIZERS)[0][0] == "stream:stdout", "merged"
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # nbseal run's folder, then the kernel's, as os.getcwd() prints them
+        (
+            "/tmp/nbseal-run-9g5q5tcg/nbseal-4hrfjh4j/work",
+            "/tmp/nbseal-run-yow72fik/nbseal-ad_r2ycg/work",
+        ),
+        # a JupyterLab session's, inside a path and a repr
+        (
+            "PosixPath('/var/tmp/x/nbseal-abcd1234/work/out.csv')",
+            "PosixPath('/tmp/nbseal-zz99yy88/work/out.csv')",
+        ),
+    ],
+)
+def test_the_kernels_scratch_working_directory_is_normalised_away(first: str, second: str) -> None:
+    one = normalise_outputs([stream(first + "\n")], DEFAULT_SANITIZERS)
+    assert one == normalise_outputs([stream(second + "\n")], DEFAULT_SANITIZERS)
+    assert "WORKDIR" in one[0][1]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "/tmp/nbseal-run-9g5q5tcg/nbseal-4hrfjh4j/workshop",  # another folder
+        "/home/ada/nbseal-notes/work",  # not one of nbseal's scratch names
+    ],
+)
+def test_other_paths_that_look_alike_are_kept(other: str) -> None:
+    assert "WORKDIR" not in normalise_outputs([stream(other)], DEFAULT_SANITIZERS)[0][1]
+
+
 def test_a_text_difference_is_a_unified_diff() -> None:
     stored = normalise_outputs([stream("a\nb\nc\n")], DEFAULT_SANITIZERS)
     fresh = normalise_outputs([stream("a\nB\nc\n")], DEFAULT_SANITIZERS)
