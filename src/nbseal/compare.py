@@ -20,7 +20,8 @@ import difflib
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from nbseal.errors import NotebookError
 __all__ = [
     "DEFAULT_SANITIZERS",
     "Sanitizer",
+    "author_folder",
+    "author_folder_sanitizer",
     "diff_outputs",
     "figure_text",
     "has_image",
@@ -92,6 +95,34 @@ DEFAULT_SANITIZERS = (
         r"^[\d.]+ (?:ns|µs|us|ms|s) ± [\d.]+ (?:ns|µs|us|ms|s) per loop .*$", "TIMEIT RESULT"
     ),
 )
+# What may follow a folder's path in a printed path, a repr or a message.
+_PATH_END = r"(?=$|[/\s'\"),:\]])"
+
+
+def author_folder(texts: Iterable[str], folder_name: str) -> str | None:
+    """The notebook's folder on its author's machine, as the stored outputs print it.
+
+    A path printed whole (``!pwd``) or with more after it (``importing
+    notebook from /Users/ada/project/notebooks/pkg/nb.ipynb``) that names
+    ``folder_name``, the notebook's folder here (a clone keeps the project's
+    folder names); the components before it must hold no spaces, which the
+    folder's own name may. The path printed most often wins; None if none is.
+    """
+    if not folder_name or "/" in folder_name:
+        return None
+    pattern = re.compile(
+        r"(?<![^\s'\"(=:])((?:/[^\s/'\"]+)*/" + re.escape(folder_name) + ")" + _PATH_END,
+        re.MULTILINE,
+    )
+    found = Counter(match for text in texts for match in pattern.findall(text))
+    return found.most_common(1)[0][0] if found else None
+
+
+def author_folder_sanitizer(folder: str) -> Sanitizer:
+    """Replaces ``folder`` (from :func:`author_folder`) as the scratch working directory is."""
+    return _sanitizer(re.escape(folder) + _PATH_END, "WORKDIR")
+
+
 # Where an error was raised: IPython's cell file names, paths, line numbers.
 _ERROR_PLACES = (
     _sanitizer(r"<ipython-input-\d+-[0-9a-f]+>|/tmp/ipykernel_\d+/\d+\.py", "<cell>"),

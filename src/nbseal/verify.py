@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from nbseal.compare import (
     DEFAULT_SANITIZERS,
     Sanitizer,
+    author_folder,
+    author_folder_sanitizer,
     diff_outputs,
     has_image,
     normal_error,
@@ -175,6 +178,33 @@ def _declares(source: str) -> bool:
         return True  # a malformed directive: the run reports it at this cell
 
 
+def _with_author_folder(options: VerifyOptions, notebook: Any, path: Path) -> VerifyOptions:
+    """``options``, comparing the notebook's folder on its author's machine as ``WORKDIR``.
+
+    Where the stored outputs print the folder the author ran the notebook in
+    (``!pwd``, a path built from ``os.getcwd()``), the re-run prints its own
+    working directory there, which the default sanitisers call ``WORKDIR``.
+    """
+    folder = author_folder(_printed(notebook), path.resolve().parent.name)
+    if folder is None:
+        return options
+    return dataclasses.replace(
+        options, sanitizers=(*options.sanitizers, author_folder_sanitizer(folder))
+    )
+
+
+def _printed(notebook: Any) -> Iterator[str]:
+    """The text of every stored output: streams, plain-text reprs, error messages."""
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            for value in (
+                output.get("text", ""),
+                output.get("data", {}).get("text/plain", ""),
+                output.get("evalue", ""),
+            ):
+                yield "".join(value) if isinstance(value, list) else str(value)
+
+
 def _marks(cell: Any) -> set[str]:
     source = str(cell.get("source", ""))
     tags = set(cell.get("metadata", {}).get("tags", []))
@@ -301,6 +331,7 @@ def verify_notebook(
         else:
             _refuse_unless_locked(path)
         report.interpreters = _interpreter_notes(stored)
+        options = _with_author_folder(options, stored, path)
         fresh = copy.deepcopy(stored)
         unrun = _never_run_by_author(stored)
         for index, cell in enumerate(fresh.cells, start=1):

@@ -534,3 +534,27 @@ def test_the_working_directory_a_cell_prints_reproduces(tmp_path: Path) -> None:
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "cell 2: reproduced" in verify.stdout
     assert "cell 3: reproduced" in verify.stdout
+
+
+def test_the_author_s_folder_in_stored_outputs_is_the_working_directory(tmp_path: Path) -> None:
+    # A notebook run on its author's machine printed the folder it ran in there;
+    # the re-run prints its own working directory in the same places.
+    folder = tmp_path / "analysis"
+    folder.mkdir()
+    path = folder / "nb.ipynb"
+    cells = (PINNED, "import os\nprint(os.getcwd())", "print(os.path.abspath('out.csv'))")
+    nbformat.write(notebook(*cells), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path)).returncode == 0
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs[0]["text"] = "/Users/ada/work/analysis\n"
+    nb.cells[2].outputs[0]["text"] = "/Users/ada/work/analysis/out.csv\n"
+    nbformat.write(nb, path)
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "cell 2: reproduced" in verify.stdout
+    assert "cell 3: reproduced" in verify.stdout
+    # Another folder than the notebook's is a difference.
+    nb.cells[2].outputs[0]["text"] = "/Users/ada/work/other/out.csv\n"
+    nbformat.write(nb, path)
+    assert "cell 3: differs" in nbseal("verify", str(path)).stdout

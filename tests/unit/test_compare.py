@@ -11,6 +11,8 @@ from PIL import Image
 
 from nbseal.compare import (
     DEFAULT_SANITIZERS,
+    author_folder,
+    author_folder_sanitizer,
     diff_outputs,
     figure_text,
     has_image,
@@ -85,6 +87,46 @@ def test_the_kernels_scratch_working_directory_is_normalised_away(first: str, se
 )
 def test_other_paths_that_look_alike_are_kept(other: str) -> None:
     assert "WORKDIR" not in normalise_outputs([stream(other)], DEFAULT_SANITIZERS)[0][1]
+
+
+def test_the_author_s_folder_is_found_where_outputs_print_it() -> None:
+    # IPython's "Beyond Plain Python" and "Importing Notebooks", run by their author.
+    printed = [
+        "/Users/minrk/dev/ip/mine/examples/IPython Kernel\r\n",
+        "importing notebook from "
+        "/Users/minrk/dev/ip/mine/examples/IPython Kernel/nbpackage/nb.ipynb\n",
+        "'/Users/minrk/dev/ip/mine/IPython/utils/inside_ipython.ipynb'",
+    ]
+    folder = author_folder(printed, "IPython Kernel")
+    assert folder == "/Users/minrk/dev/ip/mine/examples/IPython Kernel"
+    sanitizers = (*DEFAULT_SANITIZERS, author_folder_sanitizer(folder))
+    ours = (
+        "importing notebook from /tmp/nbseal-run-ab12cd34/nbseal-ef56gh78/work/nbpackage/nb.ipynb\n"
+    )
+    assert normalise_outputs([stream(printed[1])], sanitizers) == normalise_outputs(
+        [stream(ours)], sanitizers
+    )
+    # A sibling whose name only starts with the folder's is not the folder.
+    sibling = "/Users/minrk/dev/ip/mine/examples/IPython Kernels/x\n"
+    assert normalise_outputs([stream(sibling)], sanitizers)[0][1] == sibling
+
+
+@pytest.mark.parametrize(
+    "printed",
+    [
+        ["nothing printed here"],
+        ["/home/ada/notebooks-old/x.csv"],  # the name, but not as a whole component
+        ["a relative notebooks/x.csv"],  # no absolute path
+    ],
+)
+def test_no_author_folder_without_an_absolute_path_naming_it(printed: list[str]) -> None:
+    assert author_folder(printed, "notebooks") is None
+
+
+def test_the_author_folder_printed_most_often_wins() -> None:
+    printed = ["/a/notebooks\n", "/b/notebooks/x\n", "/b/notebooks/y\n"]
+    assert author_folder(printed, "notebooks") == "/b/notebooks"
+    assert author_folder(printed, "") is None
 
 
 def test_a_text_difference_is_a_unified_diff() -> None:
