@@ -86,8 +86,11 @@ DEFAULT_SANITIZERS = (
     # The kernels' working directory: a scratch folder nbseal makes anew for each
     # session (runtime_dirs.make_runtime_dir: "nbseal-" and 8 random characters),
     # bound at its host path, so what a cell prints of it differs between runs.
+    # A match starts only where a path can (as in author_folder): tried from
+    # every "/", a long path-like output took minutes.
     _sanitizer(
-        r"(?:/[^\s/'\"]+)*?/(?:nbseal-run-[a-z0-9_]{8}/)?nbseal-[a-z0-9_]{8}/work(?![\w.-])",
+        r"(?<![^\s'\"(=:])(?:/[^\s/'\"]+)*/(?:nbseal-run-[a-z0-9_]{8}/)?nbseal-[a-z0-9_]{8}/work"
+        r"(?![\w.-])",
         "WORKDIR",
     ),
     _sanitizer(r"^(CPU times|Wall time):.*$", r"\1: TIMING"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,21 @@ def test_the_kernels_scratch_working_directory_is_normalised_away(first: str, se
 )
 def test_other_paths_that_look_alike_are_kept(other: str) -> None:
     assert "WORKDIR" not in normalise_outputs([stream(other)], DEFAULT_SANITIZERS)[0][1]
+
+
+def test_a_long_path_like_output_is_normalised_in_one_pass() -> None:
+    # A cell printing 400 KB of "/a/a/a...": the working-directory pattern, tried
+    # from every "/", took minutes (hostile or not, verify must get through it).
+    code = (
+        "from nbseal.compare import DEFAULT_SANITIZERS, normalise_outputs\n"
+        "text = '/a' * 200_000 + ' /tmp/nbseal-ab12cd34/work\\n'\n"
+        "out = {'output_type': 'stream', 'name': 'stdout', 'text': text}\n"
+        "print(normalise_outputs([out], DEFAULT_SANITIZERS)[0][1][-9:])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == " WORKDIR\n\n"
 
 
 def test_the_author_s_folder_is_found_where_outputs_print_it() -> None:
