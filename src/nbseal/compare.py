@@ -93,6 +93,14 @@ DEFAULT_SANITIZERS = (
         r"(?![\w.-])",
         "WORKDIR",
     ),
+    # Where the environment's packages are installed: the author's conda or
+    # venv folder (and its Python's version), nbseal's store entry here. A
+    # warning names the file that raised it, an object's repr its module's
+    # file. Only POSIX paths; a Windows one keeps its backslashes.
+    _sanitizer(
+        r"(?<![^\s'\"(=:])(?:/[^\s/'\"]+)*/lib/(?:python|pypy)\d(?:\.\d+)?/(?:site|dist)-packages/",
+        "SITE-PACKAGES/",
+    ),
     _sanitizer(r"^(CPU times|Wall time):.*$", r"\1: TIMING"),
     _sanitizer(
         r"^[\d.]+ (?:ns|µs|us|ms|s) ± [\d.]+ (?:ns|µs|us|ms|s) per loop .*$", "TIMEIT RESULT"

@@ -558,3 +558,23 @@ def test_the_author_s_folder_in_stored_outputs_is_the_working_directory(tmp_path
     nb.cells[2].outputs[0]["text"] = "/Users/ada/work/other/out.csv\n"
     nbformat.write(nb, path)
     assert "cell 3: differs" in nbseal("verify", str(path)).stdout
+
+
+def test_where_the_author_s_packages_were_installed_does_not_count(tmp_path: Path) -> None:
+    # A module's file, as a warning or a repr prints it, on the author's conda
+    # environment in the stored outputs and in the store entry here.
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(PINNED, "import ipykernel\nprint(ipykernel.__file__)"), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path)).returncode == 0
+    nb = nbformat.read(path, as_version=4)
+    installed = "/Users/ada/miniconda3/envs/old/lib/python3.6/site-packages/"
+    nb.cells[1].outputs[0]["text"] = installed + "ipykernel/__init__.py\n"
+    nbformat.write(nb, path)
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "cell 2: reproduced" in verify.stdout
+    # Another module than the one the cell prints is a difference.
+    nb.cells[1].outputs[0]["text"] = installed + "ipykernel/kernelapp.py\n"
+    nbformat.write(nb, path)
+    assert "cell 2: differs" in nbseal("verify", str(path)).stdout

@@ -91,6 +91,43 @@ def test_other_paths_that_look_alike_are_kept(other: str) -> None:
     assert "WORKDIR" not in normalise_outputs([stream(other)], DEFAULT_SANITIZERS)[0][1]
 
 
+@pytest.mark.parametrize(
+    ("author", "here"),
+    [
+        # pvlib's tutorial: a warning naming the file it came from, on the
+        # author's conda environment (CPython 3.6) and in nbseal's store (3.7)
+        (
+            "/Users/holmgren/miniconda3/envs/pvlibfx36/lib/python3.6/site-packages/"
+            "ipykernel_launcher.py:1: FutureWarning: how in .resample() is deprecated\n",
+            "/root/.cache/nbseal/envs/74c4cabb8574d256941031f5db7e21e5/lib/python3.7/"
+            "site-packages/ipykernel_launcher.py:1: FutureWarning: how in .resample() is "
+            "deprecated\n",
+        ),
+        # a module's repr, Debian's dist-packages against a venv's
+        (
+            "<module 'numpy' from '/usr/lib/python3/dist-packages/numpy/__init__.py'>",
+            "<module 'numpy' from '/opt/venv/lib/python3.11/site-packages/numpy/__init__.py'>",
+        ),
+    ],
+)
+def test_where_packages_are_installed_is_normalised_away(author: str, here: str) -> None:
+    one = normalise_outputs([stream(author)], DEFAULT_SANITIZERS)
+    assert one == normalise_outputs([stream(here)], DEFAULT_SANITIZERS)
+    assert "SITE-PACKAGES/" in one[0][1]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "/home/ada/site-packages/notes.txt",  # a folder of that name, not an install
+        "/home/ada/lib/python3.6/notes/site-packages/x",  # not directly under lib/pythonX.Y
+        "/srv/lib/python3.11/site-packages-old/x",  # another folder
+    ],
+)
+def test_site_packages_look_alikes_are_kept(other: str) -> None:
+    assert normalise_outputs([stream(other)], DEFAULT_SANITIZERS)[0][1] == other
+
+
 def test_a_long_path_like_output_is_normalised_in_one_pass() -> None:
     # A cell printing 400 KB of "/a/a/a...": the working-directory pattern, tried
     # from every "/", took minutes (hostile or not, verify must get through it).
