@@ -114,3 +114,37 @@ def test_a_folder_is_adopted_and_a_second_adopt_is_refused(tmp_path: Path) -> No
     proc = nbseal("adopt", str(first))
     assert proc.returncode == 2
     assert "already declares its environments (cell 1)" in proc.stderr
+
+
+def test_files_a_cell_finds_by_pattern_are_there_when_verified(tmp_path: Path) -> None:
+    # A loop over glob.glob('runs/*.txt') is silently shorter, or empty, in a
+    # sandbox that holds only some of the files: adopt declares every match.
+    folder = tmp_path / "project"
+    (folder / "runs").mkdir(parents=True)
+    (folder / "runs" / "1.txt").write_text("10\n")
+    (folder / "runs" / "2.txt").write_text("20\n")
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    cell = nbformat.v4.new_code_cell(
+        "import glob\nfor name in sorted(glob.glob('runs/*.txt')):\n"
+        "    print(name, open(name).read().strip())",
+        execution_count=1,
+    )
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="runs/1.txt 10\nruns/2.txt 20\n")
+    ]
+    notebook.cells.append(cell)
+    path = folder / "runs.ipynb"
+    nbformat.write(notebook, path)
+    os.utime(path, (WRITTEN, WRITTEN))
+
+    proc = nbseal("adopt", str(path))
+    assert proc.returncode == 0, proc.stderr
+    first = nbformat.read(path, as_version=4).cells[0].source.splitlines()
+    assert sorted(line.split()[2] for line in first if line.startswith("#seal data")) == [
+        "runs/1.txt",
+        "runs/2.txt",
+    ]
+    proc = nbseal("verify", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "cell 2: reproduced" in proc.stdout

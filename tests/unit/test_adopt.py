@@ -20,7 +20,7 @@ from nbseal.adopt.imports import (
     pip_installs,
     string_literals,
 )
-from nbseal.adopt.infer import infer, pin_of
+from nbseal.adopt.infer import FOLDER_LIMIT, infer, pin_of
 from nbseal.adopt.projectfiles import declared_requirements
 from nbseal.directives import DataDirective, EnvDefineDirective, PinDirective, parse_cell
 
@@ -214,6 +214,33 @@ def test_infer_declares_imports_data_and_local_modules(tmp_path: Path) -> None:
         "data/bikes.csv": "data/bikes.csv",
         "utils.py": "utils.py",
     }
+
+
+def test_files_a_cell_lists_by_pattern_are_declared(tmp_path: Path) -> None:
+    # glob.glob("data/*.csv") in the sandbox finds only what is declared: an
+    # undeclared match would make the loop over it silently shorter.
+    (tmp_path / "data" / "2019").mkdir(parents=True)
+    for name in ("data/a.csv", "data/b.csv", "data/2019/c.csv", "data/notes.md", "x.txt"):
+        (tmp_path / name).write_text("1\n")
+    (tmp_path / "many").mkdir()
+    for number in range(FOLDER_LIMIT + 1):
+        (tmp_path / "many" / f"{number}.json").write_text("{}")
+    path = _notebook(
+        tmp_path,
+        "import glob\nfiles = sorted(glob.glob('data/*.csv'))",
+        "runs = glob.glob('data/**/*.csv', recursive=True)\nlogs = glob.glob('logs/*.log')",
+        # Not patterns of files: no folder and no extension, or not a name at all.
+        "print('*' * 20)\nquery = 'SELECT * FROM t'\nbold = '**note**'",
+        "manifests = glob.glob('many/*.json')",
+    )
+    inference = infer(path, nbformat.read(path, as_version=4), pin="2024-01-01T00:00:00Z")
+    assert {d.name: d.cell for d in inference.data} == {
+        "data/a.csv": 1,
+        "data/b.csv": 1,
+        "data/2019/c.csv": 2,
+    }
+    (note,) = [w for w in inference.warnings if "many/*.json" in w]
+    assert f"{FOLDER_LIMIT + 1} files: too many" in note
 
 
 def test_requirement_sets_loosen_declared_versions_then_drop_them(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ what the first cell should declare and, for each line, why.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -242,12 +244,56 @@ def _data_name(text: str) -> str | None:
     return name if data_name_ok(name) else None
 
 
+# A pattern of file names a cell expands (``glob.glob("data/*.csv")``,
+# ``"runs/**/*.json"``): names, folders and wildcards only.
+_PATTERN = re.compile(r"[\w.*?\[\]-]+(?:/[\w.*?\[\]-]+)*")
+_EXTENSION = re.compile(r"\.\w+$")
+
+
+def _glob_pattern(text: str) -> str | None:
+    """A literal that is a pattern of files relative to the notebook, else None.
+
+    It needs a folder or an extension: ``"*"`` and ``"**"`` are more often
+    strings (``"*" * 20``, Markdown) than the notebook's whole folder.
+    """
+    text = text.strip()
+    if not any(c in text for c in "*?") or not _PATTERN.fullmatch(text):
+        return None
+    if "/" not in text and not _EXTENSION.search(text):
+        return None
+    return text
+
+
+def _matches(notebook_dir: Path, pattern: str) -> list[str]:
+    """The files ``pattern`` names from the notebook's folder, as the cell would get them."""
+    found = glob.glob(pattern, root_dir=notebook_dir, recursive=True)
+    return sorted(name for name in found if (notebook_dir / name).is_file())
+
+
 def _data_files(
     notebook_dir: Path, root: Path, sources: list[str]
 ) -> tuple[list[DataFile], list[str]]:
     found: dict[str, DataFile] = {}
     notes: list[str] = []
     for literal, cell in string_literals(sources):
+        pattern = _glob_pattern(literal)
+        if pattern is not None:
+            names = [n for m in _matches(notebook_dir, pattern) if (n := _data_name(m))]
+            if len(names) > FOLDER_LIMIT:
+                notes.append(
+                    f"cell {cell} lists {pattern}, {len(names)} files: too many to declare "
+                    "one by one; add the ones it needs with `nbseal data add`"
+                )
+                continue
+            for matched in names:
+                path = (notebook_dir / matched).resolve()
+                if (path != root and root not in path.parents) or matched in found:
+                    continue
+                if path.stat().st_size > DATA_LIMIT:
+                    notes.append(f"{matched} is over {DATA_LIMIT >> 20} MB: not declared")
+                    continue
+                found[matched] = DataFile(matched, path, cell)
+            continue
         name = _data_name(literal)
         if name is None or name in found:
             continue
