@@ -31,6 +31,7 @@ from nbseal.errors import NotebookError
 __all__ = [
     "DEFAULT_SANITIZERS",
     "Sanitizer",
+    "as_displayed",
     "author_folder",
     "author_folder_sanitizer",
     "diff_outputs",
@@ -101,6 +102,14 @@ DEFAULT_SANITIZERS = (
         r"(?<![^\s'\"(=:])(?:/[^\s/'\"]+)*/lib/(?:python|pypy)\d(?:\.\d+)?/(?:site|dist)-packages/",
         "SITE-PACKAGES/",
     ),
+    # A tqdm progress bar's clock: "[00:06<00:00, 815.49it/s]" (elapsed,
+    # remaining, rate; "?" before the first step, "s/it" when slow, a unit
+    # such as "MB/s" with unit_scale). Its count and bar stay compared.
+    _sanitizer(
+        r"\[(?:\d+:)?\d\d:\d\d<(?:(?:\d+:)?\d\d:\d\d|\?), *"
+        r"(?:\?|[\d.]+ ?[kMGTPEZY]?)[A-Za-z]*/[A-Za-z]+",
+        "[ELAPSED<REMAINING, RATE",
+    ),
     _sanitizer(r"^(CPU times|Wall time):.*$", r"\1: TIMING"),
     _sanitizer(
         r"^[\d.]+ (?:ns|µs|us|ms|s) ± [\d.]+ (?:ns|µs|us|ms|s) per loop .*$", "TIMEIT RESULT"
@@ -165,6 +174,40 @@ def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
+def as_displayed(text: str) -> str:
+    """A stream's text as a frontend shows and stores it: a carriage return goes
+    back to the start of its line, where what follows overwrites what was
+    there; a backspace at the end of a line erases the character before it.
+
+    What a progress bar (tqdm, pip, keras) prints as hundreds of updates is
+    stored by JupyterLab and the classic Notebook as its last state; the
+    re-run's raw updates must compare with that. One pass, one step per
+    character: a backspace elsewhere only moves back (a terminal's own
+    meaning), which keeps hostile text from costing more.
+    """
+    if "\r" not in text and "\b" not in text:
+        return text
+    shown: list[str] = []
+    for line in text.split("\n"):
+        kept: list[str] = []
+        at = 0
+        for char in line.rstrip("\r"):
+            if char == "\r":
+                at = 0
+            elif char == "\b":
+                if at and at == len(kept):
+                    kept.pop()
+                at = max(at - 1, 0)
+            elif at < len(kept):
+                kept[at] = char
+                at += 1
+            else:
+                kept.append(char)
+                at += 1
+        shown.append("".join(kept))
+    return "\n".join(shown)
+
+
 def _clean(text: str, sanitizers: Sequence[Sanitizer]) -> str:
     for sanitizer in sanitizers:
         text = sanitizer.apply(text)
@@ -193,7 +236,8 @@ def normalise_outputs(
     images: bool = False,
     figures: bool = False,
 ) -> list[tuple[str, str]]:
-    """Outputs as (kind, comparable text); consecutive streams of one name merged.
+    """Outputs as (kind, comparable text); consecutive streams of one name merged
+    and shown as a frontend shows them (:func:`as_displayed`).
 
     Images are left out unless ``images`` (as nbval does without nbdime):
     pixels depend on fonts and renderers beyond the environment's lock. With
@@ -239,7 +283,7 @@ def normalise_outputs(
             result.append(("error", _clean(error, sanitizers)))
     for index, (kind, text) in enumerate(result):
         if kind.startswith("stream:"):
-            result[index] = (kind, _clean(text, sanitizers))
+            result[index] = (kind, _clean(as_displayed(text), sanitizers))
     return result
 
 

@@ -578,3 +578,27 @@ def test_where_the_author_s_packages_were_installed_does_not_count(tmp_path: Pat
     nb.cells[1].outputs[0]["text"] = installed + "ipykernel/kernelapp.py\n"
     nbformat.write(nb, path)
     assert "cell 2: differs" in nbseal("verify", str(path)).stdout
+
+
+def test_a_progress_bar_reproduces_as_the_author_s_frontend_stored_it(tmp_path: Path) -> None:
+    # The re-run gets tqdm's updates, "\r"-separated, one stream output each;
+    # JupyterLab stored the author's run as the bar's last state, at its speed.
+    path = tmp_path / "nb.ipynb"
+    cells = (
+        "#seal pin 2025-06-01\n#seal env py <- tqdm==4.67.1",
+        "import time\nfrom tqdm import tqdm\nfor _ in tqdm(range(20)):\n    time.sleep(0.02)",
+    )
+    nbformat.write(notebook(*cells), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path)).returncode == 0
+    nb = nbformat.read(path, as_version=4)
+    stored = "100%|██████████| 20/20 [00:06<00:00,  3.21it/s]\n"
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stderr", text=stored)]
+    nbformat.write(nb, path)
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "cell 2: reproduced" in verify.stdout
+    # A bar that ended elsewhere is a difference.
+    nb.cells[1].outputs[0]["text"] = stored.replace("20/20", "19/20")
+    nbformat.write(nb, path)
+    assert "cell 2: differs" in nbseal("verify", str(path)).stdout

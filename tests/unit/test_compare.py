@@ -13,6 +13,7 @@ from PIL import Image
 
 from nbseal.compare import (
     DEFAULT_SANITIZERS,
+    as_displayed,
     author_folder,
     author_folder_sanitizer,
     diff_outputs,
@@ -126,6 +127,51 @@ def test_where_packages_are_installed_is_normalised_away(author: str, here: str)
 )
 def test_site_packages_look_alikes_are_kept(other: str) -> None:
     assert normalise_outputs([stream(other)], DEFAULT_SANITIZERS)[0][1] == other
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("plain\ntext\n", "plain\ntext\n"),
+        ("\r  0%|   | 0/3\r 33%|█  | 1/3\r100%|███| 3/3\n", "100%|███| 3/3\n"),
+        ("abcdef\rXY\n", "XYcdef\n"),  # overwritten, not cut (as JupyterLab shows it)
+        ("done\r\nnext", "done\nnext"),
+        ("spin |\b/\b-\bok\n", "spin ok\n"),  # a backspace at the end erases
+        ("ab\rx\by\n", "yb\n"),  # elsewhere it moves back only
+        ("\b\rstart\n", "start\n"),  # nothing before the line's start
+    ],
+)
+def test_streams_are_compared_as_a_frontend_shows_them(raw: str, shown: str) -> None:
+    assert as_displayed(raw) == shown
+
+
+def test_a_progress_bar_compares_with_its_stored_last_state() -> None:
+    # tqdm's updates as the re-run gets them (one stream output each), against
+    # what JupyterLab stored of the author's run: the bar's last state.
+    updates = ["\r  0%|          | 0/50 [00:00<?, ?it/s]"]
+    updates += [f"\r{10 * n:3d}%|{'█' * n:10}| {5 * n}/50 [00:00<00:00, 49.04it/s]" for n in (1, 9)]
+    updates += ["\r100%|██████████| 50/50 [00:01<00:00, 48.64it/s]", "\n"]
+    rerun = normalise_outputs([stream(u, "stderr") for u in updates], DEFAULT_SANITIZERS)
+    stored = "100%|██████████| 50/50 [00:06<00:00, 815.49it/s]\n"
+    assert rerun == normalise_outputs([stream(stored, "stderr")], DEFAULT_SANITIZERS)
+    # A bar that stopped elsewhere is a difference.
+    stopped = "100%|██████████| 49/50 [00:06<00:00, 815.49it/s]\n"
+    assert rerun != normalise_outputs([stream(stopped, "stderr")], DEFAULT_SANITIZERS)
+
+
+@pytest.mark.parametrize(
+    "bar",
+    [
+        "100%|##########| 5000/5000 [00:06<00:00, 815.49it/s]",
+        " 40%|####      | 2/5 [1:02:03<1:33:04, 1861.50s/it]",
+        "100%|██████████| 1.20G/1.20G [00:12<00:00, 99.8MB/s]",
+        "  0%|          | 0/50 [00:00<?, ?it/s]",
+    ],
+)
+def test_a_progress_bar_s_clock_is_normalised_away(bar: str) -> None:
+    (only,) = normalise_outputs([stream(bar)], DEFAULT_SANITIZERS)
+    assert "[ELAPSED<REMAINING, RATE]" in only[1]
+    assert only[1].split(" [")[0] == bar.split(" [")[0]  # the count and bar stay
 
 
 def test_a_long_path_like_output_is_normalised_in_one_pass() -> None:
