@@ -243,6 +243,30 @@ def test_files_a_cell_lists_by_pattern_are_declared(tmp_path: Path) -> None:
     assert f"{FOLDER_LIMIT + 1} files: too many" in note
 
 
+def test_a_progress_bar_in_the_stored_outputs_brings_tqdm(tmp_path: Path) -> None:
+    # emcee's line-fitting tutorial: sampler.run_mcmc(..., progress=True) drew a
+    # tqdm bar; without tqdm installed, emcee logs a warning instead.
+    path = _notebook(tmp_path, "import emcee", "sampler.run_mcmc(pos, 5000, progress=True);")
+    notebook = nbformat.read(path, as_version=4)
+    bar = "100%|██████████| 5000/5000 [00:06<00:00, 815.49it/s]\n"
+    notebook.cells[1].outputs = [nbformat.v4.new_output("stream", name="stderr", text=bar)]
+    inference = infer(path, notebook, pin="2025-01-01T00:00:00Z")
+    assert inference.imported == ["emcee", "tqdm"]
+    (why,) = [r.why for r in inference.reasons if r.what == "tqdm"]
+    assert why.startswith("cell 2's stored output shows a tqdm progress bar")
+    # Imported by a cell, tqdm comes once, for its import.
+    notebook.cells[0].source = "import emcee\nfrom tqdm import tqdm"
+    inference = infer(path, notebook, pin="2025-01-01T00:00:00Z")
+    assert inference.imported == ["emcee", "tqdm"]
+    (why,) = [r.why for r in inference.reasons if r.what == "tqdm"]
+    assert why.startswith("`import tqdm`")
+    # Other text with percentages and bars is not tqdm's.
+    notebook.cells[0].source = "import emcee"
+    table = "| 50% | 3/4 |\n 40%|####  | done\n"
+    notebook.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=table)]
+    assert infer(path, notebook, pin="2025-01-01T00:00:00Z").imported == ["emcee"]
+
+
 def test_requirement_sets_loosen_declared_versions_then_drop_them(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("numpy==1.14.5\nhdf4==4.2.12\n")
     path = _notebook(tmp_path, "import numpy, scipy")
@@ -406,7 +430,7 @@ def test_files_beside_the_notebook_s_folder_are_shared_not_hashed(tmp_path: Path
         "css = open('../styles/custom.css').read()\nx = open('../data/raw/x.csv')\n"
         "t = open('../top.txt')\nnot_there = open('../nothing.txt')",
     )
-    inference = infer(path, nbformat.read(path, as_version=4), pin="2020-01-01T00:00:00Z")
+    inference = infer(path, nbformat.read(path, as_version=4), pin="2025-01-01T00:00:00Z")
     assert inference.hashed == []
     assert inference.shares == ["../styles", "../data", "../top.txt"]
     cell = first_cell(inference, [])

@@ -19,10 +19,12 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 __all__ = [
     "Imported",
     "distribution_for",
+    "drawn_by_tqdm",
     "imported_modules",
     "is_standard_library",
     "pip_installs",
@@ -187,3 +189,24 @@ def string_literals(sources: Iterable[str]) -> list[tuple[str, int]]:
             elif isinstance(node, ast.Call) and (joined := _joined(node)) is not None:
                 found.append((joined, cell))
     return found
+
+
+# tqdm's bar as it prints it: "100%|██████████| 5000/5000 [00:06<00:00, ...".
+_TQDM_BAR = re.compile(r"\d+%\|[^|\n]*\| *[\d.]+[kMGTPEZY]?/[\d.]+[kMGTPEZY]? \[")
+
+
+def drawn_by_tqdm(notebook: Any) -> int | None:
+    """The first code cell (1-based) whose stored streams show a tqdm progress bar.
+
+    A library the cell calls may draw it with tqdm only when tqdm is
+    installed (emcee's ``progress=True``), so no import names it.
+    """
+    code = [cell for cell in notebook["cells"] if cell.get("cell_type") == "code"]
+    for number, cell in enumerate(code, start=1):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "stream":
+                continue
+            text = output.get("text", "")
+            if _TQDM_BAR.search("".join(text) if isinstance(text, list) else str(text)):
+                return number
+    return None

@@ -22,6 +22,7 @@ from packaging.requirements import Requirement
 from nbseal.adopt.documented import documented_distributions
 from nbseal.adopt.imports import (
     distribution_for,
+    drawn_by_tqdm,
     imported_modules,
     is_standard_library,
     pip_installs,
@@ -394,6 +395,15 @@ def infer(
         imported.append(distribution)
         via = f"pipreqs' map: {item.module} → {distribution}" if mapped else "same name"
         reasons.append(Reason(distribution, f"`import {item.module}` in cell {item.cell} ({via})"))
+    bar = drawn_by_tqdm(notebook)
+    if bar is not None and "tqdm" not in declared_names | {r.lower() for r in by_import}:
+        imported.append("tqdm")
+        by_import.append("tqdm")
+        why = (
+            f"cell {bar}'s stored output shows a tqdm progress bar, which no cell imports: "
+            "a library the cell calls drew it"
+        )
+        reasons.append(Reason("tqdm", why))
     if releases is not None and pin_source != "--pin":
         moved = _documented_pin(
             pin, root, [*(d.requirement for d in declared), *by_import], releases
