@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from nbseal.errors import NotebookError
+from nbseal.streams import as_displayed
 
 __all__ = [
     "DEFAULT_SANITIZERS",
     "Sanitizer",
-    "as_displayed",
     "author_folder",
     "author_folder_sanitizer",
     "diff_outputs",
@@ -172,40 +172,6 @@ def load_sanitizers(path: Path) -> list[Sanitizer]:
 
 def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
-
-
-def as_displayed(text: str) -> str:
-    """A stream's text as a frontend shows and stores it: a carriage return goes
-    back to the start of its line, where what follows overwrites what was
-    there; a backspace at the end of a line erases the character before it.
-
-    What a progress bar (tqdm, pip, keras) prints as hundreds of updates is
-    stored by JupyterLab and the classic Notebook as its last state; the
-    re-run's raw updates must compare with that. One pass, one step per
-    character: a backspace elsewhere only moves back (a terminal's own
-    meaning), which keeps hostile text from costing more.
-    """
-    if "\r" not in text and "\b" not in text:
-        return text
-    shown: list[str] = []
-    for line in text.split("\n"):
-        kept: list[str] = []
-        at = 0
-        for char in line.rstrip("\r"):
-            if char == "\r":
-                at = 0
-            elif char == "\b":
-                if at and at == len(kept):
-                    kept.pop()
-                at = max(at - 1, 0)
-            elif at < len(kept):
-                kept[at] = char
-                at += 1
-            else:
-                kept.append(char)
-                at += 1
-        shown.append("".join(kept))
-    return "\n".join(shown)
 
 
 def _clean(text: str, sanitizers: Sequence[Sanitizer]) -> str:

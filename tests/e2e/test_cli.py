@@ -100,6 +100,27 @@ def test_run_names_the_failing_cell_and_keeps_outputs(tmp_path: Path) -> None:
     assert written.cells[2].outputs == []
 
 
+def test_run_stores_a_progress_bar_as_a_frontend_does(tmp_path: Path) -> None:
+    # Each flushed "\r" update is a stream message of its own; JupyterLab
+    # stores the pieces as one output, the bar's last state. A display updated
+    # from a later cell is still the one updated after the pieces merged.
+    path = tmp_path / "bar.ipynb"
+    bar = (
+        "import sys, time\nfrom IPython.display import display\n"
+        "for step in range(1, 6):\n"
+        "    sys.stdout.write(f'\\rstep {step}/5'); sys.stdout.flush(); time.sleep(0.05)\n"
+        "print()\nhandle = display('first', display_id=True)\nprint('after')"
+    )
+    nbformat.write(notebook(bar, "handle.update('second')"), path)
+    proc = nbseal("run", str(path))
+    assert proc.returncode == 0, proc.stderr
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert [o["output_type"] for o in outputs] == ["stream", "display_data", "stream"]
+    assert outputs[0]["text"] == "step 5/5\n"
+    assert outputs[1]["data"]["text/plain"] == "'second'"
+    assert outputs[2]["text"] == "after\n"
+
+
 def test_run_allow_errors_runs_every_cell_and_records_the_errors(tmp_path: Path) -> None:
     path = tmp_path / "bad.ipynb"
     nbformat.write(notebook("print('one')", "1/0", "print('after')", "int('x')"), path)

@@ -13,7 +13,6 @@ from PIL import Image
 
 from nbseal.compare import (
     DEFAULT_SANITIZERS,
-    as_displayed,
     author_folder,
     author_folder_sanitizer,
     diff_outputs,
@@ -127,22 +126,6 @@ def test_where_packages_are_installed_is_normalised_away(author: str, here: str)
 )
 def test_site_packages_look_alikes_are_kept(other: str) -> None:
     assert normalise_outputs([stream(other)], DEFAULT_SANITIZERS)[0][1] == other
-
-
-@pytest.mark.parametrize(
-    ("raw", "shown"),
-    [
-        ("plain\ntext\n", "plain\ntext\n"),
-        ("\r  0%|   | 0/3\r 33%|█  | 1/3\r100%|███| 3/3\n", "100%|███| 3/3\n"),
-        ("abcdef\rXY\n", "XYcdef\n"),  # overwritten, not cut (as JupyterLab shows it)
-        ("done\r\nnext", "done\nnext"),
-        ("spin |\b/\b-\bok\n", "spin ok\n"),  # a backspace at the end erases
-        ("ab\rx\by\n", "yb\n"),  # elsewhere it moves back only
-        ("\b\rstart\n", "start\n"),  # nothing before the line's start
-    ],
-)
-def test_streams_are_compared_as_a_frontend_shows_them(raw: str, shown: str) -> None:
-    assert as_displayed(raw) == shown
 
 
 def test_a_progress_bar_compares_with_its_stored_last_state() -> None:

@@ -20,6 +20,7 @@ from nbclient import NotebookClient
 from nbseal.kernel.display import PROGRESS_MIME
 from nbseal.replay import RecordedInput
 from nbseal.runner import Reporter, RunEvent
+from nbseal.streams import merge_streams
 from nbseal.timeline import mark
 
 __all__ = ["ReportingClient"]
@@ -109,11 +110,26 @@ class ReportingClient(NotebookClient):
 
     def _cell_executed(self, cell: Any, cell_index: int, execute_reply: Any) -> None:
         seconds = time.monotonic() - self._started
+        self._store_as_displayed(cell, cell_index)
         self.timings.append(seconds)
         status = execute_reply.get("content", {}).get("status", "ok")
         kind = "cell-done" if status == "ok" else "cell-error"
         mark("nbseal run", f"cell {cell_index + 1}: {status} ({seconds * 1000:.1f} ms)")
         self._reporter(RunEvent(kind, cell_index + 1, self._total, status, seconds))
+
+    def _store_as_displayed(self, cell: Any, cell_index: int) -> None:
+        """The cell's streams as JupyterLab stores them: a progress bar's
+        hundreds of updates become its last state (nbseal.streams)."""
+        merged, where = merge_streams(list(cell.outputs))
+        moved = len(merged) != len(cell.outputs)
+        cell.outputs = merged
+        if not moved:
+            return
+        # nbclient finds the outputs a later update_display_data replaces by
+        # their index in the cell: {display id: {cell index: [output index]}}.
+        for cells in self._display_id_map.values():
+            if cell_index in cells:
+                cells[cell_index] = sorted({where[index] for index in cells[cell_index]})
 
     def process_message(self, msg: Any, cell: Any, cell_index: int) -> Any:
         # Every step of a build, not only its first: the kernel updates one display in
