@@ -312,6 +312,38 @@ def _random_ids(
     return f"random ids differ: {first[0]} → {first[1]}"
 
 
+# A date and time as programs print them: ISO 8601 (with "T" or a space),
+# day/month/year, a time of day with seconds.
+_CLOCK = re.compile(
+    r"\b\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?)?"
+    r"|\b\d\d?/\d\d?/\d\d(?:\d\d)?\b"
+    r"|\b\d\d?:\d\d:\d\d(?:\.\d+)?\b"
+)
+_TIME_OF_DAY = re.compile(r"\d:\d\d:\d\d")
+
+
+def _clock_readings(
+    expected: Sequence[tuple[str, str]], actual: Sequence[tuple[str, str]]
+) -> str | None:
+    """Evidence that only dates and times differ, a time of day among them:
+    when the cell ran, printed by it or by a library (a fit's summary)."""
+    if [k for k, _ in expected] != [k for k, _ in actual]:
+        return None
+    pairs = [(old, new) for (_, old), (_, new) in zip(expected, actual, strict=True) if old != new]
+    if not pairs or any(_CLOCK.sub("T", old) != _CLOCK.sub("T", new) for old, new in pairs):
+        return None
+    changed = [
+        (a, b)
+        for old, new in pairs
+        for a, b in zip(_CLOCK.findall(old), _CLOCK.findall(new), strict=True)
+        if a != b
+    ]
+    if not any(_TIME_OF_DAY.search(a) for a, _ in changed):
+        return None  # dates alone may be data
+    old, new = changed[0]
+    return f"only dates and times differ (the clock when each run ran): {old} → {new}"
+
+
 def explain_difference(
     source: str,
     earlier: Sequence[tuple[int, str]],
@@ -337,6 +369,9 @@ def explain_difference(
     drift = _drift(expected, actual)
     if drift is not None:
         return Explanation(DRIFT, drift)
+    clock = _clock_readings(expected, actual)
+    if clock is not None:
+        return Explanation(NONDETERMINISM, clock)
     if _reordered(expected, actual):
         return Explanation(NONDETERMINISM, "the same items in another order (a set's order varies)")
     for position, (number, text) in enumerate(earlier):

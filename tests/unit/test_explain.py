@@ -197,3 +197,31 @@ def test_a_stored_error_the_rerun_does_not_raise() -> None:
         ERROR,
         "the stored cell raised KeyError: 'k'; the re-run did not",
     )
+
+
+def test_times_a_cell_or_a_library_prints_are_the_clock() -> None:
+    # lifelines' fit summary; nbval's docs printing time.strftime's results.
+    summary = "  number of events = 114\n  time fit was run = {} UTC\n"
+    old = summary.format("2019-02-24 19:24:52")
+    new = summary.format("2026-11-30 18:04:10")
+    assert why("cph.print_summary()", old, new) == (
+        NONDETERMINISM,
+        "only dates and times differ (the clock when each run ran): "
+        "2019-02-24 19:24:52 → 2026-11-30 18:04:10",
+    )
+    clock = "The time is: {}\nToday's date is: {}\n"
+    earlier = ("print([np.random.rand() for i in range(4)])",)
+    # Not blamed on an earlier cell's random numbers.
+    assert why(
+        "show_time()",
+        clock.format("15:28:30", "21/12/16"),
+        clock.format("18:00:03", "30/11/26"),
+        earlier,
+    ) == (
+        NONDETERMINISM,
+        "only dates and times differ (the clock when each run ran): 15:28:30 → 18:00:03",
+    )
+    # Dates alone may be data; a change beside a time is more than the clock.
+    assert why("df.date.max()", "2019-02-24\n", "2026-11-30\n")[0] != NONDETERMINISM
+    changed = summary.format("2026-11-30 18:04:10").replace("114", "115")
+    assert why("cph.print_summary()", old, changed)[0] != NONDETERMINISM
