@@ -38,6 +38,7 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
 from uv import find_uv_bin
 
+from installed import as_installed
 from nbseal.backends import backend_for
 from nbseal.environments import realize, resolve
 from nbseal.fsutil import remove_tree, tree_size
@@ -392,6 +393,7 @@ def main() -> None:
     os.environ["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"private nbseal caches under {work}; {os.cpu_count()} CPUs, load average {load}")
+    print(as_installed())
     benches: dict[str, Callable[[], None]] = {
         "c": lambda: bench_warm_start(args.start_runs, work),
         "d": lambda: bench_cold_build(args.build_runs, work),

@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from installed import as_installed
 from nbseal.fsutil import remove_tree
 
 JUV = "juv==0.5.0"
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--timeline", action="store_true", help="print one run's timeline")
     parser.add_argument("--before", type=Path, help="another checkout's src folder to compare")
     args = parser.parse_args()
+    print(as_installed(*([args.before] if args.before else [])))
 
     top = Path(tempfile.mkdtemp(prefix="nbseal-bench-run-"))
     try:
