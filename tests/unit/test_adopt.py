@@ -491,3 +491,17 @@ def test_an_old_pin_asks_for_the_python_current_then_where_it_is_here(tmp_path: 
     assert recent.asked == [], "a pin of this Python's time asks for nothing"
     # --python this: no provider, nothing asked
     assert infer(path, notebook, pin="2018-01-10T00:00:00Z").python_pick is None
+
+
+def test_a_long_number_in_stored_outputs_is_scanned_in_one_pass() -> None:
+    # The progress-bar pattern, tried from every digit of 200,000 (a hostile or
+    # merely long output), took minutes; adopt must get through it.
+    code = (
+        "from nbseal.adopt.imports import drawn_by_tqdm\n"
+        "out = {'output_type': 'stream', 'name': 'stdout', 'text': '7' * 200_000}\n"
+        "print(drawn_by_tqdm({'cells': [{'cell_type': 'code', 'outputs': [out]}]}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == "None\n"

@@ -192,7 +192,9 @@ def string_literals(sources: Iterable[str]) -> list[tuple[str, int]]:
 
 
 # tqdm's bar as it prints it: "100%|██████████| 5000/5000 [00:06<00:00, ...".
-_TQDM_BAR = re.compile(r"\d+%\|[^|\n]*\| *[\d.]+[kMGTPEZY]?/[\d.]+[kMGTPEZY]? \[")
+# A match starts only at a percentage's first digit: tried from every digit of
+# a long number, the pattern took seconds per 40,000 digits, quadratically.
+_TQDM_BAR = re.compile(r"(?<!\d)\d{1,3}%\|[^|\n]*\| *[\d.]+[kMGTPEZY]?/[\d.]+[kMGTPEZY]? \[")
 
 
 def drawn_by_tqdm(notebook: Any) -> int | None:
