@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -240,7 +243,43 @@ def test_files_a_cell_lists_by_pattern_are_declared(tmp_path: Path) -> None:
         "data/2019/c.csv": 2,
     }
     (note,) = [w for w in inference.warnings if "many/*.json" in w]
-    assert f"{FOLDER_LIMIT + 1} files: too many" in note
+    assert f"more than {FOLDER_LIMIT} files: too many" in note
+
+
+def test_a_pattern_walks_only_inside_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The walk itself is the cost (a notebook's '../../**/*.txt' would walk the
+    # disk): record which patterns are walked at all.
+    walked: list[str] = []
+    iglob = glob.iglob
+
+    def recording(pattern: str, **kwargs: Any) -> Iterator[str]:
+        walked.append(pattern)
+        return iglob(pattern, **kwargs)
+
+    monkeypatch.setattr(glob, "iglob", recording)
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / ".git").mkdir()  # the project's top
+    (project / "data.csv").write_text("1\n")
+    (tmp_path / "secret.txt").write_text("outside the project\n")
+    deep = project / "runs" / "a" / "b"
+    deep.mkdir(parents=True)
+    (deep / "r.csv").write_text("1\n")
+    path = _notebook(
+        project / "notebooks",
+        "import glob\nup = glob.glob('../*.csv')\nout = glob.glob('../../*.txt')",
+        # Nested '**' multiply the folders walked: not taken as a pattern.
+        "slow = glob.glob('../runs/**/**/*.csv', recursive=True)",
+        "ok = glob.glob('../runs/**/*.csv', recursive=True)",
+    )
+    inference = infer(path, nbformat.read(path, as_version=4), pin="2025-01-01T00:00:00Z")
+    assert {d.name: d.cell for d in inference.data} == {
+        "../data.csv": 1,
+        "../runs/a/b/r.csv": 3,
+    }
+    assert walked == ["../*.csv", "../runs/**/*.csv"]
 
 
 def test_a_progress_bar_in_the_stored_outputs_brings_tqdm(tmp_path: Path) -> None:

@@ -255,20 +255,39 @@ def _glob_pattern(text: str) -> str | None:
     """A literal that is a pattern of files relative to the notebook, else None.
 
     It needs a folder or an extension: ``"*"`` and ``"**"`` are more often
-    strings (``"*" * 20``, Markdown) than the notebook's whole folder.
+    strings (``"*" * 20``, Markdown) than the notebook's whole folder. One
+    ``**`` at most: each more multiplies the folders walked.
     """
     text = text.strip()
     if not any(c in text for c in "*?") or not _PATTERN.fullmatch(text):
         return None
     if "/" not in text and not _EXTENSION.search(text):
         return None
+    if PurePosixPath(text).parts.count("**") > 1:
+        return None
     return text
 
 
-def _matches(notebook_dir: Path, pattern: str) -> list[str]:
-    """The files ``pattern`` names from the notebook's folder, as the cell would get them."""
-    found = glob.glob(pattern, root_dir=notebook_dir, recursive=True)
-    return sorted(name for name in found if (notebook_dir / name).is_file())
+def _matches(notebook_dir: Path, root: Path, pattern: str) -> list[str]:
+    """The files ``pattern`` names from the notebook's folder, as the cell would get
+    them: at most one more than :data:`FOLDER_LIMIT`, none from outside ``root``.
+
+    The walk starts at the pattern's folder (``data`` of ``data/**/*.csv``),
+    which must be in the project: a notebook's ``../../**/*.txt`` would
+    otherwise walk the disk.
+    """
+    parts = PurePosixPath(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), 0)
+    start = (notebook_dir / PurePosixPath(*parts[:fixed])).resolve() if fixed else notebook_dir
+    if start != root and root not in start.parents:
+        return []
+    found: list[str] = []
+    for name in glob.iglob(pattern, root_dir=notebook_dir, recursive=True):
+        if (notebook_dir / name).is_file():
+            found.append(name)
+            if len(found) > FOLDER_LIMIT:
+                break
+    return sorted(found)
 
 
 def _data_files(
@@ -279,11 +298,11 @@ def _data_files(
     for literal, cell in string_literals(sources):
         pattern = _glob_pattern(literal)
         if pattern is not None:
-            names = [n for m in _matches(notebook_dir, pattern) if (n := _data_name(m))]
+            names = [n for m in _matches(notebook_dir, root, pattern) if (n := _data_name(m))]
             if len(names) > FOLDER_LIMIT:
                 notes.append(
-                    f"cell {cell} lists {pattern}, {len(names)} files: too many to declare "
-                    "one by one; add the ones it needs with `nbseal data add`"
+                    f"cell {cell} lists {pattern}, more than {FOLDER_LIMIT} files: too many to "
+                    "declare one by one; add the ones it needs with `nbseal data add`"
                 )
                 continue
             for matched in names:
