@@ -211,6 +211,7 @@ def normalise_outputs(
     reprs are left out; the one beside an image becomes a ``figure`` mark.
     """
     result: list[tuple[str, str]] = []
+    streams: dict[int, list[str]] = {}  # a merged stream's index -> its pieces, joined once
     for output in outputs:
         kind = output.get("output_type")
         if kind == "stream":
@@ -223,9 +224,10 @@ def normalise_outputs(
             if not text:
                 continue
             if result and result[-1][0] == name:
-                result[-1] = (name, result[-1][1] + text)
+                streams[len(result) - 1].append(text)
             else:
-                result.append((name, text))
+                result.append((name, ""))
+                streams[len(result) - 1] = [text]
         elif kind in ("execute_result", "display_data"):
             data = output.get("data", {})
             if any(mime in data for mime in _NBSEAL_MIME):
@@ -247,9 +249,8 @@ def normalise_outputs(
         elif kind == "error":
             error = normal_error(str(output.get("ename", "")), str(output.get("evalue", "")))
             result.append(("error", _clean(error, sanitizers)))
-    for index, (kind, text) in enumerate(result):
-        if kind.startswith("stream:"):
-            result[index] = (kind, _clean(as_displayed(text), sanitizers))
+    for index, texts in streams.items():
+        result[index] = (result[index][0], _clean(as_displayed("".join(texts)), sanitizers))
     return result
 
 

@@ -62,20 +62,22 @@ def merge_streams(outputs: list[Any]) -> tuple[list[Any], list[int]]:
     index). The first piece of each stream is changed in place.
     """
     merged: list[Any] = []
+    pieces: dict[int, list[str]] = {}  # a merged stream's index -> its texts, joined once
     where: list[int] = []
     for output in outputs:
         last = merged[-1] if merged else None
-        if (
+        if output.get("output_type") != "stream":
+            merged.append(output)
+        elif (
             last is not None
-            and output.get("output_type") == "stream"
             and last.get("output_type") == "stream"
             and last.get("name") == output.get("name")
         ):
-            last["text"] = _text(last.get("text", "")) + _text(output.get("text", ""))
+            pieces[len(merged) - 1].append(_text(output.get("text", "")))
         else:
             merged.append(output)
+            pieces[len(merged) - 1] = [_text(output.get("text", ""))]
         where.append(len(merged) - 1)
-    for output in merged:
-        if output.get("output_type") == "stream":
-            output["text"] = as_displayed(_text(output.get("text", "")))
+    for index, texts in pieces.items():
+        merged[index]["text"] = as_displayed("".join(texts))
     return merged, where

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -56,3 +58,20 @@ def test_streams_a_display_separates_stay_apart() -> None:
     merged, where = merge_streams([_stream("a\n"), display, _stream("b\n")])
     assert [o.get("text") for o in merged] == ["a\n", None, "b\n"]
     assert where == [0, 1, 2]
+
+
+def test_a_cell_s_many_pieces_merge_in_one_pass() -> None:
+    # 200,000 updates of a progress bar (a long loop, or a hostile cell): merged
+    # by adding each piece to the text so far, they copied gigabytes.
+    code = (
+        "from nbseal.compare import DEFAULT_SANITIZERS, normalise_outputs\n"
+        "from nbseal.streams import merge_streams\n"
+        "piece = {'output_type': 'stream', 'name': 'stdout', 'text': 'x' * 20 + '\\r'}\n"
+        "outputs = [dict(piece) for _ in range(200_000)]\n"
+        "print(normalise_outputs(outputs, DEFAULT_SANITIZERS)[0][1])\n"
+        "print(merge_streams(outputs)[0][0]['text'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == "x" * 20 + "\n" + "x" * 20 + "\n"
