@@ -18,6 +18,16 @@ from tests.e2e.test_hostile import sdist
 pytestmark = pytest.mark.usefixtures("default_env")
 
 PINNED = "#seal pin 2025-06-01\n#seal env py <- six==1.16.0\nimport six\nprint(six.__version__)"
+
+
+def _ran(path: Path, *cells: str) -> nbformat.NotebookNode:
+    """A notebook of ``cells`` at ``path``, locked and run: its outputs are the stored run's."""
+    nbformat.write(notebook(*cells), path)
+    assert nbseal("lock", str(path)).returncode == 0
+    assert nbseal("run", str(path)).returncode == 0
+    return nbformat.read(path, as_version=4)
+
+
 STEADY = [
     PINNED,
     "print(object())  # a memory address",
@@ -60,10 +70,7 @@ def test_a_run_notebook_verifies_and_the_original_is_untouched(tmp_path: Path) -
 
 def test_a_changed_output_fails_and_the_diff_names_the_cell(tmp_path: Path) -> None:
     path = tmp_path / "nb.ipynb"
-    nbformat.write(notebook(PINNED, "print('forty-two')"), path)
-    assert nbseal("lock", str(path)).returncode == 0
-    assert nbseal("run", str(path)).returncode == 0
-    nb = nbformat.read(path, as_version=4)
+    nb = _ran(path, PINNED, "print('forty-two')")
     nb.cells[1].outputs[0]["text"] = "forty-three\n"
     nbformat.write(nb, path)
     verify = nbseal("verify", str(path))
@@ -85,10 +92,7 @@ def test_outputs_stored_unsealed_verify_against_the_sealed_rerun(tmp_path: Path)
     # the stored HTML still holds its handler, the re-run's does not.
     path = tmp_path / "nb.ipynb"
     cell = "from IPython.display import HTML\nHTML('<b onclick=\"x()\">bold</b>')"
-    nbformat.write(notebook(PINNED, cell), path)
-    assert nbseal("lock", str(path)).returncode == 0
-    assert nbseal("run", str(path)).returncode == 0
-    nb = nbformat.read(path, as_version=4)
+    nb = _ran(path, PINNED, cell)
     (result,) = nb.cells[1].outputs
     assert result["data"]["text/html"] == "<b>bold</b>", "nbseal run stores sealed outputs"
     result["data"]["text/html"] = '<b onclick="x()">bold</b>'
@@ -462,10 +466,7 @@ def test_a_cell_the_author_never_ran_is_left_out_as_in_the_stored_run(tmp_path: 
     # completion) that was never executed; running it raised, and shifted every later
     # execution count, so `_10 == Out[10]` failed where the author's run printed True.
     path = tmp_path / "nb.ipynb"
-    nbformat.write(notebook(PINNED, "21 * 2", "len(In)"), path)
-    assert nbseal("lock", str(path)).returncode == 0
-    assert nbseal("run", str(path)).returncode == 0
-    nb = nbformat.read(path, as_version=4)
+    nb = _ran(path, PINNED, "21 * 2", "len(In)")
     stored_count = nb.cells[2].outputs[0]["data"]["text/plain"]
     never_run = nbformat.v4.new_code_cell("collections.")
     switch = nbformat.v4.new_code_cell("#seal env py")  # never run either, but a directive
@@ -543,10 +544,7 @@ def test_the_author_s_folder_in_stored_outputs_is_the_working_directory(tmp_path
     folder.mkdir()
     path = folder / "nb.ipynb"
     cells = (PINNED, "import os\nprint(os.getcwd())", "print(os.path.abspath('out.csv'))")
-    nbformat.write(notebook(*cells), path)
-    assert nbseal("lock", str(path)).returncode == 0
-    assert nbseal("run", str(path)).returncode == 0
-    nb = nbformat.read(path, as_version=4)
+    nb = _ran(path, *cells)
     nb.cells[1].outputs[0]["text"] = "/Users/ada/work/analysis\n"
     nb.cells[2].outputs[0]["text"] = "/Users/ada/work/analysis/out.csv\n"
     nbformat.write(nb, path)
@@ -564,10 +562,7 @@ def test_where_the_author_s_packages_were_installed_does_not_count(tmp_path: Pat
     # A module's file, as a warning or a repr prints it, on the author's conda
     # environment in the stored outputs and in the store entry here.
     path = tmp_path / "nb.ipynb"
-    nbformat.write(notebook(PINNED, "import ipykernel\nprint(ipykernel.__file__)"), path)
-    assert nbseal("lock", str(path)).returncode == 0
-    assert nbseal("run", str(path)).returncode == 0
-    nb = nbformat.read(path, as_version=4)
+    nb = _ran(path, PINNED, "import ipykernel\nprint(ipykernel.__file__)")
     installed = "/Users/ada/miniconda3/envs/old/lib/python3.6/site-packages/"
     nb.cells[1].outputs[0]["text"] = installed + "ipykernel/__init__.py\n"
     nbformat.write(nb, path)
@@ -588,10 +583,7 @@ def test_a_progress_bar_reproduces_as_the_author_s_frontend_stored_it(tmp_path: 
         "#seal pin 2025-06-01\n#seal env py <- tqdm==4.67.1",
         "import time\nfrom tqdm import tqdm\nfor _ in tqdm(range(20)):\n    time.sleep(0.02)",
     )
-    nbformat.write(notebook(*cells), path)
-    assert nbseal("lock", str(path)).returncode == 0
-    assert nbseal("run", str(path)).returncode == 0
-    nb = nbformat.read(path, as_version=4)
+    nb = _ran(path, *cells)
     stored = "100%|██████████| 20/20 [00:06<00:00,  3.21it/s]\n"
     nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stderr", text=stored)]
     nbformat.write(nb, path)
