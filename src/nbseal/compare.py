@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nbseal.errors import NotebookError
-from nbseal.streams import as_displayed
+from nbseal.streams import as_displayed, multiline
 
 __all__ = [
     "DEFAULT_SANITIZERS",
@@ -170,10 +170,6 @@ def load_sanitizers(path: Path) -> list[Sanitizer]:
     return found
 
 
-def _text(value: Any) -> str:
-    return "".join(value) if isinstance(value, list) else str(value)
-
-
 def _clean(text: str, sanitizers: Sequence[Sanitizer]) -> str:
     for sanitizer in sanitizers:
         text = sanitizer.apply(text)
@@ -218,7 +214,7 @@ def normalise_outputs(
             name = f"stream:{output.get('name', 'stdout')}"
             text = "".join(
                 line
-                for line in _text(output.get("text", "")).splitlines(keepends=True)
+                for line in multiline(output.get("text", "")).splitlines(keepends=True)
                 if not line.startswith("nbseal: ")  # the kernel's own notes
             )
             if not text:
@@ -240,7 +236,7 @@ def normalise_outputs(
             for mime in sorted(data):
                 if mime in _IGNORED_MIME or (mime in _IMAGE_MIME and not images):
                     continue
-                if figures and mime == "text/plain" and figure_text(_text(data[mime])):
+                if figures and mime == "text/plain" and figure_text(multiline(data[mime])):
                     if not images and any(image in data for image in _FIGURE_MIME):
                         # The figure's text stands for it: that a figure is shown still counts.
                         result.append(("figure", "a figure (compared with --compare-images)"))
@@ -269,10 +265,10 @@ def _normal_value(
     mime: str, value: Any, sanitizers: tuple[Sanitizer, ...] | list[Sanitizer]
 ) -> str:
     if mime in _IMAGE_MIME:
-        return _text(value).replace("\n", "")
+        return multiline(value).replace("\n", "")
     if mime.endswith("json") or not isinstance(value, (str, list)):
         return _clean(json.dumps(value, sort_keys=True, indent=1), sanitizers)
-    text = _text(value)
+    text = multiline(value)
     if mime == "text/html":
         text = re.sub(r">\s+<", "><", re.sub(r"\s+", " ", text)).strip()
     return _clean(text, sanitizers)

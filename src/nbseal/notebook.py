@@ -13,6 +13,7 @@ from typing import Any
 from nbseal.errors import NotebookError
 from nbseal.fsutil import atomic_write_text
 from nbseal.lock import Lock
+from nbseal.streams import multiline
 
 __all__ = [
     "DISPLAY_NAME",
@@ -204,8 +205,7 @@ def insert_directive(notebook: Any, line: str) -> int:
 
 
 def _source(cell: Any) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
+    return multiline(cell.get("source", ""))
 
 
 def code_sources(notebook: Any) -> list[str]:

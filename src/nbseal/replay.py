@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nbseal.streams import multiline
+
 __all__ = ["END_OF_FILE", "Answer", "RecordedInput"]
 
 # The reply ipykernel turns into EOFError (ipykernel.kernelbase._input_request).
@@ -38,10 +40,6 @@ class Answer:
 _NOTHING = Answer(END_OF_FILE)
 
 
-def _text(value: Any) -> str:
-    return "".join(value) if isinstance(value, list) else str(value)
-
-
 class _Transcript:
     """One cell's recorded input: JupyterLab's ``stdin`` lines, the classic Notebook's echoes."""
 
@@ -51,10 +49,10 @@ class _Transcript:
             line
             for o in streams
             if o.get("name") == "stdin"
-            for line in _text(o.get("text", "")).splitlines()
+            for line in multiline(o.get("text", "")).splitlines()
         ]
         self.stdout = "".join(
-            _text(o.get("text", "")) for o in streams if o.get("name") == "stdout"
+            multiline(o.get("text", "")) for o in streams if o.get("name") == "stdout"
         )
         self.cursor = 0  # how far into stdout the echoes have been read
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["as_displayed", "merge_streams"]
+__all__ = ["as_displayed", "merge_streams", "multiline"]
 
 
 def as_displayed(text: str) -> str:
@@ -48,7 +48,8 @@ def as_displayed(text: str) -> str:
     return "\n".join(shown)
 
 
-def _text(value: Any) -> str:
+def multiline(value: Any) -> str:
+    """Text as nbformat may store it, a string or a list of lines, as one string."""
     return "".join(value) if isinstance(value, list) else str(value)
 
 
@@ -73,10 +74,10 @@ def merge_streams(outputs: list[Any]) -> tuple[list[Any], list[int]]:
             and last.get("output_type") == "stream"
             and last.get("name") == output.get("name")
         ):
-            pieces[len(merged) - 1].append(_text(output.get("text", "")))
+            pieces[len(merged) - 1].append(multiline(output.get("text", "")))
         else:
             merged.append(output)
-            pieces[len(merged) - 1] = [_text(output.get("text", ""))]
+            pieces[len(merged) - 1] = [multiline(output.get("text", ""))]
         where.append(len(merged) - 1)
     for index, texts in pieces.items():
         merged[index]["text"] = as_displayed("".join(texts))

@@ -40,6 +40,7 @@ from nbseal.notebook import code_sources, metadata_locks, read_notebook, write_n
 from nbseal.outputs import seal_output
 from nbseal.plan import plan_notebook
 from nbseal.replay import RecordedInput
+from nbseal.streams import multiline
 
 if TYPE_CHECKING:
     from nbseal.runner import Reporter
@@ -202,7 +203,7 @@ def _printed(notebook: Any) -> Iterator[str]:
                 output.get("data", {}).get("text/plain", ""),
                 output.get("evalue", ""),
             ):
-                yield "".join(value) if isinstance(value, list) else str(value)
+                yield multiline(value)
 
 
 def _marks(cell: Any) -> set[str]:

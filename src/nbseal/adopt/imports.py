@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from nbseal.streams import multiline
+
 __all__ = [
     "Imported",
     "distribution_for",
@@ -208,7 +210,6 @@ def drawn_by_tqdm(notebook: Any) -> int | None:
         for output in cell.get("outputs", []):
             if output.get("output_type") != "stream":
                 continue
-            text = output.get("text", "")
-            if _TQDM_BAR.search("".join(text) if isinstance(text, list) else str(text)):
+            if _TQDM_BAR.search(multiline(output.get("text", ""))):
                 return number
     return None
