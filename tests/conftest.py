@@ -5,6 +5,13 @@ environment, so both are set here, before any test or kernel starts. The
 store, uv's cache and the kernelspec live in one temporary folder, removed
 when the session ends (a session builds about a gigabyte): set
 NBSEAL_TEST_CACHE_DIR and NBSEAL_TEST_UV_CACHE_DIR to keep and reuse them.
+
+Run by pytest-xdist (scripts/test runs two workers), the workers share that
+folder: the store's own locks keep their builds apart, as they keep two
+notebooks' apart, and one build of the default environment serves both.
+Each test file runs whole on one worker (its module fixtures are built once);
+the Debian and browser tests, which share session fixtures (an R tree, the
+Jupyter servers), run on one worker each.
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ from pathlib import Path
 
 import pytest
 
-_ROOT = Path(tempfile.mkdtemp(prefix="nbseal-tests-"))
+# The controller makes the folder; xdist's workers, its children, inherit it.
+_INHERITED = "NBSEAL_TESTS_ROOT" in os.environ and "PYTEST_XDIST_WORKER" in os.environ
+_ROOT = Path(os.environ["NBSEAL_TESTS_ROOT"] if _INHERITED else tempfile.mkdtemp(prefix="nbseal-tests-"))
+os.environ["NBSEAL_TESTS_ROOT"] = str(_ROOT)
 os.environ["NBSEAL_CACHE_DIR"] = os.environ.get("NBSEAL_TEST_CACHE_DIR", str(_ROOT / "cache"))
 os.environ["UV_CACHE_DIR"] = os.environ.get("NBSEAL_TEST_UV_CACHE_DIR", str(_ROOT / "uv"))
 os.environ["JUPYTER_PATH"] = str(_ROOT / "share" / "jupyter")
@@ -29,7 +39,11 @@ os.environ["NBSEAL_DATA_TRUSTED_HOSTS"] = "127.0.0.1"
 
 from nbseal.kernel.kernelspec import install_kernelspec  # noqa: E402
 
-install_kernelspec(prefix=str(_ROOT))
+if not _INHERITED:
+    install_kernelspec(prefix=str(_ROOT))
+
+# Test folders whose files share session fixtures, so run on one worker.
+_ONE_WORKER = ("tests/debian", "tests/browser")
 
 
 @pytest.fixture(scope="session")
@@ -55,13 +69,29 @@ def tmp_notebook_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Browser tests last: the slowest, and their Playwright loop must not precede others."""
+    """Browser tests last: the slowest, and their Playwright loop must not precede others.
+
+    Under xdist's ``--dist loadgroup``, each item is marked with the group it
+    runs in: its file, or its folder for the folders in ``_ONE_WORKER``.
+    """
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        group = next((folder for folder in _ONE_WORKER if path.startswith(folder + "/")), path)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Remove the session's store, uv cache and kernelspec (read-only trees included)."""
+    """Remove the session's store, uv cache and kernelspec (read-only trees included).
+
+    Under xdist only the controller does, once every worker has finished.
+    """
     from nbseal.fsutil import remove_tree
+
+    if _INHERITED:
+        return
 
     with contextlib.suppress(OSError):  # a kernel still exiting: the rest goes anyway
         remove_tree(_ROOT)
