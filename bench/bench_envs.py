@@ -42,10 +42,10 @@ from installed import as_installed
 from nbseal.backends import backend_for
 from nbseal.environments import realize, resolve
 from nbseal.fsutil import remove_tree, tree_size
-from nbseal.kernel.kernelspec import InMemoryKernelSpecManager
 from nbseal.lock import Lock
 from nbseal.plan import DEFAULT_PIN, EnvironmentSpec, default_environment, host_python
 from nbseal.progress import Progress, ProgressEvent
+from nbseal.runner.manager import InMemoryKernelSpecManager
 from nbseal.store import EnvironmentStore
 from nbseal.uv import cached_pylock
 

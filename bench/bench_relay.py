@@ -23,9 +23,9 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 from nbseal.environments import realize
-from nbseal.kernel.kernelspec import InMemoryKernelSpecManager
 from nbseal.plan import default_environment
 from nbseal.progress import Progress
+from nbseal.runner.manager import InMemoryKernelSpecManager
 from nbseal.store import EnvironmentStore
 
 PRINT_50MB = "import sys\nfor _ in range(50):\n    sys.stdout.write('x' * 1_000_000)\n"

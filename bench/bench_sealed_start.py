@@ -32,7 +32,7 @@ KINDS = {"unsealed": "nbseal-unsealed", "sealed": "nbseal"}  # kind -> kernel na
 def start_to_result(kind: str, log: Path) -> tuple[float, float]:
     """Seconds from start_kernel to ready (kernel_info reply) and to 1+1's execute_result."""
     from bench_envs import time_first_result  # bench/ is on sys.path when run as a script
-    from nbseal.kernel.kernelspec import InMemoryKernelSpecManager
+    from nbseal.runner.manager import InMemoryKernelSpecManager
 
     km = KernelManager(kernel_name=KINDS[kind], kernel_spec_manager=InMemoryKernelSpecManager())
     return time_first_result(km, log, kind)

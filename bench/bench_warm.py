@@ -29,7 +29,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from nbseal.fsutil import remove_tree
-from nbseal.kernel.kernelspec import InMemoryKernelSpecManager
+from nbseal.runner.manager import InMemoryKernelSpecManager
 
 PIN = "2025-06-01"
 ENVIRONMENTS = {"a": "six==1.16.0", "b": "six==1.17.0", "c": "six==1.15.0"}

@@ -28,9 +28,9 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 from nbseal.environments import realize
-from nbseal.kernel.kernelspec import InMemoryKernelSpecManager
 from nbseal.plan import EnvironmentSpec
 from nbseal.progress import Progress
+from nbseal.runner.manager import InMemoryKernelSpecManager
 from nbseal.sandbox.launch import relay_script
 from nbseal.store import EnvironmentStore
 

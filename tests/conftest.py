@@ -27,7 +27,9 @@ import pytest
 
 # The controller makes the folder; xdist's workers, its children, inherit it.
 _INHERITED = "NBSEAL_TESTS_ROOT" in os.environ and "PYTEST_XDIST_WORKER" in os.environ
-_ROOT = Path(os.environ["NBSEAL_TESTS_ROOT"] if _INHERITED else tempfile.mkdtemp(prefix="nbseal-tests-"))
+_ROOT = Path(
+    os.environ["NBSEAL_TESTS_ROOT"] if _INHERITED else tempfile.mkdtemp(prefix="nbseal-tests-")
+)
 os.environ["NBSEAL_TESTS_ROOT"] = str(_ROOT)
 os.environ["NBSEAL_CACHE_DIR"] = os.environ.get("NBSEAL_TEST_CACHE_DIR", str(_ROOT / "cache"))
 os.environ["UV_CACHE_DIR"] = os.environ.get("NBSEAL_TEST_UV_CACHE_DIR", str(_ROOT / "uv"))

@@ -26,7 +26,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from nbseal.errors import DataHashError, StoreError
-from nbseal.fsutil import acquire_polling, atomic_write_text, remove_unless_busy
+from nbseal.filelocks import acquire_polling, remove_unless_busy
+from nbseal.fsutil import atomic_write_text
 from nbseal.paths import cache_root
 from nbseal.progress import Progress
 from nbseal.sources import UNRESTRICTED, SourcePolicy

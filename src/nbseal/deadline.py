@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbseal.errors import NotebookTimeoutError
-from nbseal.proc import stat_fields
+from nbseal.procfs import stat_fields
 from nbseal.verify import NotebookReport, VerifyOptions, verify_notebook
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Running a program whose output is told line by line, and which goes when its caller does.
 
-Also what Linux says of a running process (``/proc/PID/stat`` and ``status``).
+What Linux says of a running process is in :mod:`nbseal.procfs`.
 
 uv, guix and mmdebstrap run so: what they print as they work becomes
 progress, what they printed is kept for the error if they fail, and an
@@ -15,9 +15,8 @@ import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-__all__ = ["Ran", "run_telling", "stat_fields", "status_field"]
+__all__ = ["Ran", "run_telling"]
 
 
 @dataclass(frozen=True)
@@ -80,32 +79,3 @@ async def run_telling(
         await process.wait()
         raise
     return Ran(code, out.decode(errors="replace"), lines)
-
-
-def status_field(pid: int, name: str) -> list[str] | None:
-    """The words of field ``name`` (``VmRSS``, ``NSpid``) of process ``pid``'s status.
-
-    None when the process is gone or its status has no such field.
-    """
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        key, _, words = line.partition(":")
-        if key == name:
-            return words.split()
-    return None
-
-
-def stat_fields(pid: int) -> list[str] | None:
-    """The fields of process ``pid``'s ``/proc/PID/stat`` after its command name.
-
-    The first is its state, the second its parent's pid; None once it is gone.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name is in parentheses and may itself hold spaces and ")".
-    return stat.rsplit(")", 1)[1].split()

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from nbseal.proc import stat_fields
+from nbseal.procfs import stat_fields
 
 __all__ = [
     "OWNER_FILE",

@@ -39,14 +39,8 @@ from filelock import FileLock
 
 from nbseal.backends.base import Backend
 from nbseal.errors import BuildError, StoreError
-from nbseal.fsutil import (
-    acquire_polling,
-    atomic_write_text,
-    make_tree_readonly,
-    remove_tree,
-    remove_unless_busy,
-    tree_size,
-)
+from nbseal.filelocks import acquire_polling, remove_unless_busy
+from nbseal.fsutil import atomic_write_text, make_tree_readonly, remove_tree, tree_size
 from nbseal.lock import Lock
 from nbseal.paths import cache_root
 from nbseal.plan import EnvironmentSpec

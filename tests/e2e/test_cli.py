@@ -68,20 +68,56 @@ def test_run_verbose_prints_one_timeline_of_both_processes(tmp_path: Path) -> No
     events = [match[2] for match in parsed if match]
     assert times == sorted(times)
     assert times[0] == 0.0
-    steps = [
+    # Each process's steps in order; the command starts the kernel before it
+    # imports jupyter_client, so the two processes' imports overlap.
+    command = [
         "nbseal run  process started",
         "nbseal run  runner imported",
-        "proxy       process started",
-        "proxy       notebook read: locks for default",
-        "proxy       environment default: launching python3",
-        "proxy       environment default: kernel ready",
+        "nbseal run  starting the nbseal kernel",
+        "nbseal run  jupyter_client imported",
         "nbseal run  cell 4: ok",
         "nbseal run  the nbseal kernel stopped",
         "nbseal run  outputs written to out.ipynb",
     ]
-    found = [next(i for i, e in enumerate(events) if e.startswith(step)) for step in steps]
-    assert found == sorted(found), events
+    proxy = [
+        "nbseal run  starting the nbseal kernel",
+        "proxy       notebook read: locks for default",
+        "proxy       environment default: launching python3",
+        "proxy       environment default: kernel ready",
+        "nbseal run  cell 4: ok",
+    ]
+    for steps in (command, proxy):
+        found = [next(i for i, e in enumerate(events) if e.startswith(step)) for step in steps]
+        assert found == sorted(found), events
     assert not list(temp.glob("nbseal-timeline-*")), "the timeline's file is removed"
+
+
+def test_the_kernel_starts_before_jupyter_client_is_imported(tmp_path: Path) -> None:
+    """nbseal run starts its kernel first; jupyter_client then takes the running process over.
+
+    In a fresh interpreter, as the command runs: the kernel process exists
+    before anything imports jupyter_client, and the run through that
+    process (nbclient, shutdown) writes the cell's result back.
+    """
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook("6 * 7"), path)
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from nbseal.runner import run_notebook, start_kernel\n"
+        f"path = Path({str(path)!r})\n"
+        "kernel = start_kernel(path)\n"
+        "print('jupyter_client' in sys.modules, kernel.process.poll())\n"
+        "result = run_notebook(path, kernel=kernel)\n"
+        "print(result.cells_run, kernel.process.poll())\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == ["False None", "1 0"], ran.stderr
+    executed = nbformat.read(path, as_version=4)
+    assert executed.cells[0].outputs[0]["data"]["text/plain"] == "42"
 
 
 def test_run_names_the_failing_cell_and_keeps_outputs(tmp_path: Path) -> None:
@@ -157,7 +193,7 @@ def test_a_kernel_started_for_a_run_that_never_ran_is_stopped(tmp_path: Path) ->
     path = tmp_path / "nb.ipynb"
     nbformat.write(notebook("1 + 1"), path)
     kernel = start_kernel(path)
-    proxy = kernel.km.provisioner.process
+    proxy = kernel.process
     run_dir = kernel.run_dir
     assert (run_dir / "kernel.json").exists()
     with pytest.raises(RuntimeError), kernel:

@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from nbseal.runner import RunOptions, run_notebook, start_kernel
 
-    mark("nbseal run", "runner imported (jupyter_client)")
+    mark("nbseal run", "runner imported")
     notebook = Path(args.notebook)
     output = Path(args.output) if args.output else None
     keep = Path(args.keep_workdir) if args.keep_workdir else None
@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         allow_errors=args.allow_errors,
     )
     # The kernel imports and launches its first environment while this
-    # process works out the sandbox line and imports nbclient.
+    # process works out the sandbox line and imports jupyter_client and nbclient.
     with start_kernel(notebook, options) as kernel:
         err(f"nbseal run: {notebook}: {sandbox_line(notebook, sealed=not args.no_sandbox)}")
         result = run_notebook(notebook, output, options, kernel)

@@ -1,4 +1,9 @@
-"""The ``nbseal`` kernelspec: install it where Jupyter looks, or use it in memory."""
+"""The ``nbseal`` kernelspec: installed where Jupyter looks, or used in memory.
+
+jupyter_client is imported only to install or remove it: ``nbseal run`` starts
+the kernel from :func:`kernelspec_dict` before importing jupyter_client, and
+:mod:`nbseal.runner.manager` serves it from memory.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-
 from nbseal.notebook import DISPLAY_NAME, KERNEL_NAME
 
 __all__ = [
     "UNSEALED_KERNEL_NAME",
-    "InMemoryKernelSpecManager",
     "install_kernelspec",
     "kernelspec_dict",
     "remove_kernelspec",
@@ -44,6 +46,8 @@ def install_kernelspec(
     python: str | None = None,
     sandbox: bool = True,
 ) -> str:
+    from jupyter_client.kernelspec import KernelSpecManager
+
     name = KERNEL_NAME if sandbox else UNSEALED_KERNEL_NAME
     spec = kernelspec_dict(python, sandbox=sandbox)
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,16 +56,7 @@ def install_kernelspec(
 
 
 def remove_kernelspec(*, sandbox: bool = True) -> str:
+    from jupyter_client.kernelspec import KernelSpecManager
+
     name = KERNEL_NAME if sandbox else UNSEALED_KERNEL_NAME
     return str(KernelSpecManager().remove_kernel_spec(name))
-
-
-class InMemoryKernelSpecManager(KernelSpecManager):
-    """Finds ``nbseal`` without an installed kernelspec (used by ``nbseal run``)."""
-
-    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
-        if kernel_name in (KERNEL_NAME, UNSEALED_KERNEL_NAME):
-            sandbox = kernel_name == KERNEL_NAME
-            return KernelSpec(resource_dir="", **kernelspec_dict(sandbox=sandbox))
-        spec: KernelSpec = super().get_kernel_spec(kernel_name)
-        return spec

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from nbseal.errors import not_a_number
-from nbseal.proc import status_field
+from nbseal.procfs import status_field
 
 __all__ = ["WarmPolicy", "resident_mb"]
 

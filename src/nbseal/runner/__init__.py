@@ -1,30 +1,30 @@
 """Headless execution of a notebook through the nbseal kernel (nbclient underneath).
 
 The kernel starts first (:func:`start_kernel`), before the notebook is read
-and before nbclient is imported (:mod:`nbseal.runner.client`): its process
-imports nbseal and launches the first environment on one core while this
-one reads the notebook and imports nbclient on the other.
+and before jupyter_client and nbclient are imported (:mod:`nbseal.runner.manager`,
+:mod:`nbseal.runner.client`): its process imports nbseal and launches the
+first environment on one core while this one imports them, reads the
+notebook and connects on the other.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from queue import Empty
-from typing import Any
-
-from jupyter_client.asynchronous.client import AsyncKernelClient
-from jupyter_client.manager import AsyncKernelManager
-from jupyter_core.utils import run_sync
+from typing import TYPE_CHECKING, Any
 
 from nbseal.errors import NotebookError
-from nbseal.kernel.kernelspec import InMemoryKernelSpecManager
+from nbseal.kernel.kernelspec import kernelspec_dict
 from nbseal.notebook import (
     KERNEL_NAME,
     mark_kernel,
@@ -35,6 +35,9 @@ from nbseal.notebook import (
 from nbseal.replay import RecordedInput
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
 from nbseal.timeline import mark
+
+if TYPE_CHECKING:
+    from nbseal.runner.manager import RunKernelManager
 
 __all__ = [
     "CellFailedError",
@@ -103,54 +106,6 @@ class RunResult:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-class _KernelClient(AsyncKernelClient):
-    """jupyter_client's client, ready as soon as the nbseal kernel is.
-
-    jupyter_client's ``wait_for_ready`` ends by waiting for 0.2 s of silence
-    on iopub, which every run paid. The nbseal kernel welcomes each iopub
-    subscriber (``iopub_welcome``), so a kernel_info reply and then any iopub
-    message say both channels work. What is left on iopub answers no cell's
-    request, and nbclient takes only the messages of each cell's request.
-    """
-
-    async def wait_for_ready(self, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
-        while True:
-            self.kernel_info()
-            try:
-                reply = await self.shell_channel.get_msg(timeout=1)
-            except Empty:
-                reply = None
-            if reply is not None and reply["msg_type"] == "kernel_info_reply":
-                try:
-                    await self.iopub_channel.get_msg(timeout=0.2)
-                except Empty:
-                    pass  # iopub not connected yet: ask again
-                else:
-                    self._handle_kernel_info_reply(reply)
-                    return
-            if not await self._async_is_alive():
-                raise RuntimeError("Kernel died before replying to kernel_info")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
-
-
-class _KernelManager(AsyncKernelManager):
-    """Starts ``nbseal`` whether or not its kernelspec is installed."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("kernel_spec_manager", InMemoryKernelSpecManager())
-        kwargs.setdefault("client_class", f"{__name__}._KernelClient")
-        super().__init__(**kwargs)
-
-    async def _async_finish_shutdown(
-        self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False
-    ) -> None:
-        # jupyter_client looks every 0.1 s whether the kernel has exited: on
-        # average 50 ms of every run's end spent waiting for nothing.
-        await super()._async_finish_shutdown(waittime, min(pollinterval, 0.01), restart)
-
-
 @dataclass(frozen=True)
 class RunOptions:
     """How a notebook runs.
@@ -184,9 +139,18 @@ class StartedKernel:
     the connection file and the proxy's runtime folder, is removed.
     """
 
-    def __init__(self, km: _KernelManager, run_dir: Path) -> None:
-        self.km = km
-        self.run_dir = run_dir
+    def __init__(self, process: subprocess.Popen[bytes], connection_file: Path) -> None:
+        self.process = process
+        self.connection_file = connection_file
+        self.run_dir = connection_file.parent
+
+    @cached_property
+    def km(self) -> RunKernelManager:
+        """jupyter_client's manager of the kernel (imported here, once the kernel runs)."""
+        from nbseal.runner.manager import take_over
+
+        mark("nbseal run", "jupyter_client imported")
+        return take_over(self.process, self.connection_file)
 
     def __enter__(self) -> StartedKernel:
         return self
@@ -198,12 +162,11 @@ class StartedKernel:
         # Not km.shutdown_kernel: after a run nbclient has closed the manager's
         # sockets, and a kernel cut by --timeout-notebook is already dead.
         # Killing its session takes its sandboxes along (--die-with-parent).
-        process = getattr(self.km.provisioner, "process", None)  # LocalProvisioner's Popen
         try:
-            if process is not None and process.poll() is None:
+            if self.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)  # started in a session of its own
-                process.wait()
+                    os.killpg(self.process.pid, signal.SIGKILL)  # a session of its own
+                self.process.wait()
         finally:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -214,30 +177,57 @@ def start_kernel(path: Path, options: RunOptions = _DEFAULTS) -> StartedKernel:
     The kernel reads the notebook's locks itself and starts in its folder.
     Its connection file (it holds the signing key) and the proxy's runtime
     folder live in a folder of this run's: removed at the end, and by the
-    proxy or the next nbseal if this process is killed.
+    proxy or the next nbseal if this process is killed. The kernel listens
+    on ipc sockets in that folder (mode 0700), not on TCP ports: nothing but
+    this run reaches it. jupyter_client is not imported on the way: the
+    kernel's start and that import overlap.
     """
     path = path.resolve()
     if not path.is_file():
         raise NotebookError.missing(path)
     sweep_orphans()
     run_dir = make_runtime_dir("nbseal-run-")
-    km = _KernelManager(kernel_name=KERNEL_NAME, connection_file=str(run_dir / "kernel.json"))
+    connection_file = run_dir / "kernel.json"
+    _write_connection_file(connection_file)
     env = dict(os.environ)
     env["NBSEAL_RUNTIME_PARENT"] = str(run_dir)
     env["JPY_SESSION_NAME"] = str(path)
+    # The kernel stops when this process is gone (nbseal.kernel.app.watch_parent).
+    env["JPY_PARENT_PID"] = str(os.getpid())
     env["NBSEAL_NO_SANDBOX"] = "0" if options.sandbox else "1"
     if options.keep_workdir is not None:
         options.keep_workdir.mkdir(parents=True, exist_ok=True)
         env["NBSEAL_KEEP_WORKDIR"] = str(options.keep_workdir.resolve())
     env.update(options.extra_env)
+    argv = [arg.format(connection_file=connection_file) for arg in kernelspec_dict()["argv"]]
     mark("nbseal run", "starting the nbseal kernel")
-    started = StartedKernel(km, run_dir)
     try:
-        run_sync(km.start_kernel)(env=env, cwd=str(path.parent))
+        process = subprocess.Popen(
+            argv, env=env, cwd=path.parent, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     except BaseException:
-        started.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    return started
+    return StartedKernel(process, connection_file)
+
+
+def _write_connection_file(path: Path) -> None:
+    """A connection file for ipc sockets beside it, with a fresh key (mode 0600)."""
+    info = {
+        "transport": "ipc",
+        "ip": str(path.parent / "ipc"),
+        "shell_port": 1,
+        "iopub_port": 2,
+        "stdin_port": 3,
+        "control_port": 4,
+        "hb_port": 5,
+        "key": secrets.token_hex(32),
+        "signature_scheme": "hmac-sha256",
+        "kernel_name": KERNEL_NAME,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(info, handle, indent=1)
 
 
 def run_notebook(

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nbseal.errors import KernelStartError
-from nbseal.proc import status_field
+from nbseal.procfs import status_field
 from nbseal.sandbox.available import ensure_sandbox, find_bwrap
 from nbseal.sandbox.identity import SandboxIdentity, sandbox_identity
 from nbseal.sandbox.launch import Launcher, LaunchRequest, relay_script
