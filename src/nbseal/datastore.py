@@ -23,10 +23,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
 from nbseal.errors import DataHashError, StoreError
-from nbseal.filelocks import acquire_polling, remove_unless_busy
+from nbseal.filelocks import StoreLock, acquire_polling, remove_unless_busy
 from nbseal.fsutil import atomic_write_text
 from nbseal.paths import cache_root
 from nbseal.progress import Progress
@@ -100,8 +98,8 @@ class DataStore:
             self.touch(sha256)
             return StoredData(sha256, found, found.stat().st_size, reused=True)
         self._prepare_dirs()
-        filelock = FileLock(str(self._lockfile(sha256)))
-        await acquire_polling(filelock, progress, "waiting for another process fetching it")
+        fetch_lock = StoreLock(self._lockfile(sha256))
+        await acquire_polling(fetch_lock, progress, "waiting for another process fetching it")
         try:
             found = self.lookup(sha256)  # fetched by the process we waited for
             if found is not None:
@@ -109,7 +107,7 @@ class DataStore:
                 return StoredData(sha256, found, found.stat().st_size, reused=True)
             return await self._fetch(url, progress, expected=sha256, policy=policy)
         finally:
-            filelock.release()
+            fetch_lock.release()
 
     async def add(self, url: str, progress: Progress) -> StoredData:
         """Fetch ``url`` whose hash is not known yet (``nbseal data add``) and store it."""

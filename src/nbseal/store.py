@@ -35,11 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from filelock import FileLock
-
 from nbseal.backends.base import Backend
 from nbseal.errors import BuildError, StoreError
-from nbseal.filelocks import acquire_polling, remove_unless_busy
+from nbseal.filelocks import StoreLock, acquire_polling, remove_unless_busy
 from nbseal.fsutil import atomic_write_text, make_tree_readonly, remove_tree, tree_size
 from nbseal.lock import Lock
 from nbseal.paths import cache_root
@@ -149,9 +147,9 @@ class EnvironmentStore:
             self.touch(key)
             return found
         self._prepare_dirs()
-        filelock = FileLock(str(self._lockfile(key)))
+        key_lock = StoreLock(self._lockfile(key))
         await acquire_polling(
-            filelock, progress, "waiting for another process building the same environment"
+            key_lock, progress, "waiting for another process building the same environment"
         )
         try:
             found = self._stored(key, lock)  # another process may have built it meanwhile
@@ -162,7 +160,7 @@ class EnvironmentStore:
             self.touch(key)
             return built
         finally:
-            filelock.release()
+            key_lock.release()
 
     def _prepare_dirs(self) -> None:
         try:
@@ -206,8 +204,8 @@ class EnvironmentStore:
         self, backend: SharesFiles, staging: Path, final: Path, progress: Progress
     ) -> None:
         """Make ``staging`` read-only, share its files, and publish it, under the share lock."""
-        filelock = FileLock(str(self.root / ".locks" / SHARE_LOCK))
-        await acquire_polling(filelock, progress, "waiting for another build to publish")
+        share_lock = StoreLock(self.root / ".locks" / SHARE_LOCK)
+        await acquire_polling(share_lock, progress, "waiting for another build to publish")
         try:
             # Read-only first: the modes compared are then the final ones, and
             # no chmod comes after a file became a link to another tree's inode.
@@ -217,7 +215,7 @@ class EnvironmentStore:
             progress.step(summary)
             os.rename(staging, final)
         finally:
-            filelock.release()
+            share_lock.release()
 
     # -- maintenance --------------------------------------------------------
     def locks(self) -> Iterator[tuple[Path, Lock]]:
