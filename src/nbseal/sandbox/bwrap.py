@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
-from nbseal.errors import KernelStartError
+from nbseal.errors import KernelStartError, SandboxUnavailableError
 from nbseal.procfs import status_field
 from nbseal.sandbox.available import ensure_sandbox, find_bwrap
 from nbseal.sandbox.identity import SandboxIdentity, sandbox_identity
@@ -169,10 +169,7 @@ class BwrapLauncher(Launcher):
             )
 
     async def launch(self, request: LaunchRequest) -> asyncio.subprocess.Process:
-        # A missing bwrap or forbidden namespaces get a clear error here,
-        # not a kernel that "exited at start".
-        bwrap = self.bwrap
-        await ensure_sandbox(bwrap)
+        bwrap = self.bwrap  # a missing bwrap is a clear error here
         self._check_paths()
         cgroup = self._memory_cgroup()
         identity = sandbox_identity()
@@ -227,7 +224,18 @@ class BwrapLauncher(Launcher):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
             raise
-        if reaper is not None:
+        if reaper is None:
+            # bwrap made no sandbox. Forbidden namespaces get a clear error, not
+            # a kernel that "exited at start": checked now rather than before
+            # every first launch, where the check cost a sandbox's start.
+            try:
+                await ensure_sandbox(bwrap)
+            except SandboxUnavailableError:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+                raise
+        else:
             self._reapers[process] = reaper
         return process
 
