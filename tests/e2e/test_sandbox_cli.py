@@ -139,6 +139,46 @@ def test_keep_workdir_keeps_what_the_notebook_wrote(tmp_path: Path) -> None:
     assert cells[0].strip() == str(kept.resolve())
 
 
+# A kernel's last act: a file written as its interpreter exits, after its shutdown_reply.
+AT_EXIT = (
+    "import atexit, time\n"
+    "def last_words(path):\n"
+    "    time.sleep(0.5)  # well after the shutdown_reply\n"
+    "    open(path, 'w').write('bye')\n"
+)
+
+
+def _verbose_run(tmp_path: Path, *sources: str, args: tuple[str, ...] = ()) -> str:
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(*sources), path)
+    proc = nbseal("run", "--verbose", str(path), *args)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stderr
+
+
+def test_what_a_kernel_writes_as_it_exits_is_kept_where_it_can_be_seen(tmp_path: Path) -> None:
+    """A kernel's teardown is waited for when it can leave a trace: a kept workdir, a rw share."""
+    kept = tmp_path / "kept"
+    shared = tmp_path / "results"
+    shared.mkdir()
+    sandbox_identity().hand_over(shared)  # as root the kernel runs as an unprivileged uid
+    said = _verbose_run(
+        tmp_path,
+        f"#seal share {shared} rw\n" + AT_EXIT + "atexit.register(last_words, 'in-workdir')",
+        f"atexit.register(last_words, {str(shared / 'in-share')!r})",
+        args=("--keep-workdir", str(kept)),
+    )
+    assert (kept / "in-workdir").read_text() == "bye"
+    assert (shared / "in-share").read_text() == "bye"
+    assert "killed after its shutdown_reply" not in said
+
+
+def test_a_kernel_whose_exit_nobody_can_see_is_not_waited_for(tmp_path: Path) -> None:
+    """Sealed, no network, no writable share, workdir removed: killed at its shutdown_reply."""
+    said = _verbose_run(tmp_path, AT_EXIT + "atexit.register(last_words, 'in-workdir')")
+    assert "proxy       environment default: killed after its shutdown_reply" in said
+
+
 def test_the_scratch_workdir_is_removed_by_default(tmp_path: Path) -> None:
     cells = run_cells(tmp_path, "import os\nopen('f', 'w').write('x')\nprint(os.getcwd())")
     scratch = Path(cells[0].strip())

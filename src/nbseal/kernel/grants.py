@@ -56,6 +56,15 @@ class Grants:
             links=tuple(sorted(self.beside.items())),
         )
 
+    def traceless(self) -> bool:
+        """Whether nothing a kernel does can reach past its sandbox and working directory.
+
+        Sealed, without the network and without a writable share: what a
+        kernel still does as it exits (atexit handlers, its history) lands
+        in the sandbox's own files and the working directory, nowhere else.
+        """
+        return self.sealed and not self.network and "rw" not in self.shares.values()
+
     def summary(self) -> str:
         """One line for ``#seal describe`` and logs: sealed or not, and every exception."""
         if not self.sealed:

@@ -112,7 +112,12 @@ class ProxyKernel:
             io,
             self.config.store,
             self.grants,
-            KernelPlace(self.context, self.runtime_dir, workdir),
+            KernelPlace(
+                self.context,
+                self.runtime_dir,
+                workdir,
+                workdir_kept=self.config.keep_workdir is not None,
+            ),
             on_message=lambda kernel, channel, message: self.router.from_kernel(
                 kernel, channel, message
             ),

@@ -294,8 +294,13 @@ class SubKernel:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGINT)
 
-    async def shutdown(self, grace: float = 3.0) -> None:
-        """Ask the kernel to stop, then kill what is left; never raises."""
+    async def shutdown(self, grace: float = 3.0, *, wait_for_exit: bool = True) -> None:
+        """Ask the kernel to stop, then kill what is left; never raises.
+
+        With ``wait_for_exit`` False, what is left is killed as soon as the
+        kernel has answered (or ``grace`` has passed): for a kernel whose
+        exit nobody can observe.
+        """
         self.stopping = True
         if self.alive:
             with contextlib.suppress(Exception):
@@ -303,8 +308,11 @@ class SubKernel:
                     self.request("control", "shutdown_request", {"restart": False}), grace
                 )
             mark("proxy", f"environment {self.env_name}: shutdown_reply")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.exited), grace)
+            if wait_for_exit:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self.exited), grace)
+            elif self.alive:
+                mark("proxy", f"environment {self.env_name}: killed after its shutdown_reply")
         if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
