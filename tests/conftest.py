@@ -22,6 +22,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,18 +72,28 @@ def tmp_notebook_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Browser tests last: the slowest, and their Playwright loop must not precede others.
-
-    Under xdist's ``--dist loadgroup``, each item is marked with the group it
-    runs in: its file, or its folder for the folders in ``_ONE_WORKER``.
-    """
+    """Browser tests last: the slowest, and their Playwright loop must not precede others."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        group = next((folder for folder in _ONE_WORKER if path.startswith(folder + "/")), path)
-        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under xdist's default distribution, each file whole on one worker (see the top).
+
+    A file's tests share module fixtures and often a kernel whose state one
+    test leaves for the next, so they must run in order on one worker.
+    (xdist's ``--dist loadgroup`` would do it with marks, but with pytest 9
+    it no longer sees them.)
+    """
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByFileOrFolder(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return next((f for f in _ONE_WORKER if path.startswith(f + "/")), path)
+
+    return ByFileOrFolder(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
