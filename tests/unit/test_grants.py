@@ -14,8 +14,11 @@ def test_a_sealed_kernel_without_network_or_writable_share_leaves_no_trace(tmp_p
     assert grants.traceless(), "a read-only share takes no writes"
 
 
-def test_network_a_writable_share_or_no_sandbox_can_leave_traces(tmp_path: Path) -> None:
+def test_network_a_writable_share_a_kept_workdir_or_no_sandbox_leave_traces(
+    tmp_path: Path,
+) -> None:
     assert not Grants(tmp_path / "work", tmp_path, network=True).traceless()
+    assert not Grants(tmp_path / "work", tmp_path, workdir_kept=True).traceless()
     assert not Grants(tmp_path / "work", tmp_path, sealed=False).traceless()
     writable = Grants(tmp_path / "work", tmp_path)
     writable.shares[tmp_path / "results"] = "rw"

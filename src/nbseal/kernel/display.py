@@ -6,15 +6,33 @@ import html
 import os
 import uuid
 from traceback import format_exception
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbseal.errors import NbsealError
 from nbseal.kernel.app import FrontendSockets
 from nbseal.progress import ProgressEvent
 
-__all__ = ["PROGRESS_MIME", "ProgressDisplay", "error_content", "progress_bundle"]
+if TYPE_CHECKING:
+    from nbseal.lock import Lock
+    from nbseal.store import BuiltEnvironment
+
+__all__ = [
+    "PROGRESS_MIME",
+    "ProgressDisplay",
+    "already_running",
+    "error_content",
+    "progress_bundle",
+]
 
 PROGRESS_MIME = "application/vnd.nbseal.progress+json"
+
+
+def already_running(name: str, lock: Lock, built: BuiltEnvironment | None) -> ProgressEvent | None:
+    """The summary of a define cell whose kernel was already running: nothing was built."""
+    if built is None:
+        return None
+    step = f"{len(lock.packages())} packages, kernel already running (key {built.key[:12]})"
+    return ProgressEvent(name, step, 0.0, done=True)
 
 
 def progress_bundle(event: ProgressEvent) -> dict[str, Any]:

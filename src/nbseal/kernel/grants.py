@@ -31,6 +31,8 @@ class Grants:
     # Where relative paths in directives start: the notebook's folder.
     notebook_dir: Path
     sealed: bool = True
+    # The working directory outlives the proxy (nbseal run --keep-workdir).
+    workdir_kept: bool = False
     network: bool = False
     # Outputs reach the page as they are (#seal allow javascript).
     javascript: bool = False
@@ -57,13 +59,14 @@ class Grants:
         )
 
     def traceless(self) -> bool:
-        """Whether nothing a kernel does can reach past its sandbox and working directory.
+        """Whether nothing a kernel does outlives the proxy (its sandbox and scratch workdir).
 
-        Sealed, without the network and without a writable share: what a
-        kernel still does as it exits (atexit handlers, its history) lands
-        in the sandbox's own files and the working directory, nowhere else.
+        Sealed, without the network, without a writable share, and the working
+        directory removed with the proxy: what a kernel still does as it exits
+        (atexit handlers, its history) lands where nobody will look.
         """
-        return self.sealed and not self.network and "rw" not in self.shares.values()
+        writable = "rw" in self.shares.values()
+        return self.sealed and not (self.network or writable or self.workdir_kept)
 
     def summary(self) -> str:
         """One line for ``#seal describe`` and logs: sealed or not, and every exception."""

@@ -26,7 +26,7 @@ from nbseal.datastore import DataStore
 from nbseal.environments import realize, resolve
 from nbseal.errors import EnvironmentFailedError, KernelStartError, NbsealError
 from nbseal.kernel.app import ProxyIO
-from nbseal.kernel.display import ProgressDisplay
+from nbseal.kernel.display import ProgressDisplay, already_running
 from nbseal.kernel.grants import Grants
 from nbseal.kernel.subkernel import SubKernel
 from nbseal.kernel.warm import WarmPolicy
@@ -41,7 +41,7 @@ from nbseal.plan import (
     default_declaration,
     plan_notebook,
 )
-from nbseal.progress import Progress, ProgressEvent
+from nbseal.progress import Progress
 from nbseal.sandbox import SandboxPolicy
 from nbseal.sandbox.limits import DEFAULT_LIMITS
 from nbseal.store import BuiltEnvironment, EnvironmentStore
@@ -121,8 +121,6 @@ class KernelPlace:
     context: zmq.asyncio.Context
     runtime_dir: Path
     workdir: Path
-    # Kept after the proxy exits (nbseal run --keep-workdir); else removed with it.
-    workdir_kept: bool = False
 
 
 class EnvironmentPool:
@@ -335,14 +333,10 @@ class EnvironmentPool:
         if starting:
             await asyncio.wait(starting, timeout=10)
         kernels = [s.kernel for s in slots if s.kernel is not None]
-        # The proxy is stopping, and its working directory goes with it. Where
-        # that is all a kernel can still write to, what the kernel does after
-        # its shutdown_reply (its teardown: 0.1-0.4 s for ipykernel) cannot be
-        # seen by anyone: it is not waited for.
-        unseen = self.grants.traceless() and not self.place.workdir_kept
-        await asyncio.gather(
-            *(k.shutdown(wait_for_exit=not unseen) for k in kernels), return_exceptions=True
-        )
+        # Where nothing a kernel does after its shutdown_reply can be seen, its
+        # teardown (0.1-0.4 s for ipykernel) is not waited for.
+        stops = (k.shutdown(wait_for_exit=not self.grants.traceless()) for k in kernels)
+        await asyncio.gather(*stops, return_exceptions=True)
         for slot in slots:
             slot.kernel = None
 
@@ -390,7 +384,7 @@ class EnvironmentPool:
             return await self.kernel_for(slot, show_in, summary)
         if display is not None and summary and slot.lock:
             if running and slot.summarised:
-                last = _running_summary(slot)
+                last = already_running(slot.spec.name, slot.lock, slot.built)
             else:
                 last = slot.progress.last if slot.progress is not None else None
             if last is not None and last.done:
@@ -497,12 +491,3 @@ async def _tick(progress: Progress) -> None:
         last = progress.last
         if last is not None and not last.done:
             progress.step(last.step, last.fraction)
-
-
-def _running_summary(slot: EnvironmentSlot) -> ProgressEvent | None:
-    """The summary of a define cell whose kernel was already running: nothing was built."""
-    if slot.lock is None or slot.built is None:
-        return None
-    count = len(slot.lock.packages())
-    step = f"{count} packages, kernel already running (key {slot.built.key[:12]})"
-    return ProgressEvent(slot.spec.name, step, 0.0, done=True)

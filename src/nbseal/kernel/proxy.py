@@ -103,7 +103,12 @@ class ProxyKernel:
         self.notebook_dir = Path.cwd()
         workdir = (self.config.keep_workdir or self.runtime_dir / "work").resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        self.grants = Grants(workdir, self.notebook_dir, sealed=self.config.sandbox)
+        self.grants = Grants(
+            workdir,
+            self.notebook_dir,
+            sealed=self.config.sandbox,
+            workdir_kept=self.config.keep_workdir is not None,
+        )
         self._stopping = asyncio.Event()
         self.sockets = FrontendSockets(session, self.context)
         io = ProxyIO(session, self.sockets, Background())
@@ -112,12 +117,7 @@ class ProxyKernel:
             io,
             self.config.store,
             self.grants,
-            KernelPlace(
-                self.context,
-                self.runtime_dir,
-                workdir,
-                workdir_kept=self.config.keep_workdir is not None,
-            ),
+            KernelPlace(self.context, self.runtime_dir, workdir),
             on_message=lambda kernel, channel, message: self.router.from_kernel(
                 kernel, channel, message
             ),
