@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
-from nbseal.kernel.proxy import ProxyConfig, ProxyKernel, configure_logging
-from nbseal.runtime_dirs import sweep_orphans
 from nbseal.timeline import mark, process_started_at
 
 
@@ -37,6 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args, _unknown = parser.parse_known_args(argv)
     mark("proxy", "process started", at=process_started_at())
+    if not args.no_sandbox:
+        # The sandbox's seccomp program needs libseccomp, which pyseccomp finds
+        # by running ldconfig (40-50 ms): done on a thread while this one
+        # imports the proxy, it is ready when the first sandbox starts.
+        threading.Thread(target=_compile_seccomp, name="seccomp", daemon=True).start()
+    # Imported here, after that thread started.
+    from nbseal.kernel.proxy import ProxyConfig, ProxyKernel, configure_logging
+    from nbseal.runtime_dirs import sweep_orphans
+
     mark("proxy", "imports done")
     configure_logging()
     with open(args.connection_file) as handle:
@@ -67,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         # nbseal run's folder too, if it was the parent (and is now gone).
         sweep_orphans(config.runtime_parent.parent if config.runtime_parent else None)
     return 0
+
+
+def _compile_seccomp() -> None:
+    from nbseal.sandbox.seccomp import compiled_filter
+
+    # A failure here is the launcher's to report, when it needs the program.
+    with contextlib.suppress(Exception):
+        compiled_filter()
 
 
 def _parent_gone() -> bool:
