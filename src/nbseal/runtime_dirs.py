@@ -11,6 +11,7 @@ next nbseal to start removes every such folder whose owners are all gone.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -19,15 +20,19 @@ from pathlib import Path
 from nbseal.procfs import stat_fields
 
 __all__ = [
+    "IPC_PORTS",
     "OWNER_FILE",
     "make_runtime_dir",
     "owned_by_live_process",
     "process_start_time",
     "runtime_base",
     "sweep_orphans",
+    "write_ipc_connection_file",
 ]
 
 OWNER_FILE = ".nbseal-owner"
+# A connection file for ipc sockets names each channel's socket IP-PORT.
+IPC_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "hb": 4, "control": 5}
 PREFIX = "nbseal-"
 # A kernel's ipc sockets lie three folders below the base (nbseal run's, the
 # proxy's, the kernel's: about 50 characters), and a socket's path may not
@@ -125,3 +130,23 @@ def sweep_orphans(parent: Path | None = None, *, also_owned_by: int | None = Non
                     shutil.rmtree(entry, ignore_errors=True)
                     removed.append(entry)
     return removed
+
+
+def write_ipc_connection_file(
+    path: Path, *, sockets: Path, key: str, kernel_name: str, signature_scheme: str = "hmac-sha256"
+) -> None:
+    """A connection file whose channels are the ipc sockets ``sockets``-PORT (:data:`IPC_PORTS`).
+
+    Private (mode 0600): it holds the key that signs the kernel's messages.
+    """
+    info = {
+        "transport": "ipc",
+        "ip": str(sockets),
+        "key": key,
+        "signature_scheme": signature_scheme,
+        "kernel_name": kernel_name,
+        **{f"{channel}_port": port for channel, port in IPC_PORTS.items()},
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(info, handle, indent=1)

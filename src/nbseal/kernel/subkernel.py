@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -22,6 +21,7 @@ from nbseal.errors import KernelStartError
 from nbseal.kernel.session import WireSession
 from nbseal.kernel.warm import resident_mb
 from nbseal.kernel.wire import RawMessage, resign, split_frames
+from nbseal.runtime_dirs import IPC_PORTS, write_ipc_connection_file
 from nbseal.sandbox.launch import Launcher, LaunchRequest, Relay
 from nbseal.timeline import mark
 
@@ -32,7 +32,6 @@ log = logging.getLogger("nbseal.kernel")
 # (sub-kernel, channel, message) for messages the proxy must route.
 Handler = Callable[["SubKernel", str, RawMessage], None]
 
-_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "hb": 4, "control": 5}
 _SOCKET_TYPES = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER, "iopub": zmq.SUB}
 
 
@@ -150,18 +149,13 @@ class SubKernel:
     async def start(self, timeout: float = 60.0) -> None:
         self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         connection_file = self.socket_dir / "connection.json"
-        info = {
-            "transport": "ipc",
-            "ip": str(self.socket_dir / "s"),
-            "key": self.wire_session.key.decode(),
-            "signature_scheme": self.wire_session.signature_scheme,
-            "kernel_name": self.command.name,
-            **{f"{channel}_port": port for channel, port in _PORTS.items()},
-        }
-        # Private: the file holds the HMAC key.
-        fd = os.open(connection_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(info, handle, indent=1)
+        write_ipc_connection_file(
+            connection_file,
+            sockets=self.socket_dir / "s",
+            key=self.wire_session.key.decode(),
+            kernel_name=self.command.name,
+            signature_scheme=self.wire_session.signature_scheme,
+        )
         self._connect()
         relay = None
         kernel_file = connection_file
@@ -355,7 +349,7 @@ class SubKernel:
             if channel == "stdin":
                 monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
                 self._tasks.append(asyncio.create_task(self._watch_handshake(sock, monitor)))
-            sock.connect(f"{base}-{_PORTS[channel]}")
+            sock.connect(f"{base}-{IPC_PORTS[channel]}")
             self._sockets[channel] = sock
             self._tasks.append(asyncio.create_task(self._read(channel, sock)))
 

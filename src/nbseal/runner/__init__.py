@@ -10,7 +10,6 @@ notebook and connects on the other.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -33,7 +32,7 @@ from nbseal.notebook import (
     write_notebook,
 )
 from nbseal.replay import RecordedInput
-from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
+from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans, write_ipc_connection_file
 from nbseal.timeline import mark
 
 if TYPE_CHECKING:
@@ -188,7 +187,9 @@ def start_kernel(path: Path, options: RunOptions = _DEFAULTS) -> StartedKernel:
     sweep_orphans()
     run_dir = make_runtime_dir("nbseal-run-")
     connection_file = run_dir / "kernel.json"
-    _write_connection_file(connection_file)
+    write_ipc_connection_file(
+        connection_file, sockets=run_dir / "ipc", key=secrets.token_hex(32), kernel_name=KERNEL_NAME
+    )
     env = dict(os.environ)
     env["NBSEAL_RUNTIME_PARENT"] = str(run_dir)
     env["JPY_SESSION_NAME"] = str(path)
@@ -209,25 +210,6 @@ def start_kernel(path: Path, options: RunOptions = _DEFAULTS) -> StartedKernel:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
     return StartedKernel(process, connection_file)
-
-
-def _write_connection_file(path: Path) -> None:
-    """A connection file for ipc sockets beside it, with a fresh key (mode 0600)."""
-    info = {
-        "transport": "ipc",
-        "ip": str(path.parent / "ipc"),
-        "shell_port": 1,
-        "iopub_port": 2,
-        "stdin_port": 3,
-        "control_port": 4,
-        "hb_port": 5,
-        "key": secrets.token_hex(32),
-        "signature_scheme": "hmac-sha256",
-        "kernel_name": KERNEL_NAME,
-    }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(info, handle, indent=1)
 
 
 def run_notebook(
