@@ -202,6 +202,18 @@ def test_a_kernel_started_for_a_run_that_never_ran_is_stopped(tmp_path: Path) ->
     assert not run_dir.exists(), "the run's folder (it held the signing key) is left"
 
 
+def test_a_run_s_kernel_is_reachable_only_through_its_private_folder(tmp_path: Path) -> None:
+    """No TCP port another local user could knock on: ipc sockets in a folder only we can enter."""
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook("1 + 1"), path)
+    with start_kernel(path) as kernel:
+        info = json.loads(kernel.connection_file.read_text())
+        assert info["transport"] == "ipc"
+        assert Path(info["ip"]).parent == kernel.run_dir
+        assert kernel.run_dir.stat().st_mode & 0o777 == 0o700
+        assert kernel.connection_file.stat().st_mode & 0o777 == 0o600
+
+
 def _processes_of(notebook: Path) -> list[int]:
     """The pids whose environment names ``notebook`` as their Jupyter session."""
     wanted = f"JPY_SESSION_NAME={notebook.resolve()}".encode()
