@@ -1,10 +1,13 @@
 """The corpus of real notebooks: its manifest, and a user's copy of each notebook.
 
 No notebook of the corpus is stored in this repository. Each comes out of a
-source distribution that its project published on the package index, which
-pip downloads by name and version and checks against the SHA-256 written in
-MANIFEST.toml (``--require-hashes``). The archive holds the project's licence
-next to its notebooks, as the repository did at that release.
+source distribution that its project published on the package index: the
+file of that release whose SHA-256 is the one written in MANIFEST.toml, found
+in the index's project page (PEP 691) and checked again once downloaded. Not
+``pip download``: it prepares an sdist's metadata by running its build, and
+old setup.py files no longer run on today's Python (sktime 0.4.3 imports
+``pkg_resources``). The archive holds the project's licence next to its
+notebooks, as the repository did at that release.
 
 ``materialise`` lays out what a user has after unpacking (or cloning) the
 project: the entry's ``root`` folder of the archive, with the notebook at its
@@ -17,12 +20,14 @@ would not, but as the author's working copy did.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,7 @@ __all__ = [
 ]
 
 MANIFEST = Path(__file__).resolve().parent / "MANIFEST.toml"
+ARCHIVE_SUFFIXES = (".tar.gz",)
 
 
 @dataclass(frozen=True)
@@ -122,29 +128,19 @@ class SdistCache:
     def _download(self, spec: str, sha256: str) -> Path:
         target = self.folder / "archives" / spec.replace("==", "-")
         target.mkdir(parents=True, exist_ok=True)
-        found = list(target.glob("*.tar.gz"))
-        if not found:
-            requirement = target / "requirement.txt"
-            requirement.write_text(f"{spec} --hash=sha256:{sha256}\n", encoding="utf-8")
-            env = dict(os.environ, PIP_CACHE_DIR=str(self.folder / "pip-cache"))
-            env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    *("-m", "pip", "download", "--quiet", "--no-deps"),
-                    *("--no-binary", spec.split("==")[0], "--require-hashes"),
-                    *("-r", str(requirement), "-d", str(target)),
-                ],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=600,
-                check=False,
-            )
-            found = list(target.glob("*.tar.gz"))
-            if proc.returncode != 0 or len(found) != 1:
-                raise RuntimeError(f"pip could not download {spec}:\n{proc.stderr[-3000:]}")
-        return found[0]
+        found = [p for p in target.iterdir() if p.name.endswith(ARCHIVE_SUFFIXES)]
+        if found:
+            return found[0]
+        name, version = spec.split("==")
+        filename, url = _index_file(name, version, sha256)
+        with urllib.request.urlopen(url, timeout=600) as response:
+            data = response.read()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise RuntimeError(f"{filename} from {url} does not have the SHA-256 {sha256}")
+        partial = target / f".{filename}.part"
+        partial.write_bytes(data)
+        partial.rename(target / filename)
+        return target / filename
 
     def unpacked(self, spec: str, sha256: str) -> Path:
         """The archive's top folder, unpacked (once)."""
@@ -166,6 +162,25 @@ class SdistCache:
             raise FileNotFoundError(f"{entry.slug}: no {entry.path} in {entry.sdist}")
         set_mtime(notebook, entry.last_commit_time)
         return notebook
+
+
+def _index_file(name: str, version: str, sha256: str) -> tuple[str, str]:
+    """(filename, URL) of the file of ``name`` ``version`` with that SHA-256, from the index."""
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+    request = urllib.request.Request(
+        f"{index}/{name.lower()}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        page = json.load(response)
+    for file in page.get("files", []):
+        if file.get("hashes", {}).get("sha256") == sha256:
+            filename = str(file["filename"])
+            if not filename.endswith(ARCHIVE_SUFFIXES) or version not in filename:
+                break
+            return filename, urllib.parse.urljoin(request.full_url, str(file["url"]))
+    raise RuntimeError(
+        f"the index {index} has no source archive of {name} {version} with the SHA-256 {sha256}"
+    )
 
 
 def set_mtime(path: Path, when: float) -> None:
