@@ -84,6 +84,9 @@ def _sanitizer(regex: str, replacement: str) -> Sanitizer:
 
 DEFAULT_SANITIZERS = (
     _sanitizer(r"0x[0-9a-fA-F]{6,16}", "0xADDRESS"),
+    # An object's address printed without its 0x, as some C++ and Cython
+    # wrappers do: "<ValueView of Minuit at 7fcf91b3ca98>".
+    _sanitizer(r"(?<= at )[0-9a-fA-F]{8,16}(?=>)", "0xADDRESS"),
     # The kernels' working directory: a scratch folder nbseal makes anew for each
     # session (runtime_dirs.make_runtime_dir: "nbseal-" and 8 random characters),
     # bound at its host path, so what a cell prints of it differs between runs.

@@ -58,6 +58,21 @@ def test_addresses_timings_and_nbseal_displays_are_normalised_away() -> None:
     assert normalise_outputs(second, DEFAULT_SANITIZERS)[0][0] == "stream:stdout", "merged"
 
 
+def test_an_address_printed_without_its_0x_is_normalised_away() -> None:
+    # iminuit 1.3's repr (a C++ object's address, printed with %x).
+    first = [result("<ValueView of Minuit at 7fcf91b3ca98>")]
+    second = [result("<ValueView of Minuit at 55bbe8eb0b50>")]
+    assert normalise_outputs(first, DEFAULT_SANITIZERS) == normalise_outputs(
+        second, DEFAULT_SANITIZERS
+    )
+    # A number is not an address: only hex digits between " at " and ">" are.
+    other = [result("<Meeting at 20190313 in room 12>")]
+    changed = [result("<Meeting at 20190314 in room 12>")]
+    assert normalise_outputs(other, DEFAULT_SANITIZERS) != normalise_outputs(
+        changed, DEFAULT_SANITIZERS
+    )
+
+
 @pytest.mark.parametrize(
     ("first", "second"),
     [
