@@ -362,6 +362,11 @@ def test_declared_names_the_index_lacks_are_left_out_and_said(tmp_path: Path) ->
         "__version__ = get_distribution('pvlib').version\n",
         "import pkg_resources\nproject = 'pvlib'\n"
         "version = pkg_resources.get_distribution(project).version\n",
+        # pysindy 1.3's docs/conf.py
+        "import importlib\nproject = 'pvlib'\nmodule = importlib.import_module(project)\n"
+        "version = release = getattr(module, '__version__')\n",
+        "from importlib import import_module\nm = import_module('pvlib')\n"
+        "version = m.__version__\n",
     ],
 )
 def test_the_docs_sphinx_conf_names_what_they_document(tmp_path: Path, conf: str) -> None:
@@ -414,6 +419,52 @@ def test_a_notebook_in_its_project_s_docs_is_pinned_at_that_project_s_next_relea
     os.utime(other, (0, dt.datetime(2018, 8, 14, tzinfo=dt.timezone.utc).timestamp()))
     unmoved = infer(other, nbformat.read(other, as_version=4), releases=_releases)
     assert unmoved.pin == "2018-08-14T00:00:00Z"
+
+
+def _sktime_like(root: Path, extensions: str) -> Path:
+    """sktime 0.4.3's layout: docs/source/conf.py, docs/requirements.txt, examples/."""
+    (root / "docs" / "source").mkdir(parents=True)
+    (root / "docs" / "source" / "conf.py").write_text(
+        f"import sktime\nCURRENT_VERSION = f'v{{sktime.__version__}}'\nextensions = {extensions}\n"
+    )
+    (root / "docs" / "requirements.txt").write_text(
+        "jupyter\nm2r2\nnbsphinx\nnumpydoc\npmdarima\nsphinx==3.2.*\nsphinx_rtd_theme\n"
+    )
+    (root / "setup.py").write_text("from setuptools import setup\nsetup(name='sktime')\n")
+    (root / "examples").mkdir()
+    return _notebook(root / "examples", "from sktime.forecasting.all import *")
+
+
+def test_a_notebook_its_docs_render_gets_the_docs_requirements(tmp_path: Path) -> None:
+    """sktime's forecasting notebook needs pmdarima, a soft dependency no import names;
+    the docs that run it (nbsphinx) install it."""
+    path = _sktime_like(tmp_path, "['sphinx.ext.autodoc', 'nbsphinx']")
+    notebook = nbformat.read(path, as_version=4)
+    inference = infer(path, notebook, pin="2020-10-20T00:00:00Z")
+    assert [(d.requirement, d.source) for d in inference.declared] == [
+        ("pmdarima", "../docs/requirements.txt")
+    ], "the docs' own tools (Sphinx, nbsphinx, numpydoc, m2r2, the theme, jupyter) stay out"
+    assert inference.imported[0] == "sktime"
+    assert (
+        "pmdarima",
+        "declared in ../docs/requirements.txt, the requirements of the docs that render the "
+        "notebook",
+    ) in [(r.what, r.why) for r in inference.reasons]
+    # Asked of the index like every declared name.
+    assert (
+        infer(path, notebook, pin="2020-10-20T00:00:00Z", on_index=lambda n: False).declared == []
+    )
+
+
+def test_docs_that_render_no_notebook_or_another_project_add_nothing(tmp_path: Path) -> None:
+    path = _sktime_like(tmp_path / "a", "['sphinx.ext.autodoc']")
+    assert infer(path, nbformat.read(path, as_version=4), pin="2020-10-20T00:00:00Z").declared == []
+    appended = _sktime_like(tmp_path / "b", "[]\nextensions.append('nbsphinx')")
+    found = infer(appended, nbformat.read(appended, as_version=4), pin="2020-10-20T00:00:00Z")
+    assert [d.requirement for d in found.declared] == ["pmdarima"]
+    other = _notebook(tmp_path / "b" / "examples", "import numpy", name="other.ipynb")
+    unrelated = infer(other, nbformat.read(other, as_version=4), pin="2020-10-20T00:00:00Z")
+    assert unrelated.declared == []
 
 
 def test_old_pins_get_setuptools_and_local_packages_are_shared(tmp_path: Path) -> None:

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import Requirement
 
-from nbseal.adopt.documented import documented_distributions
+from nbseal.adopt.documented import (
+    SphinxDocs,
+    documented_names,
+    rendering_docs_requirements,
+    sphinx_docs,
+)
 from nbseal.adopt.imports import (
     distribution_for,
     drawn_by_tqdm,
@@ -209,10 +214,10 @@ def _canonical(requirement: str) -> str | None:
 
 
 def _documented_pin(
-    pin: str, root: Path, distributions: list[str], releases: Releases
+    pin: str, docs: list[SphinxDocs], distributions: list[str], releases: Releases
 ) -> tuple[str, str] | None:
     """The pin moved to the next release of the project whose docs hold the notebook."""
-    documented = {name.replace("_", "-") for name in documented_distributions(root)}
+    documented = documented_names(docs)
     pinned = instant_of(pin)
     moves = []
     for name in dict.fromkeys(n for d in distributions if (n := _canonical(d)) in documented):
@@ -423,10 +428,19 @@ def infer(
             "a library the cell calls drew it"
         )
         reasons.append(Reason("tqdm", why))
+    docs = sphinx_docs(root)
+    present = declared_names | {n for r in by_import if (n := _canonical(r))}
+    rendered, bad = rendering_docs_requirements(docs, root, folder, present)
+    unreadable += bad
+    rendered, unknown_docs = _on_the_index(rendered, on_index)
+    left_out += [f"{d.requirement} (declared in {d.source})" for d in unknown_docs]
+    for d in rendered:
+        why = f"declared in {d.source}, the requirements of the docs that render the notebook"
+        reasons.append(Reason(d.requirement, why))
+    declared = [*declared, *rendered]
     if releases is not None and pin_source != "--pin":
-        moved = _documented_pin(
-            pin, root, [*(d.requirement for d in declared), *by_import], releases
-        )
+        everything = [*(d.requirement for d in declared), *by_import]
+        moved = _documented_pin(pin, docs, everything, releases)
         if moved is not None:
             pin_source = f"{pin_source} ({pin}), {moved[1]}"
             pin = moved[0]

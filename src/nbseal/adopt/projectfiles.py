@@ -19,13 +19,19 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from nbseal._toml import tomllib
 
-__all__ = ["Declared", "declared_requirements", "project_root"]
+__all__ = ["Declared", "declared_requirements", "docs_requirements", "project_root"]
 
 # Requirement files for development, tests or docs are not what a notebook runs with.
 _SIDE_FILES = re.compile(r"(dev|test|doc|lint|ci|build)", re.IGNORECASE)
 # Frontends and notebook tooling: the sandbox runs a kernel, never these.
 _FRONTENDS = frozenset(
     {"jupyter", "jupyterlab", "notebook", "nbconvert", "voila", "jupyter-contrib-nbextensions"}
+)
+# What builds documentation, not what its notebooks run with.
+_DOC_TOOLS = re.compile(
+    r"^(sphinx.*|.*-sphinx-theme|.*_sphinx_theme|nbsphinx.*|myst-.*|myst_.*|jupyter[-_]sphinx"
+    r"|numpydoc|recommonmark|m2r2?|docutils|pandoc|pypandoc|furo|jupyter-book)$",
+    re.IGNORECASE,
 )
 # conda's names for things that are not PyPI packages.
 _CONDA_ONLY = frozenset({"python", "pip", "conda", "nb_conda", "nb_conda_kernels", "mkl"})
@@ -200,5 +206,43 @@ def declared_requirements(notebook_dir: Path, root: Path) -> tuple[list[Declared
                 unreadable.append(f"{where}: {exc}")
                 continue
             declared += [Declared(r, where) for r in requirements]
+        return declared, unreadable
+    return [], []
+
+
+def docs_requirements(
+    docs_folder: Path, root: Path, notebook_dir: Path
+) -> tuple[list[Declared], list[str]]:
+    """What the docs in ``docs_folder`` (a conf.py's) install, minus the tools that build them.
+
+    The nearest folder from the conf.py's up to (not including) the project's
+    root with requirements*.txt or environment.yml; ``docs/source/conf.py``
+    finds ``docs/requirements.txt``.
+    """
+    here = notebook_dir.resolve()
+    top = root.resolve()
+    folder = docs_folder.resolve()
+    folders = [folder, *(p for p in folder.parents if top in p.parents)]
+    for candidate in folders:
+        files = sorted(candidate.glob("requirements*.txt"))
+        files += [candidate / n for n in ("environment.yml", "environment.yaml")]
+        files = [f for f in files if f.is_file()]
+        if not files:
+            continue
+        declared: list[Declared] = []
+        unreadable: list[str] = []
+        for path in files:
+            reader = _READERS.get(path.name, _requirements_txt)
+            where = os.path.relpath(path, here)
+            try:
+                requirements = reader(path)
+            except (OSError, ValueError) as exc:
+                unreadable.append(f"{where}: {exc}")
+                continue
+            declared += [
+                Declared(r, where)
+                for r in requirements
+                if not _DOC_TOOLS.match(Requirement(r).name)
+            ]
         return declared, unreadable
     return [], []
