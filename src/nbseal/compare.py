@@ -8,8 +8,10 @@ In a cell that shows an image, the text reprs of matplotlib's objects beside
 it (``<Figure size 432x288 with 1 Axes>``, ``[<matplotlib.lines.Line2D at
 0x...>]``, ``Text(0.5, 1.0, 'x')``) are left out, as they name the figure
 rather than show it; a figure's own text becomes a mark that a figure is
-shown. An error is its name and value, without the paths and line numbers of
-the machine that raised it. Users add regex sanitisers in nbval's file format.
+shown, and matplotlib's warning that ``fig.show()`` cannot show it (the
+inline backend shows it anyway) is left out. An error is its name and value,
+without the paths and line numbers of the machine that raised it. Users add
+regex sanitisers in nbval's file format.
 """
 
 from __future__ import annotations
@@ -64,6 +66,15 @@ _ARTIST = re.compile(
     r"|<(?:matplotlib|mpl_toolkits|seaborn)\.[\w.]+(?: object)? at 0x[0-9a-fA-F]+>"
     r"|<\w+ object of \d+ artists>"  # <BarContainer object of 3 artists>
     r"|\b(?:Text|Annotation)\(-?[\d.e+-]+, ?-?[\d.e+-]+, ?(?:'[^'\n]*'|\"[^\"\n]*\")\)"
+)
+# matplotlib's warning when a cell calls fig.show() under the inline backend
+# of ipykernel < 6: the figure is shown at the cell's end all the same, and
+# whether the warning comes depends on the kernel's backend module, not on
+# the notebook. A warning prints its message, then its source line indented.
+_NON_GUI_WARNING = re.compile(
+    r"^[^\n]*UserWarning: Matplotlib is currently using \S+, which is a non-GUI backend, "
+    r"so cannot show the figure\.\n(?:  [^\n]*\n)?",
+    re.MULTILINE,
 )
 # What may surround reprs in a list, a tuple or an array of axes.
 _ARTIST_GLUE = re.compile(r"array|dtype=object|[\s\[\](),]")
@@ -207,7 +218,9 @@ def normalise_outputs(
     Images are left out unless ``images`` (as nbval does without nbdime):
     pixels depend on fonts and renderers beyond the environment's lock. With
     ``figures`` (the cell shows an image, stored or fresh), matplotlib's text
-    reprs are left out; the one beside an image becomes a ``figure`` mark.
+    reprs are left out; the one beside an image becomes a ``figure`` mark, and
+    matplotlib's "non-GUI backend, so cannot show the figure" warning is left
+    out of stderr.
     """
     result: list[tuple[str, str]] = []
     streams: dict[int, list[str]] = {}  # a merged stream's index -> its pieces, joined once
@@ -220,6 +233,8 @@ def normalise_outputs(
                 for line in multiline(output.get("text", "")).splitlines(keepends=True)
                 if not line.startswith("nbseal: ")  # the kernel's own notes
             )
+            if figures and name == "stream:stderr":
+                text = _NON_GUI_WARNING.sub("", text)
             if not text:
                 continue
             if result and result[-1][0] == name:

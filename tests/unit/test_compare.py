@@ -338,6 +338,37 @@ def test_a_figure_s_text_is_ignored_beside_an_image_only() -> None:
     assert diff_outputs(normalise_outputs(only_text, DEFAULT_SANITIZERS), other) != []
 
 
+def test_matplotlib_s_cannot_show_warning_is_ignored_beside_an_image_only() -> None:
+    """pysindy's examples call fig.show(); under ipykernel 5's inline backend matplotlib
+    warned that it cannot show the figure, and showed it at the cell's end all the same."""
+    warning = (
+        "/home/a/pysindy/examples/x.py:12: UserWarning: Matplotlib is currently using "
+        "module://ipykernel.pylab.backend_inline, which is a non-GUI backend, so cannot "
+        "show the figure.\n  fig.show()\n"
+    )
+    image = data({"image/png": png(4, 4), "text/plain": "<Figure size 432x288 with 1 Axes>"})
+    stored = [stream(warning, "stderr"), image]
+    fresh = [image]
+    figures = [normalise_outputs(o, DEFAULT_SANITIZERS, figures=True) for o in (stored, fresh)]
+    assert diff_outputs(*figures) == []
+    # Other warnings on stderr stay compared, the figure's one left out around them.
+    other = "x.py:3: RuntimeWarning: invalid value encountered in log\n  y = np.log(x)\n"
+    both = normalise_outputs(
+        [stream(other + warning, "stderr"), image], DEFAULT_SANITIZERS, figures=True
+    )
+    assert both[0] == ("stream:stderr", other)
+    # Streams on either side of it still merge, as the fresh run's do.
+    split = [stream("a\n"), stream(warning, "stderr"), stream("b\n"), image]
+    merged = [stream("a\nb\n"), image]
+    assert normalise_outputs(split, DEFAULT_SANITIZERS, figures=True) == normalise_outputs(
+        merged, DEFAULT_SANITIZERS, figures=True
+    )
+    # Without an image in the cell, the warning is compared like any other.
+    assert (
+        diff_outputs(normalise_outputs([stream(warning, "stderr")], DEFAULT_SANITIZERS), []) != []
+    )
+
+
 def test_an_svg_marks_a_figure_cell() -> None:
     assert has_image([data({"image/svg+xml": "<svg/>", "text/plain": "<Figure>"})])
 
