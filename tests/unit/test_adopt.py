@@ -584,6 +584,46 @@ def test_an_old_pin_asks_for_the_python_current_then_where_it_is_here(tmp_path: 
     assert infer(path, notebook, pin="2018-01-10T00:00:00Z").python_pick is None
 
 
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="dates of CPython 3.11")
+def test_the_python_that_ran_the_outputs_comes_before_the_one_current_at_the_pin(
+    tmp_path: Path,
+) -> None:
+    """sktime's forecasting notebook (2020-10) ran on CPython 3.7.8; 3.9, current then,
+    had no sktime wheel for a year."""
+    from nbseal.adopt import _candidates
+
+    (tmp_path / ".git").mkdir()  # the project is this folder alone
+    path = _notebook(tmp_path, "import sktime")
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata["language_info"] = {"name": "python", "version": "3.7.8"}
+    both = _Pythons({"3.7": "/opt/py/3.7.16/bin/python3.7", "3.9": "/opt/py/3.9.18/bin/python3.9"})
+    inference = infer(path, notebook, pin="2020-10-20T00:00:00Z", pythons=both)
+    assert both.asked == ["3.7"]
+    assert inference.python_pick is not None
+    assert inference.python_pick.option == "python=3.7"
+    assert {r.what: r.why for r in inference.reasons}["python=3.7"] == (
+        "CPython 3.7.8 ran the stored outputs (the notebook's metadata), found at "
+        "/opt/py/3.7.16/bin/python3.7"
+    )
+    assert _candidates(inference)[0] == (
+        "imports only, on CPython 3.7",
+        ["sktime", "setuptools<81"],
+        "python=3.7",
+    )
+    # Not here: the CPython current at the pin, as before.
+    only_new = _Pythons({"3.9": "/opt/py/3.9.18/bin/python3.9"})
+    fallback = infer(path, notebook, pin="2020-10-20T00:00:00Z", pythons=only_new)
+    assert only_new.asked == ["3.7", "3.9"]
+    assert fallback.python_pick is not None
+    assert fallback.python_pick.option == "python=auto"
+    # Python 2, or this Python's own series, is not asked for.
+    for version in ("2.7.15", "3.11.2"):
+        notebook.metadata["language_info"]["version"] = version
+        asked = _Pythons({"2.7": "/opt/py/2.7/bin/python", "3.9": "/opt/py/3.9/bin/python3.9"})
+        infer(path, notebook, pin="2020-10-20T00:00:00Z", pythons=asked)
+        assert asked.asked == ["3.9"], version
+
+
 def test_a_long_number_in_stored_outputs_is_scanned_in_one_pass() -> None:
     # The progress-bar pattern, tried from every digit of 200,000 (a hostile or
     # merely long output), took minutes; adopt must get through it.

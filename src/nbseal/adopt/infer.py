@@ -444,9 +444,10 @@ def infer(
         if moved is not None:
             pin_source = f"{pin_source} ({pin}), {moved[1]}"
             pin = moved[0]
-    pick = pick_python(pin, pythons) if pythons is not None else None
-    if pick is not None and pick.found:
-        reasons.append(Reason("python=auto", pick.why))
+    python = _python_of(notebook)
+    pick = pick_python(pin, pythons, python) if pythons is not None else None
+    if pick is not None and pick.option is not None:
+        reasons.append(Reason(pick.option, pick.why))
     if instant_of(pin) < OLD_VENVS and "setuptools" not in declared_names | set(by_import):
         # `python -m venv` gave CPython < 3.12 environments setuptools, and old
         # code imports its pkg_resources: the release CPython 3.11's venv
@@ -469,7 +470,6 @@ def infer(
                 packages.append(module)
                 why = "a package of the notebook's folder its cells import: shared read-only"
                 reasons.append(Reason(module + "/", why))
-    python = _python_of(notebook)
     warnings = [f"could not read {u}" for u in unreadable] + notes
     if pick is not None and not pick.found:
         warnings.append(f"python: {pick.why}")

@@ -7,11 +7,21 @@ what it used (``inspect.getargspec``, ``base64.encodestring``, pandas'
 machine, adopt writes ``python=auto`` on the environment line, which builds
 on it (see :mod:`nbseal.backends.interpreters`); ``--python this`` keeps
 today's interpreter.
+
+Better than the pin's date is what the notebook's metadata records: the
+Python that ran its stored outputs (``language_info.version``). When that
+series is older than this Python and on this machine, adopt writes it
+(``python=3.7``): a new CPython takes months to get its packages' wheels,
+and the one current at the pin may have had few (sktime's notebooks of
+2020-10 ran on 3.7.8; 3.9, current then, had no sktime wheel before 0.8, a
+year later, so the environment fell forward to releases built against a
+newer numpy than the pin's).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,19 +47,38 @@ class PythonPick:
     found: str | None
     why: str  # as adopt shows it
     series: str | None = None  # the series found
+    request: str = "auto"  # what python= asks for: auto, or the series the notebook records
 
     @property
     def option(self) -> str | None:
-        """What the environment line says: ``python=auto`` when such a CPython is here."""
-        return "python=auto" if self.found else None
+        """What the environment line says (``python=auto``, ``python=3.7``), when found."""
+        return f"python={self.request}" if self.found else None
 
 
-def pick_python(pin: str, provider: InterpreterProvider) -> PythonPick | None:
-    """What ``python=auto`` would give at ``pin``, when the pin is older than this
-    Python's feature release (None when it is not: this Python is the pin's)."""
+def _key(series: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in series.split("."))
+
+
+def pick_python(
+    pin: str, provider: InterpreterProvider, recorded: str | None = None
+) -> PythonPick | None:
+    """The CPython the notebook's metadata ``recorded`` (``3.7.8``) when it is older
+    than this one and here; else what ``python=auto`` would give at ``pin``, when the
+    pin is older than this Python's feature release (None when it is not: this Python
+    is the pin's)."""
     from nbseal.backends.interpreters import nearest_python
 
     here = python_series(host_python_version())
+    if recorded is not None and re.fullmatch(r"3\.\d+(\.\d+)?\S*", recorded):
+        series = python_series(recorded)
+        if _key(series) < _key(here):
+            found, _ = asyncio.run(provider.find(series))
+            if found is not None:
+                why = (
+                    f"CPython {recorded} ran the stored outputs (the notebook's metadata), "
+                    f"found at {found}"
+                )
+                return PythonPick(series, found, why, series, request=series)
     released = python_release(here)
     wanted = python_at(pin)
     if released is None or wanted is None or pin >= released or wanted == here:
