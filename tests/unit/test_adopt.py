@@ -467,6 +467,35 @@ def test_docs_that_render_no_notebook_or_another_project_add_nothing(tmp_path: P
     assert unrelated.declared == []
 
 
+def test_a_release_is_out_when_its_files_of_that_day_are() -> None:
+    from packaging.version import Version
+
+    from nbseal.adopt import release_times
+    from nbseal.backends.pypi_index import IndexFile
+
+    def file(version: str, when: str, name: str = "", yanked: bool = False) -> IndexFile:
+        at = dt.datetime.fromisoformat(when)
+        return IndexFile(
+            name or f"x-{version}", Version(version), None, at, None, yanked, "", False
+        )
+
+    files = [
+        # sktime 0.4.3: a macOS wheel first, the Linux wheels 14 minutes later
+        file("0.4.3", "2020-10-20T16:11:01+00:00"),
+        file("0.4.3", "2020-10-20T16:25:13+00:00"),
+        file("0.4.3", "2020-10-20T17:37:17+00:00"),
+        # a wheel for a Python that came out months after the release
+        file("0.4.3", "2021-03-01T00:00:00+00:00"),
+        file("0.4.1", "2020-08-01T00:00:00+00:00"),
+        file("0.5.0rc1", "2020-12-01T00:00:00+00:00"),
+        file("0.4.2", "2020-09-01T00:00:00+00:00", yanked=True),
+    ]
+    assert sorted(release_times(files)) == [
+        ("0.4.1", dt.datetime(2020, 8, 1, tzinfo=dt.timezone.utc)),
+        ("0.4.3", dt.datetime(2020, 10, 20, 17, 37, 17, tzinfo=dt.timezone.utc)),
+    ]
+
+
 def test_old_pins_get_setuptools_and_local_packages_are_shared(tmp_path: Path) -> None:
     """pkg_resources came with every venv of CPython < 3.12; a package beside the notebook
     (lifelines' own source next to its notebook) is shared where the import finds it."""

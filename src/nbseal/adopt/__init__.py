@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbseal.adopt.infer import (
     OLD_SETUPTOOLS,
@@ -33,6 +33,9 @@ from nbseal.locking import LockStatus, lock_notebook
 from nbseal.notebook import mark_kernel, read_notebook, write_notebook
 from nbseal.progress import Progress
 
+if TYPE_CHECKING:
+    from nbseal.backends.pypi_index import IndexFile
+
 __all__ = [
     "Adoption",
     "Inference",
@@ -41,6 +44,7 @@ __all__ = [
     "first_cell",
     "notebooks_in",
     "on_the_index",
+    "release_times",
     "releases_on_the_index",
 ]
 
@@ -98,24 +102,42 @@ def on_the_index() -> Callable[[str], bool]:
     return has
 
 
+# A release's files go up over minutes or hours (a wheel per platform and
+# Python, built by CI); files added later are wheels for a Python that came
+# out after the release, not the release itself.
+RELEASE_UPLOAD_WINDOW = dt.timedelta(days=2)
+
+
+def release_times(files: Iterable[IndexFile]) -> list[tuple[str, dt.datetime]]:
+    """Each final release, with the last upload of its files within
+    :data:`RELEASE_UPLOAD_WINDOW` of its first: when all of it was out.
+
+    sktime 0.4.3's first file went up at 16:11:01, its Linux wheels at
+    16:25: a pin of 16:11:02 resolved to 0.4.1, without the module the
+    notebook imports.
+    """
+    uploads: dict[str, list[dt.datetime]] = {}
+    for file in files:
+        if not (file.version.is_prerelease or file.yanked):
+            uploads.setdefault(str(file.version), []).append(file.uploaded)
+    found = []
+    for version, times in uploads.items():
+        first = min(times)
+        found.append((version, max(t for t in times if t - first <= RELEASE_UPLOAD_WINDOW)))
+    return found
+
+
 def releases_on_the_index() -> Releases:
-    """A distribution's final releases on the package index, each with its first upload."""
+    """A distribution's final releases on the package index, each when it was all out."""
     from nbseal.backends.pypi_index import ProjectIndex
 
     index = ProjectIndex()
 
     def releases(name: str) -> list[tuple[str, dt.datetime]]:
         try:
-            files = index.files(name)
+            return release_times(index.files(name))
         except NbsealError:
             return []
-        first: dict[str, dt.datetime] = {}
-        for file in files:
-            if file.version.is_prerelease or file.yanked:
-                continue
-            version = str(file.version)
-            first[version] = min(first.get(version, file.uploaded), file.uploaded)
-        return list(first.items())
 
     return releases
 
