@@ -95,6 +95,12 @@ def _sanitizer(regex: str, replacement: str) -> Sanitizer:
 
 DEFAULT_SANITIZERS = (
     _sanitizer(r"0x[0-9a-fA-F]{6,16}", "0xADDRESS"),
+    # Where a warning was raised: "path:line: " before "SomeWarning: message"
+    # (Python's warnings.formatwarning). A library's file and line move with
+    # its version and its install (the author's checkout, a conda folder,
+    # site-packages here), as an error's traceback does; the category and the
+    # message are compared.
+    _sanitizer(r"^[^\n]*?:\d+: (?=[A-Z]\w*Warning: )", "WARNING: "),
     # An object's address printed without its 0x, as some C++ and Cython
     # wrappers do: "<ValueView of Minuit at 7fcf91b3ca98>".
     _sanitizer(r"(?<= at )[0-9a-fA-F]{8,16}(?=>)", "0xADDRESS"),

@@ -68,6 +68,19 @@ def test_a_run_notebook_verifies_and_the_original_is_untouched(tmp_path: Path) -
     assert path.read_bytes() == before, "verify never modifies the notebook"
 
 
+def test_strings_hash_the_same_in_every_run(tmp_path: Path) -> None:
+    """A set of strings iterates in an order set by the interpreter's hash seed, random
+    in each process unless PYTHONHASHSEED fixes it: without the fixed seed, this
+    notebook's run and its verify print different orders (and hashes)."""
+    path = tmp_path / "nb.ipynb"
+    words = "{'alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'}"
+    _ran(path, PINNED, "print(hash('nbseal'))", f"print(list({words}))")
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "cell 2: reproduced" in verify.stdout
+    assert "cell 3: reproduced" in verify.stdout
+
+
 def test_a_changed_output_fails_and_the_diff_names_the_cell(tmp_path: Path) -> None:
     path = tmp_path / "nb.ipynb"
     nb = _ran(path, PINNED, "print('forty-two')")
@@ -571,6 +584,25 @@ def test_where_the_author_s_packages_were_installed_does_not_count(tmp_path: Pat
     assert "cell 2: reproduced" in verify.stdout
     # Another module than the one the cell prints is a difference.
     nb.cells[1].outputs[0]["text"] = installed + "ipykernel/kernelapp.py\n"
+    nbformat.write(nb, path)
+    assert "cell 2: differs" in nbseal("verify", str(path)).stdout
+
+
+def test_a_warning_reproduces_wherever_its_library_was_installed(tmp_path: Path) -> None:
+    # pysindy's notebook warned from the author's checkout, at other line numbers.
+    path = tmp_path / "nb.ipynb"
+    nb = _ran(path, PINNED, "import warnings\nwarnings.warn('did not converge')")
+    (output,) = nb.cells[1].outputs
+    assert "UserWarning: did not converge" in output["text"], output
+    message = output["text"].split(": ", 1)[1]  # the category, the message, the source line
+    nb.cells[1].outputs[0]["text"] = "/home/ada/Dropbox (lab)/x/y.py:266: " + message
+    nbformat.write(nb, path)
+    verify = nbseal("verify", str(path))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "cell 2: reproduced" in verify.stdout
+    # Another message is a difference.
+    other = message.replace("did not converge", "converged")
+    nb.cells[1].outputs[0]["text"] = "/home/ada/x/y.py:266: " + other
     nbformat.write(nb, path)
     assert "cell 2: differs" in nbseal("verify", str(path)).stdout
 

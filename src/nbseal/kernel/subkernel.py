@@ -37,7 +37,10 @@ _SOCKET_TYPES = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER
 
 # ipykernel's debugger (pydevd) otherwise warns about Python's frozen modules
 # at every start, on iopub with no parent: noise in every frontend's log.
-_KERNEL_ENV = {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+# Strings hash alike in every run (PYTHONHASHSEED=0): a set of strings, or
+# anything ordered by their hashes, prints in the same order each time the
+# notebook runs, instead of one order per process.
+_KERNEL_ENV = {"PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONHASHSEED": "0"}
 
 # A kernel that has not answered kernel_info this long and logged a traceback is failing.
 _TRACEBACK_GRACE = 5.0
