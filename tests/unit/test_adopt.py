@@ -15,6 +15,7 @@ import nbformat
 import pytest
 
 from nbseal.adopt import first_cell, notebooks_in
+from nbseal.adopt.datafiles import FOLDER_LIMIT
 from nbseal.adopt.documented import documented_distributions
 from nbseal.adopt.imports import (
     distribution_for,
@@ -23,7 +24,7 @@ from nbseal.adopt.imports import (
     pip_installs,
     string_literals,
 )
-from nbseal.adopt.infer import FOLDER_LIMIT, infer, pin_of
+from nbseal.adopt.infer import infer, pin_of
 from nbseal.adopt.projectfiles import declared_requirements
 from nbseal.directives import DataDirective, EnvDefineDirective, PinDirective, parse_cell
 from tests.bounded import stdout_within
@@ -441,30 +442,39 @@ def test_a_notebook_its_docs_render_gets_the_docs_requirements(tmp_path: Path) -
     path = _sktime_like(tmp_path, "['sphinx.ext.autodoc', 'nbsphinx']")
     notebook = nbformat.read(path, as_version=4)
     inference = infer(path, notebook, pin="2020-10-20T00:00:00Z")
-    assert [(d.requirement, d.source) for d in inference.declared] == [
-        ("pmdarima", "../docs/requirements.txt")
-    ], "the docs' own tools (Sphinx, nbsphinx, numpydoc, m2r2, the theme, jupyter) stay out"
-    assert inference.imported[0] == "sktime"
+    assert inference.documented == ["pmdarima"], (
+        "the docs' own tools (Sphinx, nbsphinx, numpydoc, m2r2, the theme, jupyter) stay out"
+    )
+    assert inference.declared == [], "setup.py declares nothing it can be read for"
     assert (
         "pmdarima",
         "declared in ../docs/requirements.txt, the requirements of the docs that render the "
         "notebook",
     ) in [(r.what, r.why) for r in inference.reasons]
-    # Asked of the index like every declared name.
-    assert (
-        infer(path, notebook, pin="2020-10-20T00:00:00Z", on_index=lambda n: False).declared == []
+    # After the imports: uv prefers the newest releases of what comes first, and
+    # sktime 0.4.3 needs a statsmodels that pmdarima 1.7.1 excludes.
+    sets = inference.requirement_sets()
+    assert sets[0] == (
+        "declared versions and imports",
+        ["sktime", *inference.imported[1:], "pmdarima"],
     )
+    assert sets[-1][0] == "imports only", "without the docs' requirements, if they fail"
+    # Asked of the index like every declared name.
+    refused = infer(path, notebook, pin="2020-10-20T00:00:00Z", on_index=lambda n: False)
+    assert refused.documented == []
 
 
 def test_docs_that_render_no_notebook_or_another_project_add_nothing(tmp_path: Path) -> None:
     path = _sktime_like(tmp_path / "a", "['sphinx.ext.autodoc']")
-    assert infer(path, nbformat.read(path, as_version=4), pin="2020-10-20T00:00:00Z").declared == []
+    assert (
+        infer(path, nbformat.read(path, as_version=4), pin="2020-10-20T00:00:00Z").documented == []
+    )
     appended = _sktime_like(tmp_path / "b", "[]\nextensions.append('nbsphinx')")
     found = infer(appended, nbformat.read(appended, as_version=4), pin="2020-10-20T00:00:00Z")
-    assert [d.requirement for d in found.declared] == ["pmdarima"]
+    assert found.documented == ["pmdarima"]
     other = _notebook(tmp_path / "b" / "examples", "import numpy", name="other.ipynb")
     unrelated = infer(other, nbformat.read(other, as_version=4), pin="2020-10-20T00:00:00Z")
-    assert unrelated.declared == []
+    assert unrelated.documented == []
 
 
 def test_a_release_is_out_when_its_files_of_that_day_are() -> None:

@@ -7,18 +7,17 @@ what the first cell should declare and, for each line, why.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import os
-import re
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import Requirement
 
+from nbseal.adopt.datafiles import DataFile, data_files
 from nbseal.adopt.documented import (
     SphinxDocs,
     documented_names,
@@ -31,11 +30,9 @@ from nbseal.adopt.imports import (
     imported_modules,
     is_standard_library,
     pip_installs,
-    string_literals,
 )
 from nbseal.adopt.projectfiles import Declared, declared_requirements, project_root
 from nbseal.adopt.python import AUTO_SETUPTOOLS, PythonPick, pick_python
-from nbseal.directives import data_name_ok
 from nbseal.notebook import code_sources
 from nbseal.pythons import python_release
 
@@ -47,11 +44,6 @@ __all__ = ["DataFile", "Inference", "Reason", "Releases", "infer", "pin_of"]
 # A distribution's final releases: (version, upload instant) each.
 Releases = Callable[[str], list[tuple[str, dt.datetime]]]
 
-# Files bigger than this are not declared as data (say so instead).
-DATA_LIMIT = 200 * 1024 * 1024
-# A referenced folder is declared file by file up to this many files.
-FOLDER_LIMIT = 50
-
 
 @dataclass(frozen=True)
 class Reason:
@@ -59,13 +51,6 @@ class Reason:
 
     what: str
     why: str
-
-
-@dataclass(frozen=True)
-class DataFile:
-    name: str  # as the cells open it, relative to the notebook
-    path: Path  # on this machine
-    cell: int
 
 
 @dataclass
@@ -81,6 +66,9 @@ class Inference:
     warnings: list[str] = field(default_factory=list)
     # Every distribution the cells import or install, declared or not.
     by_import: list[str] = field(default_factory=list)
+    # What the docs that render the notebook install, tried after the imports
+    # (uv prefers the newest releases of what comes first).
+    documented: list[str] = field(default_factory=list)
     # Packages of the notebook's folder its cells import (a folder with __init__.py).
     packages: list[str] = field(default_factory=list)
     # The CPython current at the pin, when older than this one (see adopt.python).
@@ -118,12 +106,13 @@ class Inference:
         """The environments to try, most faithful first, each with what it is."""
         exact = [d.requirement for d in self.declared]
         names = list(dict.fromkeys(Requirement(r).name for r in exact))
+        rest = [*self.imported, *self.documented]
         sets = []
-        if exact:
-            sets.append(("declared versions and imports", [*exact, *self.imported]))
+        if exact or self.documented:
+            sets.append(("declared versions and imports", [*exact, *rest]))
             if names != exact:
-                sets.append(("declared names without versions, and imports", names + self.imported))
-        if self.by_import and (exact or not sets):
+                sets.append(("declared names without versions, and imports", names + rest))
+        if self.by_import and (exact or self.documented or not sets):
             sets.append(("imports only", list(self.by_import)))
         if not sets:
             sets.append(("nothing imported: the standard library only", []))
@@ -241,111 +230,6 @@ def _local_modules(folder: Path) -> set[str]:
     return found
 
 
-def _data_name(text: str) -> str | None:
-    """A literal that could name a file relative to the notebook (no URLs, no globs)."""
-    text = text.strip()
-    if not text or "://" in text or text.startswith(("/", "~")) or any(c in text for c in "*?\0"):
-        return None
-    name = "/".join(p for p in PurePosixPath(text).parts if p != ".")
-    return name if data_name_ok(name) else None
-
-
-# A pattern of file names a cell expands (``glob.glob("data/*.csv")``,
-# ``"runs/**/*.json"``): names, folders and wildcards only.
-_PATTERN = re.compile(r"[\w.*?\[\]-]+(?:/[\w.*?\[\]-]+)*")
-_EXTENSION = re.compile(r"\.\w+$")
-
-
-def _glob_pattern(text: str) -> str | None:
-    """A literal that is a pattern of files relative to the notebook, else None.
-
-    It needs a folder or an extension: ``"*"`` and ``"**"`` are more often
-    strings (``"*" * 20``, Markdown) than the notebook's whole folder. One
-    ``**`` at most: each more multiplies the folders walked.
-    """
-    text = text.strip()
-    if not any(c in text for c in "*?") or not _PATTERN.fullmatch(text):
-        return None
-    if "/" not in text and not _EXTENSION.search(text):
-        return None
-    if PurePosixPath(text).parts.count("**") > 1:
-        return None
-    return text
-
-
-def _matches(notebook_dir: Path, root: Path, pattern: str) -> list[str]:
-    """The files ``pattern`` names from the notebook's folder, as the cell would get
-    them: at most one more than :data:`FOLDER_LIMIT`, none from outside ``root``.
-
-    The walk starts at the pattern's folder (``data`` of ``data/**/*.csv``),
-    which must be in the project: a notebook's ``../../**/*.txt`` would
-    otherwise walk the disk.
-    """
-    parts = PurePosixPath(pattern).parts
-    fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), 0)
-    start = (notebook_dir / PurePosixPath(*parts[:fixed])).resolve() if fixed else notebook_dir
-    if start != root and root not in start.parents:
-        return []
-    found: list[str] = []
-    for name in glob.iglob(pattern, root_dir=notebook_dir, recursive=True):
-        if (notebook_dir / name).is_file():
-            found.append(name)
-            if len(found) > FOLDER_LIMIT:
-                break
-    return sorted(found)
-
-
-def _data_files(
-    notebook_dir: Path, root: Path, sources: list[str]
-) -> tuple[list[DataFile], list[str]]:
-    found: dict[str, DataFile] = {}
-    notes: list[str] = []
-    for literal, cell in string_literals(sources):
-        pattern = _glob_pattern(literal)
-        if pattern is not None:
-            names = [n for m in _matches(notebook_dir, root, pattern) if (n := _data_name(m))]
-            if len(names) > FOLDER_LIMIT:
-                notes.append(
-                    f"cell {cell} lists {pattern}, more than {FOLDER_LIMIT} files: too many to "
-                    "declare one by one; add the ones it needs with `nbseal data add`"
-                )
-                continue
-            for matched in names:
-                path = (notebook_dir / matched).resolve()
-                if (path != root and root not in path.parents) or matched in found:
-                    continue
-                if path.stat().st_size > DATA_LIMIT:
-                    notes.append(f"{matched} is over {DATA_LIMIT >> 20} MB: not declared")
-                    continue
-                found[matched] = DataFile(matched, path, cell)
-            continue
-        name = _data_name(literal)
-        if name is None or name in found:
-            continue
-        path = (notebook_dir / name).resolve()
-        if path != root and root not in path.parents:
-            continue  # outside the project: not the notebook's own data
-        if path.is_file():
-            files = [(name, path)]
-        elif path.is_dir() and name not in (".", ""):
-            inside = sorted(p for p in path.rglob("*") if p.is_file() and ".git" not in p.parts)
-            if len(inside) > FOLDER_LIMIT:
-                notes.append(
-                    f"cell {cell} opens the folder {name}/ of {len(inside)} files: too many to "
-                    "declare one by one; add the ones it needs with `nbseal data add`"
-                )
-                continue
-            files = [(f"{name}/{p.relative_to(path).as_posix()}", p) for p in inside]
-        else:
-            continue
-        for file_name, file_path in files:
-            if file_path.stat().st_size > DATA_LIMIT:
-                notes.append(f"{file_name} is over {DATA_LIMIT >> 20} MB: not declared")
-                continue
-            found.setdefault(file_name, DataFile(file_name, file_path, cell))
-    return list(found.values()), notes
-
-
 def _python_of(notebook: Any) -> str | None:
     info = notebook.get("metadata", {}).get("language_info", {})
     version = info.get("version") if info.get("name", "python") == "python" else None
@@ -437,7 +321,6 @@ def infer(
     for d in rendered:
         why = f"declared in {d.source}, the requirements of the docs that render the notebook"
         reasons.append(Reason(d.requirement, why))
-    declared = [*declared, *rendered]
     if releases is not None and pin_source != "--pin":
         everything = [*(d.requirement for d in declared), *by_import]
         moved = _documented_pin(pin, docs, everything, releases)
@@ -458,7 +341,7 @@ def infer(
         by_import.append(tools)
         why = "old code imports pkg_resources, which environments of that time carried"
         reasons.append(Reason(tools, why))
-    data, notes = _data_files(folder, root, sources)
+    data, notes = data_files(folder, root, sources)
     data_names = {d.name for d in data}
     packages: list[str] = []
     for module in sorted(local):
@@ -492,6 +375,7 @@ def infer(
         reasons=reasons,
         warnings=warnings,
         python_pick=pick,
+        documented=[d.requirement for d in rendered],
     )
 
 
