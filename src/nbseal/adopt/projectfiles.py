@@ -193,21 +193,25 @@ def declared_requirements(notebook_dir: Path, root: Path) -> tuple[list[Declared
     folders = [here, *(p for p in here.parents if p == root or root in p.parents)]
     for folder in folders:
         files = _files_in(folder)
-        if not files:
-            continue
-        declared: list[Declared] = []
-        unreadable: list[str] = []
-        for path in files:
-            reader = _READERS.get(path.name, _requirements_txt)
-            where = os.path.relpath(path, here)  # as the notebook's folder sees it
-            try:
-                requirements = reader(path)
-            except (OSError, ValueError, SyntaxError, configparser.Error) as exc:
-                unreadable.append(f"{where}: {exc}")
-                continue
-            declared += [Declared(r, where) for r in requirements]
-        return declared, unreadable
+        if files:
+            return _read(files, here)
     return [], []
+
+
+def _read(files: list[Path], here: Path) -> tuple[list[Declared], list[str]]:
+    """What ``files`` declare, each named as the notebook's folder ``here`` sees it."""
+    declared: list[Declared] = []
+    unreadable: list[str] = []
+    for path in files:
+        reader = _READERS.get(path.name, _requirements_txt)
+        where = os.path.relpath(path, here)
+        try:
+            requirements = reader(path)
+        except (OSError, ValueError, SyntaxError, configparser.Error) as exc:
+            unreadable.append(f"{where}: {exc}")
+            continue
+        declared += [Declared(r, where) for r in requirements]
+    return declared, unreadable
 
 
 def docs_requirements(
@@ -227,22 +231,8 @@ def docs_requirements(
         files = sorted(candidate.glob("requirements*.txt"))
         files += [candidate / n for n in ("environment.yml", "environment.yaml")]
         files = [f for f in files if f.is_file()]
-        if not files:
-            continue
-        declared: list[Declared] = []
-        unreadable: list[str] = []
-        for path in files:
-            reader = _READERS.get(path.name, _requirements_txt)
-            where = os.path.relpath(path, here)
-            try:
-                requirements = reader(path)
-            except (OSError, ValueError) as exc:
-                unreadable.append(f"{where}: {exc}")
-                continue
-            declared += [
-                Declared(r, where)
-                for r in requirements
-                if not _DOC_TOOLS.match(Requirement(r).name)
-            ]
-        return declared, unreadable
+        if files:
+            declared, unreadable = _read(files, here)
+            tools = [d for d in declared if _DOC_TOOLS.match(Requirement(d.requirement).name)]
+            return [d for d in declared if d not in tools], unreadable
     return [], []
