@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nbseal import errors
+from nbseal.adopt.imports import distribution_for
 
 __all__ = [
     "DIFFERS",
@@ -75,6 +76,16 @@ def _missing_path(ename: str, evalue: str) -> str | None:
     return None
 
 
+_NO_MODULE = re.compile(r"^No module named '([\w.]+)'")
+
+
+def _missing_module(ename: str, evalue: str) -> str | None:
+    if ename not in ("ModuleNotFoundError", "ImportError"):
+        return None
+    found = _NO_MODULE.match(evalue)
+    return found.group(1) if found else None
+
+
 def explain_error(
     ename: str,
     evalue: str,
@@ -100,6 +111,17 @@ def explain_error(
             f"the re-run cannot open {path!r} ({raised})",
             hint=f"declare it: `nbseal data add {notebook} {path}`, or `#seal share {folder}` "
             "for a folder next to the notebook",
+        )
+    module = _missing_module(ename, evalue)
+    if stored is None and module is not None:
+        # sktime's soft dependencies, iminuit.minimize's scipy: a library
+        # imports it, no cell does, so `nbseal adopt` could not know.
+        distribution, _ = distribution_for(module.split(".")[0])
+        return Explanation(
+            ERROR,
+            f"{raised} (the stored cell did not raise)",
+            hint=f"the environment lacks {module}: add {distribution} to the cell's "
+            "`#seal env` line",
         )
     if stored is None:
         return Explanation(ERROR, f"{raised} (the stored cell did not raise)")

@@ -176,6 +176,13 @@ def test_errors_missing_data_and_failed_environments() -> None:
     pandas = explain_error("FileNotFoundError", "[Errno 2] File b'x.csv' does not exist: b'x.csv'")
     assert pandas.cause == MISSING_DATA
     assert "'x.csv'" in pandas.evidence
+    lacking = explain_error("ModuleNotFoundError", "No module named 'sklearn.ensemble'")
+    assert lacking.cause == ERROR
+    assert lacking.hint == (
+        "the environment lacks sklearn.ensemble: add scikit-learn to the cell's `#seal env` line"
+    )
+    # Raised the same in the stored run, it is the notebook's own matter.
+    assert explain_error("ModuleNotFoundError", "No module named 'x'", stored="...").hint == ""
     new = explain_error("ValueError", "bad")
     assert (new.cause, new.evidence) == (ERROR, "ValueError: bad (the stored cell did not raise)")
     other = explain_error("ValueError", "bad", stored="KeyError: 'k'")
