@@ -477,6 +477,26 @@ def test_docs_that_render_no_notebook_or_another_project_add_nothing(tmp_path: P
     assert unrelated.documented == []
 
 
+def test_docs_of_a_sibling_folder_outside_any_project_are_not_the_notebook_s(
+    tmp_path: Path,
+) -> None:
+    """Outside git, the notebook's folder's parent is taken as its project: in a home
+    folder that also holds a clone of sktime, sktime's docs are not this notebook's."""
+    _sktime_like(tmp_path / "src" / "sktime", "['nbsphinx']")
+    (tmp_path / "notebooks").mkdir()
+    path = _notebook(tmp_path / "notebooks", "import sktime")
+    notebook = nbformat.read(path, as_version=4)
+    os.utime(path, (0, dt.datetime(2020, 10, 12, tzinfo=dt.timezone.utc).timestamp()))
+    releases = lambda name: [("0.4.3", dt.datetime(2020, 10, 20, tzinfo=dt.timezone.utc))]  # noqa: E731
+    inference = infer(path, notebook, releases=releases)
+    assert inference.documented == []
+    assert inference.pin == "2020-10-12T00:00:00Z", "not moved to sktime's release"
+    # The same home folder with a project file at its top is a project.
+    (tmp_path / "requirements.txt").write_text("sktime\n")
+    inside = infer(path, notebook, releases=releases)
+    assert inside.documented == ["pmdarima"]
+
+
 def test_a_release_is_out_when_its_files_of_that_day_are() -> None:
     from packaging.version import Version
 

@@ -31,7 +31,12 @@ from nbseal.adopt.imports import (
     is_standard_library,
     pip_installs,
 )
-from nbseal.adopt.projectfiles import Declared, declared_requirements, project_root
+from nbseal.adopt.projectfiles import (
+    Declared,
+    declared_requirements,
+    is_a_project,
+    project_root,
+)
 from nbseal.adopt.python import AUTO_SETUPTOOLS, PythonPick, pick_python
 from nbseal.notebook import code_sources
 from nbseal.pythons import python_release
@@ -312,7 +317,10 @@ def infer(
             "a library the cell calls drew it"
         )
         reasons.append(Reason("tqdm", why))
-    docs = sphinx_docs(root)
+    # Outside a project, only docs the notebook lies in are its own.
+    docs = [
+        d for d in sphinx_docs(root) if is_a_project(root) or d.folder in (folder, *folder.parents)
+    ]
     present = declared_names | {n for r in by_import if (n := _canonical(r))}
     rendered, bad = rendering_docs_requirements(docs, root, folder, present)
     unreadable += bad

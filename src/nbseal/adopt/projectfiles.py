@@ -19,7 +19,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from nbseal._toml import tomllib
 
-__all__ = ["Declared", "declared_requirements", "docs_requirements", "project_root"]
+__all__ = [
+    "Declared",
+    "declared_requirements",
+    "docs_requirements",
+    "is_a_project",
+    "project_root",
+]
 
 # Requirement files for development, tests or docs are not what a notebook runs with.
 _SIDE_FILES = re.compile(r"(dev|test|doc|lint|ci|build)", re.IGNORECASE)
@@ -62,6 +68,16 @@ def project_root(notebook_dir: Path, *, limit: int = 3) -> Path:
         if (folder / ".git").exists():
             return folder
     return here.parent
+
+
+def is_a_project(folder: Path) -> bool:
+    """Whether ``folder`` is a project's top: a git work tree's, or one holding project files.
+
+    What :func:`project_root` gives outside git is only the notebook's
+    folder's parent (a home folder, a folder of unrelated clones): the docs
+    found below it are a project's own only when it is one.
+    """
+    return (folder / ".git").exists() or bool(_files_in(folder))
 
 
 def _usable(text: str) -> str | None:
