@@ -25,7 +25,7 @@ from tests.corpus.measure import measure_nbseal
 
 # Every notebook takes 30-90 s on 2 cores (adopt resolves, verify builds and
 # runs): the default run takes the sample marked `ci = true` in the manifest,
-# one notebook of each of four projects; NBSEAL_CORPUS=all takes all of them (what the
+# one notebook of each of five projects; NBSEAL_CORPUS=all takes all of them (what the
 # figures in docs/revive.md come from, as bench/corpus_baseline.py --nbseal).
 ENTRIES = [e for e in load_manifest() if e.ci or os.environ.get("NBSEAL_CORPUS") == "all"]
 
