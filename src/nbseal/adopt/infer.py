@@ -76,7 +76,8 @@ class Inference:
     documented: list[str] = field(default_factory=list)
     # Packages of the notebook's folder its cells import (a folder with __init__.py).
     packages: list[str] = field(default_factory=list)
-    # The CPython current at the pin, when older than this one (see adopt.python).
+    # The CPython to ask for, when older than this one: the one the notebook records,
+    # else the one current at the pin (see adopt.python).
     python_pick: PythonPick | None = None
 
     @property
@@ -270,8 +271,9 @@ def infer(
     declared requirements it does not have are left out, and said so.
     ``releases`` gives a distribution's releases: a notebook in the docs of one
     it imports is pinned at that one's next release (:data:`DEVELOPMENT_WINDOW`).
-    ``pythons`` finds interpreters: given, a pin older than this Python asks it
-    for the CPython current at the pin (:func:`~nbseal.adopt.python.pick_python`).
+    ``pythons`` finds interpreters: given, it is asked for the CPython the
+    notebook's metadata records, else (a pin older than this Python) the one
+    current at the pin (:func:`~nbseal.adopt.python.pick_python`).
     """
     folder = path.resolve().parent
     root = project_root(folder)
