@@ -24,6 +24,7 @@ __all__ = [
     "OWNER_FILE",
     "make_runtime_dir",
     "owned_by_live_process",
+    "owner_pid",
     "process_start_time",
     "runtime_base",
     "sweep_orphans",
@@ -82,6 +83,14 @@ def _owned(path: Path) -> Path:
     pid = os.getpid()
     (path / OWNER_FILE).write_text(f"{pid} {process_start_time(pid)}\n")
     return path
+
+
+def owner_pid(path: Path) -> int | None:
+    """The pid ``path``'s owner file names, if it has a readable one."""
+    try:
+        return int((path / OWNER_FILE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def owned_by_live_process(path: Path) -> bool:

@@ -214,6 +214,23 @@ def test_a_run_s_kernel_is_reachable_only_through_its_private_folder(tmp_path: P
         assert kernel.connection_file.stat().st_mode & 0o777 == 0o600
 
 
+def test_the_kernel_removes_its_run_s_folder_when_it_stops(tmp_path: Path) -> None:
+    """A run killed between its kernel's exit and its own removal of the folder would
+    leave it (and nobody alive to sweep it): the kernel removes it as it stops."""
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook("1 + 1"), path)
+    with start_kernel(path) as kernel:
+        client = kernel.km.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=120)
+            client.shutdown()
+            kernel.process.wait(timeout=60)
+        finally:
+            client.stop_channels()
+        assert not kernel.run_dir.exists(), "left for this run to remove after the kernel's exit"
+
+
 def _processes_of(notebook: Path) -> list[int]:
     """The pids whose environment names ``notebook`` as their Jupyter session."""
     wanted = f"JPY_SESSION_NAME={notebook.resolve()}".encode()

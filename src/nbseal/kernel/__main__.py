@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -75,7 +76,20 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.connection_file).unlink(missing_ok=True)
         # nbseal run's folder too, if it was the parent (and is now gone).
         sweep_orphans(config.runtime_parent.parent if config.runtime_parent else None)
+    elif config.runtime_parent is not None and _made_by_parent(config.runtime_parent):
+        # nbseal run's folder (its connection file, our runtime folder) is
+        # the run's to remove once we exit; a run killed in that moment would
+        # leave it, with nobody alive to notice. Nothing in it is used now.
+        shutil.rmtree(config.runtime_parent, ignore_errors=True)
     return 0
+
+
+def _made_by_parent(folder: Path) -> bool:
+    """Whether ``folder`` is an nbseal run's folder, made by the process that started us."""
+    from nbseal.runtime_dirs import owner_pid
+
+    parent = int(os.environ.get("JPY_PARENT_PID", "0") or 0)
+    return folder.name.startswith("nbseal-run-") and parent > 1 and owner_pid(folder) == parent
 
 
 def _compile_seccomp() -> None:
