@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 
 from nbseal.runner import start_kernel
@@ -220,7 +221,7 @@ def test_the_kernel_removes_its_run_s_folder_when_it_stops(tmp_path: Path) -> No
     path = tmp_path / "nb.ipynb"
     nbformat.write(notebook("1 + 1"), path)
     with start_kernel(path) as kernel:
-        client = kernel.km.client()
+        client = kernel.km.blocking_client()
         client.start_channels()
         try:
             client.wait_for_ready(timeout=120)
@@ -229,6 +230,27 @@ def test_the_kernel_removes_its_run_s_folder_when_it_stops(tmp_path: Path) -> No
         finally:
             client.stop_channels()
         assert not kernel.run_dir.exists(), "left for this run to remove after the kernel's exit"
+
+
+def test_a_restarted_run_kernel_keeps_its_run_s_folder(tmp_path: Path) -> None:
+    """A restart (shutdown_request with restart) starts the next kernel with the same
+    connection file: the stopping kernel must leave the folder that holds it."""
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook("1 + 1"), path)
+    with start_kernel(path) as kernel:
+        old = kernel.km.provisioner.pid if kernel.km.provisioner is not None else None
+        run_sync(kernel.km.restart_kernel)(now=False)
+        assert kernel.km.provisioner is not None
+        assert kernel.km.provisioner.pid != old, "a new nbseal kernel"
+        assert kernel.connection_file.exists()
+        client = kernel.km.blocking_client()
+        client.start_channels()
+        try:
+            reply = client.execute_interactive("1 + 1", timeout=120)
+        finally:
+            client.stop_channels()
+        assert reply["content"]["status"] == "ok"
+        run_sync(kernel.km.shutdown_kernel)(now=True)
 
 
 def _processes_of(notebook: Path) -> list[int]:

@@ -76,10 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.connection_file).unlink(missing_ok=True)
         # nbseal run's folder too, if it was the parent (and is now gone).
         sweep_orphans(config.runtime_parent.parent if config.runtime_parent else None)
-    elif config.runtime_parent is not None and _made_by_parent(config.runtime_parent):
+    elif (
+        not kernel.restarting
+        and config.runtime_parent is not None
+        and _made_by_parent(config.runtime_parent)
+    ):
         # nbseal run's folder (its connection file, our runtime folder) is
         # the run's to remove once we exit; a run killed in that moment would
-        # leave it, with nobody alive to notice. Nothing in it is used now.
+        # leave it, with nobody alive to notice. Nothing in it is used now
+        # (unless a restart starts our successor with that connection file).
         shutil.rmtree(config.runtime_parent, ignore_errors=True)
     return 0
 

@@ -41,7 +41,7 @@ _PYTHON_LANGUAGE_INFO: dict[str, Any] = {
 
 
 class FrontendProtocol:
-    def __init__(self, io: ProxyIO, router: Router, *, on_shutdown: Callable[[], None]) -> None:
+    def __init__(self, io: ProxyIO, router: Router, *, on_shutdown: Callable[[bool], None]) -> None:
         self.io = io
         self.router = router
         self.on_shutdown = on_shutdown
@@ -124,7 +124,7 @@ class FrontendProtocol:
             self.io.sockets.reply(channel, message, header, content)
             self.io.sockets.send("iopub", "shutdown_reply", content, header)
             self.io.sockets.status("idle", header)
-            self.on_shutdown()
+            self.on_shutdown(restart)
 
         self.io.background.spawn(shut())
 

@@ -99,6 +99,8 @@ class ProxyKernel:
         self.runtime_dir = make_runtime_dir("nbseal-", self.config.runtime_parent)
         # Set when the process that started this kernel is gone.
         self.orphaned = False
+        # Set when the frontend stops this kernel to start it again.
+        self.restarting = False
         # jupyter_server starts kernels in the notebook's folder.
         self.notebook_dir = Path.cwd()
         workdir = (self.config.keep_workdir or self.runtime_dir / "work").resolve()
@@ -138,7 +140,7 @@ class ProxyKernel:
             explain=lambda error: missing_file_hint(error, self.notebook_dir, name),
         )
         self.cells = Cells(io, self.pool, self.grants, self.config.data_store, self.notebook_dir)
-        self.frontend = FrontendProtocol(io, self.router, on_shutdown=self._stopping.set)
+        self.frontend = FrontendProtocol(io, self.router, on_shutdown=self._shutdown_requested)
 
     def notebook_path(self) -> Path | None:
         """The notebook this kernel runs: ``nbseal run``'s path or ``JPY_SESSION_NAME``."""
@@ -176,6 +178,10 @@ class ProxyKernel:
         self.context.destroy(linger=0)
         self.grants.clear_data_mounts()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)  # holds the scratch workdir
+
+    def _shutdown_requested(self, restart: bool) -> None:
+        self.restarting = restart
+        self._stopping.set()
 
     def request_stop(self) -> None:
         """Stop serving (SIGTERM): every sub-kernel is shut down on the way out."""
