@@ -442,7 +442,7 @@ def test_a_notebook_its_docs_render_gets_the_docs_requirements(tmp_path: Path) -
     path = _sktime_like(tmp_path, "['sphinx.ext.autodoc', 'nbsphinx']")
     notebook = nbformat.read(path, as_version=4)
     inference = infer(path, notebook, pin="2020-10-20T00:00:00Z")
-    assert inference.documented == ["pmdarima"], (
+    assert inference.run_with == ["pmdarima"], (
         "the docs' own tools (Sphinx, nbsphinx, numpydoc, m2r2, the theme, jupyter) stay out"
     )
     assert inference.declared == [], "setup.py declares nothing it can be read for"
@@ -461,20 +461,18 @@ def test_a_notebook_its_docs_render_gets_the_docs_requirements(tmp_path: Path) -
     assert sets[-1][0] == "imports only", "without the docs' requirements, if they fail"
     # Asked of the index like every declared name.
     refused = infer(path, notebook, pin="2020-10-20T00:00:00Z", on_index=lambda n: False)
-    assert refused.documented == []
+    assert refused.run_with == []
 
 
 def test_docs_that_render_no_notebook_or_another_project_add_nothing(tmp_path: Path) -> None:
     path = _sktime_like(tmp_path / "a", "['sphinx.ext.autodoc']")
-    assert (
-        infer(path, nbformat.read(path, as_version=4), pin="2020-10-20T00:00:00Z").documented == []
-    )
+    assert infer(path, nbformat.read(path, as_version=4), pin="2020-10-20T00:00:00Z").run_with == []
     appended = _sktime_like(tmp_path / "b", "[]\nextensions.append('nbsphinx')")
     found = infer(appended, nbformat.read(appended, as_version=4), pin="2020-10-20T00:00:00Z")
-    assert found.documented == ["pmdarima"]
+    assert found.run_with == ["pmdarima"]
     other = _notebook(tmp_path / "b" / "examples", "import numpy", name="other.ipynb")
     unrelated = infer(other, nbformat.read(other, as_version=4), pin="2020-10-20T00:00:00Z")
-    assert unrelated.documented == []
+    assert unrelated.run_with == []
 
 
 def test_docs_of_a_sibling_folder_outside_any_project_are_not_the_notebook_s(
@@ -489,12 +487,12 @@ def test_docs_of_a_sibling_folder_outside_any_project_are_not_the_notebook_s(
     os.utime(path, (0, dt.datetime(2020, 10, 12, tzinfo=dt.timezone.utc).timestamp()))
     releases = lambda name: [("0.4.3", dt.datetime(2020, 10, 20, tzinfo=dt.timezone.utc))]  # noqa: E731
     inference = infer(path, notebook, releases=releases)
-    assert inference.documented == []
+    assert inference.run_with == []
     assert inference.pin == "2020-10-12T00:00:00Z", "not moved to sktime's release"
     # The same home folder with a project file at its top is a project.
     (tmp_path / "requirements.txt").write_text("sktime\n")
     inside = infer(path, notebook, releases=releases)
-    assert inside.documented == ["pmdarima"]
+    assert inside.run_with == ["pmdarima"]
 
 
 def test_a_release_is_out_when_its_files_of_that_day_are() -> None:

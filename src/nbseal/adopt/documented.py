@@ -21,9 +21,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.requirements import Requirement
-
-from nbseal.adopt.projectfiles import Declared, docs_requirements
+from nbseal.adopt.projectfiles import Declared, canonical_name, docs_requirements
 
 __all__ = [
     "SphinxDocs",
@@ -225,10 +223,6 @@ def rendering_docs_requirements(
     for each in docs:
         if each.renders_notebooks and documented_names([each]) & names:
             more, bad = docs_requirements(each.folder, root, notebook_dir)
-            found += [d for d in more if _name(d.requirement) not in names]
+            found += [d for d in more if canonical_name(d.requirement) not in names]
             unreadable += bad
     return found, unreadable
-
-
-def _name(requirement: str) -> str:
-    return Requirement(requirement).name.lower().replace("_", "-")

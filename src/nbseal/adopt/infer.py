@@ -33,11 +33,13 @@ from nbseal.adopt.imports import (
 )
 from nbseal.adopt.projectfiles import (
     Declared,
+    canonical_name,
     declared_requirements,
     is_a_project,
     project_root,
 )
 from nbseal.adopt.python import AUTO_SETUPTOOLS, PythonPick, pick_python
+from nbseal.adopt.tested import tested_requirements
 from nbseal.notebook import code_sources
 from nbseal.pythons import python_release
 
@@ -71,9 +73,10 @@ class Inference:
     warnings: list[str] = field(default_factory=list)
     # Every distribution the cells import or install, declared or not.
     by_import: list[str] = field(default_factory=list)
-    # What the docs that render the notebook install, tried after the imports
-    # (uv prefers the newest releases of what comes first).
-    documented: list[str] = field(default_factory=list)
+    # What the project installs where it runs the notebook (the docs that render
+    # it, the tests that execute it), tried after the imports: uv prefers the
+    # newest releases of what comes first.
+    run_with: list[str] = field(default_factory=list)
     # Packages of the notebook's folder its cells import (a folder with __init__.py).
     packages: list[str] = field(default_factory=list)
     # The CPython to ask for, when older than this one: the one the notebook records,
@@ -112,13 +115,13 @@ class Inference:
         """The environments to try, most faithful first, each with what it is."""
         exact = [d.requirement for d in self.declared]
         names = list(dict.fromkeys(Requirement(r).name for r in exact))
-        rest = [*self.imported, *self.documented]
+        rest = [*self.imported, *self.run_with]
         sets = []
-        if exact or self.documented:
+        if exact or self.run_with:
             sets.append(("declared versions and imports", [*exact, *rest]))
             if names != exact:
                 sets.append(("declared names without versions, and imports", names + rest))
-        if self.by_import and (exact or self.documented or not sets):
+        if self.by_import and (exact or self.run_with or not sets):
             sets.append(("imports only", list(self.by_import)))
         if not sets:
             sets.append(("nothing imported: the standard library only", []))
@@ -331,6 +334,15 @@ def infer(
     for d in rendered:
         why = f"declared in {d.source}, the requirements of the docs that render the notebook"
         reasons.append(Reason(d.requirement, why))
+    present |= {canonical_name(d.requirement) for d in rendered}
+    tested, bad, tests = tested_requirements(root, path, present)
+    unreadable += bad
+    tested, unknown_tests = _on_the_index(tested, on_index)
+    left_out += [f"{d.requirement} (declared in {d.source})" for d in unknown_tests]
+    for d in tested:
+        runner = ", ".join(os.path.relpath(t, folder) for t in tests)
+        why = f"declared in {d.source}, the requirements of the tests that execute the notebook"
+        reasons.append(Reason(d.requirement, f"{why} ({runner})"))
     if releases is not None and pin_source != "--pin":
         everything = [*(d.requirement for d in declared), *by_import]
         moved = _documented_pin(pin, docs, everything, releases)
@@ -385,7 +397,7 @@ def infer(
         reasons=reasons,
         warnings=warnings,
         python_pick=pick,
-        documented=[d.requirement for d in rendered],
+        run_with=[d.requirement for d in [*rendered, *tested]],
     )
 
 

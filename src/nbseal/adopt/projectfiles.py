@@ -21,10 +21,12 @@ from nbseal._toml import tomllib
 
 __all__ = [
     "Declared",
+    "canonical_name",
     "declared_requirements",
     "docs_requirements",
     "is_a_project",
     "project_root",
+    "requirements_of_tests",
 ]
 
 # Requirement files for development, tests or docs are not what a notebook runs with.
@@ -39,6 +41,14 @@ _DOC_TOOLS = re.compile(
     r"|numpydoc|recommonmark|m2r2?|docutils|pandoc|pypandoc|furo|jupyter-book)$",
     re.IGNORECASE,
 )
+# What runs tests, not what the notebooks they execute run with.
+_TEST_TOOLS = re.compile(
+    r"^(pytest.*|nose.*|coverage.*|codecov|coveralls|tox|mock|flake8.*|pylint|mypy|black|isort"
+    r"|pre-commit|nbval|nbconvert|nbformat|nbclient|papermill|testbook|ipykernel|jupyter-client)$",
+    re.IGNORECASE,
+)
+# The extras (setup.py, setup.cfg, pyproject.toml) that hold the test requirements.
+_TEST_EXTRAS = re.compile(r"^(tests?|testing)$", re.IGNORECASE)
 # conda's names for things that are not PyPI packages.
 _CONDA_ONLY = frozenset({"python", "pip", "conda", "nb_conda", "nb_conda_kernels", "mkl"})
 # conda-forge names of packages PyPI knows under another name.
@@ -91,6 +101,11 @@ def _usable(text: str) -> str | None:
     if requirement.name.lower() in _FRONTENDS:
         return None
     return str(requirement)
+
+
+def canonical_name(requirement: str) -> str:
+    """A requirement's distribution name as the index compares it (lower case, ``-``)."""
+    return re.sub(r"[-_.]+", "-", Requirement(requirement).name).lower()
 
 
 def _requirements_txt(path: Path) -> list[str]:
@@ -184,6 +199,34 @@ def _setup_py(path: Path) -> list[str]:
     return []
 
 
+def _test_extras(path: Path) -> list[str]:
+    """The test extras of setup.py (a literal ``extras_require``), setup.cfg or pyproject.toml."""
+    text = path.read_text(errors="replace")
+    extras: dict[str, object] = {}
+    if path.name == "setup.py":
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.keyword) and node.arg == "extras_require":
+                try:
+                    extras = ast.literal_eval(node.value)
+                except ValueError:
+                    return []
+    elif path.name == "setup.cfg":
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read_string(text)
+        if parser.has_section("options.extras_require"):
+            extras = dict(parser.items("options.extras_require"))
+    else:
+        extras = tomllib.loads(text).get("project", {}).get("optional-dependencies", {})
+    found: list[str] = []
+    for key, values in extras.items() if isinstance(extras, dict) else ():
+        if not _TEST_EXTRAS.match(str(key)):
+            continue
+        lines = values.splitlines() if isinstance(values, str) else values
+        if isinstance(lines, list):
+            found += [r for v in lines if isinstance(v, str) and (r := _usable(v))]
+    return found
+
+
 _READERS = {
     "pyproject.toml": _pyproject,
     "environment.yml": _environment_yml,
@@ -252,3 +295,43 @@ def docs_requirements(
             tools = [d for d in declared if _DOC_TOOLS.match(Requirement(d.requirement).name)]
             return [d for d in declared if d not in tools], unreadable
     return [], []
+
+
+def _test_requirement_files(root: Path) -> list[Path]:
+    patterns = [
+        (root, "requirements*test*.txt"),
+        (root, "test*requirements*.txt"),
+        (root / "requirements", "test*.txt"),
+        (root / "tests", "requirements*.txt"),
+        (root / "test", "requirements*.txt"),
+    ]
+    found = [p for folder, glob in patterns for p in sorted(folder.glob(glob)) if p.is_file()]
+    return list(dict.fromkeys(found))
+
+
+def requirements_of_tests(root: Path, notebook_dir: Path) -> tuple[list[Declared], list[str]]:
+    """What the project's tests install, minus the tools that run them: the ``test``
+    (``tests``, ``testing``) extra of its setup.py, setup.cfg or pyproject.toml, and
+    its test requirement files (requirements-test.txt, requirements/test.txt ...)."""
+    here = notebook_dir.resolve()
+    top = root.resolve()
+    declared: list[Declared] = []
+    unreadable: list[str] = []
+    for name in ("setup.py", "setup.cfg", "pyproject.toml"):
+        path = top / name
+        if not path.is_file():
+            continue
+        where = os.path.relpath(path, here)
+        try:
+            declared += [Declared(r, f"{where} (test extra)") for r in _test_extras(path)]
+        except (OSError, ValueError, SyntaxError, configparser.Error) as exc:
+            unreadable.append(f"{where}: {exc}")
+    more, bad = _read(_test_requirement_files(top), here)
+    declared += more
+    unreadable += bad
+    kept: dict[str, Declared] = {}
+    for each in declared:
+        name = Requirement(each.requirement).name
+        if not (_TEST_TOOLS.match(name) or _DOC_TOOLS.match(name)):
+            kept.setdefault(canonical_name(each.requirement), each)
+    return list(kept.values()), unreadable
