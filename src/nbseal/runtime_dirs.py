@@ -147,6 +147,8 @@ def write_ipc_connection_file(
     """A connection file whose channels are the ipc sockets ``sockets``-PORT (:data:`IPC_PORTS`).
 
     Private (mode 0600): it holds the key that signs the kernel's messages.
+    A file that already says the same is left as it is: a kernel started
+    ahead (sandbox/headstart.py) may be reading it.
     """
     info = {
         "transport": "ipc",
@@ -156,6 +158,10 @@ def write_ipc_connection_file(
         "kernel_name": kernel_name,
         **{f"{channel}_port": port for channel, port in IPC_PORTS.items()},
     }
+    text = json.dumps(info, indent=1)
+    with contextlib.suppress(OSError):
+        if path.read_text() == text:
+            return
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump(info, handle, indent=1)
+        handle.write(text)

@@ -38,6 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     args, _unknown = parser.parse_known_args(argv)
     mark("proxy", "process started", at=process_started_at())
+    # Interrupts arrive as interrupt_request messages; a stray SIGINT
+    # (Ctrl+C in a terminal) must not kill the proxy and its kernels. Set
+    # before any kernel starts: they inherit it (see sandbox/headstart.py).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not args.no_sandbox and args.keep_workdir is None:
+        # This notebook's first kernel, from the recipe its last start kept:
+        # it starts while this process imports (see nbseal.sandbox.headstart).
+        from nbseal.sandbox import headstart
+
+        headstart.begin(
+            connection_file=args.connection_file,
+            runtime_parent=Path(args.runtime_parent) if args.runtime_parent else None,
+            session=os.environ.get("JPY_SESSION_NAME", ""),
+            cwd=os.getcwd(),
+        )
     if not args.no_sandbox:
         # The sandbox's seccomp program needs libseccomp, which pyseccomp finds
         # by running ldconfig (40-50 ms): done on a thread while this one
@@ -51,9 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     with open(args.connection_file) as handle:
         connection = json.load(handle)
-    # Interrupts arrive as interrupt_request messages; a stray SIGINT
-    # (Ctrl+C in a terminal) must not kill the proxy and its kernels.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     config = ProxyConfig(
         sandbox=not args.no_sandbox,
         keep_workdir=Path(args.keep_workdir) if args.keep_workdir else None,

@@ -47,6 +47,7 @@ from nbseal.kernel.sealing import OutputSeal
 from nbseal.kernel.session import WireSession
 from nbseal.kernel.warm import WarmPolicy
 from nbseal.runtime_dirs import make_runtime_dir, sweep_orphans
+from nbseal.sandbox import headstart
 from nbseal.sandbox.identity import sandbox_identity
 from nbseal.store import EnvironmentStore
 from nbseal.timeline import mark
@@ -96,7 +97,10 @@ class ProxyKernel:
         sweep_orphans()
         # Build folders of killed builds (run by root, the sandbox's uid owns them).
         sweep_orphans(uv_cache_dir(), also_owned_by=sandbox_identity().host_uid)
-        self.runtime_dir = make_runtime_dir("nbseal-", self.config.runtime_parent)
+        # The head start's folder, if it made one: its kernel's sockets are there.
+        self.runtime_dir = headstart.runtime_dir() or make_runtime_dir(
+            "nbseal-", self.config.runtime_parent
+        )
         # Set when the process that started this kernel is gone.
         self.orphaned = False
         # Set when the frontend stops this kernel to start it again.
@@ -163,11 +167,14 @@ class ProxyKernel:
             self.background.spawn(self.frontend.serve(channel))
         self.background.spawn(self.queue.serve(self.cells.prepare, self.cells.express))
         self.pool.prestart(self.config.prestart)
+        if not self.config.prestart:
+            await asyncio.to_thread(headstart.discard)
         self.background.spawn(watch_parent(self._orphan))
         await self._stopping.wait()
         self.pool.closing = True
         self.queue.stop()
         await self.pool.stop_all()
+        await asyncio.to_thread(headstart.discard)  # a head start no kernel took
         self.background.cancel_all()
         await asyncio.sleep(0)  # let the cancelled tasks end
         # The shutdown's replies are queued: closing with a linger sends them,

@@ -22,7 +22,7 @@ from nbseal.kernel.session import WireSession
 from nbseal.kernel.warm import resident_mb
 from nbseal.kernel.wire import RawMessage, resign, split_frames
 from nbseal.runtime_dirs import IPC_PORTS, write_ipc_connection_file
-from nbseal.sandbox.launch import Launcher, LaunchRequest, Relay
+from nbseal.sandbox.launch import KernelProcess, Launcher, LaunchRequest, Relay
 from nbseal.timeline import mark
 
 __all__ = ["SubKernel", "answers_interrupt"]
@@ -108,7 +108,7 @@ class SubKernel:
         self.workdir = workdir
         self.socket_dir = runtime_dir / f"k{index}"
         self.identity = f"nbseal-{os.getpid()}-{index}".encode()
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: KernelProcess | None = None
         self.kernel_info: dict[str, Any] = {}
         self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._sockets: dict[str, zmq.asyncio.Socket] = {}

@@ -33,10 +33,10 @@ from nbseal.sandbox.mounts import (
     DROP_CAPS,
     SANDBOX_HOME,
     Mounts,
-    pipe_with,
     runtime_args,
     scratch_tmpfs,
 )
+from nbseal.sandbox.recipe import pipe_with
 from nbseal.sandbox.seccomp import PROFILE, compiled_filter
 
 __all__ = ["SealedStep", "sealed_step"]

@@ -26,9 +26,17 @@ from pathlib import Path
 
 from nbseal.errors import KernelStartError, SandboxUnavailableError
 from nbseal.procfs import status_field
+from nbseal.runtime_dirs import runtime_base
+from nbseal.sandbox import headstart
 from nbseal.sandbox.available import ensure_sandbox, find_bwrap
-from nbseal.sandbox.identity import SandboxIdentity, sandbox_identity
-from nbseal.sandbox.launch import Launcher, LaunchRequest, relay_script
+from nbseal.sandbox.identity import sandbox_identity
+from nbseal.sandbox.launch import (
+    KernelProcess,
+    Launcher,
+    LaunchRequest,
+    PopenProcess,
+    relay_script,
+)
 from nbseal.sandbox.limits import MemoryCgroup, memory_cgroup_parent
 from nbseal.sandbox.mounts import (
     RELAY_INSIDE,
@@ -37,7 +45,6 @@ from nbseal.sandbox.mounts import (
     Mounts,
     base_python_prefixes,
     namespace_args,
-    pipe_with,
     read_pyvenv_cfg,
     runtime_args,
     sandbox_ids,
@@ -45,7 +52,18 @@ from nbseal.sandbox.mounts import (
     synthetic_files,
 )
 from nbseal.sandbox.policy import SandboxPolicy
+from nbseal.sandbox.recipe import (
+    CGROUP_PROCS,
+    INFO_FD,
+    CgroupSpec,
+    ConnectionSpec,
+    LaunchRecipe,
+    pipe_token,
+    prepare,
+    tokenised,
+)
 from nbseal.sandbox.seccomp import PROFILE, SeccompProfile, compiled_filter
+from nbseal.timeline import mark
 
 __all__ = ["BwrapLauncher"]
 
@@ -67,9 +85,7 @@ class BwrapLauncher(Launcher):
         self.seccomp = seccomp
         self._bwrap = bwrap
         # bwrap process -> host pid of the sandbox's pid 1 (bwrap's reaper).
-        self._reapers: weakref.WeakKeyDictionary[asyncio.subprocess.Process, int] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._reapers: weakref.WeakKeyDictionary[KernelProcess, int] = weakref.WeakKeyDictionary()
 
     @property
     def bwrap(self) -> str:
@@ -100,9 +116,14 @@ class BwrapLauncher(Launcher):
         return env
 
     def build_argv(
-        self, request: LaunchRequest, *, files: Mapping[str, int], info_fd: int | None = None
+        self,
+        request: LaunchRequest,
+        *,
+        files: Mapping[str, int | str],
+        info_fd: int | str | None = None,
     ) -> list[str]:
-        """The bwrap command line; ``files`` maps a path inside to a readable fd."""
+        """The bwrap command line; ``files`` maps a path inside to a readable fd (or, in a
+        recipe, its token)."""
         policy = self.policy
         argv = [self.bwrap, *namespace_args(network=policy.network), "--clearenv"]
         for key, value in self.environment(request).items():
@@ -168,51 +189,90 @@ class BwrapLauncher(Launcher):
                 unwritable, uid=identity.host_uid, gid=identity.host_gid
             )
 
-    async def launch(self, request: LaunchRequest) -> asyncio.subprocess.Process:
-        bwrap = self.bwrap  # a missing bwrap is a clear error here
-        self._check_paths()
-        cgroup = self._memory_cgroup()
+    def recipe(self, request: LaunchRequest) -> LaunchRecipe:
+        """This launch as data, its per-start parts as tokens (see :mod:`.recipe`)."""
+        runtime = request.socket_dir.parent
+        files = synthetic_files(*sandbox_ids(), network=self.policy.network)
+        if request.relay is not None:
+            files[RELAY_INSIDE] = relay_script().read_bytes()
+        pipes = [compiled_filter(self.seccomp), *files.values()]
+        data = {dest: pipe_token(i + 1) for i, dest in enumerate(files)}
+        argv = self.build_argv(request, files=data, info_fd=INFO_FD)
+        argv[1:1] = ["--seccomp", pipe_token(0)]
+        parent = memory_cgroup_parent()
+        cgroup = None
+        if not isinstance(parent, str):
+            limit = self.policy.limits.memory
+            cgroup = CgroupSpec(str(parent.directory), parent.limit_file, parent.swap_file, limit)
+            argv = MemoryCgroup.wrap_procs(CGROUP_PROCS, argv)
         identity = sandbox_identity()
-        self.policy.workdir.mkdir(parents=True, exist_ok=True)
-        identity.hand_over(self.policy.workdir)
-        _hand_over_tree(identity, request.socket_dir)
+        # nbseal run's own folder holds the runtime folder, and is made anew for each run.
+        per_run = runtime.parent != runtime_base()
+        return LaunchRecipe(
+            argv=tuple(tokenised(a, runtime, parent=per_run) for a in argv),
+            pipes=tuple(pipes),
+            cwd=tokenised(str(self.policy.workdir), runtime),
+            log=tokenised(str(request.log_path), runtime),
+            folders=(tokenised(str(request.socket_dir), runtime),),
+            owner=(identity.host_uid, identity.host_gid) if identity.drops else None,
+            cgroup=cgroup,
+            connection=_connection_spec(request) if request.relay is None else None,
+        )
 
+    def _may_start_ahead(self, request: LaunchRequest) -> bool:
+        """Whether a head start may run this launch before the proxy computed it: a
+        proxy's first kernel, whose sandbox reaches nothing (see :mod:`.headstart`)."""
+        policy = self.policy
+        runtime = request.socket_dir.parent
+        return (
+            request.socket_dir.name == "k1"
+            and request.relay is None
+            and not policy.network
+            and not policy.shares
+            and policy.workdir.is_relative_to(runtime)
+        )
+
+    async def launch(self, request: LaunchRequest) -> KernelProcess:
+        self._check_paths()
+        recipe = self.recipe(request)
+        head_start = headstart.take(request.socket_dir)
+        if head_start is not None:
+            why_not = head_start.differs(recipe)
+            if why_not is None:
+                mark("proxy", "head start: taken over")
+                return await self._started(
+                    PopenProcess(head_start.popen), head_start.info_read, head_start.cgroup
+                )
+            mark("proxy", f"head start: killed, {why_not}")
+            await asyncio.to_thread(head_start.kill)
         # Small files go to bwrap through pipes: nothing is written on the
         # host, and the sandbox gets a private, read-only copy.
-        data_fds: dict[str, int] = {}
-        seccomp_fd = pipe_with(compiled_filter(self.seccomp))
-        info_read, info_write = os.pipe()
+        prepared = prepare(recipe, request.socket_dir.parent)
         try:
-            files = synthetic_files(*sandbox_ids(), network=self.policy.network)
-            if request.relay is not None:
-                files[RELAY_INSIDE] = relay_script().read_bytes()
-            for dest, content in files.items():
-                data_fds[dest] = pipe_with(content)
-            argv = self.build_argv(request, files=data_fds, info_fd=info_write)
-            argv[1:1] = ["--seccomp", str(seccomp_fd)]
-            if cgroup is not None:
-                argv = cgroup.wrap(argv)
-            with open(request.log_path, "ab") as log:
+            with open(prepared.log, "ab") as log:
                 process = await asyncio.create_subprocess_exec(
-                    *argv,
+                    *prepared.argv,
                     # bwrap needs no environment; --clearenv builds the kernel's.
                     env={},
-                    cwd=str(self.policy.workdir),
+                    cwd=prepared.cwd,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
-                    pass_fds=(info_write, seccomp_fd, *data_fds.values()),
+                    pass_fds=prepared.pass_fds,
                     start_new_session=True,
                 )
         except BaseException:
-            os.close(info_read)
-            if cgroup is not None:
-                cgroup.remove()
+            prepared.abandon()
             raise
-        finally:
-            os.close(info_write)
-            for fd in (seccomp_fd, *data_fds.values()):
-                os.close(fd)
+        prepared.started()
+        if request.socket_dir.name == "k1":
+            headstart.record(recipe if self._may_start_ahead(request) else None)
+        return await self._started(process, prepared.info_read, prepared.cgroup)
+
+    async def _started(
+        self, process: KernelProcess, info_read: int, cgroup: MemoryCgroup | None
+    ) -> KernelProcess:
+        """Watch a started sandbox: its cgroup removed after it, its reaper's pid known."""
         if cgroup is not None:
             task = asyncio.create_task(_remove_when_done(process, cgroup))
             _cleanups.add(task)
@@ -229,7 +289,7 @@ class BwrapLauncher(Launcher):
             # a kernel that "exited at start": checked now rather than before
             # every first launch, where the check cost a sandbox's start.
             try:
-                await ensure_sandbox(bwrap)
+                await ensure_sandbox(self.bwrap)
             except SandboxUnavailableError:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(process.pid, signal.SIGKILL)
@@ -238,18 +298,6 @@ class BwrapLauncher(Launcher):
         else:
             self._reapers[process] = reaper
         return process
-
-    def _memory_cgroup(self) -> MemoryCgroup | None:
-        """A cgroup capping the sandbox's memory, made now; None where none can be."""
-        parent = memory_cgroup_parent()
-        if isinstance(parent, str):
-            return None
-        cgroup = MemoryCgroup(parent, self.policy.limits.memory)
-        try:
-            cgroup.create()
-        except OSError:
-            return None  # e.g. a read-only cgroup file system in a container
-        return cgroup
 
     async def _read_info(self, fd: int) -> int | None:
         """The sandbox's pid 1 on the host, from bwrap's --info-fd JSON."""
@@ -270,7 +318,7 @@ class BwrapLauncher(Launcher):
             return None  # bwrap failed; the kernel log holds its message
         return pid if isinstance(pid, int) else None
 
-    def kernel_pid(self, process: asyncio.subprocess.Process) -> int | None:
+    def kernel_pid(self, process: KernelProcess) -> int | None:
         """The kernel's own host pid, for signals; ``None`` once it is gone.
 
         The sandbox's pid 1 is bwrap's reaper, which ignores SIGINT; the
@@ -290,7 +338,7 @@ class BwrapLauncher(Launcher):
 _cleanups: set[asyncio.Task[None]] = set()
 
 
-async def _remove_when_done(process: asyncio.subprocess.Process, cgroup: MemoryCgroup) -> None:
+async def _remove_when_done(process: KernelProcess, cgroup: MemoryCgroup) -> None:
     """Remove a sandbox's cgroup once its processes are gone."""
     await process.wait()
     # bwrap's pid 1 takes the sandbox down with it; its last tasks may take a moment.
@@ -300,14 +348,20 @@ async def _remove_when_done(process: asyncio.subprocess.Process, cgroup: MemoryC
         await asyncio.sleep(0.1)
 
 
-def _hand_over_tree(identity: SandboxIdentity, directory: Path) -> None:
-    """Give a directory nbseal made for one kernel, and its files, to the sandbox user."""
-    if not identity.drops:
-        return
-    identity.hand_over(directory)
-    for entry in directory.iterdir():
-        if not entry.is_symlink():
-            identity.hand_over(entry)
+def _connection_spec(request: LaunchRequest) -> ConnectionSpec | None:
+    """The ipc connection file the kernel reads (as :class:`SubKernel` wrote it), but its key."""
+    runtime = request.socket_dir.parent
+    path = request.socket_dir / "connection.json"
+    try:
+        info = json.loads(path.read_text())
+        return ConnectionSpec(
+            path=tokenised(str(path), runtime),
+            sockets=tokenised(str(info["ip"]), runtime),
+            kernel_name=str(info["kernel_name"]),
+            signature_scheme=str(info["signature_scheme"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _pid_inside(pid: int) -> int | None:

@@ -10,19 +10,96 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import os
+import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 __all__ = [
     "DirectLauncher",
+    "KernelProcess",
     "LaunchRequest",
     "Launcher",
+    "PopenProcess",
     "Relay",
     "relay_script",
     "spawn_logged",
 ]
+
+
+class KernelProcess(Protocol):
+    """What nbseal uses of a started kernel process (asyncio's Process has it all)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+class PopenProcess:
+    """A process started with :class:`subprocess.Popen` (the head start's), awaited
+    as asyncio's Process is: its exit is seen through a pidfd, without a thread."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self._exited: asyncio.Future[int] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.kill()
+
+    async def wait(self) -> int:
+        code = self._popen.poll()
+        if code is not None:
+            return code
+        if self._exited is None:
+            self._exited = self._watch(asyncio.get_running_loop())
+        return await asyncio.shield(self._exited)
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[int]:
+        exited: asyncio.Future[int] = loop.create_future()
+
+        def done(code: int) -> None:
+            if not exited.done():
+                exited.set_result(code)
+
+        try:
+            fd = os.pidfd_open(self._popen.pid)
+        except OSError:  # no pidfd (Linux < 5.3): a thread waits instead
+            waiter = threading.Thread(
+                target=lambda: loop.call_soon_threadsafe(done, self._popen.wait()),
+                name=f"wait-{self._popen.pid}",
+                daemon=True,
+            )
+            waiter.start()
+            return exited
+
+        def readable() -> None:
+            code = self._popen.poll()
+            if code is not None:
+                loop.remove_reader(fd)
+                os.close(fd)
+                done(code)
+
+        loop.add_reader(fd, readable)
+        return exited
 
 
 def relay_script() -> Path:
@@ -94,9 +171,9 @@ class Launcher(abc.ABC):
     sealed: bool = False
 
     @abc.abstractmethod
-    async def launch(self, request: LaunchRequest) -> asyncio.subprocess.Process: ...
+    async def launch(self, request: LaunchRequest) -> KernelProcess: ...
 
-    def kernel_pid(self, process: asyncio.subprocess.Process) -> int | None:
+    def kernel_pid(self, process: KernelProcess) -> int | None:
         """The kernel's own host pid (signals go there); the process itself by default."""
         return process.pid if process.returncode is None else None
 

@@ -115,7 +115,7 @@ DEFAULT_LIMITS = Limits()
 # memory cgroups
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class _Hierarchy:
+class Hierarchy:
     """Where this process's memory cgroup is, and how to write a limit there."""
 
     directory: Path
@@ -134,7 +134,7 @@ def _own_cgroup(proc_self_cgroup: str, *, v2: bool) -> str | None:
     return None
 
 
-def _hierarchy() -> _Hierarchy | str:
+def _hierarchy() -> Hierarchy | str:
     """This process's memory hierarchy, or why nbseal cannot make cgroups in it."""
     try:
         mine = Path("/proc/self/cgroup").read_text()
@@ -151,16 +151,16 @@ def _hierarchy() -> _Hierarchy | str:
             # A process's own cgroup may not both hold processes and delegate
             # controllers ("no internal processes"): its parent must.
             return f"the memory controller is not enabled below {directory}"
-        return _Hierarchy(directory, "memory.max", "memory.swap.max")
+        return Hierarchy(directory, "memory.max", "memory.swap.max")
     path = _own_cgroup(mine, v2=False)
     if path is None or not (root / "memory").is_dir():
         return "the memory controller is not mounted"
-    return _Hierarchy(
+    return Hierarchy(
         root / "memory" / path.lstrip("/"), "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"
     )
 
 
-def memory_cgroup_parent() -> _Hierarchy | str:
+def memory_cgroup_parent() -> Hierarchy | str:
     """Where sandboxes' memory cgroups go, or why their memory is not capped here."""
     found = _hierarchy()
     if isinstance(found, str):
@@ -173,7 +173,7 @@ def memory_cgroup_parent() -> _Hierarchy | str:
 class MemoryCgroup:
     """One sandbox's memory cgroup: made before it starts, removed after it ends."""
 
-    def __init__(self, where: _Hierarchy, limit: int) -> None:
+    def __init__(self, where: Hierarchy, limit: int) -> None:
         self.hierarchy = where
         # Named after the process that makes it, so that no other nbseal takes
         # it for a leftover while it is still empty (between mkdir and start).
@@ -202,10 +202,12 @@ class MemoryCgroup:
             self.remove()
             raise
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        """``argv`` run from inside the cgroup: it and every process it starts."""
+    @staticmethod
+    def wrap_procs(procs: str, argv: list[str]) -> list[str]:
+        """``argv`` run from inside the cgroup whose ``cgroup.procs`` is ``procs``: it and
+        every process it starts."""
         script = 'echo $$ > "$1" && shift && exec "$@"'
-        return ["/bin/sh", "-c", script, "nbseal-cgroup", str(self.procs), *argv]
+        return ["/bin/sh", "-c", script, "nbseal-cgroup", procs, *argv]
 
     def remove(self) -> bool:
         """Remove the cgroup once empty; True when it is gone."""

@@ -29,7 +29,6 @@ __all__ = [
     "Mounts",
     "base_python_prefixes",
     "namespace_args",
-    "pipe_with",
     "read_pyvenv_cfg",
     "runtime_args",
     "sandbox_ids",
@@ -246,10 +245,12 @@ class Mounts:
         self._ops: list[tuple[int, int, list[str]]] = []
         self._binds: set[PurePosixPath] = set()  # destinations backed by host paths
         self._dests: set[PurePosixPath] = set()
+        self._order: list[PurePosixPath] = []  # destinations as added
 
     def add(self, dest: str, *args: str) -> None:
         self._ops.append((_depth(dest), len(self._ops), list(args)))
         self._dests.add(PurePosixPath(dest))
+        self._order.append(PurePosixPath(dest))
         if "--tmpfs" not in args:
             self._binds.add(PurePosixPath(dest))
 
@@ -262,16 +263,27 @@ class Mounts:
         read bit (and on a root remounted read-only, so no chmod) they can
         only be traversed.
         """
-        parents: set[PurePosixPath] = set()
-        for dest in self._dests:
-            parents.update(p for p in dest.parents if len(p.parts) > 1)
+        # Each parent in the order of the first mount below it, before the mounts
+        # of its depth: not by name, so that a folder with a random name (the
+        # runtime folder) takes the same place at every start (sandbox/recipe.py).
+        first: dict[PurePosixPath, int] = {}
+        for index, dest in enumerate(self._order):
+            for parent in dest.parents:
+                if len(parent.parts) > 1:
+                    first.setdefault(parent, index)
         ops = []
-        for parent in sorted(parents - self._dests):
-            if str(parent.parts[1]) in SYSTEM_TOPS:
-                continue  # already a read-only system mount
+        for parent, index in first.items():
+            if parent in self._dests or str(parent.parts[1]) in SYSTEM_TOPS:
+                continue  # a mount point itself, or already a read-only system mount
             if any(_is_within(parent, bind) for bind in self._binds):
                 continue  # inside a host bind: never create anything there
-            ops.append((_depth(str(parent)), -1, ["--perms", "0111", "--dir", str(parent)]))
+            ops.append(
+                (
+                    _depth(str(parent)),
+                    index - len(self._order),
+                    ["--perms", "0111", "--dir", str(parent)],
+                )
+            )
         return ops
 
     def args(self) -> list[str]:
@@ -281,16 +293,3 @@ class Mounts:
         return out
 
     # Left for the next launch's sweep (sweep_stale_cgroups).
-
-
-def pipe_with(content: bytes) -> int:
-    """The read end of a pipe holding ``content`` (far below a pipe's 64 KiB)."""
-    read_end, write_end = os.pipe()
-    try:
-        os.write(write_end, content)
-    except BaseException:
-        os.close(read_end)
-        raise
-    finally:
-        os.close(write_end)
-    return read_end

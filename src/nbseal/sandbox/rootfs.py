@@ -135,7 +135,11 @@ class RootfsLauncher(BwrapLauncher):
         return ROOTFS_PATH
 
     def build_argv(
-        self, request: LaunchRequest, *, files: Mapping[str, int], info_fd: int | None = None
+        self,
+        request: LaunchRequest,
+        *,
+        files: Mapping[str, int | str],
+        info_fd: int | str | None = None,
     ) -> list[str]:
         policy = self.policy
         rootfs = request.env_path
