@@ -6,7 +6,10 @@ as it is (``UV_CACHE_DIR`` or uv's default; never cleared).
 
 (c) warm start: the default environment is already in the store. Time from
     starting the nbseal kernel to the ``execute_result`` of ``1+1``, against
-    the same environment's ipykernel started directly. Target: under 1.2x.
+    the same environment's ipykernel started directly. Target: at most 1.05x
+    (issue 17; the first issue's was 1.2x). The nbseal kernel runs with its
+    head start (sandbox/headstart.py): the untimed warm-up keeps the recipe
+    that every timed start then uses.
 (d) cold build: one lock (resolved once, untimed) built into an empty store by
     nbseal, against ``uv venv`` + ``uv pip sync`` of the same ``pylock.toml``
     with the flags nbseal passes, both with a warm uv cache. Target: under 1.1x.
@@ -175,8 +178,8 @@ def bench_warm_start(runs: int, work: Path) -> None:
         f"+import nbseal.kernel.proxy {1000 * (imports - bare):.0f}; "
         f"one `python -c platform.python_version()` {1000 * version:.0f}"
     )
-    verdict = "meets" if proxy / direct < 1.2 else "MISSES"
-    print(f"warm start ratio {proxy / direct:.2f}x ({verdict} the 1.2x target)")
+    verdict = "meets" if proxy / direct <= 1.05 else "MISSES"
+    print(f"warm start ratio {proxy / direct:.2f}x ({verdict} the 1.05x target)")
 
 
 # ---------------------------------------------------------------------------

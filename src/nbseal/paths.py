@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 __all__ = ["cache_root"]
 
 
@@ -18,4 +16,8 @@ def cache_root() -> Path:
     override = os.environ.get("NBSEAL_CACHE_DIR")
     if override:
         return Path(override).expanduser().resolve()
+    # Imported here: the head start (sandbox/headstart.py) asks for the root
+    # before the kernel's imports, and platformdirs imports platform.
+    import platformdirs
+
     return Path(platformdirs.user_cache_dir("nbseal", appauthor=False))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
-import logging
 import os
 import shutil
 import signal
@@ -58,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         # by running ldconfig (40-50 ms): done on a thread while this one
         # imports the proxy, it is ready when the first sandbox starts.
         threading.Thread(target=_compile_seccomp, name="seccomp", daemon=True).start()
-    # Imported here, after that thread started.
+    # Imported here, after the head start and that thread: asyncio alone takes
+    # 50-80 ms.
+    import asyncio
+
     from nbseal.kernel.proxy import ProxyConfig, ProxyKernel, configure_logging
     from nbseal.runtime_dirs import sweep_orphans
 
@@ -130,6 +131,8 @@ def _exit(code: int) -> None:
     ends; the interpreter's teardown (modules, zmq, threads) took 60-140 ms
     of every ``nbseal run``.
     """
+    import logging  # imported long since, by the proxy
+
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -30,12 +30,10 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,7 +155,9 @@ def begin(*, connection_file: str, runtime_parent: Path | None, session: str, cw
     runtime = make_runtime_dir("nbseal-", runtime_parent)
     try:
         _state.pending = _start(recipe, runtime, key)
-    except Exception as exc:
+    except Exception as exc:  # whatever failed, the proxy starts its kernel as before
+        import shutil
+
         shutil.rmtree(runtime, ignore_errors=True)
         mark("proxy", f"head start: not made ({type(exc).__name__}: {exc})")
         return
@@ -264,6 +264,8 @@ def record(recipe: LaunchRecipe | None) -> None:
         recipe.check()
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = json.dumps(recipe.to_json(), separators=(",", ":")).encode()
+        import tempfile
+
         fd, temporary = tempfile.mkstemp(prefix=".recipe-", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -179,7 +178,7 @@ class MemoryCgroup:
         # it for a leftover while it is still empty (between mkdir and start).
         pid = os.getpid()
         maker = f"{pid}-{process_start_time(pid)}"
-        self.path = where.directory / f"{CGROUP_PREFIX}{maker}-{uuid.uuid4().hex[:8]}"
+        self.path = where.directory / f"{CGROUP_PREFIX}{maker}-{os.urandom(4).hex()}"
         self.limit = limit
 
     @property
