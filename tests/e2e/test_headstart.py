@@ -68,7 +68,9 @@ def test_a_notebook_s_next_run_takes_over_the_kernel_started_ahead(tmp_path: Pat
     recipe = _recipe_of(path)
     assert recipe.stat().st_mode & 0o777 == 0o600
     assert recipe.parent.stat().st_mode & 0o777 == 0o700
+    os.utime(recipe, (0, 0))
     second = _run(path)
+    assert recipe.stat().st_mtime > 0, "used now: `nbseal env gc` keeps it"
     events = [m[1] for line in second.stderr.splitlines() if (m := EVENT.fullmatch(line))]
     launched = next(i for i, e in enumerate(events) if LAUNCHED.search(e))
     imported = events.index("proxy       imports done")

@@ -210,3 +210,24 @@ def test_recipes_are_kept_per_notebook_folder_and_starter(
     }
     assert one not in others
     assert len(others) == 3
+
+
+def test_env_gc_forgets_recipes_unused_or_binding_a_removed_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NBSEAL_CACHE_DIR", str(tmp_path))
+    folder = tmp_path / "head-start"
+    env = tmp_path / "envs" / "abc"
+    env.mkdir(parents=True)
+    binding = _recipe(argv=(*_recipe().argv, "--ro-bind", str(env), str(env)))
+    kept, old, gone = folder / "kept.json", folder / "old.json", folder / "gone.json"
+    for path in (kept, old, gone):
+        _write(path, binding)
+    os.utime(old, (0, 0))
+    env2 = tmp_path / "envs" / "removed"
+    gone.write_text(
+        json.dumps(_recipe(argv=(*_recipe().argv, "--bind", str(env2), "/x")).to_json())
+    )
+    assert headstart.collect_garbage(86400) == 2
+    assert [p.name for p in folder.iterdir()] == ["kept.json"]
+    assert headstart.collect_garbage(86400) == 0

@@ -203,6 +203,11 @@ def cmd_env(args: argparse.Namespace) -> int:
     removed = store.gc(args.older_than * 86400)
     freed = sum(e.size for e in removed)
     print(f"removed {len(removed)} environments, freed {freed / 1e6:.1f} MB")
+    from nbseal.sandbox import headstart
+
+    recipes = headstart.collect_garbage(args.older_than * 86400)
+    if recipes:
+        print(f"removed {recipes} head-start recipes of kernels not started since, or gone")
     from nbseal.backends import registered_backends
 
     locks = [lock for _, lock in store.locks()]

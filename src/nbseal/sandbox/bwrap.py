@@ -240,6 +240,7 @@ class BwrapLauncher(Launcher):
             why_not = head_start.differs(recipe)
             if why_not is None:
                 mark("proxy", "head start: taken over")
+                headstart.used()
                 return await self._started(
                     PopenProcess(head_start.popen), head_start.info_read, head_start.cgroup
                 )

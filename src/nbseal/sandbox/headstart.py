@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from nbseal.paths import cache_root
@@ -240,6 +241,44 @@ def take(socket_dir: Path) -> HeadStart | None:
         return None
     _state.pending = None
     return pending
+
+
+def used() -> None:
+    """Mark this proxy's recipe as used now (``nbseal env gc`` goes by that time)."""
+    if _state.record_to is not None:
+        with contextlib.suppress(OSError):
+            os.utime(_state.record_to)
+
+
+def collect_garbage(older_than_seconds: float) -> int:
+    """Remove the recipes unused for ``older_than_seconds``, and those that bind a path
+    gone since (an environment ``nbseal env gc`` removed): how many were removed."""
+    folder = cache_root() / FOLDER
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            stale = path.stat().st_mtime < cutoff or _binds_a_missing_path(path)
+        except OSError:
+            continue
+        if stale:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _binds_a_missing_path(path: Path) -> bool:
+    try:
+        argv = json.loads(path.read_bytes())["argv"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True  # not a recipe this nbseal can read
+    return any(
+        option in ("--ro-bind", "--bind")
+        and isinstance(source, str)
+        and not source.startswith("\x00")
+        and not os.path.exists(source)
+        for option, source in pairwise(argv)
+    )
 
 
 def discard() -> None:

@@ -103,12 +103,17 @@ def _hidden_parents(
     /tmp) is made here too: bwrap would make it with the host parent's mode,
     which the kernel's unprivileged uid may not traverse.
     """
-    parents: set[PurePosixPath] = set()
+    # In the order of the first mount below each, not by name: a folder with a
+    # random name (the runtime folder) takes the same place at every start
+    # (sandbox/recipe.py).
+    parents: dict[PurePosixPath, None] = {}
     for dest in dests:
-        parents.update(p for p in dest.parents if len(p.parts) > 1)
+        for parent in dest.parents:
+            if len(parent.parts) > 1:
+                parents.setdefault(parent)
     binds = [d for d in dests if d not in scratch]
     result = []
-    for parent in sorted(parents - set(dests)):
+    for parent in (p for p in parents if p not in dests):
         if any(d in parent.parents for d in binds):
             continue  # inside a host bind: never create anything there
         if any(d in parent.parents for d in scratch):
