@@ -21,7 +21,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbseal.adopt.projectfiles import Declared, canonical_name, docs_requirements
+from nbseal.adopt.projectfiles import SKIPPED_FOLDERS, Declared, canonical_name, docs_requirements
 
 __all__ = [
     "SphinxDocs",
@@ -33,16 +33,6 @@ __all__ = [
 
 # How deep below the project's root a conf.py is looked for (docs/sphinx/source/conf.py).
 DEPTH = 4
-_SKIPPED = {
-    ".git",
-    "site-packages",
-    "node_modules",
-    ".tox",
-    ".venv",
-    "venv",
-    "build",
-    "_build",
-}
 _VERSION_CALLS = {"get_distribution", "version", "require"}
 # Sphinx extensions that render (and may execute) notebooks.
 NOTEBOOK_EXTENSIONS = frozenset({"nbsphinx", "myst_nb", "jupyter_sphinx"})
@@ -66,7 +56,9 @@ def _conf_files(root: Path) -> list[Path]:
             child
             for folder in level
             for child in sorted(folder.iterdir())
-            if child.is_dir() and child.name not in _SKIPPED and not child.name.startswith(".")
+            if child.is_dir()
+            and child.name not in SKIPPED_FOLDERS
+            and not child.name.startswith(".")
         ]
     return found
 

@@ -20,6 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from nbseal._toml import tomllib
 
 __all__ = [
+    "SKIPPED_FOLDERS",
     "Declared",
     "canonical_name",
     "declared_requirements",
@@ -29,6 +30,10 @@ __all__ = [
     "requirements_of_tests",
 ]
 
+# Folders below a project's root that hold no file of the project's own.
+SKIPPED_FOLDERS = frozenset(
+    {".git", "site-packages", "node_modules", ".tox", ".venv", "venv", "build", "_build", "dist"}
+)
 # Requirement files for development, tests or docs are not what a notebook runs with.
 _SIDE_FILES = re.compile(r"(dev|test|doc|lint|ci|build)", re.IGNORECASE)
 # Frontends and notebook tooling: the sandbox runs a kernel, never these.

@@ -21,7 +21,12 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 
-from nbseal.adopt.projectfiles import Declared, canonical_name, requirements_of_tests
+from nbseal.adopt.projectfiles import (
+    SKIPPED_FOLDERS,
+    Declared,
+    canonical_name,
+    requirements_of_tests,
+)
 
 __all__ = ["executing_tests", "tested_requirements"]
 
@@ -29,17 +34,6 @@ __all__ = ["executing_tests", "tested_requirements"]
 DEPTH = 3
 # Larger files are not test modules written by hand.
 MAX_BYTES = 200_000
-_SKIPPED = {
-    ".git",
-    "site-packages",
-    "node_modules",
-    ".tox",
-    ".venv",
-    "venv",
-    "build",
-    "_build",
-    "dist",
-}
 _RUNNERS = re.compile(r"ExecutePreprocessor|NotebookClient|nbclient|papermill|testbook|nbval")
 _EXECUTE_OPTION = "--execute"
 
@@ -55,7 +49,7 @@ def _test_files(root: Path) -> list[Path]:
             except OSError:
                 continue
             for entry in entries:
-                if entry.name.startswith(".") or entry.name in _SKIPPED:
+                if entry.name.startswith(".") or entry.name in SKIPPED_FOLDERS:
                     continue
                 if entry.is_dir() and not entry.is_symlink():
                     children.append(entry)

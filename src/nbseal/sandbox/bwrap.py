@@ -252,15 +252,7 @@ class BwrapLauncher(Launcher):
         try:
             with open(prepared.log, "ab") as log:
                 process = await asyncio.create_subprocess_exec(
-                    *prepared.argv,
-                    # bwrap needs no environment; --clearenv builds the kernel's.
-                    env={},
-                    cwd=prepared.cwd,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    pass_fds=prepared.pass_fds,
-                    start_new_session=True,
+                    *prepared.argv, **prepared.spawn_options(log)
                 )
         except BaseException:
             prepared.abandon()

@@ -203,16 +203,7 @@ def _start(recipe: LaunchRecipe, runtime: Path, key: str) -> HeadStart:
     prepared = prepare(recipe, runtime)
     try:
         with open(prepared.log, "ab") as log:
-            popen = subprocess.Popen(
-                prepared.argv,
-                env={},
-                cwd=prepared.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                pass_fds=prepared.pass_fds,
-                start_new_session=True,
-            )
+            popen = subprocess.Popen(prepared.argv, **prepared.spawn_options(log))
     except BaseException:
         prepared.abandon()
         raise

@@ -20,9 +20,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from nbseal.runtime_dirs import write_ipc_connection_file
 from nbseal.sandbox.limits import Hierarchy, MemoryCgroup
@@ -172,6 +173,20 @@ class Prepared:
     pass_fds: tuple[int, ...]
     info_read: int
     cgroup: MemoryCgroup | None
+
+    def spawn_options(self, log: IO[bytes]) -> dict[str, Any]:
+        """The keyword arguments of a start, for subprocess.Popen or asyncio's: no
+        environment (bwrap's --clearenv builds the kernel's), a session of its own,
+        its output to ``log``, only the recipe's pipes passed."""
+        return {
+            "env": {},
+            "cwd": self.cwd,
+            "stdin": subprocess.DEVNULL,
+            "stdout": log,
+            "stderr": log,
+            "pass_fds": self.pass_fds,
+            "start_new_session": True,
+        }
 
     def started(self) -> None:
         """Close the ends the child holds now; ``info_read`` stays open for the caller."""
